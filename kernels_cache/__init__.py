@@ -1,0 +1,20 @@
+"""A small content-addressed cache of compiled program binaries.
+
+It stores bytes; the caller does the OpenCL work.  Nothing here imports fusec
+or pyopencl.  See docs/cache.md.
+"""
+
+from .config import default_cache_dir, parse_size
+from .format import FORMAT_VERSION, cache_key
+from .store import CacheEntry, CacheWarning, EntryInfo, KernelCache
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CacheEntry",
+    "CacheWarning",
+    "EntryInfo",
+    "KernelCache",
+    "cache_key",
+    "default_cache_dir",
+    "parse_size",
+]

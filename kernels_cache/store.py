@@ -1,0 +1,335 @@
+"""KernelCache: a content-addressed store of compiled program binaries.
+
+Safety rests on three plain rules, none of which needs a lock:
+  * one entry is one file, written to a temp file in the same folder and
+    os.replace'd into place, so a reader sees the old file, the new one or none;
+  * every read is verified (magic, version, lengths, sha256, key), and a bad
+    entry is a warning and a miss, never an exception;
+  * failing to write is a warning and a False, never an exception.
+The per-key lock only saves duplicate builds across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from .config import parse_size
+from .format import (
+    FORMAT_VERSION,
+    CorruptEntry,
+    cache_key,
+    check_key,
+    decode_entry,
+    encode_entry,
+    read_meta,
+)
+from .stats import Stats
+
+SUFFIX = ".kc"
+STALE_TEMP_SECONDS = 3600  # a temp file this old was left by a crashed writer
+
+
+class CacheWarning(UserWarning):
+    """The cache dropped a damaged entry or cannot write; the program goes on."""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    binary: bytes
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    key: str
+    size: int  # bytes on disk
+    mtime: float  # last use (put or hit)
+    meta: dict[str, Any] = field(default_factory=dict)  # {} if the header is unreadable
+
+    @property
+    def name(self) -> str | None:
+        return self.meta.get("name")
+
+    @property
+    def build_seconds(self) -> float:
+        return _seconds(self.meta)
+
+
+def _seconds(meta: dict[str, Any]) -> float:
+    value = meta.get("build_seconds")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _remove(path: Path) -> bool:
+    """Remove a file (or a directory squatting on an entry's path); never raises."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return True
+    except OSError:
+        return False
+
+
+class KernelCache:
+    def __init__(self, directory: str | os.PathLike[str], max_size: int | str = 1 << 30):
+        self.directory = Path(directory)
+        self.max_size = parse_size(max_size)
+        self.root = self.directory / f"v{FORMAT_VERSION}"  # a new format starts afresh
+        self._stats = Stats(self.root / "stats.json")
+        self._warned_write = False
+        self._seconds_of: dict[str, float] = {}  # key -> build_seconds, for hits' savings
+
+    def entry_path(self, key: str) -> Path:
+        check_key(key)
+        # Two-character fan-out keeps folders small on file systems that slow down with size.
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    # -- entries -------------------------------------------------------------
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The verified entry for key, or None. Counts nothing: see record_hit/record_miss."""
+        path = self.entry_path(key)
+        identity = None
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                identity = (st.st_dev, st.st_ino)
+                data = f.read()
+            binary, meta = decode_entry(key, data)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # not cached (or no usable cache folder at all): a plain miss
+        except (OSError, CorruptEntry) as exc:
+            self._drop(path, identity, exc)
+            return None
+        try:
+            os.utime(path)  # the mtime is the LRU clock
+        except OSError:
+            pass
+        self._seconds_of[key] = _seconds(meta)
+        return CacheEntry(key, binary, meta)
+
+    def _drop(self, path: Path, identity: tuple[int, int] | None, why: Exception) -> None:
+        warnings.warn(
+            f"kernel cache: dropping damaged entry {path} ({why}); it will be rebuilt",
+            CacheWarning,
+            stacklevel=3,
+        )
+        # Another process may have replaced the bad file with a good one since we
+        # opened it; only remove the file we actually read.
+        try:
+            st = os.stat(path)
+            same = identity is None or identity == (st.st_dev, st.st_ino)
+        except OSError:
+            same = False
+        if same:
+            _remove(path)
+        self._stats.add(corrupt_dropped=1)
+
+    def put(self, key: str, binary: bytes, meta: dict[str, Any]) -> bool:
+        """Store an entry atomically; False (and one warning per instance) if the disk refuses."""
+        path = self.entry_path(key)
+        data = encode_entry(key, bytes(binary), meta)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # the data must be on disk before the name points at it
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            if not self._warned_write:
+                self._warned_write = True
+                warnings.warn(
+                    f"kernel cache: cannot write to {self.directory} ({exc}); "
+                    "kernels will be rebuilt instead of cached",
+                    CacheWarning,
+                    stacklevel=2,
+                )
+            return False
+        finally:
+            if tmp is not None:
+                _remove(Path(tmp))
+        self._seconds_of[key] = _seconds(meta)
+        self.prune(self.max_size)
+        return True
+
+    def _scan(self) -> list[tuple[float, str, int, Path]]:
+        """(mtime, key, size, path) of every entry; removes stale temp files on the way."""
+        found = []
+        now = time.time()
+        try:
+            folders = [d for d in os.scandir(self.root) if d.is_dir() and len(d.name) == 2]
+        except OSError:
+            return []
+        for folder in folders:
+            try:
+                items = list(os.scandir(folder.path))
+            except OSError:
+                continue
+            for item in items:
+                try:
+                    st = item.stat()
+                except OSError:
+                    continue  # removed by another process meanwhile
+                if item.name.endswith(SUFFIX):
+                    found.append(
+                        (st.st_mtime, item.name[: -len(SUFFIX)], st.st_size, Path(item.path))
+                    )
+                elif item.name.endswith(".tmp") and now - st.st_mtime > STALE_TEMP_SECONDS:
+                    _remove(Path(item.path))
+        return found
+
+    def entries(self) -> list[EntryInfo]:
+        """All entries, most recently used first, reading only headers and metadata."""
+        infos = []
+        for mtime, key, size, path in self._scan():
+            try:
+                with open(path, "rb") as f:
+                    meta = read_meta(f)
+            except (OSError, CorruptEntry):
+                meta = {}
+            infos.append(EntryInfo(key, size, mtime, meta))
+        infos.sort(key=lambda info: (-info.mtime, info.key))
+        return infos
+
+    def prune(self, max_size: int | str) -> int:
+        """Evict least recently used entries until the total is <= max_size; the count removed."""
+        limit = parse_size(max_size)
+        found = sorted(self._scan())  # oldest first; the key breaks mtime ties
+        total = sum(size for _, _, size, _ in found)
+        removed = 0
+        for _, key, size, path in found:
+            if total <= limit:
+                break
+            total -= size  # even if another process removed it first
+            if _remove(path):
+                removed += 1
+                self._seconds_of.pop(key, None)
+                _remove(self.root / "locks" / f"{key}.lock")
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry (and lock file); the number of entries removed."""
+        removed = sum(_remove(path) for _, _, _, path in self._scan())
+        shutil.rmtree(self.root / "locks", ignore_errors=True)
+        self._seconds_of.clear()
+        return removed
+
+    # -- locking -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, key: str, timeout: float = 60.0) -> Iterator[bool]:
+        """Hold the build lock for key; yields False (and proceeds) if it cannot be had."""
+        check_key(key)
+        path = self.root / "locks" / f"{key}.lock"
+        held = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            candidate = filelock.FileLock(str(path), timeout=timeout)
+            candidate.acquire()
+            held = candidate
+        except (OSError, filelock.Timeout):
+            pass  # correctness never depends on the lock: at worst we build twice
+        try:
+            yield held is not None
+        finally:
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    held.release()
+
+    # -- stats ---------------------------------------------------------------
+
+    def record_hit(self, key: str | None = None) -> None:
+        saved = 0.0
+        if key is not None:
+            if key not in self._seconds_of:
+                self._seconds_of[key] = self._read_seconds(key)
+            saved = self._seconds_of[key]
+        self._stats.add(hits=1, build_seconds_saved=saved)
+
+    def record_miss(self, key: str | None = None) -> None:
+        # key is accepted for symmetry with record_hit; a miss saves nothing to look up.
+        self._stats.add(misses=1)
+
+    def record_build(self, seconds: float) -> None:
+        self._stats.add(builds=1, build_seconds=float(seconds))
+
+    def _read_seconds(self, key: str) -> float:
+        try:
+            with open(self.entry_path(key), "rb") as f:
+                return _seconds(read_meta(f))
+        except (OSError, CorruptEntry):
+            return 0.0
+
+    def flush(self) -> bool:
+        """Persist buffered counters to stats.json; False if that failed (they stay buffered)."""
+        return self._stats.flush()
+
+    def stats(self) -> dict[str, Any]:
+        self.flush()
+        found = self._scan()
+        return {
+            "directory": str(self.directory),
+            "max_size": self.max_size,
+            "entries": len(found),
+            "bytes": sum(size for _, _, size, _ in found),
+            **self._stats.totals(),
+        }
+
+    # -- diagnostics -----------------------------------------------------------
+
+    def explain_miss(self, components: dict[str, str]) -> str:
+        """Say which key component differs from the closest cached entry."""
+        key = cache_key(components)
+        if self.entry_path(key).is_file():
+            return f"an entry with this key exists ({key[:12]}); the miss was not caused by the key"
+        cached = [
+            info.meta["components"]
+            for info in self.entries()
+            if isinstance(info.meta.get("components"), dict)
+        ]
+        same_source = [c for c in cached if c.get("source") == components.get("source")]
+        if not same_source:
+            return f"no entry with this source ({len(cached)} entries record their components)"
+
+        def differing(other: dict[str, Any]) -> list[str]:
+            names = sorted(other.keys() | components.keys())
+            return [n for n in names if other.get(n, _ABSENT) != components.get(n, _ABSENT)]
+
+        # entries() is most recent first and min() keeps the first of equals.
+        closest = min(same_source, key=lambda c: len(differing(c)))
+        diffs = differing(closest)
+        if not diffs:
+            return "an entry with the same components exists under another key"
+        return "; ".join(
+            f"{n} differs: {_show(closest.get(n, _ABSENT))} cached vs "
+            f"{_show(components.get(n, _ABSENT))} now"
+            for n in diffs
+        )
+
+
+_ABSENT = object()
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "absent"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
