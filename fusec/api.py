@@ -1,0 +1,245 @@
+"""The Python API: `fusec.compile(...)` -> Program -> CompiledGraph(...)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from . import dtypes as dt
+from .diagnostics import CallError, CompileError
+from .graph import lower_module, verify
+from .lang import parse
+from .passes import PIPELINE, fuse
+from .plan import make_plan
+
+
+@dataclass
+class FrontEnd:
+    """A file's graphs after the device-independent pipeline."""
+
+    filename: str
+    source: str
+    graphs: list[nx.DiGraph]
+
+
+def read_source(path_or_text) -> tuple[str, str]:
+    """(filename, text): a path to a file, or IR text itself."""
+    if isinstance(path_or_text, os.PathLike) or (
+        isinstance(path_or_text, str) and "\n" not in path_or_text and "{" not in path_or_text
+    ):
+        path = Path(path_or_text)
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CompileError([], str(path), "") from None
+    return "<input>", str(path_or_text)
+
+
+def compile_graphs(path_or_text, *, filename: str | None = None) -> FrontEnd:
+    """Parse, check and simplify every graph of a file; no device involved."""
+    name, text = read_source(path_or_text)
+    name = filename or name
+    try:
+        graphs = []
+        for g in lower_module(parse(text)):
+            for _, stage in PIPELINE:
+                g = stage(g)
+                verify(g)
+            graphs.append(g)
+    except CompileError as e:
+        raise e.with_source(name, text) from None
+    return FrontEnd(name, text, graphs)
+
+
+def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_dir=None) -> Program:
+    """Compile every graph of an IR file (a path, or the text) for an OpenCL device."""
+    if grad:
+        raise NotImplementedError("gradients are not available yet (issue: gradients)")
+    front = compile_graphs(path_or_text)
+    from .runtime import Runtime
+
+    runtime = Runtime(device, queue, cache_dir) if queue is not None else Runtime.shared(device, cache_dir)
+    return Program(front, runtime)
+
+
+class Program:
+    def __init__(self, front: FrontEnd, runtime):
+        self.filename = front.filename
+        self.runtime = runtime
+        self._graphs = {g.graph["name"]: CompiledGraph(g, runtime, front) for g in front.graphs}
+
+    @property
+    def graphs(self) -> list[str]:
+        return list(self._graphs)
+
+    def __getitem__(self, name: str) -> CompiledGraph:
+        try:
+            return self._graphs[name]
+        except KeyError:
+            raise KeyError(f"no graph {name!r} in {self.filename} (graphs: {', '.join(self._graphs)})") from None
+
+    def __iter__(self):
+        return iter(self._graphs.values())
+
+
+class CompiledGraph:
+    def __init__(self, g: nx.DiGraph, runtime, front: FrontEnd):
+        from .codegen import generate
+
+        self.graph = g
+        self.name = g.graph["name"]
+        self.runtime = runtime
+        self.groups = fuse(g)
+        self.source, self.kernels = generate(g, self.groups, runtime.info)
+        self.plan = make_plan(g, self.kernels)
+        self.params = [g.nodes[p] for p in g.graph["params"]]
+        self.param_names = [p["name"] for p in self.params]
+        if not runtime.info.fp64 and any(p.get("dtype") == "f64" for _, p in g.nodes(data=True)):
+            pos = next(p["pos"] for _, p in g.nodes(data=True) if p.get("dtype") == "f64")
+            raise CompileError(
+                [_diag(f"f64 needs cl_khr_fp64, which {runtime.info.name} lacks", pos)],
+                front.filename,
+                front.source,
+            )
+        self._program = None
+
+    def build(self):
+        if self._program is None:
+            self._program = self.runtime.program(self.source, self.name)
+            self._cl_kernels = [getattr(self._program, k.group.name) for k in self.kernels]
+        return self._program
+
+    def __repr__(self) -> str:
+        sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
+        return f"<fusec graph {self.name}({sig}), {len(self.kernels)} kernel(s)>"
+
+    # -- calling -------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        import pyopencl as cl
+        import pyopencl.array as cla
+
+        bound = self._bind(args, kwargs)
+        sizes: dict[str, int] = {}
+        on_device = any(isinstance(v, cla.Array) for v in bound.values())
+        values = {}
+        for p in self.params:
+            values[p["name"]] = self._check_arg(p, bound[p["name"]], sizes)
+        self.build()
+        queue = self.runtime.queue
+        ctx = self.runtime.context
+        buffers = {}
+        for p in self.params:
+            v = values[p["name"]]
+            if len(p["shape"]) == 0:
+                continue
+            if isinstance(v, cla.Array):
+                buffers[p["name"]] = v.data if v.size else None
+            elif v.size:
+                buffers[p["name"]] = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=v)
+        outs = []
+        for o in self.graph.graph["outputs"]:
+            data = self.graph.nodes[o]
+            shape = tuple(_resolve(d, sizes) for d in data["shape"])
+            outs.append(cla.empty(queue, shape, dt.NUMPY[dt.concrete(data["dtype"])]))
+        from .runtime import SCALAR_ARG
+
+        for kernel, clk in zip(self.kernels, self._cl_kernels, strict=True):
+            shape = tuple(_resolve(d, sizes) for d in kernel.group.shape)
+            n = math.prod(shape)
+            if n == 0:
+                continue
+            call_args = []
+            for name, kind, dtype in kernel.args:
+                if kind == "size":
+                    call_args.append(np.int64(n))
+                elif kind == "dim":
+                    call_args.append(np.int64(shape[int(name[1:])]))
+                elif kind == "scalar":
+                    call_args.append(SCALAR_ARG[dtype](values[name]))
+                elif kind == "buffer":
+                    call_args.append(buffers[name])
+                else:
+                    call_args.append(outs[int(name[3:])].data)
+            w = kernel.device.vector_width
+            clk(queue, (-(-n // w),), None, *call_args)
+        if on_device:
+            result = outs
+        else:
+            result = [o.get(queue) for o in outs]
+        return result[0] if len(result) == 1 else tuple(result)
+
+    def _bind(self, args, kwargs) -> dict:
+        names = self.param_names
+        if len(args) > len(names):
+            raise CallError(f"{self.name}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+        bound = dict(zip(names, args, strict=False))
+        for k, v in kwargs.items():
+            if k not in names:
+                raise CallError(f"{self.name}() has no parameter {k!r} (parameters: {', '.join(names)})")
+            if k in bound:
+                raise CallError(f"{self.name}() got parameter {k!r} twice")
+            bound[k] = v
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise CallError(f"{self.name}() is missing {', '.join(repr(m) for m in missing)}")
+        return bound
+
+    def _check_arg(self, p: dict, value, sizes: dict):
+        import pyopencl.array as cla
+
+        name, dtype, shape = p["name"], p["dtype"], tuple(p["shape"])
+        want = f"{dtype}{list(shape)}" if shape else dtype
+        np_dtype = dt.NUMPY[dtype]
+        if not shape:  # a scalar parameter: Python and NumPy numbers, 0-d arrays
+            if isinstance(value, cla.Array):
+                raise CallError(f"parameter {name!r} expects a scalar {dtype}, got a device array")
+            arr = np.asarray(value)
+            if arr.shape != ():
+                raise CallError(f"parameter {name!r} expects a scalar {dtype}, got shape {list(arr.shape)}")
+            kind = arr.dtype.kind
+            ok = {"bool": "b", "i32": "biu", "i64": "biu"}.get(dtype, "biuf")
+            if kind not in ok:
+                raise CallError(f"parameter {name!r} expects {want}, got {arr.dtype}")
+            return arr.astype(np_dtype).item()
+        if isinstance(value, cla.Array):
+            if value.queue is not None and value.queue.context != self.runtime.context:
+                raise CallError(f"parameter {name!r}: device array belongs to another OpenCL context")
+            if not value.flags.c_contiguous:
+                raise CallError(f"parameter {name!r}: device array must be C-contiguous")
+            arr = value
+        else:
+            if not isinstance(value, np.ndarray):
+                raise CallError(f"parameter {name!r} expects an array {want}, got {type(value).__name__}")
+            arr = np.ascontiguousarray(value)  # strided input: computed on a C-ordered copy
+        if arr.dtype != np_dtype:
+            raise CallError(f"parameter {name!r} expects {want}, got {arr.dtype} array")
+        if arr.ndim != len(shape):
+            raise CallError(
+                f"parameter {name!r} expects {want} ({len(shape)} dimensions), got shape {list(arr.shape)}"
+            )
+        for i, (d, got) in enumerate(zip(shape, arr.shape, strict=True)):
+            if isinstance(d, int):
+                if d != got:
+                    raise CallError(f"parameter {name!r} expects {want}, got shape {list(arr.shape)} (dimension {i})")
+            elif sizes.setdefault(d, got) != got:
+                raise CallError(
+                    f"parameter {name!r} expects {want}, got shape {list(arr.shape)}: "
+                    f"{d} is already {sizes[d]} from an earlier argument"
+                )
+        return arr
+
+
+def _resolve(d, sizes):
+    return d if isinstance(d, int) else sizes[d]
+
+
+def _diag(message, pos):
+    from .diagnostics import Diagnostic
+
+    return Diagnostic(message, pos)

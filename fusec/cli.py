@@ -1,0 +1,198 @@
+"""The `fusec` command line. Exit status: 0 success, 1 bad input, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .diagnostics import FusecError
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A mistake in the user's input, reported as `fusec: error: ...`."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fusec", description="JIT fusion compiler: IR -> fused OpenCL kernels.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile every graph of a file (fills the kernel cache)")
+    c.add_argument("file")
+    c.add_argument("-o", "--outdir", help="write <graph>.cl and <graph>.json (launch plan) here")
+    c.add_argument("--grad", action="store_true", help="also build backward kernels")
+    c.add_argument("--emit", choices=["source", "plan", "graph", "all"], help="print this to stdout")
+
+    k = sub.add_parser("check", help="parse and type-check only")
+    k.add_argument("file")
+
+    r = sub.add_parser("run", help="run a graph on .npy inputs")
+    r.add_argument("file")
+    r.add_argument("--graph", help="graph name (needed when the file has several)")
+    r.add_argument("--input", "-i", action="append", default=[], metavar="NAME=FILE.npy|NUMBER")
+    r.add_argument("--output", "-o", help="write outputs to this .npz (out0, out1, ...)")
+
+    sub.add_parser("devices", help="list OpenCL devices")
+
+    cache = sub.add_parser("cache", help="inspect or trim the kernel cache")
+    cache.add_argument("action", choices=["stats", "ls", "clear", "prune"])
+    cache.add_argument("--max-size", help="for prune: target size, e.g. 500M")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FusecError as e:
+        print(str(e) if str(e).startswith(("<", "/")) or ":" in str(e)[:200] else f"fusec: error: {e}",
+              file=sys.stderr)
+        return EXIT_INPUT
+    except UserError as e:
+        print(f"fusec: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _front(path: str):
+    from .api import compile_graphs
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"cannot read {path!r}: no such file")
+    return compile_graphs(p)
+
+
+def cmd_check(args) -> int:
+    front = _front(args.file)
+    print(f"{args.file}: ok ({len(front.graphs)} graph{'s' if len(front.graphs) != 1 else ''})")
+    return EXIT_OK
+
+
+def _program(path: str):
+    import fusec
+
+    _front(path)  # file errors before touching a device
+    return fusec.compile(Path(path))
+
+
+def cmd_compile(args) -> int:
+    from .graph import dump
+
+    if args.grad:
+        raise UserError("--grad is not available yet")
+    prog = _program(args.file)
+    outdir = Path(args.outdir) if args.outdir else None
+    if outdir:
+        outdir.mkdir(parents=True, exist_ok=True)
+    for g in prog:
+        g.build()
+        if args.emit in ("graph", "all"):
+            print(dump(g.graph))
+        if args.emit in ("source", "all"):
+            print(g.source)
+        if args.emit in ("plan", "all"):
+            print(json.dumps(g.plan, indent=2))
+        if outdir:
+            (outdir / f"{g.name}.cl").write_text(g.source, encoding="utf-8")
+            (outdir / f"{g.name}.json").write_text(json.dumps(g.plan, indent=2) + "\n", encoding="utf-8")
+        if not args.emit:
+            ops = sum(len(k["ops"]) for k in g.plan["kernels"])
+            print(f"{g.name}: {len(g.kernels)} kernel(s), {ops} op(s) fused", file=sys.stderr)
+    if outdir:
+        print(f"wrote {len(prog.graphs) * 2} files to {outdir}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _load_input(spec: str):
+    name, sep, value = spec.partition("=")
+    if not sep or not name:
+        raise UserError(f"--input expects NAME=FILE.npy or NAME=NUMBER, got {spec!r}")
+    path = Path(value)
+    if path.suffix == ".npy" or path.exists():
+        try:
+            return name, np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read input {name!r} from {value!r}: {e}") from None
+    try:
+        return name, (int(value) if value.lstrip("+-").isdigit() else float(value))
+    except ValueError:
+        raise UserError(f"input {name!r}: {value!r} is neither a .npy file nor a number") from None
+
+
+def cmd_run(args) -> int:
+    prog = _program(args.file)
+    if args.graph is None:
+        if len(prog.graphs) != 1:
+            raise UserError(f"{args.file} has several graphs ({', '.join(prog.graphs)}): choose one with --graph")
+        args.graph = prog.graphs[0]
+    if args.graph not in prog.graphs:
+        raise UserError(f"no graph {args.graph!r} in {args.file} (graphs: {', '.join(prog.graphs)})")
+    inputs = dict(_load_input(s) for s in args.input)
+    result = prog[args.graph](**inputs)
+    outs = result if isinstance(result, tuple) else (result,)
+    if args.output:
+        np.savez(args.output, **{f"out{i}": o for i, o in enumerate(outs)})
+        print(f"wrote {len(outs)} output(s) to {args.output}", file=sys.stderr)
+    else:
+        for i, o in enumerate(outs):
+            print(f"out{i}: {o.dtype} {list(o.shape)}\n{np.array2string(o, threshold=20)}")
+    return EXIT_OK
+
+
+def cmd_devices(args) -> int:
+    from .runtime import list_devices, select_device
+
+    devices = list_devices()
+    if not devices:
+        raise UserError("no OpenCL device found (pip install 'fusec[pocl]' gives a CPU one)")
+    chosen = select_device()
+    for platform, dev in devices:
+        mark = "*" if dev == chosen else " "
+        print(f"{mark} {platform.name.strip()}: {dev.name.strip()} ({dev.version.strip()}, driver {dev.driver_version})")
+    return EXIT_OK
+
+
+def cmd_cache(args) -> int:
+    from kernels_cache import parse_size
+
+    from .runtime import _open_cache
+
+    cache = _open_cache(None)
+    if cache is None:
+        raise UserError("the kernel cache is off (FUSEC_CACHE=0)")
+    if args.action == "stats":
+        for k, v in cache.stats().items():
+            print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
+    elif args.action == "ls":
+        for e in cache.entries():
+            print(f"{e.key[:16]}  {e.size:>10}  {e.name or '?'}  {e.build_seconds * 1e3:.0f} ms build")
+    elif args.action == "clear":
+        print(f"removed {cache.clear()} entries")
+    else:
+        if not args.max_size:
+            raise UserError("prune needs --max-size SIZE")
+        try:
+            size = parse_size(args.max_size)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        print(f"removed {cache.prune(size)} entries")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "compile": cmd_compile,
+    "check": cmd_check,
+    "run": cmd_run,
+    "devices": cmd_devices,
+    "cache": cmd_cache,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Fusion group -> OpenCL C. One skeleton for elementwise kernels, with holes.
+
+The kernel covers a flat index space of `n` elements. Each work-item handles
+`W` consecutive elements as one vector (PoCL does not vectorise scalar code),
+and the last work-item finishes a ragged tail with the same body over scalars.
+Op spellings come from the registry's templates; nothing here knows an op.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+
+import networkx as nx
+
+from . import dtypes as dt
+from .device import DeviceInfo
+from .passes.fuse import FusionGroup
+from .registry import lookup
+
+# Register type each dtype computes in: f16 is carried in f32 and rounded once
+# when stored (the spec's rule); bool is an int mask (scalar 0/1, vector 0/-1,
+# OpenCL's own convention for comparisons).
+COMPUTE = {"f16": "float", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "int"}
+STORAGE = {"f16": "half", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "uchar"}
+MASK = {"float": "int", "double": "long", "int": "int", "long": "long"}
+
+
+def vec(t: str, w: int) -> str:
+    return t if w == 1 else f"{t}{w}"
+
+
+def literal(value, ctype: str, w: int) -> str:
+    """A literal of the compute type (scalar type name), splatted for vectors."""
+    if ctype in ("float", "double"):
+        v = float(value)
+        if math.isnan(v):
+            s = "NAN"
+        elif math.isinf(v):
+            s = "INFINITY" if v > 0 else "(-INFINITY)"
+        elif ctype == "float":
+            s = f"{v:.9g}" + ("" if any(c in f"{v:.9g}" for c in ".en") else ".0") + "f"
+        else:
+            s = f"{v:.17g}" + ("" if any(c in f"{v:.17g}" for c in ".en") else ".0")
+        if s in ("NAN", "INFINITY", "(-INFINITY)") and ctype == "double":
+            s = f"(double){s}"
+    else:
+        v = value
+        if isinstance(v, float) and math.isinf(v):
+            s = {"int": "INT_MAX", "long": "LONG_MAX"}[ctype]
+            s = s if v > 0 else f"({s.replace('MAX', 'MIN')})"
+        else:
+            v = int(v)
+            s = str(v) + ("L" if ctype == "long" else "")
+            if v < 0:
+                s = f"({s})"
+    return s if w == 1 else f"(({ctype}{w})({s}))"
+
+
+def convert(expr: str, src: str, dst: str, w: int) -> str:
+    """Convert a register value between dtypes (dtypes, not C types)."""
+    s, d = COMPUTE[dt.concrete(src)], COMPUTE[dt.concrete(dst)]
+    src_bool, dst_bool = dt.concrete(src) == "bool", dt.concrete(dst) == "bool"
+    if src_bool == dst_bool and s == d:
+        return expr
+    if dst_bool:  # numeric -> mask
+        if w == 1:
+            return f"(int)(({expr}) != {literal(0, s, 1)})"
+        return f"convert_int{w}(({expr}) != {literal(0, s, w)})"
+    if src_bool:  # mask -> 0/1 number
+        return f"(({d})({expr}))" if w == 1 else f"convert_{d}{w}(-({expr}))"
+    return f"(({d})({expr}))" if w == 1 else f"convert_{d}{w}({expr})"
+
+
+def to_mask(expr: str, value_ctype: str, w: int) -> str:
+    """A bool mask as the integer vector type that `?:` needs beside `value_ctype`."""
+    m = MASK[value_ctype]
+    if w == 1 or m == "int":
+        return expr
+    return f"convert_{m}{w}({expr})"
+
+
+class ElementwiseKernel:
+    """Source for one fusion group. `args` lists (name, kind, dtype) in launch order."""
+
+    def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
+        self.g, self.group, self.device = g, group, device
+        self.ndim = len(group.shape)
+        self.args: list[tuple[str, str, str]] = [("n", "size", "i64")]
+        self.args += [(f"d{i}", "dim", "i64") for i in range(self.ndim)]
+        self.input_kind = {}
+        for p in group.inputs:
+            data = g.nodes[p]
+            kind = self._input_kind(data["shape"])
+            self.input_kind[p] = kind
+            self.args.append((data["name"], "scalar" if kind == "value" else "buffer", data["dtype"]))
+        for index, node in group.outputs:
+            self.args.append((f"out{index}", "output", g.nodes[node]["dtype"]))
+
+    def _input_kind(self, shape) -> str:
+        if len(shape) == 0:
+            return "value"  # passed by value
+        if tuple(shape) == tuple(self.group.shape):
+            return "contiguous"
+        aligned = (1,) * (self.ndim - len(shape)) + tuple(shape)
+        if all(d == 1 for d in aligned):
+            return "splat"
+        return "row" if aligned[-1] != 1 else "column"
+
+    # -- index arithmetic for broadcast operands ------------------------------
+
+    def _bcast_index(self, p: int, flat: str) -> str:
+        """Flat index into a broadcast operand for output element `flat`."""
+        shape = self.g.nodes[p]["shape"]
+        aligned = (1,) * (self.ndim - len(shape)) + tuple(shape)
+        terms, stride = [], []
+        for i in reversed(range(self.ndim)):
+            if aligned[i] != 1:
+                coord = f"(({flat}) / {self._out_stride(i)} % d{i})" if i else f"(({flat}) / {self._out_stride(i)})"
+                terms.append(coord + "".join(f" * d{j}" for j in stride))
+                stride.append(i)
+        return " + ".join(reversed(terms)) or "0"
+
+    def _out_stride(self, i: int) -> str:
+        return "(" + " * ".join(f"d{j}" for j in range(i + 1, self.ndim)) + ")" if i + 1 < self.ndim else "1"
+
+    # -- loads and stores ---------------------------------------------------------
+
+    def _load(self, p: int, w: int, base: str) -> str:
+        data = self.g.nodes[p]
+        name, dtype, kind = data["name"], data["dtype"], self.input_kind[p]
+        ct = COMPUTE[dtype]
+        if kind == "value":
+            return name if w == 1 else f"(({ct}{w})({name}))"
+
+        def at(index):  # one element, in the compute type
+            if dtype == "f16":
+                return f"vload_half({index}, {name})"
+            if dtype == "bool":
+                return f"(int)({name}[{index}] != 0)"
+            return f"{name}[{index}]"
+
+        if kind == "splat":
+            one = at("0")
+            return one if w == 1 else self._splat(one, dtype, w)
+        if kind == "contiguous":
+            return at(base) if w == 1 else self._vload(name, dtype, base, w)
+        index = self._bcast_index(p, base)
+        if w == 1:
+            return at(index)
+        gather = f"(({ct}{w})(" + ", ".join(
+            at(self._bcast_index(p, f"{base} + {k}")) for k in range(w)
+        ) + "))"
+        if dtype == "bool":
+            gather = f"(-{gather})"
+        if kind == "row":  # contiguous within a row: a vector load when rows hold whole vectors
+            fast = self._vload(name, dtype, index, w)
+        else:  # one value across the row: a splat when rows hold whole vectors
+            fast = self._splat(at(index), dtype, w)
+        return f"((d{self.ndim - 1} % {w} == 0) ? {fast} : {gather})"
+
+    def _splat(self, one: str, dtype: str, w: int) -> str:
+        ct = COMPUTE[dtype]
+        v = f"(({ct}{w})({one}))"
+        return f"(-{v})" if dtype == "bool" else v
+
+    def _vload(self, name: str, dtype: str, index: str, w: int) -> str:
+        if dtype == "f16":
+            return f"vload_half{w}(0, {name} + {index})"
+        if dtype == "bool":
+            return f"convert_int{w}(vload{w}(0, {name} + {index}) != (uchar{w})(0))"
+        return f"vload{w}(0, {name} + {index})"
+
+    def _store(self, out: str, dtype: str, value: str, w: int, index: str) -> str:
+        if w == 1:
+            if dtype == "f16":
+                return f"vstore_half({value}, {index}, {out});"
+            if dtype == "bool":
+                return f"{out}[{index}] = (uchar)(({value}) != 0);"
+            return f"{out}[{index}] = {value};"
+        if dtype == "f16":
+            return f"vstore_half{w}({value}, 0, {out} + {index});"
+        if dtype == "bool":
+            return f"vstore{w}(convert_uchar{w}(-({value})), 0, {out} + {index});"
+        return f"vstore{w}({value}, 0, {out} + {index});"
+
+    # -- the body -----------------------------------------------------------------
+
+    def body(self, w: int, base: str) -> list[str]:
+        g, lines, names = self.g, [], {}
+        for p in self.group.inputs:
+            ct = vec(COMPUTE[g.nodes[p]["dtype"]], w)
+            names[p] = f"p{p}"
+            lines.append(f"const {ct} p{p} = {self._load(p, w, base)};")
+        for n in self.group.nodes:
+            data = g.nodes[n]
+            prim = lookup(data["op"])
+            operand = data["operand_dtypes"]
+            # T: the type the template computes in (its operands' common type)
+            t_dtype = dt.concrete(operand[-1] if prim.dtype_rule == "where" else operand[0])
+            if prim.dtype_rule == "cast":
+                t_dtype = dt.concrete(g.nodes[data["args"][0]]["dtype"])
+            ct = COMPUTE[t_dtype]
+            fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
+            fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
+            attrs = dict(data["attrs"])
+            for k, v in attrs.items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    fields[k] = literal(v, ct, w)
+            for i, (arg, want, name) in enumerate(zip(data["args"], operand, prim.inputs, strict=True)):
+                expr = self._operand(arg, names, w)
+                src = g.nodes[arg]["dtype"]
+                if g.nodes[arg]["op"] == "const" and dt.concrete(want) != "bool":
+                    # a literal is written directly in the type it is read as
+                    expr, src = literal(g.nodes[arg]["value"], COMPUTE[dt.concrete(want)], w), want
+                if prim.dtype_rule == "where" and i == 0:
+                    fields[name] = to_mask(convert(expr, src, "bool", w), ct, w)
+                else:
+                    fields[name] = convert(expr, src, want, w)
+            category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
+            template = prim.template_for(category, attrs)
+            expr = string.Formatter().vformat(template, (), fields)
+            if prim.dtype_rule in ("compare", "logical"):
+                expr = f"convert_int{w}({expr})" if w > 1 else f"(int)({expr})"
+                result_from = "bool"
+            else:
+                result_from = t_dtype
+            expr = convert(expr, result_from, data["dtype"], w)
+            rt = vec(COMPUTE[dt.concrete(data["dtype"])], w)
+            names[n] = f"v{n}"
+            lines.append(f"const {rt} v{n} = {expr};  // {data['op']}")
+        for index, node in self.group.outputs:
+            value = self._operand(node, names, w)
+            if g.nodes[node]["op"] == "param" and node not in names:
+                value = self._load(node, w, base)
+            lines.append(self._store(f"out{index}", g.nodes[node]["dtype"], value, w, base))
+        return lines
+
+    def _operand(self, node: int, names: dict, w: int) -> str:
+        data = self.g.nodes[node]
+        if data["op"] == "const":
+            return literal(data["value"], COMPUTE[dt.concrete(data["dtype"])], w)
+        return names[node]
+
+    def signature(self) -> list[str]:
+        params = []
+        for name, kind, dtype in self.args:
+            if kind in ("size", "dim"):
+                params.append(f"const long {name}")
+            elif kind == "scalar":
+                params.append(f"const {COMPUTE[dtype]} {name}")
+            elif kind == "buffer":
+                params.append(f"__global const {STORAGE[dtype]} *restrict {name}")
+            else:
+                params.append(f"__global {STORAGE[dtype]} *restrict {name}")
+        return params
+
+    def source(self) -> str:
+        w = self.device.vector_width
+        ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
+        head = [
+            f"// fusec: graph {self.g.graph['name']}, kernel {self.group.name}",
+            f"// fused ops ({len(ops)}): {' '.join(ops) if ops else '(copy)'}",
+            f"// elements per work-item: {w}",
+        ]
+        sig = ",\n    ".join(self.signature())
+        out = head + [f"__kernel void {self.group.name}(\n    {sig})", "{"]
+        scalar = ["    " + line for line in self.body(1, "j")]
+        if w == 1:
+            out += ["    const long j = get_global_id(0);", "    if (j >= n) return;"]
+            out += scalar
+        else:
+            out += [f"    const long i = (long)get_global_id(0) * {w};", f"    if (i + {w} <= n) {{"]
+            out += ["        " + line for line in self.body(w, "i")]
+            out += ["    } else {", "        for (long j = i; j < n; ++j) {"]
+            out += ["    " * 2 + line for line in scalar]
+            out += ["        }", "    }"]
+        return "\n".join(out + ["}", ""])
+
+
+def needs_fp64(g: nx.DiGraph) -> bool:
+    return any(dt.concrete(g.nodes[n].get("dtype", "f32")) == "f64" for n in g.nodes)
+
+
+def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
+    """The program source for all groups, and each group's kernel object."""
+    kernels = [ElementwiseKernel(g, grp, device) for grp in groups]
+    prelude = []
+    if needs_fp64(g):
+        prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    src = "\n".join(prelude + ([""] if prelude else []) + [k.source() for k in kernels])
+    return src, kernels

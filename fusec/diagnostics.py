@@ -1,0 +1,73 @@
+"""Positions and diagnostics. Passes raise CompileError; only the API and CLI render text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    pos: Pos | None = None
+    severity: str = "error"
+
+
+def render(diag: Diagnostic, filename: str, source: str) -> str:
+    """`FILE:LINE:COL: error: MESSAGE`, the source line, and a caret under the column."""
+    if diag.pos is None:
+        return f"{filename}: {diag.severity}: {diag.message}"
+    lines = source.splitlines()
+    head = f"{filename}:{diag.pos.line}:{diag.pos.column}: {diag.severity}: {diag.message}"
+    if not 1 <= diag.pos.line <= len(lines):
+        return head
+    text = lines[diag.pos.line - 1].expandtabs(1)
+    caret = " " * (diag.pos.column - 1) + "^"
+    return f"{head}\n{text}\n{caret}"
+
+
+class FusecError(Exception):
+    """Base of the errors fusec raises for a user's mistake."""
+
+
+class CompileError(FusecError):
+    """A problem in the IR text, or a graph fusec cannot build.
+
+    `diagnostics` are data; `text` is set once a filename and source are known.
+    """
+
+    def __init__(self, diagnostics, filename: str = "<input>", source: str = ""):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.filename = filename
+        self.source = source
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(render(d, self.filename, self.source) for d in self.diagnostics)
+
+    def with_source(self, filename: str, source: str) -> CompileError:
+        return CompileError(self.diagnostics, filename, source)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def error(message: str, pos: Pos | None = None) -> CompileError:
+    return CompileError(Diagnostic(message, pos))
+
+
+class CallError(FusecError, TypeError):
+    """A compiled graph was called with the wrong arguments."""
+
+

@@ -1,0 +1,194 @@
+"""AST -> dataflow graph (networkx), and the graph's invariants.
+
+A graph is an `nx.DiGraph` whose nodes are integers in definition order. Each
+node carries `op` ("param", "const", or a registry op), `args` (the operand
+node ids, in order: the source of truth, since an op may use one value twice),
+`attrs` (a sorted tuple of (name, value) pairs), `pos`, and after inference
+`dtype` and `shape`. Edges mirror `args`. Graph attributes: `name`, `params`
+(node ids in signature order), `outputs` (node ids, in return order) and
+`pos`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import networkx as nx
+
+from .diagnostics import CompileError, Diagnostic, Pos, error
+from .lang import KEYWORDS, Call, GraphDef, Literal, Module, Name, Return
+from .registry import all_primitives, lookup
+
+
+def new_graph(name: str, pos: Pos | None = None) -> nx.DiGraph:
+    return nx.DiGraph(name=name, params=[], outputs=[], pos=pos)
+
+
+def add_node(g: nx.DiGraph, op: str, args=(), attrs=(), pos=None, **extra) -> int:
+    node = max(g.nodes, default=-1) + 1
+    g.add_node(node, op=op, args=tuple(args), attrs=tuple(sorted(attrs)), pos=pos, **extra)
+    for a in args:
+        g.add_edge(a, node)
+    return node
+
+
+def lower_module(module: Module) -> list[nx.DiGraph]:
+    """Every graph of a file, checked for name errors; diagnostics gathered per file."""
+    seen: dict[str, Pos] = {}
+    graphs, diags = [], []
+    for gdef in module.graphs:
+        if gdef.name in seen:
+            p = seen[gdef.name]
+            diags.append(
+                Diagnostic(f"graph {gdef.name!r} is already defined at line {p.line}", gdef.pos)
+            )
+            continue
+        seen[gdef.name] = gdef.pos
+        try:
+            graphs.append(lower_graph(gdef))
+        except CompileError as e:
+            diags.extend(e.diagnostics)
+    if diags:
+        raise CompileError(diags)
+    return graphs
+
+
+def _suggest(name: str, known) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def lower_graph(gdef: GraphDef) -> nx.DiGraph:
+    g = new_graph(gdef.name, gdef.pos)
+    scope: dict[str, int] = {}
+    ops = all_primitives()
+
+    def define(name: str, pos: Pos):
+        if name in KEYWORDS:
+            raise error(f"{name!r} is a keyword and cannot name a value", pos)
+        if name in ops:
+            raise error(f"{name!r} is an op and cannot name a value", pos)
+        if name in scope:
+            p = g.nodes[scope[name]]["pos"]
+            raise error(f"{name!r} is already defined at line {p.line}", pos)
+
+    for p in gdef.params:
+        define(p.name, p.pos)
+        node = add_node(g, "param", pos=p.pos, name=p.name, dtype=p.dtype, shape=p.shape)
+        scope[p.name] = node
+        g.graph["params"].append(node)
+
+    later = {s.target: s.pos for s in gdef.body if not isinstance(s, Return)}
+
+    def expr(e) -> int:
+        if isinstance(e, Literal):
+            return add_node(g, "const", pos=e.pos, value=e.value)
+        if isinstance(e, Name):
+            if e.id in scope:
+                return scope[e.id]
+            if e.id in later:
+                raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
+            if lookup(e.id) is not None:
+                raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
+            raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
+        assert isinstance(e, Call)
+        prim = lookup(e.op)
+        if prim is None:
+            hint = _suggest(e.op, ops)
+            if e.op in scope:
+                raise error(f"{e.op!r} is a value, not an op", e.pos)
+            raise error(f"unknown op {e.op!r}" + hint, e.pos)
+        args = [expr(a) for a in e.args]
+        return add_node(g, e.op, args, _check_attrs(prim, e), e.pos, infix=e.infix)
+
+    returns = [s for s in gdef.body if isinstance(s, Return)]
+    if not returns:
+        raise error(f"graph {gdef.name!r} has no return statement", gdef.pos)
+    for stmt in gdef.body:
+        if isinstance(stmt, Return):
+            if stmt is not gdef.body[-1]:
+                raise error("return must be the last statement of a graph", stmt.pos)
+            g.graph["outputs"] = [expr(v) for v in stmt.values]
+        else:
+            value = expr(stmt.value)
+            define(stmt.target, stmt.pos)
+            if g.nodes[value].get("name") is None:
+                g.nodes[value]["name"] = stmt.target
+            scope[stmt.target] = value
+    return g
+
+
+def _check_attrs(prim, call: Call):
+    if len(call.args) != prim.arity:
+        want = f"{prim.arity} operand" + ("s" if prim.arity != 1 else "")
+        names = ", ".join(prim.inputs)
+        raise error(f"{prim.name} takes {want} ({names}), got {len(call.args)}", call.pos)
+    given = {}
+    for name, value, pos in call.attrs:
+        if name not in prim.attrs:
+            if not prim.attrs:
+                raise error(f"{prim.name} takes no attributes, got {name!r}", pos)
+            raise error(
+                f"{prim.name} has no attribute {name!r}" + _suggest(name, prim.attrs)
+                + f" (it takes {', '.join(prim.attrs)})",
+                pos,
+            )
+        if name in given:
+            raise error(f"attribute {name!r} is given twice", pos)
+        choices = prim.attr_choices.get(name)
+        if choices is not None and value not in choices:
+            shown = ", ".join(repr(c) for c in choices)
+            raise error(f"{prim.name}'s {name} must be one of {shown}, got {value!r}", pos)
+        default = prim.attrs[name]
+        if isinstance(default, int | float) and not isinstance(default, bool) and default is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise error(f"{prim.name}'s {name} must be a number, got {value!r}", pos)
+        given[name] = value
+    from .registry import REQUIRED
+
+    for name, default in prim.attrs.items():
+        if name not in given:
+            if default is REQUIRED:
+                raise error(f"{prim.name} needs the attribute {name}=", call.pos)
+            given[name] = default
+    return tuple(given.items())
+
+
+def verify(g: nx.DiGraph) -> None:
+    """Invariants every pass must keep. A failure is a bug in fusec, not the user's."""
+    assert nx.is_directed_acyclic_graph(g), "graph has a cycle"
+    for n, data in g.nodes(data=True):
+        assert "op" in data and "args" in data, f"node {n} lacks op/args"
+        assert set(g.predecessors(n)) == set(data["args"]), f"node {n}: edges differ from args"
+        if data["op"] not in ("param", "const"):
+            assert lookup(data["op"]) is not None, f"node {n}: unknown op {data['op']}"
+    for n in g.graph["outputs"] + g.graph["params"]:
+        assert n in g, f"graph refers to missing node {n}"
+
+
+def dump(g: nx.DiGraph) -> str:
+    """A readable listing of a graph, one node a line (for --emit graph)."""
+
+    def ty(data):
+        shape = data.get("shape")
+        return f"{data.get('dtype', '?')}{list(shape) if shape else ''}"
+
+    def ref(n):
+        return f"%{n}"
+
+    params = ", ".join(f"%{p} {g.nodes[p]['name']}: {ty(g.nodes[p])}" for p in g.graph["params"])
+    lines = [f"graph {g.graph['name']}({params}) {{"]
+    for n in nx.lexicographical_topological_sort(g):
+        data = g.nodes[n]
+        if data["op"] == "param":
+            continue
+        if data["op"] == "const":
+            rhs = f"const {data['value']!r}"
+        else:
+            attrs = "".join(f", {k}={v!r}" for k, v in data["attrs"])
+            rhs = f"{data['op']}({', '.join(ref(a) for a in data['args'])}{attrs})"
+        name = f"  # {data['name']}" if data.get("name") else ""
+        lines.append(f"  %{n} = {rhs} : {ty(data)}{name}")
+    lines.append(f"  return {', '.join(ref(o) for o in g.graph['outputs'])}")
+    lines.append("}")
+    return "\n".join(lines)

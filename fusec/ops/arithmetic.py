@@ -1,0 +1,58 @@
+"""Arithmetic ops: add sub mul div pow neg abs reciprocal square maximum minimum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import Primitive, register
+
+
+def _nan_max(a, b):
+    return np.maximum(a, b)  # NumPy's maximum propagates NaN, like torch.maximum
+
+
+for entry in [
+    Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+"),
+    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-"),
+    Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*"),
+    # True division, as torch.div: integers divide as floats.
+    Primitive("div", ("a", "b"), "({a} / {b})", np.true_divide, dtype_rule="float", infix="/"),
+    Primitive(
+        "pow",
+        ("a", "b"),
+        {
+            "float": "pow({a}, {b})",
+            # integer power by repeated squaring is not expressible as one
+            # expression; go through double, exact for results below 2^53
+            "int": "convert_{T}(pow(convert_double{W}({a}), convert_double{W}({b})))",
+        },
+        np.power,
+        infix="**",
+    ),
+    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg"),
+    Primitive(
+        "abs", ("x",), {"float": "fabs({x})", "int": "(({x}) < {ZERO} ? -({x}) : ({x}))"}, np.abs
+    ),
+    Primitive("reciprocal", ("x",), "({ONE} / {x})", np.reciprocal, dtype_rule="float"),
+    Primitive("square", ("x",), "({x} * {x})", np.square),
+    # fmax/fmin drop NaN; torch.maximum propagates it.
+    Primitive(
+        "maximum",
+        ("a", "b"),
+        {
+            "float": "(isnan({a}) || isnan({b}) ? ({a} + {b}) : fmax({a}, {b}))",
+            "int": "max({a}, {b})",
+        },
+        _nan_max,
+    ),
+    Primitive(
+        "minimum",
+        ("a", "b"),
+        {
+            "float": "(isnan({a}) || isnan({b}) ? ({a} + {b}) : fmin({a}, {b}))",
+            "int": "min({a}, {b})",
+        },
+        np.minimum,
+    ),
+]:
+    register(entry)

@@ -1,0 +1,9 @@
+"""Graph -> graph passes. Each is a plain function that leaves its input untouched."""
+
+from .fuse import FusionGroup, fuse
+from .infer import infer
+from .simplify import simplify
+
+PIPELINE = (("infer", infer), ("simplify", simplify))
+
+__all__ = ["FusionGroup", "PIPELINE", "fuse", "infer", "simplify"]

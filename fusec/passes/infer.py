@@ -1,0 +1,102 @@
+"""Shape and dtype inference: NumPy broadcasting with symbolic sizes, PyTorch promotion."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from .. import dtypes as dt
+from ..diagnostics import CompileError, Diagnostic, error
+from ..registry import lookup
+
+
+def fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def broadcast(shapes, pos, what="operands"):
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            shown = " and ".join(fmt_shape(s) for s in shapes)
+            raise error(f"cannot broadcast {what} of shapes {shown}", pos)
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[str], str]:
+    """(the dtype each operand is read as, the result dtype) for a dtype rule.
+
+    Weak dtypes may remain while only literals meet; `dt.concrete` settles them.
+    """
+    if rule == "cast":
+        return list(arg_dtypes), attrs["dtype"][1]
+    if rule == "logical":
+        return ["bool"] * len(arg_dtypes), "bool"
+    if rule == "where":
+        common = dt.promote(*arg_dtypes[1:])
+        return ["bool", common, common], common
+    common = dt.promote(*arg_dtypes)
+    if rule == "float":
+        common = dt.to_float(common)
+    if rule == "compare":
+        return [common] * len(arg_dtypes), "bool"
+    return [common] * len(arg_dtypes), common
+
+
+def _const_dtype(value) -> str:
+    if isinstance(value, bool):
+        return dt.WEAK_BOOL
+    if isinstance(value, int):
+        return dt.WEAK_INT
+    return dt.WEAK_FLOAT
+
+
+def infer(g: nx.DiGraph) -> nx.DiGraph:
+    """Annotate every node with `dtype` and `shape`; reject what does not type-check."""
+    g = g.copy()
+    diags = []
+    for p in g.graph["params"]:
+        data = g.nodes[p]
+        if data["dtype"] not in dt.DTYPES:
+            diags.append(Diagnostic(f"unknown dtype {data['dtype']!r}", data["pos"]))
+    for n in nx.topological_sort(g):
+        data = g.nodes[n]
+        if data["op"] == "param":
+            continue
+        if data["op"] == "const":
+            data["dtype"], data["shape"] = _const_dtype(data["value"]), ()
+            continue
+        prim = lookup(data["op"])
+        if prim.kind != "elementwise":
+            raise error(
+                f"{prim.name} is not supported yet: only elementwise ops compile in this version",
+                data["pos"],
+            )
+        args = [g.nodes[a] for a in data["args"]]
+        attrs = dict(data["attrs"])
+        operand, result = operand_dtypes(prim.dtype_rule, [a["dtype"] for a in args], attrs)
+        if prim.dtype_rule == "where" and dt.concrete(args[0]["dtype"]) != "bool":
+            raise error(
+                f"where's condition must be bool, got {dt.concrete(args[0]['dtype'])}",
+                data["pos"],
+            )
+        if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
+            raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
+        data["operand_dtypes"] = tuple(operand)
+        data["dtype"] = result
+        data["shape"] = broadcast([a["shape"] for a in args], data["pos"])
+    if diags:
+        raise CompileError(diags)
+    _settle_weak_outputs(g)
+    return g
+
+
+def _settle_weak_outputs(g: nx.DiGraph) -> None:
+    # A literal-only output has no tensor to take its dtype from: settle it now.
+    for n in g.graph["outputs"]:
+        data = g.nodes[n]
+        if dt.is_weak(data["dtype"]):
+            data["dtype"] = dt.concrete(data["dtype"])

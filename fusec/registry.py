@@ -1,0 +1,158 @@
+"""The primitive registry: one frozen entry per op, in one table.
+
+An entry holds everything fusec knows about an op: its inputs, attributes and
+their defaults, how its dtype follows from its inputs', what kind of fusion it
+takes part in, its OpenCL template and a NumPy reference. Code generation
+reads templates from here and knows no op by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+REQUIRED = object()  # attribute default meaning "must be given"
+
+# How an op's operand and result dtypes follow from its inputs:
+#   promote  operands promoted together (PyTorch rules); result of that dtype
+#   float    like promote, then integers/bools go to f32 (exp of an int is f32)
+#   compare  operands promoted together; result bool
+#   logical  operands read as bool; result bool
+#   where    first operand read as bool, the others promoted; result of that dtype
+#   cast     result is the `dtype` attribute; operand as it is
+DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast")
+KINDS = ("elementwise", "gemm", "reduction")
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One op.
+
+    `forward` is an OpenCL C expression template, or a mapping from a dtype
+    category ("float", "int", "bool") to one. Placeholders: `{x}`, `{a}`, ...
+    the operands by the names in `inputs`; an attribute by its name (rendered
+    as a literal of the compute type); `{T}` the compute type of the value
+    (`float`, `float8`, `double`, `int4`...), `{S}` its scalar type, `{M}` the
+    matching integer mask type, `{W}` the vector width suffix ("" or "8"),
+    `{ONE}`, `{ZERO}` literals of T. Templates
+    must be valid for scalar and vector T alike.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    forward: str | Mapping[str, str]
+    numpy: Callable
+    dtype_rule: str = "promote"
+    attrs: Mapping[str, object] = field(default_factory=dict)
+    attr_choices: Mapping[str, tuple] = field(default_factory=dict)
+    kind: str = "elementwise"
+    backward: Mapping[str, str] = field(default_factory=dict)
+    infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
+    doc: str = ""
+
+    def __post_init__(self):
+        assert self.dtype_rule in DTYPE_RULES, self.dtype_rule
+        assert self.kind in KINDS, self.kind
+        object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+        object.__setattr__(self, "attr_choices", MappingProxyType(dict(self.attr_choices)))
+        if not isinstance(self.forward, str):
+            object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
+
+    @property
+    def arity(self) -> int:
+        return len(self.inputs)
+
+    def template_for(self, category: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str:
+        """The forward template for a dtype category ("float", "int" or "bool").
+
+        A key `"float|approximate=tanh"` holds the variant for that attribute value.
+        """
+        if isinstance(self.forward, str):
+            return self.forward
+        for cat in (category, "int" if category == "bool" else None, "float"):
+            for name, value in attrs.items():
+                key = f"{cat}|{name}={value}"
+                if key in self.forward:
+                    return self.forward[key]
+            if cat in self.forward:
+                return self.forward[cat]
+        raise KeyError(f"{self.name} has no template for {category}")
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def register(prim: Primitive, *, replace: bool = False) -> Primitive:
+    if prim.name in REGISTRY and not replace:
+        raise ValueError(f"primitive {prim.name!r} is already registered")
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+def register_primitive(
+    name: str,
+    inputs: tuple[str, ...] | list[str],
+    forward: str | Mapping[str, str],
+    numpy: Callable,
+    *,
+    dtype_rule: str = "float",
+    attrs: Mapping[str, object] | None = None,
+    backward: Mapping[str, str] | None = None,
+    replace: bool = False,
+) -> Primitive:
+    """Add an elementwise op from Python; it is usable from IR text afterwards.
+
+    `forward` is an OpenCL C expression template (see `Primitive`), e.g.
+    `register_primitive("cube", ["x"], "{x} * {x} * {x}", lambda x: x**3)`.
+    """
+    from .lang import KEYWORDS  # late: keeps the registry free of the front end
+
+    if not name.isidentifier() or name in KEYWORDS:
+        raise ValueError(f"invalid primitive name {name!r}")
+    prim = Primitive(
+        name=name,
+        inputs=tuple(inputs),
+        forward=forward,
+        numpy=numpy,
+        dtype_rule=dtype_rule,
+        attrs=dict(attrs or {}),
+        backward=dict(backward or {}),
+    )
+    _check_template(prim)
+    return register(prim, replace=replace)
+
+
+def _check_template(prim: Primitive) -> None:
+    """Reject templates naming placeholders that will never be filled."""
+    import string
+
+    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO"}
+    templates = [prim.forward] if isinstance(prim.forward, str) else list(prim.forward.values())
+    for template in templates:
+        for _, field_name, _, _ in string.Formatter().parse(template):
+            if field_name is not None and field_name not in known:
+                raise ValueError(
+                    f"template of {prim.name!r} names {{{field_name}}}, "
+                    f"which is neither an input nor an attribute"
+                )
+
+
+def lookup(name: str) -> Primitive | None:
+    _load_builtin_ops()
+    return REGISTRY.get(name)
+
+
+def all_primitives() -> dict[str, Primitive]:
+    _load_builtin_ops()
+    return REGISTRY
+
+
+_loaded = False
+
+
+def _load_builtin_ops() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import ops  # noqa: F401  (each module registers its entries)

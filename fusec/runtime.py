@@ -1,0 +1,165 @@
+"""OpenCL: device selection, building through the kernel cache, launching.
+
+The only module (with the build worker) that imports pyopencl.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+import pyopencl as cl
+
+from kernels_cache import KernelCache, cache_key, default_cache_dir
+
+from .device import DeviceInfo
+from .diagnostics import CompileError, Diagnostic, FusecError
+
+BUILD_OPTIONS = "-cl-std=CL1.2"
+
+
+class DeviceError(FusecError):
+    """No usable OpenCL device."""
+
+
+def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
+    found = []
+    try:
+        platforms = cl.get_platforms()
+    except cl.Error:
+        return []
+    for platform in platforms:
+        try:
+            found += [(platform, d) for d in platform.get_devices()]
+        except cl.Error:
+            continue
+    return found
+
+
+def select_device(spec: str | cl.Device | None = None) -> cl.Device:
+    """A device by object, or by a substring of its platform or device name.
+
+    Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything.
+    """
+    if isinstance(spec, cl.Device):
+        return spec
+    spec = spec if spec is not None else os.environ.get("FUSEC_DEVICE")
+    devices = list_devices()
+    if not devices:
+        raise DeviceError(
+            "no OpenCL device found; install one, e.g. pip install 'fusec[pocl]' for the CPU"
+        )
+    if spec:
+        want = spec.lower()
+        for platform, dev in devices:
+            if want in dev.name.lower() or want in platform.name.lower():
+                return dev
+        names = "; ".join(f"{p.name.strip()}: {d.name.strip()}" for p, d in devices)
+        raise DeviceError(f"no OpenCL device matches {spec!r} (have: {names})")
+    gpus = [d for _, d in devices if d.type & cl.device_type.GPU]
+    return (gpus or [d for _, d in devices])[0]
+
+
+class Runtime:
+    """A context and queue on one device, and the programs built for it."""
+
+    _shared: dict = {}
+
+    def __init__(self, device=None, queue: cl.CommandQueue | None = None, cache_dir=None):
+        if queue is not None:
+            self.queue = queue
+            self.context = queue.context
+            self.device = queue.device
+        else:
+            self.device = select_device(device)
+            self.context = cl.Context([self.device])
+            self.queue = cl.CommandQueue(self.context)
+        self.info = DeviceInfo.from_cl(self.device)
+        self.cache = _open_cache(cache_dir)
+        self._programs: dict[str, cl.Program] = {}
+
+    @classmethod
+    def shared(cls, device=None, cache_dir=None) -> Runtime:
+        """One runtime per (device, cache) in a process, so programs are built once."""
+        dev = select_device(device)
+        key = (dev.int_ptr, str(cache_dir) if cache_dir else None)
+        if key not in cls._shared:
+            cls._shared[key] = cls(dev, cache_dir=cache_dir)
+        return cls._shared[key]
+
+    def key_components(self, source: str, options: str) -> dict[str, str]:
+        from . import __version__
+
+        dev, platform = self.device, self.device.platform
+        return {
+            "source": source,
+            "options": options,
+            "platform": platform.name,
+            "platform_version": platform.version,
+            "device": dev.name,
+            "device_version": dev.version,
+            "driver_version": dev.driver_version,
+            "producer": f"fusec {__version__}",
+        }
+
+    def program(self, source: str, name: str = "kernel") -> cl.Program:
+        """A built program: from this process's memo, the disk cache, or a fresh build."""
+        prg = self._programs.get(source)
+        if prg is not None:
+            return prg
+        components = self.key_components(source, BUILD_OPTIONS)
+        key = cache_key(components) if self.cache else None
+        if self.cache is not None:
+            prg = self._load(key)
+        if prg is None:
+            prg = self._build(source, name, key, components)
+        self._programs[source] = prg
+        return prg
+
+    def _load(self, key: str):
+        entry = self.cache.get(key)
+        if entry is None:
+            self.cache.record_miss(key)
+            return None
+        try:
+            prg = cl.Program(self.context, [self.device], [entry.binary]).build(BUILD_OPTIONS)
+        except cl.Error as e:  # a binary the driver no longer takes is a miss
+            warnings.warn(f"fusec: cached program {key[:12]} did not load ({e}); rebuilding", stacklevel=3)
+            self.cache.record_miss(key)
+            return None
+        self.cache.record_hit(key)
+        return prg
+
+    def _build(self, source: str, name: str, key, components):
+        start = time.perf_counter()
+        try:
+            prg = cl.Program(self.context, source).build(BUILD_OPTIONS, cache_dir=False)
+        except cl.RuntimeError as e:
+            raise CompileError(
+                Diagnostic(f"the OpenCL compiler rejected the kernel for {name}:\n{e}")
+            ) from None
+        # PoCL generates machine code lazily; creating the kernels makes the
+        # binary we save complete enough to skip most of that next time.
+        prg.all_kernels()
+        seconds = time.perf_counter() - start
+        if self.cache is not None:
+            binary = prg.get_info(cl.program_info.BINARIES)[0]
+            meta = {"name": name, "build_seconds": seconds, "components": components,
+                    "build_log": prg.get_build_info(self.device, cl.program_build_info.LOG)}
+            self.cache.record_build(seconds)
+            self.cache.put(key, binary, meta)
+        return prg
+
+
+def _open_cache(cache_dir) -> KernelCache | None:
+    if os.environ.get("FUSEC_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
+    max_size = os.environ.get("FUSEC_CACHE_MAX_SIZE", 1 << 30)
+    return KernelCache(directory, max_size=max_size)
+
+
+SCALAR_ARG = {"f16": np.float32, "f32": np.float32, "f64": np.float64,
+              "i32": np.int32, "i64": np.int64, "bool": np.int32}
