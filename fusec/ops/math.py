@@ -1,0 +1,111 @@
+"""Math ops: exp log log1p expm1 sqrt rsqrt sin cos tanh sigmoid erf floor ceil round sign.
+
+The transcendental ops are float-only (dtype_rule "float": exp of an int tensor
+is f32, as in PyTorch). floor/ceil/round/sign keep their operand's dtype; on
+integers the first three are the identity.
+
+The NumPy references compute in the dtype of the arrays they are given and are
+checked against PyTorch by tests/test_op_references.py.
+"""
+
+from __future__ import annotations
+
+import math  # the standard library's (absolute import), not this module
+
+import numpy as np
+
+from ..registry import Primitive, register
+
+
+def _float_only(fn):
+    """A reference for a float op: NumPy's ufunc, kept in the input dtype."""
+
+    def ref(x):
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x)).astype(x.dtype, copy=False)
+
+    ref.__name__ = getattr(fn, "__name__", "ref")
+    return ref
+
+
+def _rsqrt(x):
+    with np.errstate(all="ignore"):
+        return (x.dtype.type(1) / np.sqrt(x)).astype(x.dtype, copy=False)
+
+
+def _sigmoid(x):
+    # torch: 1 / (1 + exp(-x)); exp overflow to inf gives exactly 0.
+    with np.errstate(all="ignore"):
+        one = x.dtype.type(1)
+        return (one / (one + np.exp(-x))).astype(x.dtype, copy=False)
+
+
+_erf_scalar = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x):
+    # math.erf is correctly rounded in double; rounding to f32 after is within
+    # an ulp of torch's f32 erf.
+    return _erf_scalar(x.astype(np.float64)).astype(x.dtype, copy=False)
+
+
+def _rounding(fn):
+    """floor/ceil/round: identity on integers (NumPy would return float64)."""
+
+    def ref(x):
+        if not np.issubdtype(x.dtype, np.floating):
+            return x.copy()
+        return fn(x).astype(x.dtype, copy=False)
+
+    ref.__name__ = fn.__name__
+    return ref
+
+
+def _sign(x):
+    # torch.sign(nan) is 0 and torch.sign(-0.0) is +0 (np.sign gives nan, -0).
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    return np.where(x > zero, one, np.where(x < zero, -one, zero)).astype(x.dtype, copy=False)
+
+
+def _unary_float(name, template, ref, doc=""):
+    return Primitive(name, ("x",), template, ref, dtype_rule="float", doc=doc)
+
+
+for entry in [
+    _unary_float("exp", "exp({x})", _float_only(np.exp)),
+    _unary_float("log", "log({x})", _float_only(np.log)),
+    _unary_float("log1p", "log1p({x})", _float_only(np.log1p)),
+    _unary_float("expm1", "expm1({x})", _float_only(np.expm1)),
+    _unary_float("sqrt", "sqrt({x})", _float_only(np.sqrt)),
+    _unary_float("rsqrt", "rsqrt({x})", _rsqrt, doc="1 / sqrt(x)"),
+    # Through double: PoCL's float8 sin/cos go wrong in every lane with a small
+    # argument (sin(1e-30) = 0.0099, cos(1e-3) = 0.99997) when another lane of
+    # the vector holds a huge one (1e30, inf). double8 and scalar are correct.
+    # For a double T the conversions are no-ops.
+    _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin)),
+    _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos)),
+    _unary_float("tanh", "tanh({x})", _float_only(np.tanh)),
+    # Written as torch does; -x large makes exp overflow to inf and the result 0.
+    _unary_float("sigmoid", "({ONE} / ({ONE} + exp(-({x}))))", _sigmoid),
+    _unary_float("erf", "erf({x})", _erf),
+    Primitive("floor", ("x",), {"float": "floor({x})", "int": "({x})"}, _rounding(np.floor)),
+    Primitive("ceil", ("x",), {"float": "ceil({x})", "int": "({x})"}, _rounding(np.ceil)),
+    # torch.round rounds half to even, as OpenCL's rint (not round, which goes away from 0).
+    Primitive(
+        "round",
+        ("x",),
+        {"float": "rint({x})", "int": "({x})"},
+        _rounding(np.rint),
+        doc="round half to even, like torch.round",
+    ),
+    # One template for all categories: comparisons are false for NaN, so
+    # sign(nan) = 0 and sign(-0.0) = +0, exactly as torch.sign.
+    Primitive(
+        "sign",
+        ("x",),
+        "(({x}) > {ZERO} ? {ONE} : (({x}) < {ZERO} ? (-{ONE}) : {ZERO}))",
+        _sign,
+        doc="-1, 0 or 1; sign(nan) is 0 as in torch.sign",
+    ),
+]:
+    register(entry)
