@@ -54,6 +54,9 @@ def _pow_ints():
     return list(itertools.product([-3, -1, 0, 1, 2, 5], [0, 1, 2, 3]))
 
 
+_TORCH_DTYPES = {"f16": torch.float16, "f32": torch.float32, "f64": torch.float64,
+                 "i32": torch.int32, "i64": torch.int64, "bool": torch.bool}  # fmt: skip
+
 FLOAT_MATH = "exp log log1p expm1 sqrt rsqrt sin cos tanh sigmoid erf".split()
 
 SPECS: dict[str, Spec] = {
@@ -127,6 +130,14 @@ SPECS: dict[str, Spec] = {
     "logical_or": Spec(torch.logical_or, domain="logical", ints=True),
     "logical_not": Spec(torch.logical_not, domain="logical", ints=True),
     "where": Spec(torch.where, ints=True),
+    # conversion; float -> int only for floats (f16, f32, f64, bool) here: out
+    # of range (inf, nan, 1e30) the conversion is undefined in C
+    "cast": Spec(
+        lambda x, dtype: x.to(_TORCH_DTYPES[dtype[1]]),
+        ints=True,
+        attrs=tuple({"dtype": ("dtype", d)} for d in ("f16", "f32", "f64", "bool")),
+        int_attrs=tuple({"dtype": ("dtype", d)} for d in ("f16", "f32", "f64", "i32", "i64", "bool")),
+    ),
 }
 
 
