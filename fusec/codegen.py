@@ -201,6 +201,8 @@ class ElementwiseKernel:
             if prim.dtype_rule == "cast":
                 t_dtype = dt.concrete(g.nodes[data["args"][0]]["dtype"])
             ct = COMPUTE[t_dtype]
+            # bool operands of arithmetic or ordering, not logic or selection
+            numeric_bool = t_dtype == "bool" and prim.dtype_rule in ("promote", "compare")
             fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
             fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
             attrs = dict(data["attrs"])
@@ -217,12 +219,18 @@ class ElementwiseKernel:
                     fields[name] = to_mask(convert(expr, src, "bool", w), ct, w)
                 else:
                     fields[name] = convert(expr, src, want, w)
+                    if numeric_bool and w > 1:
+                        # a vector mask holds true as -1, which orders below false
+                        # (maximum, <, ...): arithmetic sees bools as 0/1, as torch
+                        fields[name] = f"(-{fields[name]})"
             category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
             template = prim.template_for(category, attrs)
             expr = string.Formatter().vformat(template, (), fields)
             if prim.dtype_rule in ("compare", "logical"):
                 expr = f"convert_int{w}({expr})" if w > 1 else f"(int)({expr})"
                 result_from = "bool"
+            elif numeric_bool:  # a 0/1 (or 0..2 for add) number back to a bool mask
+                expr, result_from = convert(expr, "i32", "bool", w), "bool"
             else:
                 result_from = t_dtype
             expr = convert(expr, result_from, data["dtype"], w)
