@@ -139,6 +139,7 @@ def apply_identities(g: nx.DiGraph) -> nx.DiGraph:
                 repl = match(g, n)
                 if repl is not None and repl != n:
                     _replace(g, n, repl)
+                    g.remove_node(n)  # nothing uses it now; keeps the fixed point finite
                     changed = True
                     break
     return eliminate_dead_code(g)

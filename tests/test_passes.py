@@ -1,0 +1,134 @@
+"""Each pass is a function Graph -> Graph: it keeps the graph valid and leaves its input alone."""
+
+import copy
+import math
+import subprocess
+import sys
+
+import networkx as nx
+import pytest
+
+from fusec.api import compile_graphs
+from fusec.graph import lower_module, verify
+from fusec.lang import parse
+from fusec.passes import infer
+from fusec.passes.simplify import (
+    STEPS,
+    apply_identities,
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    simplify,
+)
+
+
+def inferred(text: str) -> nx.DiGraph:
+    (g,) = lower_module(parse(text))
+    return infer(g)
+
+
+def ops(g) -> list[str]:
+    return sorted(d["op"] for _, d in g.nodes(data=True) if d["op"] not in ("param", "const"))
+
+
+def snapshot(g):
+    return (copy.deepcopy(dict(g.nodes(data=True))), sorted(g.edges), copy.deepcopy(g.graph))
+
+
+SAMPLES = [
+    "graph f(x: f32[N]) {\n y = x * 1 + 0\n return relu(relu(-(-y)))\n}",
+    "graph f(x: f32[N], s: f32) {\n a = exp(x) * s\n b = exp(x) * s\n return a + b, a\n}",
+    "graph f(x: f32[N]) {\n k = 2 ** 3 + 1\n unused = tanh(x)\n return x * k\n}",
+    "graph f(x: f16[4, N], b: f16[N]) {\n return where(x > 0, x + b, b * 0.5)\n}",
+]
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+@pytest.mark.parametrize("name, step", STEPS)
+def test_pass_keeps_graph_valid_and_input_untouched(text, name, step):
+    g = inferred(text)
+    before = snapshot(g)
+    out = step(g)
+    verify(out)
+    assert snapshot(g) == before, f"{name} mutated its input"
+
+
+def test_constant_folding_evaluates_literal_subexpressions():
+    g = fold_constants(inferred("graph f(x: f32[N]) {\n return x * (2 ** 3 + 1) - sqrt(16.0)\n}"))
+    g = eliminate_dead_code(g)
+    consts = sorted(d["value"] for _, d in g.nodes(data=True) if d["op"] == "const")
+    assert consts == [4.0, 9]
+    assert ops(g) == ["mul", "sub"]
+
+
+def test_folded_nan_and_inf_follow_numpy():
+    g = eliminate_dead_code(fold_constants(inferred(
+        "graph f(x: f32[N]) {\n return x + log(0.0) * 0, x + 1 / 0.0\n}")))
+    values = [d["value"] for _, d in g.nodes(data=True) if d["op"] == "const"]
+    assert any(math.isnan(v) for v in values) and math.inf in values
+
+
+def test_cse_merges_identical_subexpressions():
+    g = eliminate_common_subexpressions(inferred(SAMPLES[1]))
+    assert ops(g) == ["add", "exp", "mul"]
+
+
+def test_dce_drops_unused_values():
+    g = eliminate_dead_code(inferred(SAMPLES[2]))
+    assert "tanh" not in ops(g)
+
+
+@pytest.mark.parametrize(
+    "expr, left",
+    [
+        ("x * 1", []),
+        ("1 * x", []),
+        ("x + 0", []),
+        ("x - 0", []),
+        ("x / 1", []),
+        ("-(-x)", []),
+        ("x ** 1", []),
+        ("relu(relu(x))", ["relu"]),
+        ("x * 1.5", ["mul"]),
+        ("0 - x", ["sub"]),
+    ],
+)
+def test_identities(expr, left):
+    g = apply_identities(inferred(f"graph f(x: f32[N]) {{\n return {expr}\n}}"))
+    assert ops(g) == left
+
+
+def test_identity_keeps_dtype_changes():
+    # i32 * 1.0 is f32: dropping the multiply would change the result's dtype.
+    g = apply_identities(inferred("graph f(x: i32[N]) {\n return x * 1.0\n}"))
+    assert ops(g) == ["mul"]
+
+
+def test_identity_keeps_broadcasts():
+    # x[N] + zeros broadcast to [M, N] is not x.
+    g = apply_identities(inferred("graph f(x: f32[N], z: f32[M, N]) {\n return x + z * 0\n}"))
+    assert "add" in ops(g)
+
+
+def test_full_simplify_pipeline():
+    (g,) = compile_graphs(SAMPLES[0]).graphs
+    assert ops(g) == ["relu"]
+    g2 = simplify(g)
+    assert ops(g2) == ops(g)
+
+
+def test_front_end_does_not_import_pyopencl():
+    """Everything up to code generation runs without a device."""
+    code = (
+        "import sys, fusec, fusec.codegen, fusec.plan;"
+        "fusec.compile_graphs('graph f(x: f32[N]) {\\n return x + 1\\n}');"
+        "assert 'pyopencl' not in sys.modules, 'front end imported pyopencl'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kernels_cache_knows_nothing_of_fusec():
+    import kernels_cache
+
+    src = "\n".join(open(m.__file__).read() for m in [kernels_cache])
+    assert "fusec." not in src and "import fusec" not in src
