@@ -203,12 +203,8 @@ class ElementwiseKernel:
             ct = COMPUTE[t_dtype]
             # bool operands of arithmetic or ordering, not logic or selection
             numeric_bool = t_dtype == "bool" and prim.dtype_rule in ("promote", "compare")
-            fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
-            fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
             attrs = dict(data["attrs"])
-            for k, v in attrs.items():
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    fields[k] = literal(v, ct, w)
+            fields = {}
             for i, (arg, want, name) in enumerate(zip(data["args"], operand, prim.inputs, strict=True)):
                 expr = self._operand(arg, names, w)
                 src = g.nodes[arg]["dtype"]
@@ -225,7 +221,9 @@ class ElementwiseKernel:
                         fields[name] = f"(-{fields[name]})"
             category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
             template = prim.template_for(category, attrs)
-            expr = string.Formatter().vformat(template, (), fields)
+            result_ct = MASK[ct] if prim.dtype_rule in ("compare", "logical") else ct
+            cap = prim.max_width.get(t_dtype, w)
+            expr = _render(template, fields, ct, attrs, w, cap, result_ct)
             if prim.dtype_rule in ("compare", "logical"):
                 expr = f"convert_int{w}({expr})" if w > 1 else f"(int)({expr})"
                 result_from = "bool"
@@ -284,6 +282,28 @@ class ElementwiseKernel:
             out += ["    " * 2 + line for line in scalar]
             out += ["        }", "    }"]
         return "\n".join(out + ["}", ""])
+
+
+def _width_fields(ct: str, attrs: dict, w: int) -> dict:
+    """The placeholders of a template that depend on the vector width."""
+    fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
+    fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
+    for k, v in attrs.items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            fields[k] = literal(v, ct, w)
+    return fields
+
+
+def _render(template: str, operands: dict, ct: str, attrs: dict, w: int, cap: int, result_ct: str) -> str:
+    """The template over `w` lanes, as halves while `w` exceeds the op's `cap`."""
+    if w <= cap or w == 1:
+        return string.Formatter().vformat(template, (), {**_width_fields(ct, attrs, w), **operands})
+    h = w // 2
+    lo, hi = (
+        _render(template, {k: f"({e}).{part}" for k, e in operands.items()}, ct, attrs, h, cap, result_ct)
+        for part in ("lo", "hi")
+    )
+    return f"(({vec(result_ct, w)})({lo}, {hi}))"
 
 
 def needs_fp64(g: nx.DiGraph) -> bool:

@@ -49,6 +49,9 @@ class Primitive:
     kind: str = "elementwise"
     backward: Mapping[str, str] = field(default_factory=dict)
     infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
+    # Widest vector the template may run on, per compute dtype; wider vectors
+    # are split into halves (.lo/.hi). For builtins a driver gets wrong when wide.
+    max_width: Mapping[str, int] = field(default_factory=dict)
     doc: str = ""
 
     def __post_init__(self):
@@ -56,6 +59,7 @@ class Primitive:
         assert self.kind in KINDS, self.kind
         object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
         object.__setattr__(self, "attr_choices", MappingProxyType(dict(self.attr_choices)))
+        object.__setattr__(self, "max_width", MappingProxyType(dict(self.max_width)))
         if not isinstance(self.forward, str):
             object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
 
