@@ -30,6 +30,15 @@ def vec(t: str, w: int) -> str:
     return t if w == 1 else f"{t}{w}"
 
 
+def c_name(param: str) -> str:
+    """The C identifier of a parameter. IR names may be anything C spells an
+    identifier: `i`, `n`, `p0`, `out0` (the kernel's own names), `float`,
+    `half`, `global` (OpenCL C keywords), `NAN`, `fmax`, `vload8` (its macros
+    and builtins); a parameter named `i` broke the build. A fixed prefix is
+    injective and none of those start with it."""
+    return f"in_{param}"
+
+
 def literal(value, ctype: str, w: int) -> str:
     """A literal of the compute type (scalar type name), splatted for vectors."""
     if ctype in ("float", "double"):
@@ -128,7 +137,7 @@ class ElementwiseKernel:
 
     def _load(self, p: int, w: int, base: str) -> str:
         data = self.g.nodes[p]
-        name, dtype, kind = data["name"], data["dtype"], self.input_kind[p]
+        name, dtype, kind = c_name(data["name"]), data["dtype"], self.input_kind[p]
         ct = COMPUTE[dtype]
         if kind == "value":
             return name if w == 1 else f"(({ct}{w})({name}))"
@@ -254,9 +263,9 @@ class ElementwiseKernel:
             if kind in ("size", "dim"):
                 params.append(f"const long {name}")
             elif kind == "scalar":
-                params.append(f"const {COMPUTE[dtype]} {name}")
+                params.append(f"const {COMPUTE[dtype]} {c_name(name)}")
             elif kind == "buffer":
-                params.append(f"__global const {STORAGE[dtype]} *restrict {name}")
+                params.append(f"__global const {STORAGE[dtype]} *restrict {c_name(name)}")
             else:
                 params.append(f"__global {STORAGE[dtype]} *restrict {name}")
         return params
