@@ -194,7 +194,8 @@ class CompiledGraph:
         import pyopencl.array as cla
 
         name, dtype, shape = p["name"], p["dtype"], tuple(p["shape"])
-        want = f"{dtype}{list(shape)}" if shape else dtype
+        # f32[3, N], not f32[3, 'N'] (a list's repr quotes the symbols)
+        want = f"{dtype}[{', '.join(str(d) for d in shape)}]" if shape else dtype
         np_dtype = dt.NUMPY[dtype]
         if not shape:  # a scalar parameter: Python and NumPy numbers, 0-d arrays
             if isinstance(value, cla.Array):
