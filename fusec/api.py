@@ -109,9 +109,11 @@ class CompiledGraph:
         self._program = None
 
     def build(self):
+        import pyopencl as cl
+
         if self._program is None:
             self._program = self.runtime.program(self.source, self.name)
-            self._cl_kernels = [getattr(self._program, k.group.name) for k in self.kernels]
+            self._cl_kernels = [cl.Kernel(self._program, k.group.name) for k in self.kernels]
         return self._program
 
     def __repr__(self) -> str:
@@ -146,7 +148,7 @@ class CompiledGraph:
         for o in self.graph.graph["outputs"]:
             data = self.graph.nodes[o]
             shape = tuple(_resolve(d, sizes) for d in data["shape"])
-            outs.append(cla.empty(queue, shape, dt.NUMPY[dt.concrete(data["dtype"])]))
+            outs.append(cla.empty(queue, shape, dt.NUMPY[dt.concrete(data["dtype"])], allocator=self.runtime.allocator))
         from .runtime import SCALAR_ARG
 
         for kernel, clk in zip(self.kernels, self._cl_kernels, strict=True):
@@ -166,7 +168,7 @@ class CompiledGraph:
                     call_args.append(buffers[name])
                 else:
                     call_args.append(outs[int(name[3:])].data)
-            w = kernel.device.vector_width
+            w = kernel.elements_per_item
             clk(queue, (-(-n // w),), None, *call_args)
         if on_device:
             result = outs

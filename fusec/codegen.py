@@ -15,6 +15,7 @@ import networkx as nx
 
 from . import dtypes as dt
 from .device import DeviceInfo
+from .mathlib import helpers_for
 from .passes.fuse import FusionGroup
 from .registry import lookup
 
@@ -270,13 +271,18 @@ class ElementwiseKernel:
                 params.append(f"__global {STORAGE[dtype]} *restrict {name}")
         return params
 
+    @property
+    def elements_per_item(self) -> int:
+        """Elements one work-item covers: the global size is ceil(n / this)."""
+        return self.device.vector_width * self.device.vectors_per_item
+
     def source(self) -> str:
-        w = self.device.vector_width
+        w, u = self.device.vector_width, self.device.vectors_per_item
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         head = [
             f"// fusec: graph {self.g.graph['name']}, kernel {self.group.name}",
             f"// fused ops ({len(ops)}): {' '.join(ops) if ops else '(copy)'}",
-            f"// elements per work-item: {w}",
+            f"// elements per work-item: {w * u}" + (f" ({u} vectors of {w})" if u > 1 else ""),
         ]
         sig = ",\n    ".join(self.signature())
         out = head + [f"__kernel void {self.group.name}(\n    {sig})", "{"]
@@ -284,12 +290,17 @@ class ElementwiseKernel:
         if w == 1:
             out += ["    const long j = get_global_id(0);", "    if (j >= n) return;"]
             out += scalar
-        else:
-            out += [f"    const long i = (long)get_global_id(0) * {w};", f"    if (i + {w} <= n) {{"]
-            out += ["        " + line for line in self.body(w, "i")]
-            out += ["    } else {", "        for (long j = i; j < n; ++j) {"]
-            out += ["    " * 2 + line for line in scalar]
-            out += ["        }", "    }"]
+            return "\n".join(out + ["}", ""])
+        vector = self.body(w, "i")
+        # The full case is straight-line code: U independent vectors per
+        # work-item, no loop (PoCL ran a loop over them 3x slower). Only the
+        # last work-item takes the scalar tail.
+        out += [f"    const long i0 = (long)get_global_id(0) * {w * u};", f"    if (i0 + {w * u} <= n) {{"]
+        for k in range(u):
+            out += [f"        {{ const long i = i0 + {k * w};"]
+            out += ["            " + line for line in vector] + ["        }"]
+        out += ["    } else {", "        for (long j = i0; j < n; ++j) {"]
+        out += ["        " + line for line in scalar] + ["        }", "    }"]
         return "\n".join(out + ["}", ""])
 
 
@@ -322,8 +333,12 @@ def needs_fp64(g: nx.DiGraph) -> bool:
 def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
     """The program source for all groups, and each group's kernel object."""
     kernels = [ElementwiseKernel(g, grp, device) for grp in groups]
+    body = "\n".join(k.source() for k in kernels)
     prelude = []
-    if needs_fp64(g):
-        prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    src = "\n".join(prelude + ([""] if prelude else []) + [k.source() for k in kernels])
-    return src, kernels
+    # some f32 templates go through double too (sin, cos, integer pow)
+    if needs_fp64(g) or "double" in body:
+        prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n")
+    helpers = helpers_for(body)
+    if helpers:
+        prelude.append(helpers)
+    return "\n".join(prelude + [body]), kernels

@@ -34,7 +34,7 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
     plan_kernels = []
     for k in kernels:
         grp = k.group
-        w = k.device.vector_width
+        w = k.elements_per_item
         args = []
         for name, kind, dtype in k.args:
             arg = {"name": name, "kind": kind, "dtype": dtype}

@@ -77,6 +77,11 @@ class Runtime:
             self.context = cl.Context([self.device])
             self.queue = cl.CommandQueue(self.context)
         self.info = DeviceInfo.from_cl(self.device)
+        # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
+        # time in first-touch page faults than the kernel spends computing.
+        import pyopencl.tools as cl_tools
+
+        self.allocator = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
         self.cache = _open_cache(cache_dir)
         self._programs: dict[str, cl.Program] = {}
 

@@ -43,7 +43,7 @@ GELU_EXACT = f"({_c('0.5')} * {{x}} * ({{ONE}} + erf({{x}} * {_c(SQRT1_2)})))"
 # form saturates (exp(+inf) = inf), keeps NaN, -0.0 and gelu(-inf) = nan, and
 # has no cancellation for negative x.
 GELU_TANH = (
-    f"({{x}} / ({{ONE}} + exp({_c('-' + TWO_SQRT_2_OVER_PI)} * "
+    f"({{x}} / ({{ONE}} + fu_exp_{{T}}({_c('-' + TWO_SQRT_2_OVER_PI)} * "
     f"({{x}} + {_c('0.044715')} * {{x}} * {{x}} * {{x}}))))"
 )
 # relu6(x + 3), shared by hardsigmoid and hardswish.
@@ -207,9 +207,9 @@ for entry in [
         doc="exact: x/2 (1 + erf(x/sqrt 2)); tanh: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
     ),
     # x / (1 + exp(-x)) as torch: silu(-inf) is nan, silu(inf) is inf.
-    Primitive("silu", ("x",), "({x} / ({ONE} + exp(-({x}))))", _np_silu, dtype_rule="float"),
+    Primitive("silu", ("x",), "({x} / ({ONE} + fu_exp_{T}(-({x}))))", _np_silu, dtype_rule="float"),
     # torch's mish has no softplus threshold: exp overflows to inf and tanh(inf) = 1.
-    Primitive("mish", ("x",), "({x} * tanh(log1p(exp({x}))))", _np_mish, dtype_rule="float"),
+    Primitive("mish", ("x",), "({x} * fu_tanh_{T}(log1p(fu_exp_{T}({x}))))", _np_mish, dtype_rule="float"),
     Primitive(
         "softplus",
         ("x",),

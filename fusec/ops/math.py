@@ -72,7 +72,7 @@ def _unary_float(name, template, ref, doc=""):
 
 
 for entry in [
-    _unary_float("exp", "exp({x})", _float_only(np.exp)),
+    _unary_float("exp", "fu_exp_{T}({x})", _float_only(np.exp)),
     _unary_float("log", "log({x})", _float_only(np.log)),
     _unary_float("log1p", "log1p({x})", _float_only(np.log1p)),
     _unary_float("expm1", "expm1({x})", _float_only(np.expm1)),
@@ -84,9 +84,9 @@ for entry in [
     # For a double T the conversions are no-ops.
     _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin)),
     _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos)),
-    _unary_float("tanh", "tanh({x})", _float_only(np.tanh)),
+    _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh)),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
-    _unary_float("sigmoid", "({ONE} / ({ONE} + exp(-({x}))))", _sigmoid),
+    _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid),
     _unary_float("erf", "erf({x})", _erf),
     Primitive("floor", ("x",), {"float": "floor({x})", "int": "({x})"}, _rounding(np.floor)),
     Primitive("ceil", ("x",), {"float": "ceil({x})", "int": "({x})"}, _rounding(np.ceil)),
