@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 from . import dtypes as dt
 from .diagnostics import CallError, CompileError
 from .graph import lower_module, verify
-from .lang import parse
+from .lang import parse, read_ir
 from .passes import PIPELINE, fuse
 from .plan import make_plan
 
@@ -32,11 +31,7 @@ def read_source(path_or_text) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike) or (
         isinstance(path_or_text, str) and "\n" not in path_or_text and "{" not in path_or_text
     ):
-        path = Path(path_or_text)
-        try:
-            return str(path), path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise CompileError([], str(path), "") from None
+        return str(path_or_text), read_ir(path_or_text)
     return "<input>", str(path_or_text)
 
 
@@ -112,7 +107,23 @@ class CompiledGraph:
         import pyopencl as cl
 
         if self._program is None:
-            self._program = self.runtime.program(self.source, self.name)
+            try:
+                self._program = self.runtime.program(self.source, self.name)
+            except CompileError as e:
+                if not getattr(e, "crashed", False) or self.kernels[0].device.vector_width == 1:
+                    raise
+                # A compiler crash on vector code: scalar kernels are slower but
+                # take the simplest path through any driver.
+                import dataclasses
+                import warnings
+
+                from .codegen import generate
+
+                warnings.warn(f"fusec: {e}; retrying {self.name} with scalar kernels", stacklevel=2)
+                info = dataclasses.replace(self.kernels[0].device, vector_width=1, vectors_per_item=1)
+                self.source, self.kernels = generate(self.graph, self.groups, info)
+                self.plan = make_plan(self.graph, self.kernels)
+                self._program = self.runtime.program(self.source, self.name)
             self._cl_kernels = [cl.Kernel(self._program, k.group.name) for k in self.kernels]
         return self._program
 

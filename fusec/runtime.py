@@ -138,24 +138,63 @@ class Runtime:
         return prg
 
     def _build(self, source: str, name: str, key, components):
-        start = time.perf_counter()
-        try:
-            prg = cl.Program(self.context, source).build(BUILD_OPTIONS, cache_dir=False)
-        except cl.RuntimeError as e:
-            raise CompileError(
-                Diagnostic(f"the OpenCL compiler rejected the kernel for {name}:\n{e}")
-            ) from None
-        # PoCL generates machine code lazily; creating the kernels makes the
-        # binary we save complete enough to skip most of that next time.
-        prg.all_kernels()
-        seconds = time.perf_counter() - start
-        if self.cache is not None:
+        if _isolated():
+            prg, binary, log, seconds = self._build_in_worker(source, name)
+        else:
+            start = time.perf_counter()
+            try:
+                prg = cl.Program(self.context, source).build(BUILD_OPTIONS, cache_dir=False)
+            except cl.RuntimeError as e:
+                raise _rejected(name, str(e)) from None
+            # PoCL generates machine code lazily; creating the kernels makes the
+            # binary we save complete enough to skip most of that next time.
+            prg.all_kernels()
+            seconds = time.perf_counter() - start
             binary = prg.get_info(cl.program_info.BINARIES)[0]
-            meta = {"name": name, "build_seconds": seconds, "components": components,
-                    "build_log": prg.get_build_info(self.device, cl.program_build_info.LOG)}
+            log = prg.get_build_info(self.device, cl.program_build_info.LOG)
+        if self.cache is not None:
+            meta = {"name": name, "build_seconds": seconds, "components": components, "build_log": log}
             self.cache.record_build(seconds)
             self.cache.put(key, binary, meta)
         return prg
+
+    def _build_in_worker(self, source: str, name: str):
+        from .build_worker import WorkerCrash
+
+        try:
+            reply = _worker().build(self.device.platform.name, self.device.name, source, BUILD_OPTIONS)
+        except WorkerCrash as e:
+            err = CompileError(Diagnostic(f"building the kernels of {name} failed: {e}"))
+            err.crashed = True
+            raise err from None
+        if "error" in reply:
+            raise _rejected(name, reply["error"])
+        prg = cl.Program(self.context, [self.device], [reply["binary"]]).build(BUILD_OPTIONS)
+        return prg, reply["binary"], reply["log"], reply["seconds"]
+
+
+def _rejected(name: str, message: str) -> CompileError:
+    return CompileError(Diagnostic(f"the OpenCL compiler rejected the kernels of {name}:\n{message}"))
+
+
+def _isolated() -> bool:
+    """Cold builds run in a worker process unless FUSEC_BUILD_ISOLATION=0."""
+    return os.environ.get("FUSEC_BUILD_ISOLATION", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_WORKER = None
+
+
+def _worker():
+    global _WORKER
+    if _WORKER is None:
+        import atexit
+
+        from .build_worker import BuildWorker
+
+        _WORKER = BuildWorker(timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120")))
+        atexit.register(_WORKER.close)
+    return _WORKER
 
 
 def _open_cache(cache_dir) -> KernelCache | None:
