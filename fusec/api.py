@@ -93,6 +93,7 @@ class CompiledGraph:
         self.source, self.kernels = generate(g, self.groups, runtime.info)
         self.plan = make_plan(g, self.kernels)
         self.params = [g.nodes[p] for p in g.graph["params"]]
+        self._front = front
         self.param_names = [p["name"] for p in self.params]
         if not runtime.info.fp64 and any(p.get("dtype") == "f64" for _, p in g.nodes(data=True)):
             pos = next(p["pos"] for _, p in g.nodes(data=True) if p.get("dtype") == "f64")
@@ -111,7 +112,7 @@ class CompiledGraph:
                 self._program = self.runtime.program(self.source, self.name)
             except CompileError as e:
                 if not getattr(e, "crashed", False) or self.kernels[0].device.vector_width == 1:
-                    raise
+                    raise e.with_source(self._front.filename, self._front.source) from None
                 # A compiler crash on vector code: scalar kernels are slower but
                 # take the simplest path through any driver.
                 import dataclasses
@@ -119,11 +120,15 @@ class CompiledGraph:
 
                 from .codegen import generate
 
-                warnings.warn(f"fusec: {e}; retrying {self.name} with scalar kernels", stacklevel=2)
+                reason = e.diagnostics[0].message
+                warnings.warn(f"fusec: {reason}; retrying {self.name} with scalar kernels", stacklevel=2)
                 info = dataclasses.replace(self.kernels[0].device, vector_width=1, vectors_per_item=1)
                 self.source, self.kernels = generate(self.graph, self.groups, info)
                 self.plan = make_plan(self.graph, self.kernels)
-                self._program = self.runtime.program(self.source, self.name)
+                try:
+                    self._program = self.runtime.program(self.source, self.name)
+                except CompileError as e2:
+                    raise e2.with_source(self._front.filename, self._front.source) from None
             self._cl_kernels = [cl.Kernel(self._program, k.group.name) for k in self.kernels]
         return self._program
 
