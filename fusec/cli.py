@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .diagnostics import FusecError
+from .diagnostics import CompileError, FusecError
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -49,12 +49,15 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except FusecError as e:
-        print(str(e) if str(e).startswith(("<", "/")) or ":" in str(e)[:200] else f"fusec: error: {e}",
-              file=sys.stderr)
+    except CompileError as e:  # already FILE:LINE:COL: error: ..., line and caret
+        print(e.text, file=sys.stderr)
         return EXIT_INPUT
-    except UserError as e:
+    except (FusecError, UserError) as e:
         print(f"fusec: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as e:  # writing outputs: a full disk, a read-only folder
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"fusec: error: {where}{(e.strerror or str(e)).lower()}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
@@ -63,10 +66,7 @@ def main(argv=None) -> int:
 def _front(path: str):
     from .api import compile_graphs
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"cannot read {path!r}: no such file")
-    return compile_graphs(p)
+    return compile_graphs(Path(path))
 
 
 def cmd_check(args) -> int:

@@ -29,8 +29,11 @@ def render(diag: Diagnostic, filename: str, source: str) -> str:
     head = f"{filename}:{diag.pos.line}:{diag.pos.column}: {diag.severity}: {diag.message}"
     if not 1 <= diag.pos.line <= len(lines):
         return head
-    text = lines[diag.pos.line - 1].expandtabs(1)
-    caret = " " * (diag.pos.column - 1) + "^"
+    text = lines[diag.pos.line - 1]
+    # the caret line repeats the line's tabs, so the caret sits under the
+    # column whatever width the reader's terminal gives a tab
+    lead = "".join(c if c == "\t" else " " for c in text[: diag.pos.column - 1])
+    caret = lead.ljust(diag.pos.column - 1) + "^"
     return f"{head}\n{text}\n{caret}"
 
 

@@ -53,6 +53,22 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
     return graphs
 
 
+# Ops of the v1 spec that this version does not compile yet. Once an op is in
+# the registry, inference reports what it still lacks (or compiles it).
+NOT_YET = ("linear", "matmul", "sum", "mean", "max", "min", "softmax", "log_softmax")
+
+
+def ir_repr(value) -> str:
+    """An attribute value as it is spelled in IR text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple) and value[:1] == ("dtype",):
+        return value[1]
+    return repr(value)
+
+
 def _suggest(name: str, known) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -70,7 +86,11 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             raise error(f"{name!r} is an op and cannot name a value", pos)
         if name in scope:
             p = g.nodes[scope[name]]["pos"]
-            raise error(f"{name!r} is already defined at line {p.line}", pos)
+            raise error(
+                f"{name!r} is already defined at line {p.line}; a name is assigned once, so"
+                " give this value a new name",
+                pos,
+            )
 
     for p in gdef.params:
         define(p.name, p.pos)
@@ -80,12 +100,16 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     later = {s.target: s.pos for s in gdef.body if not isinstance(s, Return)}
 
+    current = {"target": None}  # the statement being lowered
+
     def expr(e) -> int:
         if isinstance(e, Literal):
             return add_node(g, "const", pos=e.pos, value=e.value)
         if isinstance(e, Name):
             if e.id in scope:
                 return scope[e.id]
+            if e.id == current["target"] and e.id not in scope:
+                raise error(f"{e.id!r} is used in its own definition", e.pos)
             if e.id in later:
                 raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
             if lookup(e.id) is not None:
@@ -96,20 +120,30 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
         if prim is None:
             hint = _suggest(e.op, ops)
             if e.op in scope:
-                raise error(f"{e.op!r} is a value, not an op", e.pos)
+                raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
+            if e.op in NOT_YET:
+                raise error(
+                    f"{e.op} is not supported yet: this version compiles elementwise ops only",
+                    e.pos,
+                )
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
         args = [expr(a) for a in e.args]
         return add_node(g, e.op, args, _check_attrs(prim, e), e.pos, infix=e.infix)
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
     if not returns:
-        raise error(f"graph {gdef.name!r} has no return statement", gdef.pos)
+        raise error(
+            f"graph {gdef.name!r} ends without a return statement", gdef.end or gdef.pos
+        )
     for stmt in gdef.body:
         if isinstance(stmt, Return):
             if stmt is not gdef.body[-1]:
-                raise error("return must be the last statement of a graph", stmt.pos)
+                raise error(
+                    f"return must be the last statement of graph {gdef.name!r}", stmt.pos
+                )
             g.graph["outputs"] = [expr(v) for v in stmt.values]
         else:
+            current["target"] = stmt.target
             value = expr(stmt.value)
             define(stmt.target, stmt.pos)
             if g.nodes[value].get("name") is None:
@@ -137,12 +171,15 @@ def _check_attrs(prim, call: Call):
             raise error(f"attribute {name!r} is given twice", pos)
         choices = prim.attr_choices.get(name)
         if choices is not None and value not in choices:
-            shown = ", ".join(repr(c) for c in choices)
-            raise error(f"{prim.name}'s {name} must be one of {shown}, got {value!r}", pos)
+            shown = ", ".join(ir_repr(c) for c in choices[:-1])
+            shown = f"{shown} or {ir_repr(choices[-1])}" if shown else ir_repr(choices[-1])
+            raise error(
+                f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}", pos
+            )
         default = prim.attrs[name]
         if isinstance(default, int | float) and not isinstance(default, bool) and default is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise error(f"{prim.name}'s {name} must be a number, got {value!r}", pos)
+                raise error(f"{prim.name}'s {name} must be a number, got {ir_repr(value)}", pos)
         given[name] = value
     from .registry import REQUIRED
 

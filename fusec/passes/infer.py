@@ -21,7 +21,22 @@ def broadcast(shapes, pos, what="operands"):
         dims.discard(1)
         if len(dims) > 1:
             shown = " and ".join(fmt_shape(s) for s in shapes)
-            raise error(f"cannot broadcast {what} of shapes {shown}", pos)
+            raise error(
+                f"cannot broadcast {what} of shapes {shown}: "
+                + " vs ".join(dict.fromkeys(str(s[len(s) - ndim + i]) for s in shapes
+                                            if len(s) - ndim + i >= 0 and s[len(s) - ndim + i] != 1))
+                + (" in the last dimension" if i == ndim - 1 else f" in dimension {i - ndim}")
+                + (
+                    "; different size names may be different sizes, so use one name for"
+                    " sizes that must be equal"
+                    if all(isinstance(d, str) for d in dims)
+                    else "; a size name is not assumed to equal a number, so write the number"
+                    " if that is the size"
+                    if any(isinstance(d, str) for d in dims)
+                    else ""
+                ),
+                pos,
+            )
         out.append(dims.pop() if dims else 1)
     return tuple(out)
 
@@ -80,7 +95,8 @@ def infer(g: nx.DiGraph) -> nx.DiGraph:
         operand, result = operand_dtypes(prim.dtype_rule, [a["dtype"] for a in args], attrs)
         if prim.dtype_rule == "where" and dt.concrete(args[0]["dtype"]) != "bool":
             raise error(
-                f"where's condition must be bool, got {dt.concrete(args[0]['dtype'])}",
+                f"where's condition must be bool, got {dt.concrete(args[0]['dtype'])};"
+                " compare it (c != 0) or cast it (cast(c, dtype=bool))",
                 data["pos"],
             )
         if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
