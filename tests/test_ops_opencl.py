@@ -7,9 +7,9 @@ independent oracle; the registry's own NumPy references are not used here.
 
 To keep builds few, the cases of one input dtype share one graph with many
 outputs (one kernel); every case is still its own test. Each graph runs at
-sizes 1, 7, 8, 9, 37, the whole pool and 1000 elements, so that every input
-value goes through both the vector path (8 elements per work-item) and the
-scalar tail.
+sizes 1, 7, 8, 9, 37, the whole pool, 1000 elements and a shuffled pool, so
+that every input value goes through both the vector path (one or more float8
+vectors per work-item) and the scalar tail, beside varied neighbours.
 
 f16 follows the spec's policy: inputs are f16, computed in f32, rounded once
 at the store; the oracle is torch on the f32 values of the f16 inputs, rounded
