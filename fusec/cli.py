@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="list OpenCL devices")
 
+    w = sub.add_parser("warmup", help="compile every .ir file under PATHs into the kernel cache")
+    w.add_argument("paths", nargs="+", metavar="PATH")
+    w.add_argument("--grad", action="store_true", help="also build backward kernels")
+    w.add_argument("--jobs", "-j", type=int, default=1, help="builds at once (default 1)")
+    w.add_argument("--check", action="store_true",
+                   help="build nothing; exit 1 if any kernel would need building (a CI gate)")
+
     cache = sub.add_parser("cache", help="inspect or trim the kernel cache")
     cache.add_argument("action", choices=["stats", "ls", "clear", "prune"])
     cache.add_argument("--max-size", help="for prune: target size, e.g. 500M")
@@ -186,7 +193,27 @@ def cmd_cache(args) -> int:
     return EXIT_OK
 
 
+def cmd_warmup(args) -> int:
+    from .warmup import terminal_progress, warmup
+
+    if args.grad:
+        raise UserError("--grad is not available yet")
+    if args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    try:
+        report = warmup(args.paths, jobs=args.jobs, check=args.check, progress=terminal_progress())
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    for label in report.missing:
+        print(f"{label}: not in the cache", file=sys.stderr)
+    for _, why in report.failed:
+        print(why, file=sys.stderr)
+    print(("check: " if args.check else "warmup: ") + report.summary(), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_INPUT
+
+
 COMMANDS = {
+    "warmup": cmd_warmup,
     "compile": cmd_compile,
     "check": cmd_check,
     "run": cmd_run,

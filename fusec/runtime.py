@@ -6,6 +6,7 @@ The only module (with the build worker) that imports pyopencl.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 
@@ -109,6 +110,14 @@ class Runtime:
             "producer": f"fusec {__version__}",
         }
 
+    def is_cached(self, source: str) -> bool:
+        """Whether `source` would load from this process's memo or the disk cache."""
+        if source in self._programs:
+            return True
+        if self.cache is None:
+            return False
+        return self.cache.get(cache_key(self.key_components(source, BUILD_OPTIONS))) is not None
+
     def program(self, source: str, name: str = "kernel") -> cl.Program:
         """A built program: from this process's memo, the disk cache, or a fresh build."""
         prg = self._programs.get(source)
@@ -182,19 +191,20 @@ def _isolated() -> bool:
     return os.environ.get("FUSEC_BUILD_ISOLATION", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-_WORKER = None
+_WORKERS = threading.local()  # one worker per thread: `warmup --jobs N` builds N at once
 
 
 def _worker():
-    global _WORKER
-    if _WORKER is None:
+    worker = getattr(_WORKERS, "worker", None)
+    if worker is None:
         import atexit
 
         from .build_worker import BuildWorker
 
-        _WORKER = BuildWorker(timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120")))
-        atexit.register(_WORKER.close)
-    return _WORKER
+        worker = BuildWorker(timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120")))
+        _WORKERS.worker = worker
+        atexit.register(worker.close)
+    return worker
 
 
 def _open_cache(cache_dir) -> KernelCache | None:
