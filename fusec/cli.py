@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def main(argv=None) -> int:
         return EXIT_INPUT
     except (FusecError, UserError) as e:
         print(f"fusec: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except BrokenPipeError:  # the reader (head, less) left early: nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INPUT
     except OSError as e:  # writing outputs: a full disk, a read-only folder
         where = f"{e.filename}: " if e.filename else ""
