@@ -54,7 +54,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "cache" and args.action == "prune":
+        from kernels_cache import parse_size
+
+        if not args.max_size:
+            parser.error("cache prune needs --max-size SIZE (e.g. 500M)")
+        try:
+            parse_size(args.max_size)
+        except ValueError as e:
+            parser.error(f"--max-size: {e}")
     try:
         return COMMANDS[args.command](args)
     except CompileError as e:  # already FILE:LINE:COL: error: ..., line and caret
@@ -187,13 +197,7 @@ def cmd_cache(args) -> int:
     elif args.action == "clear":
         print(f"removed {cache.clear()} entries")
     else:
-        if not args.max_size:
-            raise UserError("prune needs --max-size SIZE")
-        try:
-            size = parse_size(args.max_size)
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        print(f"removed {cache.prune(size)} entries")
+        print(f"removed {cache.prune(parse_size(args.max_size))} entries")
     return EXIT_OK
 
 

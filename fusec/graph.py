@@ -208,7 +208,8 @@ def dump(g: nx.DiGraph) -> str:
 
     def ty(data):
         shape = data.get("shape")
-        return f"{data.get('dtype', '?')}{list(shape) if shape else ''}"
+        dims = f"[{', '.join(str(d) for d in shape)}]" if shape else ""
+        return f"{data.get('dtype', '?')}{dims}"
 
     def ref(n):
         return f"%{n}"
