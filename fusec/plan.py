@@ -11,9 +11,12 @@ import math
 
 import networkx as nx
 
-from .codegen import ElementwiseKernel
+from .codegen import COMPUTE, STORAGE, ElementwiseKernel
 
 PLAN_VERSION = 1
+# What the kernels must be built with (the runtime builds with the same).
+BUILD_OPTIONS = "-cl-std=CL1.2"
+CTYPE_BYTES = {"char": 1, "uchar": 1, "half": 2, "int": 4, "float": 4, "long": 8, "double": 8}
 
 
 def _dims(shape) -> list:
@@ -37,7 +40,9 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
         w = k.elements_per_item
         args = []
         for name, kind, dtype in k.args:
-            arg = {"name": name, "kind": kind, "dtype": dtype}
+            # ctype: the C type passed by value, or a buffer's element type in memory
+            ctype = "long" if kind in ("size", "dim") else (COMPUTE if kind == "scalar" else STORAGE)[dtype]
+            arg = {"name": name, "kind": kind, "dtype": dtype, "ctype": ctype, "bytes": CTYPE_BYTES[ctype]}
             if kind == "size":
                 arg["value"] = size_expr(grp.shape)
             elif kind == "dim":
@@ -52,9 +57,11 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
                 "name": grp.name,
                 "ops": [g.nodes[n]["op"] for n in grp.nodes],
                 "args": args,
+                "elements": size_expr(grp.shape),
                 "elements_per_work_item": w,
-                # ceil(n / w) work-items; a local size is left to the driver
+                # ceil(n / w) work-items in one dimension; a local size is left to the driver
                 "global_size": f"ceil(({size_expr(grp.shape)}) / {w})",
+                "local_size": None,
                 "reads": [g.nodes[p]["name"] for p in grp.inputs],
                 "writes": [f"out{i}" for i, _ in grp.outputs],
                 "why": grp.reason,
@@ -63,7 +70,20 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
     return {
         "version": PLAN_VERSION,
         "graph": g.graph["name"],
-        "params": [{"name": p["name"], "dtype": p["dtype"], "shape": _dims(p["shape"])} for p in params],
-        "outputs": [{"dtype": o["dtype"], "shape": _dims(o["shape"])} for o in outputs],
+        "build_options": BUILD_OPTIONS,
+        "params": [
+            {
+                "name": p["name"],
+                "dtype": p["dtype"],
+                "shape": _dims(p["shape"]),
+                # arrays: the element type in memory; scalars: the type passed by value
+                "ctype": (STORAGE if p["shape"] else COMPUTE)[p["dtype"]],
+            }
+            for p in params
+        ],
+        "outputs": [
+            {"dtype": o["dtype"], "shape": _dims(o["shape"]), "ctype": STORAGE[o["dtype"]]}
+            for o in outputs
+        ],
         "kernels": plan_kernels,
     }
