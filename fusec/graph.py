@@ -53,6 +53,8 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
     return graphs
 
 
+DTYPE_NAMES = ("f16", "f32", "f64", "i32", "i64", "bool")
+
 # Ops of the v1 spec that this version does not compile yet. Once an op is in
 # the registry, inference reports what it still lacks (or compiles it).
 NOT_YET = ("linear", "matmul", "sum", "mean", "max", "min", "softmax", "log_softmax")
@@ -114,6 +116,10 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
                 raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
             if lookup(e.id) is not None:
                 raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
+            if e.id in DTYPE_NAMES:
+                raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
+            if e.id in KEYWORDS:
+                raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
             raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
         assert isinstance(e, Call)
         prim = lookup(e.op)
