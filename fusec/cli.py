@@ -87,6 +87,8 @@ def main(argv=None) -> int:
 def _front(path: str):
     from .api import compile_graphs
 
+    if not path:
+        raise UserError("the file name is empty")
     return compile_graphs(Path(path))
 
 
@@ -134,17 +136,22 @@ def cmd_compile(args) -> int:
 def _load_input(spec: str):
     name, sep, value = spec.partition("=")
     if not sep or not name:
-        raise UserError(f"--input expects NAME=FILE.npy or NAME=NUMBER, got {spec!r}")
+        raise UserError(f"--input expects NAME=FILE.npy, NAME=NUMBER or NAME=true|false, got {spec!r}")
     path = Path(value)
     if path.suffix == ".npy" or path.exists():
         try:
             return name, np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UserError(f"cannot read input {name!r} from {value!r}: {e}") from None
+        except OSError as e:
+            why = (e.strerror or str(e)).lower()
+            raise UserError(f"cannot read input {name!r} from {value!r}: {why}") from None
+        except ValueError:  # NumPy's words here are about unpickling, which we never do
+            raise UserError(f"cannot read input {name!r} from {value!r}: not a .npy array file") from None
+    if value in ("true", "false"):
+        return name, value == "true"
     try:
         return name, (int(value) if value.lstrip("+-").isdigit() else float(value))
     except ValueError:
-        raise UserError(f"input {name!r}: {value!r} is neither a .npy file nor a number") from None
+        raise UserError(f"input {name!r}: {value!r} is neither a .npy file, a number, true nor false") from None
 
 
 def cmd_run(args) -> int:

@@ -275,8 +275,9 @@ def test_bom_is_accepted(cli, tmp_path):
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        (["x"], "--input expects NAME=FILE.npy or NAME=NUMBER"),
-        (["x=nothing-here"], "is neither a .npy file nor a number"),
+        (["x"], "--input expects NAME=FILE.npy, NAME=NUMBER or NAME=true|false"),
+        (["x=nothing-here"], "is neither a .npy file, a number, true nor false"),
+        ([f"x={ACT}"], "cannot read input 'x' from 'examples/act.ir': not a .npy array file"),
         (["x=missing.npy"], "cannot read input 'x'"),
     ],
 )
