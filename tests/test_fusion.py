@@ -432,7 +432,7 @@ def test_broadcast_index_for_every_pair_of_small_shapes():
     dims = [1, 3, 9]
     shapes = [()] + [s for r in (1, 2, 3) for s in itertools.product(dims, repeat=r)]
     out_shape = (3, 3, 9)
-    cases = [s for s in shapes if all(d in (1, o) for d, o in zip(s[::-1], out_shape[::-1]))]
+    cases = [s for s in shapes if all(d in (1, o) for d, o in zip(s[::-1], out_shape[::-1], strict=False))]
     params = ", ".join(f"a{i}: f32[{', '.join(map(str, s))}]" for i, s in enumerate(cases))
     body = ", ".join(f"x + a{i}" for i in range(len(cases)))
     g = one(f"graph f(x: f32[3, 3, 9], {params}) {{\n    return {body}\n}}")
