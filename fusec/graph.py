@@ -162,7 +162,12 @@ def _check_attrs(prim, call: Call):
     if len(call.args) != prim.arity:
         want = f"{prim.arity} operand" + ("s" if prim.arity != 1 else "")
         names = ", ".join(prim.inputs)
-        raise error(f"{prim.name} takes {want} ({names}), got {len(call.args)}", call.pos)
+        hint = ""
+        if len(call.args) > prim.arity and prim.attrs:
+            hint = "; attributes are given by name: " + ", ".join(f"{a}=..." for a in prim.attrs)
+        # too many: point at the first operand too many
+        pos = call.args[prim.arity].pos if len(call.args) > prim.arity else call.pos
+        raise error(f"{prim.name} takes {want} ({names}), got {len(call.args)}{hint}", pos)
     given = {}
     for name, value, pos in call.attrs:
         if name not in prim.attrs:
@@ -179,8 +184,11 @@ def _check_attrs(prim, call: Call):
         if choices is not None and value not in choices:
             shown = ", ".join(ir_repr(c) for c in choices[:-1])
             shown = f"{shown} or {ir_repr(choices[-1])}" if shown else ir_repr(choices[-1])
+            hint = ""
+            if isinstance(value, str) and ("dtype", value) in choices:
+                hint = f"; a dtype is written without quotes: {name}={value}"
             raise error(
-                f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}", pos
+                f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos
             )
         default = prim.attrs[name]
         if isinstance(default, int | float) and not isinstance(default, bool) and default is not None:

@@ -324,12 +324,14 @@ def _character_diagnostic(e, text: str) -> Diagnostic:
     return Diagnostic(f"unexpected character {shown}" + _CHARACTER_HINTS.get(char, ""), pos)
 
 
-def _unclosed_brackets(text: str) -> set[int]:
-    """Offsets of the brackets that no bracket of the same kind closes (comments
-    and strings skipped). A closer that skips over other openers closes them."""
+def _unmatched_brackets(text: str) -> tuple[set[int], set[int]]:
+    """Offsets of the opening brackets that nothing closes, and of the closing
+    brackets that close nothing (comments and strings skipped). A closer that
+    skips over openers of other kinds leaves those unclosed."""
     pairs = {")": "(", "]": "[", "}": "{"}
     stack: list[int] = []
     unclosed: list[int] = []
+    stray: set[int] = set()
     i = 0
     while i < len(text):
         c = text[i]
@@ -349,8 +351,10 @@ def _unclosed_brackets(text: str) -> set[int]:
                     unclosed += stack[k + 1 :]
                     del stack[k:]
                     break
+            else:
+                stray.add(i)
         i += 1
-    return set(unclosed + stack)
+    return set(unclosed + stack), stray
 
 
 def _describe(tok) -> str:
@@ -389,8 +393,18 @@ def _token_diagnostic(e, text: str) -> Diagnostic:
                 _offset_pos(text, line_start + before.start(1)),
             )
 
+    unclosed, stray = _unmatched_brackets(text)
+    if not at_end and offset in stray:
+        return Diagnostic(f"unmatched '{tok}': it closes nothing", pos)
+
+    # an operand after an attribute: `f(x, alpha=1, y)`
+    if not at_end and tok.type in ("RPAR", "COMMA") and expected <= {"EQUAL", "_NL"}:
+        operand = re.search(r"(\w+)\s*$", text[:offset])
+        where = _offset_pos(text, operand.start(1)) if operand else pos
+        return Diagnostic("operands come before attributes: write f(x, y, name=value)", where)
+
     # a bracket left open: say which, since the error surfaces lines later
-    open_before = [o for o in _unclosed_brackets(text) if o < offset]
+    open_before = [o for o in unclosed if o < offset]
     if open_before:
         opener = max(open_before)
         o_pos = _offset_pos(text, opener)
@@ -415,8 +429,8 @@ def _token_diagnostic(e, text: str) -> Diagnostic:
                 f"unknown dtype '{word}'{hint} (the dtypes are {', '.join(_DTYPE_NAMES)})", pos
             )
         return Diagnostic(
-            f"unexpected name '{word}': an attribute's value is a number, true, false, inf, nan,"
-            " a string or a dtype",
+            f"a name cannot be an attribute's value; write a string in quotes (\"{word}\"),"
+            " a number, true, false or a dtype",
             pos,
         )
 
