@@ -55,11 +55,24 @@ def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_
     """Compile every graph of an IR file (a path, or the text) for an OpenCL device."""
     if grad:
         raise NotImplementedError("gradients are not available yet (issue: gradients)")
-    front = compile_graphs(path_or_text)
     from .runtime import Runtime
 
+    name, text = read_source(path_or_text)
     runtime = Runtime(device, queue, cache_dir) if queue is not None else Runtime.shared(device, cache_dir)
-    return Program(front, runtime)
+    # A repeat compile of the same text for the same runtime is a dict lookup.
+    from .registry import generation
+
+    key = (name, text, id(runtime), generation())
+    prog = _COMPILED.get(key)
+    if prog is None or prog.runtime is not runtime:
+        prog = Program(compile_graphs(text, filename=name), runtime)
+        if len(_COMPILED) >= 256:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = prog
+    return prog
+
+
+_COMPILED: dict = {}
 
 
 class Program:

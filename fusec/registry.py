@@ -85,12 +85,18 @@ class Primitive:
 
 
 REGISTRY: dict[str, Primitive] = {}
+_generation = [0]  # bumped on every registration: compiled programs keyed on it go stale
+
+
+def generation() -> int:
+    return _generation[0]
 
 
 def register(prim: Primitive, *, replace: bool = False) -> Primitive:
     if prim.name in REGISTRY and not replace:
         raise ValueError(f"primitive {prim.name!r} is already registered")
     REGISTRY[prim.name] = prim
+    _generation[0] += 1
     return prim
 
 

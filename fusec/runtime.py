@@ -89,10 +89,15 @@ class Runtime:
     @classmethod
     def shared(cls, device=None, cache_dir=None) -> Runtime:
         """One runtime per (device, cache) in a process, so programs are built once."""
+        spec = device if device is not None else os.environ.get("FUSEC_DEVICE")
+        fast = (spec if spec is None or isinstance(spec, str) else id(spec), str(cache_dir) if cache_dir else None)
+        if fast in cls._shared:
+            return cls._shared[fast]
         dev = select_device(device)
         key = (dev.int_ptr, str(cache_dir) if cache_dir else None)
         if key not in cls._shared:
             cls._shared[key] = cls(dev, cache_dir=cache_dir)
+        cls._shared[fast] = cls._shared[key]
         return cls._shared[key]
 
     def key_components(self, source: str, options: str) -> dict[str, str]:
