@@ -16,6 +16,7 @@ import difflib
 import networkx as nx
 
 from .diagnostics import CompileError, Diagnostic, Pos, error
+from .dtypes import DTYPES
 from .lang import KEYWORDS, Call, GraphDef, Literal, Module, Name, Return
 from .registry import all_primitives, lookup
 
@@ -52,8 +53,6 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
         raise CompileError(diags)
     return graphs
 
-
-DTYPE_NAMES = ("f16", "f32", "f64", "i32", "i64", "bool")
 
 # Ops of the v1 spec that this version does not compile yet. Once an op is in
 # the registry, inference reports what it still lacks (or compiles it).
@@ -116,7 +115,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
                 raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
             if lookup(e.id) is not None:
                 raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
-            if e.id in DTYPE_NAMES:
+            if e.id in DTYPES:
                 raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
             if e.id in KEYWORDS:
                 raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
