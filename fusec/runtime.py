@@ -17,8 +17,7 @@ from kernels_cache import KernelCache, cache_key, default_cache_dir
 
 from .device import DeviceInfo
 from .diagnostics import CompileError, Diagnostic, FusecError
-
-BUILD_OPTIONS = "-cl-std=CL1.2"
+from .plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
 
 
 class DeviceError(FusecError):
