@@ -163,21 +163,27 @@ class CompiledGraph:
             values[p["name"]] = self._check_arg(p, bound[p["name"]], sizes)
         self.build()
         queue = self.runtime.queue
-        ctx = self.runtime.context
+        # On a device sharing the host's memory (a CPU), NumPy arrays are used
+        # in place: no copy in, outputs written straight into NumPy arrays.
+        zero_copy = not on_device and self.runtime.host_memory
         buffers = {}
         for p in self.params:
             v = values[p["name"]]
-            if len(p["shape"]) == 0:
-                continue
-            if isinstance(v, cla.Array):
-                buffers[p["name"]] = v.data if v.size else None
-            elif v.size:
-                buffers[p["name"]] = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=v)
-        outs = []
+            if len(p["shape"]) and v.size:
+                buffers[p["name"]] = v.data if isinstance(v, cla.Array) else self._input_buffer(v, zero_copy)
+        out_arrays, out_buffers = [], []
         for o in self.graph.graph["outputs"]:
             data = self.graph.nodes[o]
             shape = tuple(_resolve(d, sizes) for d in data["shape"])
-            outs.append(cla.empty(queue, shape, dt.NUMPY[dt.concrete(data["dtype"])], allocator=self.runtime.allocator))
+            dtype = dt.NUMPY[dt.concrete(data["dtype"])]
+            if zero_copy:
+                arr = np.empty(shape, dtype)
+                buf = cl.Buffer(self.runtime.context, cl.mem_flags.WRITE_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=arr) if arr.size else None
+            else:
+                arr = cla.empty(queue, shape, dtype, allocator=self.runtime.allocator)
+                buf = arr.data if arr.size else None
+            out_arrays.append(arr)
+            out_buffers.append(buf)
         from .runtime import SCALAR_ARG
 
         for kernel, clk in zip(self.kernels, self._cl_kernels, strict=True):
@@ -196,14 +202,29 @@ class CompiledGraph:
                 elif kind == "buffer":
                     call_args.append(buffers[name])
                 else:
-                    call_args.append(outs[int(name[3:])].data)
+                    call_args.append(out_buffers[int(name[3:])])
             w = kernel.elements_per_item
             clk(queue, (-(-n // w),), None, *call_args)
         if on_device:
-            result = outs
+            result = out_arrays
+        elif zero_copy:
+            for arr, buf in zip(out_arrays, out_buffers, strict=True):
+                if buf is not None:  # mapping makes the device's writes visible in `arr`
+                    mapped, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, arr.shape, arr.dtype)
+                    mapped.base.release(queue)
+            queue.finish()
+            result = out_arrays
         else:
-            result = [o.get(queue) for o in outs]
+            result = [o.get(queue) for o in out_arrays]
         return result[0] if len(result) == 1 else tuple(result)
+
+    def _input_buffer(self, arr: np.ndarray, zero_copy: bool):
+        import pyopencl as cl
+
+        ctx = self.runtime.context
+        if zero_copy:
+            return cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=arr)
+        return cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=arr)
 
     def _bind(self, args, kwargs) -> dict:
         names = self.param_names

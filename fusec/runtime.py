@@ -77,6 +77,7 @@ class Runtime:
             self.context = cl.Context([self.device])
             self.queue = cl.CommandQueue(self.context)
         self.info = DeviceInfo.from_cl(self.device)
+        self.host_memory = bool(self.device.host_unified_memory) and os.environ.get("FUSEC_ZERO_COPY", "1") != "0"
         # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
         # time in first-touch page faults than the kernel spends computing.
         import pyopencl.tools as cl_tools
