@@ -118,32 +118,42 @@ class CompiledGraph:
         self._program = None
 
     def build(self):
+        """Build (or load) the program; on a compiler crash, retry with narrower vectors."""
+        import dataclasses
+        import warnings
+
         import pyopencl as cl
 
-        if self._program is None:
+        from .codegen import generate
+
+        while self._program is None:
             try:
-                self._program = self.runtime.program(self.source, self.name)
+                self._program = self.runtime.program(self.source, self.name, self._trials())
             except CompileError as e:
-                if not getattr(e, "crashed", False) or self.kernels[0].device.vector_width == 1:
+                width = self.kernels[0].device.vector_width
+                if not getattr(e, "crashed", False) or width == 1:
                     raise e.with_source(self._front.filename, self._front.source) from None
-                # A compiler crash on vector code: scalar kernels are slower but
-                # take the simplest path through any driver.
-                import dataclasses
-                import warnings
-
-                from .codegen import generate
-
+                # The compiler crashed on vector code (PoCL 3.0 on some float16
+                # kernels): 8 lanes are the next safest, scalar code the last.
+                narrower = 8 if width > 8 else 1
                 reason = e.diagnostics[0].message
-                warnings.warn(f"fusec: {reason}; retrying {self.name} with scalar kernels", stacklevel=2)
-                info = dataclasses.replace(self.kernels[0].device, vector_width=1, vectors_per_item=1)
+                warnings.warn(
+                    f"fusec: {reason}; retrying {self.name} with vectors of {narrower}", stacklevel=2
+                )
+                info = dataclasses.replace(
+                    self.kernels[0].device,
+                    vector_width=narrower,
+                    vectors_per_item=self.kernels[0].device.vectors_per_item if narrower > 1 else 1,
+                )
                 self.source, self.kernels = generate(self.graph, self.groups, info)
                 self.plan = make_plan(self.graph, self.kernels)
-                try:
-                    self._program = self.runtime.program(self.source, self.name)
-                except CompileError as e2:
-                    raise e2.with_source(self._front.filename, self._front.source) from None
+        if not hasattr(self, "_cl_kernels"):
             self._cl_kernels = [cl.Kernel(self._program, k.group.name) for k in self.kernels]
         return self._program
+
+    def _trials(self):
+        """What the build worker launches (with n = 0) so that lazy drivers generate code there."""
+        return [(k.group.name, k.trial_args(), k.local_size) for k in self.kernels]
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
@@ -203,8 +213,7 @@ class CompiledGraph:
                     call_args.append(buffers[name])
                 else:
                     call_args.append(out_buffers[int(name[3:])])
-            w = kernel.elements_per_item
-            clk(queue, (-(-n // w),), None, *call_args)
+            clk(queue, (kernel.global_size(n),), (kernel.local_size,), *call_args)
         if on_device:
             result = out_arrays
         elif zero_copy:

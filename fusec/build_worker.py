@@ -59,14 +59,15 @@ class BuildWorker:
             )
         return self._proc
 
-    def build(self, platform: str, device: str, source: str, options: str) -> dict:
+    def build(self, platform: str, device: str, source: str, options: str, trials=()) -> dict:
         """{"binary", "log", "seconds"} on success, {"error", "log"} if the compiler said no.
 
         Raises WorkerCrash if the worker died or did not answer in time.
         """
         proc = self._start()
         try:
-            _send(proc.stdin, {"platform": platform, "device": device, "source": source, "options": options})
+            _send(proc.stdin, {"platform": platform, "device": device, "source": source,
+                               "options": options, "trials": list(trials)})
         except (BrokenPipeError, OSError):
             return self._crashed("the build worker could not be reached")
         sel = selectors.DefaultSelector()
@@ -133,12 +134,32 @@ def _serve() -> None:
         except cl.RuntimeError as e:
             _send(stdout, {"error": str(e)})
             continue
-        # PoCL generates machine code lazily: asking for the kernels and the
-        # binary here makes any compiler crash happen in this process.
+        # PoCL generates machine code lazily, at the first launch for a local
+        # size: a launch that does nothing (n = 0) with the local size the
+        # caller will use makes any compiler crash happen here, and the binary
+        # taken after it carries the generated code.
         prg.all_kernels()
+        _trial_launches(ctx, prg, req.get("trials", ()))
         binary = prg.get_info(cl.program_info.BINARIES)[0]
         log = prg.get_build_info(dev, cl.program_build_info.LOG)
         _send(stdout, {"binary": binary, "log": log, "seconds": time.perf_counter() - start})
+
+
+_SCALARS = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
+
+
+def _trial_launches(ctx, prg, trials) -> None:
+    import numpy as np
+    import pyopencl as cl
+
+    if not trials:
+        return
+    queue = cl.CommandQueue(ctx)
+    dummy = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, 64)
+    for name, kinds, local in trials:
+        args = [dummy if k == "buffer" else np.dtype(_SCALARS[k]).type(0) for k in kinds]
+        cl.Kernel(prg, name)(queue, (local,), (local,), *args)
+    queue.finish()
 
 
 if __name__ == "__main__":

@@ -272,6 +272,27 @@ class ElementwiseKernel:
         return params
 
     @property
+    def local_size(self) -> int:
+        return self.device.local_size
+
+    def global_size(self, n: int) -> int:
+        """Work-items for n elements: ceil(n / elements_per_item), in whole work-groups."""
+        items = -(-n // self.elements_per_item)
+        return -(-items // self.local_size) * self.local_size
+
+    def trial_args(self) -> list[str]:
+        """Argument kinds for a launch that does nothing (n = 0): "buffer" or a C scalar type."""
+        kinds = []
+        for _, kind, dtype in self.args:
+            if kind in ("size", "dim"):
+                kinds.append("long")
+            elif kind == "scalar":
+                kinds.append(COMPUTE[dtype])
+            else:
+                kinds.append("buffer")
+        return kinds
+
+    @property
     def elements_per_item(self) -> int:
         """Elements one work-item covers: the global size is ceil(n / this)."""
         return self.device.vector_width * self.device.vectors_per_item

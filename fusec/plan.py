@@ -60,8 +60,9 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
                 "elements": size_expr(grp.shape),
                 "elements_per_work_item": w,
                 # ceil(n / w) work-items in one dimension; a local size is left to the driver
-                "global_size": f"ceil(({size_expr(grp.shape)}) / {w})",
-                "local_size": None,
+                # ceil(n / w) work-items, rounded up to whole work-groups
+                "global_size": f"ceil(ceil(({size_expr(grp.shape)}) / {w}) / {k.local_size}) * {k.local_size}",
+                "local_size": [k.local_size],
                 "reads": [g.nodes[p]["name"] for p in grp.inputs],
                 "writes": [f"out{i}" for i, _ in grp.outputs],
                 "why": grp.reason,

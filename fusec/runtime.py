@@ -123,7 +123,7 @@ class Runtime:
             return False
         return self.cache.get(cache_key(self.key_components(source, BUILD_OPTIONS))) is not None
 
-    def program(self, source: str, name: str = "kernel") -> cl.Program:
+    def program(self, source: str, name: str = "kernel", trials=()) -> cl.Program:
         """A built program: from this process's memo, the disk cache, or a fresh build."""
         prg = self._programs.get(source)
         if prg is not None:
@@ -133,7 +133,7 @@ class Runtime:
         if self.cache is not None:
             prg = self._load(key)
         if prg is None:
-            prg = self._build(source, name, key, components)
+            prg = self._build(source, name, key, components, trials)
         self._programs[source] = prg
         return prg
 
@@ -151,9 +151,9 @@ class Runtime:
         self.cache.record_hit(key)
         return prg
 
-    def _build(self, source: str, name: str, key, components):
+    def _build(self, source: str, name: str, key, components, trials=()):
         if _isolated():
-            prg, binary, log, seconds = self._build_in_worker(source, name)
+            prg, binary, log, seconds = self._build_in_worker(source, name, trials)
         else:
             start = time.perf_counter()
             try:
@@ -172,11 +172,11 @@ class Runtime:
             self.cache.put(key, binary, meta)
         return prg
 
-    def _build_in_worker(self, source: str, name: str):
+    def _build_in_worker(self, source: str, name: str, trials=()):
         from .build_worker import WorkerCrash
 
         try:
-            reply = _worker().build(self.device.platform.name, self.device.name, source, BUILD_OPTIONS)
+            reply = _worker().build(self.device.platform.name, self.device.name, source, BUILD_OPTIONS, trials)
         except WorkerCrash as e:
             err = CompileError(Diagnostic(f"building the kernels of {name} failed: {e}"))
             err.crashed = True

@@ -53,8 +53,12 @@ def test_worker_timeout_is_a_worker_crash():
         w.close()
 
 
-def test_compiler_abort_on_vector_code_falls_back_to_scalar_kernels(tmp_path):
-    """A compiler that aborts on float8 code: the caller survives, warns, and runs scalar kernels."""
+@pytest.mark.parametrize(
+    "abort_on, width, retries",
+    [("float16", 8, ["vectors of 8"]), ("vload", 1, ["vectors of 8", "vectors of 1"])],
+)
+def test_compiler_abort_on_vector_code_falls_back_to_narrower_vectors(tmp_path, abort_on, width, retries):
+    """A compiler that aborts on vector code: the caller survives, warns, and runs narrower kernels."""
     script = textwrap.dedent(
         """
         import warnings, numpy as np, fusec
@@ -68,11 +72,14 @@ def test_compiler_abort_on_vector_code_falls_back_to_scalar_kernels(tmp_path):
         print("WIDTH", g.kernels[0].device.vector_width)
         """
     )
-    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache"), "FUSEC_TEST_WORKER_ABORT_ON": "float8"}
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache"), "FUSEC_TEST_WORKER_ABORT_ON": abort_on}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "WIDTH 1" in out.stdout, out.stdout
-    assert "retrying f with scalar kernels" in out.stdout
+    if abort_on == "float16" and Runtime.shared().info.vector_width < 16:
+        pytest.skip("this device's vectors are narrower than 16")
+    assert f"WIDTH {width}\n" in out.stdout, out.stdout
+    for retry in retries:
+        assert f"retrying f with {retry}" in out.stdout, out.stdout
     assert "LLVM ERROR" in out.stdout and "signal 6" in out.stdout
 
 

@@ -16,27 +16,27 @@ static inline float fu_exp_float(const float x)
     return x != x ? x : (x > (float)(88.7228394f) ? (float)(INFINITY) : (x < (float)(-103.972084f) ? (float)(0.0f) : y));
 }
 
-static inline float8 fu_exp_float8(const float8 x)
+static inline float16 fu_exp_float16(const float16 x)
 {
-    const float8 xc = x < (float8)(-104.0f) ? (float8)(-104.0f) : (x > (float8)(89.0f) ? (float8)(89.0f) : x);
-    const float8 kf = (xc * (float8)(1.44269504088896341f) + (float8)(12582912.0f)) - (float8)(12582912.0f);
-    const float8 r = (xc - kf * (float8)(0.693359375f)) - kf * (float8)(-2.12194440e-4f);
-    const float8 r2 = r * r;
-    const float8 p = (((((float8)(1.9875691500e-4f) * r + (float8)(1.3981999507e-3f)) * r
-        + (float8)(8.3334519073e-3f)) * r + (float8)(4.1665795894e-2f)) * r
-        + (float8)(1.6666665459e-1f)) * r + (float8)(5.0000001201e-1f);
-    const float8 e = p * r2 + r + (float8)(1.0f);
-    const int8 k = as_int8(kf + (float8)(12582912.0f)) - (int8)(0x4B400000);
-    const int8 k1 = k >> 1;
-    const float8 s1 = as_float8((k1 + (int8)(127)) << 23);
-    const float8 s2 = as_float8((k - k1 + (int8)(127)) << 23);
-    const float8 y = e * s1 * s2;
-    return x != x ? x : (x > (float8)(88.7228394f) ? (float8)(INFINITY) : (x < (float8)(-103.972084f) ? (float8)(0.0f) : y));
+    const float16 xc = x < (float16)(-104.0f) ? (float16)(-104.0f) : (x > (float16)(89.0f) ? (float16)(89.0f) : x);
+    const float16 kf = (xc * (float16)(1.44269504088896341f) + (float16)(12582912.0f)) - (float16)(12582912.0f);
+    const float16 r = (xc - kf * (float16)(0.693359375f)) - kf * (float16)(-2.12194440e-4f);
+    const float16 r2 = r * r;
+    const float16 p = (((((float16)(1.9875691500e-4f) * r + (float16)(1.3981999507e-3f)) * r
+        + (float16)(8.3334519073e-3f)) * r + (float16)(4.1665795894e-2f)) * r
+        + (float16)(1.6666665459e-1f)) * r + (float16)(5.0000001201e-1f);
+    const float16 e = p * r2 + r + (float16)(1.0f);
+    const int16 k = as_int16(kf + (float16)(12582912.0f)) - (int16)(0x4B400000);
+    const int16 k1 = k >> 1;
+    const float16 s1 = as_float16((k1 + (int16)(127)) << 23);
+    const float16 s2 = as_float16((k - k1 + (int16)(127)) << 23);
+    const float16 y = e * s1 * s2;
+    return x != x ? x : (x > (float16)(88.7228394f) ? (float16)(INFINITY) : (x < (float16)(-103.972084f) ? (float16)(0.0f) : y));
 }
 
 // fusec: graph chain, kernel chain_k0
 // fused ops (5): mul add relu sub sigmoid
-// elements per work-item: 32 (4 vectors of 8)
+// elements per work-item: 32 (2 vectors of 16)
 __kernel void chain_k0(
     const long n,
     const long d0,
@@ -46,40 +46,22 @@ __kernel void chain_k0(
     const long i0 = (long)get_global_id(0) * 32;
     if (i0 + 32 <= n) {
         { const long i = i0 + 0;
-            const float8 p0 = vload8(0, in_x + i);
-            const float8 v2 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v4 = (v2 + ((float8)(1.0f)));  // add
-            const float8 v5 = (v4 < ((float8)(0.0f)) ? ((float8)(0.0f)) : v4);  // relu
-            const float8 v7 = (v5 - ((float8)(0.5f)));  // sub
-            const float8 v8 = (((float8)(1.0f)) / (((float8)(1.0f)) + fu_exp_float8(-(v7))));  // sigmoid
-            vstore8(v8, 0, out0 + i);
-        }
-        { const long i = i0 + 8;
-            const float8 p0 = vload8(0, in_x + i);
-            const float8 v2 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v4 = (v2 + ((float8)(1.0f)));  // add
-            const float8 v5 = (v4 < ((float8)(0.0f)) ? ((float8)(0.0f)) : v4);  // relu
-            const float8 v7 = (v5 - ((float8)(0.5f)));  // sub
-            const float8 v8 = (((float8)(1.0f)) / (((float8)(1.0f)) + fu_exp_float8(-(v7))));  // sigmoid
-            vstore8(v8, 0, out0 + i);
+            const float16 p0 = vload16(0, in_x + i);
+            const float16 v2 = (p0 * ((float16)(2.0f)));  // mul
+            const float16 v4 = (v2 + ((float16)(1.0f)));  // add
+            const float16 v5 = (v4 < ((float16)(0.0f)) ? ((float16)(0.0f)) : v4);  // relu
+            const float16 v7 = (v5 - ((float16)(0.5f)));  // sub
+            const float16 v8 = (((float16)(1.0f)) / (((float16)(1.0f)) + fu_exp_float16(-(v7))));  // sigmoid
+            vstore16(v8, 0, out0 + i);
         }
         { const long i = i0 + 16;
-            const float8 p0 = vload8(0, in_x + i);
-            const float8 v2 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v4 = (v2 + ((float8)(1.0f)));  // add
-            const float8 v5 = (v4 < ((float8)(0.0f)) ? ((float8)(0.0f)) : v4);  // relu
-            const float8 v7 = (v5 - ((float8)(0.5f)));  // sub
-            const float8 v8 = (((float8)(1.0f)) / (((float8)(1.0f)) + fu_exp_float8(-(v7))));  // sigmoid
-            vstore8(v8, 0, out0 + i);
-        }
-        { const long i = i0 + 24;
-            const float8 p0 = vload8(0, in_x + i);
-            const float8 v2 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v4 = (v2 + ((float8)(1.0f)));  // add
-            const float8 v5 = (v4 < ((float8)(0.0f)) ? ((float8)(0.0f)) : v4);  // relu
-            const float8 v7 = (v5 - ((float8)(0.5f)));  // sub
-            const float8 v8 = (((float8)(1.0f)) / (((float8)(1.0f)) + fu_exp_float8(-(v7))));  // sigmoid
-            vstore8(v8, 0, out0 + i);
+            const float16 p0 = vload16(0, in_x + i);
+            const float16 v2 = (p0 * ((float16)(2.0f)));  // mul
+            const float16 v4 = (v2 + ((float16)(1.0f)));  // add
+            const float16 v5 = (v4 < ((float16)(0.0f)) ? ((float16)(0.0f)) : v4);  // relu
+            const float16 v7 = (v5 - ((float16)(0.5f)));  // sub
+            const float16 v8 = (((float16)(1.0f)) / (((float16)(1.0f)) + fu_exp_float16(-(v7))));  // sigmoid
+            vstore16(v8, 0, out0 + i);
         }
     } else {
         for (long j = i0; j < n; ++j) {

@@ -1,6 +1,6 @@
 // fusec: graph mixed, kernel mixed_k0
 // fused ops (8): gt logical_and mul cast where logical_or mul add
-// elements per work-item: 32 (4 vectors of 8)
+// elements per work-item: 32 (2 vectors of 16)
 __kernel void mixed_k0(
     const long n,
     const long d0,
@@ -14,68 +14,36 @@ __kernel void mixed_k0(
     const long i0 = (long)get_global_id(0) * 32;
     if (i0 + 32 <= n) {
         { const long i = i0 + 0;
-            const float8 p0 = vload_half8(0, in_h + i);
-            const int8 p1 = convert_int8(vload8(0, in_m + i) != (uchar8)(0));
-            const int8 p2 = vload8(0, in_k + i);
-            const int8 v4 = convert_int8((p2 > ((int8)(3))));  // gt
-            const int8 v5 = convert_int8((p1 && v4));  // logical_and
-            const float8 v7 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v8 = convert_float8((p2));  // cast
-            const float8 v9 = (v5 ? v7 : v8);  // where
-            const int8 v10 = convert_int8((p1 || v4));  // logical_or
-            const int8 v12 = (p2 * ((int8)(2)));  // mul
-            const int8 v14 = (v12 + ((int8)(1)));  // add
-            vstore_half8(v9, 0, out0 + i);
-            vstore8(convert_uchar8(-(v10)), 0, out1 + i);
-            vstore8(v14, 0, out2 + i);
-        }
-        { const long i = i0 + 8;
-            const float8 p0 = vload_half8(0, in_h + i);
-            const int8 p1 = convert_int8(vload8(0, in_m + i) != (uchar8)(0));
-            const int8 p2 = vload8(0, in_k + i);
-            const int8 v4 = convert_int8((p2 > ((int8)(3))));  // gt
-            const int8 v5 = convert_int8((p1 && v4));  // logical_and
-            const float8 v7 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v8 = convert_float8((p2));  // cast
-            const float8 v9 = (v5 ? v7 : v8);  // where
-            const int8 v10 = convert_int8((p1 || v4));  // logical_or
-            const int8 v12 = (p2 * ((int8)(2)));  // mul
-            const int8 v14 = (v12 + ((int8)(1)));  // add
-            vstore_half8(v9, 0, out0 + i);
-            vstore8(convert_uchar8(-(v10)), 0, out1 + i);
-            vstore8(v14, 0, out2 + i);
+            const float16 p0 = vload_half16(0, in_h + i);
+            const int16 p1 = convert_int16(vload16(0, in_m + i) != (uchar16)(0));
+            const int16 p2 = vload16(0, in_k + i);
+            const int16 v4 = convert_int16((p2 > ((int16)(3))));  // gt
+            const int16 v5 = convert_int16((p1 && v4));  // logical_and
+            const float16 v7 = (p0 * ((float16)(2.0f)));  // mul
+            const float16 v8 = convert_float16((p2));  // cast
+            const float16 v9 = (v5 ? v7 : v8);  // where
+            const int16 v10 = convert_int16((p1 || v4));  // logical_or
+            const int16 v12 = (p2 * ((int16)(2)));  // mul
+            const int16 v14 = (v12 + ((int16)(1)));  // add
+            vstore_half16(v9, 0, out0 + i);
+            vstore16(convert_uchar16(-(v10)), 0, out1 + i);
+            vstore16(v14, 0, out2 + i);
         }
         { const long i = i0 + 16;
-            const float8 p0 = vload_half8(0, in_h + i);
-            const int8 p1 = convert_int8(vload8(0, in_m + i) != (uchar8)(0));
-            const int8 p2 = vload8(0, in_k + i);
-            const int8 v4 = convert_int8((p2 > ((int8)(3))));  // gt
-            const int8 v5 = convert_int8((p1 && v4));  // logical_and
-            const float8 v7 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v8 = convert_float8((p2));  // cast
-            const float8 v9 = (v5 ? v7 : v8);  // where
-            const int8 v10 = convert_int8((p1 || v4));  // logical_or
-            const int8 v12 = (p2 * ((int8)(2)));  // mul
-            const int8 v14 = (v12 + ((int8)(1)));  // add
-            vstore_half8(v9, 0, out0 + i);
-            vstore8(convert_uchar8(-(v10)), 0, out1 + i);
-            vstore8(v14, 0, out2 + i);
-        }
-        { const long i = i0 + 24;
-            const float8 p0 = vload_half8(0, in_h + i);
-            const int8 p1 = convert_int8(vload8(0, in_m + i) != (uchar8)(0));
-            const int8 p2 = vload8(0, in_k + i);
-            const int8 v4 = convert_int8((p2 > ((int8)(3))));  // gt
-            const int8 v5 = convert_int8((p1 && v4));  // logical_and
-            const float8 v7 = (p0 * ((float8)(2.0f)));  // mul
-            const float8 v8 = convert_float8((p2));  // cast
-            const float8 v9 = (v5 ? v7 : v8);  // where
-            const int8 v10 = convert_int8((p1 || v4));  // logical_or
-            const int8 v12 = (p2 * ((int8)(2)));  // mul
-            const int8 v14 = (v12 + ((int8)(1)));  // add
-            vstore_half8(v9, 0, out0 + i);
-            vstore8(convert_uchar8(-(v10)), 0, out1 + i);
-            vstore8(v14, 0, out2 + i);
+            const float16 p0 = vload_half16(0, in_h + i);
+            const int16 p1 = convert_int16(vload16(0, in_m + i) != (uchar16)(0));
+            const int16 p2 = vload16(0, in_k + i);
+            const int16 v4 = convert_int16((p2 > ((int16)(3))));  // gt
+            const int16 v5 = convert_int16((p1 && v4));  // logical_and
+            const float16 v7 = (p0 * ((float16)(2.0f)));  // mul
+            const float16 v8 = convert_float16((p2));  // cast
+            const float16 v9 = (v5 ? v7 : v8);  // where
+            const int16 v10 = convert_int16((p1 || v4));  // logical_or
+            const int16 v12 = (p2 * ((int16)(2)));  // mul
+            const int16 v14 = (v12 + ((int16)(1)));  // add
+            vstore_half16(v9, 0, out0 + i);
+            vstore16(convert_uchar16(-(v10)), 0, out1 + i);
+            vstore16(v14, 0, out2 + i);
         }
     } else {
         for (long j = i0; j < n; ++j) {
