@@ -130,17 +130,24 @@ class Runtime:
             return prg
         components = self.key_components(source, BUILD_OPTIONS)
         key = cache_key(components) if self.cache else None
-        if self.cache is not None:
-            prg = self._load(key)
-        if prg is None:
+        if self.cache is None:
             prg = self._build(source, name, key, components, trials)
+        elif (prg := self._load(key)) is None:
+            # Processes building the same kernel take turns, so it is built
+            # once; the lock only saves work (it times out, and a process
+            # that cannot take it builds anyway).
+            with self.cache.lock(key, timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120"))):
+                prg = self._load(key, count=False)
+                if prg is None:
+                    prg = self._build(source, name, key, components, trials)
         self._programs[source] = prg
         return prg
 
-    def _load(self, key: str):
+    def _load(self, key: str, count: bool = True):
         entry = self.cache.get(key)
         if entry is None:
-            self.cache.record_miss(key)
+            if count:
+                self.cache.record_miss(key)
             return None
         try:
             prg = cl.Program(self.context, [self.device], [entry.binary]).build(BUILD_OPTIONS)

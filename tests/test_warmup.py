@@ -49,3 +49,29 @@ def test_warmup_missing_path_is_a_clean_error(tmp_path):
     out = fusec("warmup", str(tmp_path / "nope"), cache=tmp_path / "cache")
     assert out.returncode == 1 and "no such file or directory" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_concurrent_warmups_build_each_kernel_once_and_leave_valid_entries(tmp_path):
+    """Three processes warming the same files at once: all succeed, the cache verifies."""
+    src = tmp_path / "models"
+    src.mkdir()
+    for i in range(4):
+        (src / f"m{i}.ir").write_text(f"graph g{i}(x: f32[N]) {{\n return tanh(x * {i + 2}) + {i}\n}}\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(cache)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "fusec.cli", "warmup", str(src)], env=env, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    check = fusec("warmup", str(src), "--check", cache=cache)
+    assert check.returncode == 0 and "4 already cached" in check.stderr
+
+    from kernels_cache import KernelCache
+
+    store = KernelCache(cache)
+    entries = store.entries()
+    assert len(entries) == 4 and all(store.get(e.key) is not None for e in entries)
+    assert store.stats()["builds"] == 4, outs  # the lock made each kernel build in one process only
