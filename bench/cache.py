@@ -14,9 +14,12 @@ POCL_CACHE_DIR and XDG_CACHE_HOME (pyopencl's cache), removed at the end.
 
 PoCL keeps its own kernel cache (keyed on the source), which turns a cold build
 into a ~25 ms cache hit. Scenarios say which state it is in:
-  pocl off   POCL_KERNEL_CACHE=0
-  pocl empty cache on, its directory emptied before each process
-  pocl warm  cache on, filled by an earlier process with the same sources
+  pocl off   POCL_KERNEL_CACHE=0 (and a new POCL_CACHE_DIR, which PoCL still writes)
+  pocl empty cache on, a new, empty POCL_CACHE_DIR for each process
+  pocl warm  cache on, one directory primed before the rounds by processes doing
+             the same builds and loads
+Scenarios run in rounds (one process of each per round) so the machine's drift
+spreads over all of them alike.
 
 Stages (times per graph, ms):
   1 cold        fusec.compile(text)[g].build() with an empty fusec cache (each
@@ -289,14 +292,20 @@ class Dirs:
 
 
 def run_child(dirs: Dirs, child: str, pocl: str, fusec_cache: str | None = None) -> dict:
-    """pocl: 'off', 'empty' (a new, empty cache directory) or 'warm' (the primed one).
+    """pocl: 'off' (POCL_KERNEL_CACHE=0), 'empty' (a new, empty cache directory) or
+    'warm' (the primed one).
     fusec_cache: None for a new, empty one."""
     env = dict(os.environ)
     for name in ("FUSEC_CACHE", "PYOPENCL_NO_CACHE", "FUSEC_BUILD_ISOLATION"):
         env.pop(name, None)
     env.update(
         FUSEC_CACHE_DIR=fusec_cache or dirs.fresh("fusec"),
-        POCL_CACHE_DIR=dirs.fresh("pocl") if pocl == "empty" else dirs.pocl_warm,
+        # 'off' gets a new directory too: with POCL_KERNEL_CACHE=0 PoCL still
+        # writes under POCL_CACHE_DIR, and a binary load is ~1.3 ms faster there
+        # if the same binary was loaded in that directory before. Sharing the
+        # primed directory made 'off' look like 'warm' (and, oddly, a fusec load
+        # with the cache off left the next cache-on process as slow as 'empty').
+        POCL_CACHE_DIR=dirs.pocl_warm if pocl == "warm" else dirs.fresh("pocl"),
         XDG_CACHE_HOME=dirs.xdg,
         POCL_KERNEL_CACHE="0" if pocl == "off" else "1",
     )
@@ -427,9 +436,9 @@ def main(argv=None) -> int:
     import pyopencl as cl  # for the report only, after every child has run
 
     dev = _cl_device()
-    add(f"fusec bench/cache.py  fusec {fusec_tree()}")
     add(f"bench/cache.py  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
         f"pyopencl {'.'.join(map(str, cl.VERSION))}")
+    add(f"fusec {fusec_tree()}")
     add(f"device: {dev.platform.version.strip()} / {dev.name.strip()}, {os.cpu_count()} cores")
     add(f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
         f"at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; total run {total:.0f} s")
