@@ -10,7 +10,7 @@ import networkx as nx
 import numpy as np
 
 from . import dtypes as dt
-from .diagnostics import CallError, CompileError
+from .diagnostics import CallError, CompileError, Diagnostic
 from .graph import lower_module, verify
 from .lang import parse, read_ir
 from .passes import PIPELINE, fuse
@@ -111,7 +111,7 @@ class CompiledGraph:
         if not runtime.info.fp64 and any(p.get("dtype") == "f64" for _, p in g.nodes(data=True)):
             pos = next(p["pos"] for _, p in g.nodes(data=True) if p.get("dtype") == "f64")
             raise CompileError(
-                [_diag(f"f64 needs cl_khr_fp64, which {runtime.info.name} lacks", pos)],
+                [Diagnostic(f"f64 needs cl_khr_fp64, which {runtime.info.name} lacks", pos)],
                 front.filename,
                 front.source,
             )
@@ -299,9 +299,3 @@ class CompiledGraph:
 
 def _resolve(d, sizes):
     return d if isinstance(d, int) else sizes[d]
-
-
-def _diag(message, pos):
-    from .diagnostics import Diagnostic
-
-    return Diagnostic(message, pos)

@@ -347,17 +347,13 @@ def _render(template: str, operands: dict, ct: str, attrs: dict, w: int, cap: in
     return f"(({vec(result_ct, w)})({lo}, {hi}))"
 
 
-def needs_fp64(g: nx.DiGraph) -> bool:
-    return any(dt.concrete(g.nodes[n].get("dtype", "f32")) == "f64" for n in g.nodes)
-
-
 def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
     """The program source for all groups, and each group's kernel object."""
     kernels = [ElementwiseKernel(g, grp, device) for grp in groups]
     body = "\n".join(k.source() for k in kernels)
     prelude = []
-    # some f32 templates go through double too (sin, cos, integer pow)
-    if needs_fp64(g) or "double" in body:
+    # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
+    if "double" in body:
         prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n")
     helpers = helpers_for(body)
     if helpers:
