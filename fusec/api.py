@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -13,7 +13,7 @@ from . import dtypes as dt
 from .diagnostics import CallError, CompileError, Diagnostic
 from .graph import lower_module, verify
 from .lang import parse, read_ir
-from .passes import PIPELINE, fuse
+from .passes import PIPELINE, fuse, grad_graph, simplify
 from .plan import make_plan
 
 
@@ -24,6 +24,8 @@ class FrontEnd:
     filename: str
     source: str
     graphs: list[nx.DiGraph]
+    # with grad=True: graph name -> {"backward": vjp graph, "forward_backward": both}
+    derived: dict = field(default_factory=dict)
 
 
 def read_source(path_or_text) -> tuple[str, str]:
@@ -35,26 +37,32 @@ def read_source(path_or_text) -> tuple[str, str]:
     return "<input>", str(path_or_text)
 
 
-def compile_graphs(path_or_text, *, filename: str | None = None) -> FrontEnd:
-    """Parse, check and simplify every graph of a file; no device involved."""
+def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = False) -> FrontEnd:
+    """Parse, check and simplify every graph of a file (and with `grad`, build
+    and simplify its backward graphs); no device involved."""
     name, text = read_source(path_or_text)
     name = filename or name
     try:
-        graphs = []
+        graphs, derived = [], {}
         for g in lower_module(parse(text)):
             for _, stage in PIPELINE:
                 g = stage(g)
                 verify(g)
             graphs.append(g)
+            if grad:
+                derived[g.graph["name"]] = {
+                    kind: simplify(grad_graph(g, with_forward=with_forward))
+                    for kind, with_forward in (("backward", False), ("forward_backward", True))
+                }
+                for d in derived[g.graph["name"]].values():
+                    verify(d)
     except CompileError as e:
         raise e.with_source(name, text) from None
-    return FrontEnd(name, text, graphs)
+    return FrontEnd(name, text, graphs, derived)
 
 
 def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_dir=None) -> Program:
     """Compile every graph of an IR file (a path, or the text) for an OpenCL device."""
-    if grad:
-        raise NotImplementedError("gradients are not available yet (issue: gradients)")
     from .runtime import Runtime
 
     name, text = read_source(path_or_text)
@@ -62,10 +70,10 @@ def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_
     # A repeat compile of the same text for the same runtime is a dict lookup.
     from .registry import generation
 
-    key = (name, text, id(runtime), generation())
+    key = (name, text, id(runtime), generation(), grad)
     prog = _COMPILED.get(key)
     if prog is None or prog.runtime is not runtime:
-        prog = Program(compile_graphs(text, filename=name), runtime)
+        prog = Program(compile_graphs(text, filename=name, grad=grad), runtime)
         if len(_COMPILED) >= 256:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = prog
@@ -80,6 +88,8 @@ class Program:
         self.filename = front.filename
         self.runtime = runtime
         self._graphs = {g.graph["name"]: CompiledGraph(g, runtime, front) for g in front.graphs}
+        for name, graphs in front.derived.items():
+            self._graphs[name].derived = {k: CompiledGraph(d, runtime, front) for k, d in graphs.items()}
 
     @property
     def graphs(self) -> list[str]:
@@ -116,6 +126,7 @@ class CompiledGraph:
                 front.source,
             )
         self._program = None
+        self.derived: dict[str, CompiledGraph] = {}  # with grad=True: "backward", "forward_backward"
 
     def build(self):
         """Build (or load) the program; on a compiler crash, retry with narrower vectors."""
@@ -158,6 +169,65 @@ class CompiledGraph:
     def __repr__(self) -> str:
         sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
         return f"<fusec graph {self.name}({sig}), {len(self.kernels)} kernel(s)>"
+
+    # -- gradients -----------------------------------------------------------------
+
+    @property
+    def backward(self) -> CompiledGraph:
+        """The vector-Jacobian product alone: forward inputs and cotangents in, gradients out."""
+        return self._derived("backward")
+
+    @property
+    def forward_backward(self) -> CompiledGraph:
+        """Outputs and gradients in one pass (what `value_and_grad` runs)."""
+        return self._derived("forward_backward")
+
+    def _derived(self, kind: str) -> CompiledGraph:
+        if kind not in self.derived:
+            raise CallError(f"{self.name} was compiled without gradients; compile with grad=True")
+        return self.derived[kind]
+
+    def value_and_grad(self, *args, grad_outputs=None, **kwargs):
+        """The outputs (as a call returns them) and {parameter name: gradient}
+        for every float parameter. `grad_outputs`: the cotangent of each output
+        (one array for a single output, else a sequence with None for
+        non-float outputs); it may be left out when every float output is a
+        scalar, as in PyTorch's `backward()`."""
+        fb = self.forward_backward
+        results = fb(*args, *self._cotangents(grad_outputs), **kwargs)
+        results = results if isinstance(results, tuple) else (results,)
+        n = fb.graph.graph["forward_outputs"]
+        outputs = results[0] if n == 1 else tuple(results[:n])
+        return outputs, dict(zip(fb.graph.graph["grad_of"], results[n:], strict=True))
+
+    def vjp(self, *args, grad_outputs=None, **kwargs) -> dict:
+        """{parameter name: gradient}: the backward pass alone, from the forward's inputs."""
+        bwd = self.backward
+        results = bwd(*args, *self._cotangents(grad_outputs), **kwargs)
+        results = results if isinstance(results, tuple) else (results,)
+        return dict(zip(bwd.graph.graph["grad_of"], results, strict=True))
+
+    def _cotangents(self, grad_outputs) -> list:
+        """The cotangent arguments of the derived graphs, in their parameter order."""
+        outs = [self.graph.nodes[o] for o in self.graph.graph["outputs"]]
+        floats = [i for i, o in enumerate(outs) if dt.is_float(o["dtype"])]
+        if grad_outputs is None:
+            if any(outs[i]["shape"] for i in floats):
+                raise CallError(
+                    f"{self.name}: grad_outputs is needed (one cotangent per output); only scalar"
+                    " outputs default to 1"
+                )
+            return [dt.NUMPY[outs[i]["dtype"]].type(1) for i in floats]
+        if len(outs) == 1 and not isinstance(grad_outputs, tuple | list):
+            grad_outputs = (grad_outputs,)
+        if not isinstance(grad_outputs, tuple | list) or len(grad_outputs) != len(outs):
+            raise CallError(f"{self.name}: grad_outputs needs one entry per output ({len(outs)})")
+        for i, (o, ct) in enumerate(zip(outs, grad_outputs, strict=True)):
+            if i not in floats and ct is not None:
+                raise CallError(f"{self.name}: output {i} is {o['dtype']}, not float: its grad_outputs entry must be None")
+            if i in floats and ct is None:
+                raise CallError(f"{self.name}: grad_outputs[{i}] is None, but output {i} is float")
+        return [grad_outputs[i] for i in floats]
 
     # -- calling -------------------------------------------------------------------
 

@@ -104,7 +104,11 @@ class BuildWorker:
 
 
 def _serve() -> None:
+    import warnings
+
     import pyopencl as cl
+
+    warnings.simplefilter("ignore", cl.CompilerWarning)  # the log travels in the reply
 
     contexts: dict = {}
     # Fault injection for tests: abort, as PoCL's LLVM does, on a source

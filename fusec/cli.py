@@ -175,15 +175,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from .runtime import list_devices, select_device
+    from .runtime import broken_reason, list_devices, select_device
 
     devices = list_devices()
     if not devices:
-        raise UserError("no OpenCL device found (pip install 'fusec[pocl]' gives a CPU one)")
+        raise UserError("no OpenCL device found (pip install 'fusec[cpu]' gives CPU ones)")
     chosen = select_device()
     for platform, dev in devices:
         mark = "*" if dev == chosen else " "
         print(f"{mark} {platform.name.strip()}: {dev.name.strip()} ({dev.version.strip()}, driver {dev.driver_version})")
+        if (why := broken_reason(dev)) is not None:
+            print(f"    unusable: {why}")
     return EXIT_OK
 
 

@@ -83,7 +83,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
     def define(name: str, pos: Pos):
         if name in KEYWORDS:
             raise error(f"{name!r} is a keyword and cannot name a value", pos)
-        if name in ops:
+        if name in ops and not ops[name].internal:
             raise error(f"{name!r} is an op and cannot name a value", pos)
         if name in scope:
             p = g.nodes[scope[name]]["pos"]
@@ -113,7 +113,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
                 raise error(f"{e.id!r} is used in its own definition", e.pos)
             if e.id in later:
                 raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
-            if lookup(e.id) is not None:
+            if lookup(e.id) is not None and not lookup(e.id).internal:
                 raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
             if e.id in DTYPES:
                 raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
@@ -122,8 +122,10 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
         assert isinstance(e, Call)
         prim = lookup(e.op)
+        if prim is not None and prim.internal:
+            prim = None  # made by passes only; to the user it is unknown
         if prim is None:
-            hint = _suggest(e.op, ops)
+            hint = _suggest(e.op, [k for k, v in ops.items() if not v.internal])
             if e.op in scope:
                 raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
             if e.op in NOT_YET:

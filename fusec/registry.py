@@ -47,7 +47,12 @@ class Primitive:
     attrs: Mapping[str, object] = field(default_factory=dict)
     attr_choices: Mapping[str, tuple] = field(default_factory=dict)
     kind: str = "elementwise"
+    # The vector-Jacobian product, one IR expression per input (see `backward_for`).
     backward: Mapping[str, str] = field(default_factory=dict)
+    # Reductions: the accumulator's starting value, a template like `forward`,
+    # whose `{acc}` and `{x}` are the running value and the next element.
+    reduce_init: str = ""
+    internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
     infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
     # Widest vector the template may run on, per compute dtype; wider vectors
     # are split into halves (.lo/.hi). For builtins a driver gets wrong when wide.
@@ -60,6 +65,7 @@ class Primitive:
         object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
         object.__setattr__(self, "attr_choices", MappingProxyType(dict(self.attr_choices)))
         object.__setattr__(self, "max_width", MappingProxyType(dict(self.max_width)))
+        object.__setattr__(self, "backward", MappingProxyType(dict(self.backward)))
         if not isinstance(self.forward, str):
             object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
 
@@ -82,6 +88,21 @@ class Primitive:
             if cat in self.forward:
                 return self.forward[cat]
         raise KeyError(f"{self.name} has no template for {category}")
+
+    def backward_for(self, input_name: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str | None:
+        """The IR expression giving this input's share of the gradient, or None.
+
+        The expression is written in the IR itself, over registry ops. Its
+        names: the op's inputs, `out` (the op's result), `g` (the cotangent of
+        the result) and the attributes. `"0"` declares the gradient zero (floor,
+        sign: PyTorch's convention); a key `"x|approximate=tanh"` holds the
+        variant for that attribute value.
+        """
+        for name, value in attrs.items():
+            key = f"{input_name}|{name}={value}"
+            if key in self.backward:
+                return self.backward[key]
+        return self.backward.get(input_name)
 
 
 REGISTRY: dict[str, Primitive] = {}
@@ -114,7 +135,10 @@ def register_primitive(
     """Add an elementwise op from Python; it is usable from IR text afterwards.
 
     `forward` is an OpenCL C expression template (see `Primitive`), e.g.
-    `register_primitive("cube", ["x"], "{x} * {x} * {x}", lambda x: x**3)`.
+    `register_primitive("cube", ["x"], "{x} * {x} * {x}", lambda x: x**3,
+    backward={"x": "g * 3 * x * x"})`. A backward template is an IR
+    expression over registry ops (see `Primitive.backward_for`); an input
+    without one makes the op's gradient an error.
     """
     from .lang import KEYWORDS  # late: keeps the registry free of the front end
 
@@ -130,6 +154,9 @@ def register_primitive(
         backward=dict(backward or {}),
     )
     _check_template(prim)
+    from .passes.autodiff import check_backward  # late, as above
+
+    check_backward(prim)
     return register(prim, replace=replace)
 
 
@@ -137,7 +164,7 @@ def _check_template(prim: Primitive) -> None:
     """Reject templates naming placeholders that will never be filled."""
     import string
 
-    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO"}
+    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO", "acc"}
     templates = [prim.forward] if isinstance(prim.forward, str) else list(prim.forward.values())
     for template in templates:
         for _, field_name, _, _ in string.Formatter().parse(template):

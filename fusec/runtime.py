@@ -11,7 +11,12 @@ import time
 import warnings
 
 import numpy as np
-import pyopencl as cl
+
+from .icd import register_pip_drivers
+
+register_pip_drivers()  # before PyOpenCL's loader first looks for drivers
+
+import pyopencl as cl  # noqa: E402
 
 from kernels_cache import KernelCache, cache_key, default_cache_dir
 
@@ -59,7 +64,20 @@ def select_device(spec: str | cl.Device | None = None) -> cl.Device:
         names = "; ".join(f"{p.name.strip()}: {d.name.strip()}" for p, d in devices)
         raise DeviceError(f"no OpenCL device matches {spec!r} (have: {names})")
     gpus = [d for _, d in devices if d.type & cl.device_type.GPU]
-    return (gpus or [d for _, d in devices])[0]
+    working = [d for _, d in devices if broken_reason(d) is None]
+    return (gpus or working or [d for _, d in devices])[0]
+
+
+def broken_reason(dev: cl.Device) -> str | None:
+    """Why a device is known to build no kernel, or None.
+
+    PoCL whose LLVM does not know the host CPU names it "generic" and then
+    rejects that name in every build (pocl/pocl#1049): PoCL 3.0 from PyPI
+    (LLVM 14) on CPUs newer than 2021, such as AMD Zen 5.
+    """
+    if "PoCL" in dev.version and dev.version.rstrip().endswith("-generic"):
+        return "its LLVM does not know this CPU, so it builds no kernel (pip install 'fusec[cpu]' adds Intel's CPU runtime)"
+    return None
 
 
 class Runtime:
@@ -150,7 +168,7 @@ class Runtime:
                 self.cache.record_miss(key)
             return None
         try:
-            prg = cl.Program(self.context, [self.device], [entry.binary]).build(BUILD_OPTIONS)
+            prg = quiet_build(cl.Program(self.context, [self.device], [entry.binary]))
         except cl.Error as e:  # a binary the driver no longer takes is a miss
             warnings.warn(f"fusec: cached program {key[:12]} did not load ({e}); rebuilding", stacklevel=3)
             self.cache.record_miss(key)
@@ -164,7 +182,7 @@ class Runtime:
         else:
             start = time.perf_counter()
             try:
-                prg = cl.Program(self.context, source).build(BUILD_OPTIONS, cache_dir=False)
+                prg = quiet_build(cl.Program(self.context, source), cache_dir=False)
             except cl.RuntimeError as e:
                 raise _rejected(name, str(e)) from None
             # PoCL generates machine code lazily; creating the kernels makes the
@@ -190,8 +208,16 @@ class Runtime:
             raise err from None
         if "error" in reply:
             raise _rejected(name, reply["error"])
-        prg = cl.Program(self.context, [self.device], [reply["binary"]]).build(BUILD_OPTIONS)
+        prg = quiet_build(cl.Program(self.context, [self.device], [reply["binary"]]))
         return prg, reply["binary"], reply["log"], reply["seconds"]
+
+
+def quiet_build(prg: cl.Program, **kw) -> cl.Program:
+    """Build with fusec's options. A driver's chatter (Intel's runtime logs every
+    build) is kept in the cache entry's build log, not shown as a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cl.CompilerWarning)
+        return prg.build(BUILD_OPTIONS, **kw)
 
 
 def _rejected(name: str, message: str) -> CompileError:

@@ -12,9 +12,9 @@ def _nan_max(a, b):
 
 
 for entry in [
-    Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+"),
-    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-"),
-    Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*"),
+    Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+", backward={"a": "g", "b": "g"}),
+    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"}),
+    Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*", backward={"a": "g * b", "b": "g * a"}),
     # True division, as torch.div: integers divide as floats.
     Primitive("div", ("a", "b"), "({a} / {b})", np.true_divide, dtype_rule="float", infix="/"),
     Primitive(
@@ -58,6 +58,11 @@ for entry in [
             "int": "min({a}, {b})",
         },
         np.minimum,
+    ),
+    # The gradient of a float parameter that no differentiable path reaches.
+    Primitive(
+        "zeros_like", ("x",), "{ZERO}", np.zeros_like, internal=True,
+        doc="zeros of x's dtype and shape (autodiff's, not written in IR)",
     ),
 ]:
     register(entry)

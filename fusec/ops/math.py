@@ -67,8 +67,8 @@ def _sign(x):
     return np.where(x > zero, one, np.where(x < zero, -one, zero)).astype(x.dtype, copy=False)
 
 
-def _unary_float(name, template, ref, doc=""):
-    return Primitive(name, ("x",), template, ref, dtype_rule="float", doc=doc)
+def _unary_float(name, template, ref, doc="", backward=None):
+    return Primitive(name, ("x",), template, ref, dtype_rule="float", doc=doc, backward=backward or {})
 
 
 for entry in [
@@ -84,7 +84,7 @@ for entry in [
     # For a double T the conversions are no-ops.
     _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin)),
     _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos)),
-    _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh)),
+    _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
     _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid),
     _unary_float("erf", "erf({x})", _erf),

@@ -1,9 +1,10 @@
 """Graph -> graph passes. Each is a plain function that leaves its input untouched."""
 
+from .autodiff import grad_graph
 from .fuse import FusionGroup, fuse
 from .infer import infer
 from .simplify import simplify
 
 PIPELINE = (("infer", infer), ("simplify", simplify))
 
-__all__ = ["FusionGroup", "PIPELINE", "fuse", "infer", "simplify"]
+__all__ = ["FusionGroup", "PIPELINE", "fuse", "grad_graph", "infer", "simplify"]

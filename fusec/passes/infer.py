@@ -78,36 +78,44 @@ def infer(g: nx.DiGraph) -> nx.DiGraph:
         if data["dtype"] not in dt.DTYPES:
             diags.append(Diagnostic(f"unknown dtype {data['dtype']!r}", data["pos"]))
     for n in nx.topological_sort(g):
-        data = g.nodes[n]
-        if data["op"] == "param":
-            continue
-        if data["op"] == "const":
-            data["dtype"], data["shape"] = _const_dtype(data["value"]), ()
-            continue
-        prim = lookup(data["op"])
-        if prim.kind != "elementwise":
-            raise error(
-                f"{prim.name} is not supported yet: only elementwise ops compile in this version",
-                data["pos"],
-            )
-        args = [g.nodes[a] for a in data["args"]]
-        attrs = dict(data["attrs"])
-        operand, result = operand_dtypes(prim.dtype_rule, [a["dtype"] for a in args], attrs)
-        if prim.dtype_rule == "where" and dt.concrete(args[0]["dtype"]) != "bool":
-            raise error(
-                f"where's condition must be bool, got {dt.concrete(args[0]['dtype'])};"
-                " compare it (c != 0) or cast it (cast(c, dtype=bool))",
-                data["pos"],
-            )
-        if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
-            raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
-        data["operand_dtypes"] = tuple(operand)
-        data["dtype"] = result
-        data["shape"] = broadcast([a["shape"] for a in args], data["pos"])
+        infer_node(g, n)
     if diags:
         raise CompileError(diags)
     _settle_weak_outputs(g)
     return g
+
+
+def infer_node(g: nx.DiGraph, n: int) -> None:
+    """Type one node whose operands are typed (in place: passes that add nodes call it)."""
+    data = g.nodes[n]
+    if data["op"] == "param":
+        return
+    if data["op"] == "const":
+        data["dtype"], data["shape"] = _const_dtype(data["value"]), ()
+        return
+    prim = lookup(data["op"])
+    if prim.kind == "gemm" or (prim.kind == "reduction" and not prim.internal):
+        raise error(
+            f"{prim.name} is not supported yet: only elementwise ops compile in this version",
+            data["pos"],
+        )
+    args = [g.nodes[a] for a in data["args"]]
+    attrs = dict(data["attrs"])
+    operand, result = operand_dtypes(prim.dtype_rule, [a["dtype"] for a in args], attrs)
+    if prim.dtype_rule == "where" and dt.concrete(args[0]["dtype"]) != "bool":
+        raise error(
+            f"where's condition must be bool, got {dt.concrete(args[0]['dtype'])};"
+            " compare it (c != 0) or cast it (cast(c, dtype=bool))",
+            data["pos"],
+        )
+    if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
+        raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
+    data["operand_dtypes"] = tuple(operand)
+    data["dtype"] = result
+    if prim.kind == "reduction":  # sum_to: the shape it sums back to
+        data["shape"] = tuple(attrs["shape"])
+    else:
+        data["shape"] = broadcast([a["shape"] for a in args], data["pos"])
 
 
 def _settle_weak_outputs(g: nx.DiGraph) -> None:
