@@ -104,6 +104,10 @@ class Program:
     def __iter__(self):
         return iter(self._graphs.values())
 
+    def every_graph(self) -> list[CompiledGraph]:
+        """Each graph, followed (with grad=True) by its backward and forward+backward graphs."""
+        return [d for g in self for d in (g, *g.derived.values())]
+
 
 class CompiledGraph:
     def __init__(self, g: nx.DiGraph, runtime, front: FrontEnd):
@@ -159,12 +163,14 @@ class CompiledGraph:
                 self.source, self.kernels = generate(self.graph, self.groups, info)
                 self.plan = make_plan(self.graph, self.kernels)
         if not hasattr(self, "_cl_kernels"):
-            self._cl_kernels = [cl.Kernel(self._program, k.group.name) for k in self.kernels]
+            self._cl_kernels = {
+                name: cl.Kernel(self._program, name) for k in self.kernels for name in k.entry_points
+            }
         return self._program
 
     def _trials(self):
         """What the build worker launches (with n = 0) so that lazy drivers generate code there."""
-        return [(k.group.name, k.trial_args(), k.local_size) for k in self.kernels]
+        return [(name, kinds, k.local_size) for k in self.kernels for name, kinds in k.trial_launches()]
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
@@ -194,7 +200,7 @@ class CompiledGraph:
         non-float outputs); it may be left out when every float output is a
         scalar, as in PyTorch's `backward()`."""
         fb = self.forward_backward
-        results = fb(*args, *self._cotangents(grad_outputs), **kwargs)
+        results = fb(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
         results = results if isinstance(results, tuple) else (results,)
         n = fb.graph.graph["forward_outputs"]
         outputs = results[0] if n == 1 else tuple(results[:n])
@@ -203,9 +209,13 @@ class CompiledGraph:
     def vjp(self, *args, grad_outputs=None, **kwargs) -> dict:
         """{parameter name: gradient}: the backward pass alone, from the forward's inputs."""
         bwd = self.backward
-        results = bwd(*args, *self._cotangents(grad_outputs), **kwargs)
+        results = bwd(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
         results = results if isinstance(results, tuple) else (results,)
         return dict(zip(bwd.graph.graph["grad_of"], results, strict=True))
+
+    def _inputs(self, args, kwargs) -> list:
+        bound = self._bind(args, kwargs)
+        return [bound[name] for name in self.param_names]
 
     def _cotangents(self, grad_outputs) -> list:
         """The cotangent arguments of the derived graphs, in their parameter order."""
@@ -251,6 +261,8 @@ class CompiledGraph:
             v = values[p["name"]]
             if len(p["shape"]) and v.size:
                 buffers[p["name"]] = v.data if isinstance(v, cla.Array) else self._input_buffer(v, zero_copy)
+            elif len(p["shape"]):  # empty: a reduction over it still launches (and reads nothing)
+                buffers[p["name"]] = self._scratch(p["dtype"], 1)
         out_arrays, out_buffers = [], []
         for o in self.graph.graph["outputs"]:
             data = self.graph.nodes[o]
@@ -266,24 +278,39 @@ class CompiledGraph:
             out_buffers.append(buf)
         from .runtime import SCALAR_ARG
 
-        for kernel, clk in zip(self.kernels, self._cl_kernels, strict=True):
+        stored = {}  # reduction results later kernels read: node -> buffer
+        for kernel in self.kernels:
             shape = tuple(_resolve(d, sizes) for d in kernel.group.shape)
-            n = math.prod(shape)
-            if n == 0:
+            counts = kernel.counts(shape)
+            if kernel.group.kind == "reduction":
+                if counts["m"] == 0:
+                    continue
+                node = kernel.group.reduce
+                stored[node] = self._scratch(self.graph.nodes[node]["dtype"], counts["m"])
+                partial = self._scratch(self.graph.nodes[node]["dtype"], counts["m"] * counts["chunks"], compute=True)
+            elif math.prod(shape) == 0:
                 continue
-            call_args = []
-            for name, kind, dtype in kernel.args:
-                if kind == "size":
-                    call_args.append(np.int64(n))
-                elif kind == "dim":
-                    call_args.append(np.int64(shape[int(name[1:])]))
-                elif kind == "scalar":
-                    call_args.append(SCALAR_ARG[dtype](values[name]))
-                elif kind == "buffer":
-                    call_args.append(buffers[name])
-                else:
-                    call_args.append(out_buffers[int(name[3:])])
-            clk(queue, (kernel.global_size(n),), (kernel.local_size,), *call_args)
+            n = math.prod(shape)
+            for entry, spec, items in kernel.launches(shape):
+                call_args = []
+                for name, kind, dtype in spec:
+                    if kind == "size":
+                        call_args.append(np.int64(n))
+                    elif kind == "dim":
+                        call_args.append(np.int64(shape[int(name[1:])]))
+                    elif kind == "count":
+                        call_args.append(np.int64(counts[name]))
+                    elif kind == "scalar":
+                        call_args.append(SCALAR_ARG[dtype](values[name]))
+                    elif kind == "buffer":
+                        call_args.append(buffers[name])
+                    elif kind in ("temp", "store"):
+                        call_args.append(stored[int(name[4:])])
+                    elif kind == "partial":
+                        call_args.append(partial)
+                    else:
+                        call_args.append(out_buffers[int(name[3:])])
+                self._cl_kernels[entry](queue, (items,), (kernel.local_size,), *call_args)
         if on_device:
             result = out_arrays
         elif zero_copy:
@@ -296,6 +323,14 @@ class CompiledGraph:
         else:
             result = [o.get(queue) for o in out_arrays]
         return result[0] if len(result) == 1 else tuple(result)
+
+    def _scratch(self, dtype: str, count: int, compute: bool = False):
+        """A device buffer for `count` values of `dtype` (in its compute type if `compute`)."""
+        from .codegen import COMPUTE, STORAGE
+        from .plan import CTYPE_BYTES
+
+        ctype = (COMPUTE if compute else STORAGE)[dtype]
+        return self.runtime.allocator(max(1, count) * CTYPE_BYTES[ctype])
 
     def _input_buffer(self, arr: np.ndarray, zero_copy: bool):
         import pyopencl as cl

@@ -98,23 +98,22 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def _program(path: str):
+def _program(path: str, grad: bool = False):
     import fusec
 
     _front(path)  # file errors before touching a device
-    return fusec.compile(Path(path))
+    return fusec.compile(Path(path), grad=grad)
 
 
 def cmd_compile(args) -> int:
     from .graph import dump
 
-    if args.grad:
-        raise UserError("--grad is not available yet")
-    prog = _program(args.file)
+    prog = _program(args.file, args.grad)
     outdir = Path(args.outdir) if args.outdir else None
     if outdir:
         outdir.mkdir(parents=True, exist_ok=True)
-    for g in prog:
+    graphs = prog.every_graph()
+    for g in graphs:
         g.build()
         if args.emit in ("graph", "all"):
             print(dump(g.graph))
@@ -129,7 +128,7 @@ def cmd_compile(args) -> int:
             ops = sum(len(k["ops"]) for k in g.plan["kernels"])
             print(f"{g.name}: {len(g.kernels)} kernel(s), {ops} op(s) fused", file=sys.stderr)
     if outdir:
-        print(f"wrote {len(prog.graphs) * 2} files to {outdir}", file=sys.stderr)
+        print(f"wrote {len(graphs) * 2} files to {outdir}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -213,12 +212,10 @@ def cmd_cache(args) -> int:
 def cmd_warmup(args) -> int:
     from .warmup import terminal_progress, warmup
 
-    if args.grad:
-        raise UserError("--grad is not available yet")
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     try:
-        report = warmup(args.paths, jobs=args.jobs, check=args.check, progress=terminal_progress())
+        report = warmup(args.paths, jobs=args.jobs, check=args.check, grad=args.grad, progress=terminal_progress())
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
     for label in report.missing:

@@ -40,6 +40,11 @@ def c_name(param: str) -> str:
     return f"in_{param}"
 
 
+def temp_name(node: int) -> str:
+    """The buffer holding a stored value (a reduction's result) between kernels."""
+    return f"tmp_{node}"
+
+
 def literal(value, ctype: str, w: int) -> str:
     """A literal of the compute type (scalar type name), splatted for vectors."""
     if ctype in ("float", "double"):
@@ -98,18 +103,26 @@ class ElementwiseKernel:
         self.ndim = len(group.shape)
         self.args: list[tuple[str, str, str]] = [("n", "size", "i64")]
         self.args += [(f"d{i}", "dim", "i64") for i in range(self.ndim)]
-        self.input_kind = {}
+        self.input_kind, self.c_names = {}, {}
         for p in group.inputs:
             data = g.nodes[p]
-            kind = self._input_kind(data["shape"])
+            stored = data["op"] != "param"  # a value an earlier kernel left in memory
+            kind = self._input_kind(data["shape"], stored)
             self.input_kind[p] = kind
-            self.args.append((data["name"], "scalar" if kind == "value" else "buffer", data["dtype"]))
+            if stored:
+                self.c_names[p] = temp_name(p)
+                self.args.append((temp_name(p), "temp", data["dtype"]))
+            else:
+                self.c_names[p] = c_name(data["name"])
+                self.args.append((data["name"], "scalar" if kind == "value" else "buffer", data["dtype"]))
         for index, node in group.outputs:
             self.args.append((f"out{index}", "output", g.nodes[node]["dtype"]))
+        for node in group.stores:
+            self.args.append((temp_name(node), "store", g.nodes[node]["dtype"]))
 
-    def _input_kind(self, shape) -> str:
+    def _input_kind(self, shape, stored: bool = False) -> str:
         if len(shape) == 0:
-            return "value"  # passed by value
+            return "splat" if stored else "value"  # a param: passed by value
         if tuple(shape) == tuple(self.group.shape):
             return "contiguous"
         aligned = (1,) * (self.ndim - len(shape)) + tuple(shape)
@@ -138,7 +151,7 @@ class ElementwiseKernel:
 
     def _load(self, p: int, w: int, base: str) -> str:
         data = self.g.nodes[p]
-        name, dtype, kind = c_name(data["name"]), data["dtype"], self.input_kind[p]
+        name, dtype, kind = self.c_names[p], data["dtype"], self.input_kind[p]
         ct = COMPUTE[dtype]
         if kind == "value":
             return name if w == 1 else f"(({ct}{w})({name}))"
@@ -197,6 +210,12 @@ class ElementwiseKernel:
     # -- the body -----------------------------------------------------------------
 
     def body(self, w: int, base: str) -> list[str]:
+        """The group's values at `base`, stored to its outputs."""
+        lines, names = self.compute(w, base)
+        return lines + self.stores(w, base, names)
+
+    def compute(self, w: int, base: str) -> tuple[list[str], dict]:
+        """Lines computing every node of the group at `base`, and the C name of each value."""
         g, lines, names = self.g, [], {}
         for p in self.group.inputs:
             ct = vec(COMPUTE[g.nodes[p]["dtype"]], w)
@@ -245,6 +264,10 @@ class ElementwiseKernel:
             rt = vec(COMPUTE[dt.concrete(data["dtype"])], w)
             names[n] = f"v{n}"
             lines.append(f"const {rt} v{n} = {expr};  // {data['op']}")
+        return lines, names
+
+    def stores(self, w: int, base: str, names: dict) -> list[str]:
+        g, lines = self.g, []
         for index, node in self.group.outputs:
             value = self._operand(node, names, w)
             if g.nodes[node]["op"] == "param" and node not in names:
@@ -267,6 +290,8 @@ class ElementwiseKernel:
                 params.append(f"const {COMPUTE[dtype]} {c_name(name)}")
             elif kind == "buffer":
                 params.append(f"__global const {STORAGE[dtype]} *restrict {c_name(name)}")
+            elif kind == "temp":
+                params.append(f"__global const {STORAGE[dtype]} *restrict {name}")
             else:
                 params.append(f"__global {STORAGE[dtype]} *restrict {name}")
         return params
@@ -291,6 +316,20 @@ class ElementwiseKernel:
             else:
                 kinds.append("buffer")
         return kinds
+
+    @property
+    def entry_points(self) -> list[str]:
+        return [self.group.name]
+
+    def counts(self, shape) -> dict[str, int]:
+        return {}
+
+    def launches(self, shape) -> list[tuple[str, list, int]]:
+        """(entry point, argument list, work-items) for the index space `shape`."""
+        return [(self.group.name, self.args, self.global_size(math.prod(shape)))]
+
+    def trial_launches(self) -> list[tuple[str, list]]:
+        return [(self.group.name, self.trial_args())]
 
     @property
     def elements_per_item(self) -> int:
@@ -349,7 +388,9 @@ def _render(template: str, operands: dict, ct: str, attrs: dict, w: int, cap: in
 
 def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
     """The program source for all groups, and each group's kernel object."""
-    kernels = [ElementwiseKernel(g, grp, device) for grp in groups]
+    from .codegen_reduction import ReductionKernel
+
+    kernels = [(ReductionKernel if grp.kind == "reduction" else ElementwiseKernel)(g, grp, device) for grp in groups]
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double

@@ -26,6 +26,7 @@ class DeviceInfo:
     max_parameter_size: int = 1024
     max_work_group_size: int = 256
     local_size: int = LOCAL_SIZE
+    compute_units: int = 2
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
@@ -47,4 +48,5 @@ class DeviceInfo:
             max_parameter_size=dev.max_parameter_size,
             max_work_group_size=dev.max_work_group_size,
             local_size=min(LOCAL_SIZE, dev.max_work_group_size),
+            compute_units=dev.max_compute_units,
         )

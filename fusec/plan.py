@@ -11,7 +11,7 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, STORAGE, ElementwiseKernel
+from .codegen import COMPUTE, STORAGE, ElementwiseKernel, temp_name
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
@@ -34,41 +34,31 @@ def size_expr(shape) -> str:
 def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
     params = [g.nodes[p] for p in g.graph["params"]]
     outputs = [g.nodes[o] for o in g.graph["outputs"]]
-    plan_kernels = []
+    plan_kernels, scratch = [], []
     for k in kernels:
         grp = k.group
+        if grp.kind == "reduction":
+            launches, more = _reduction_launches(g, k)
+            plan_kernels += launches
+            scratch += more
+            continue
         w = k.elements_per_item
-        args = []
-        for name, kind, dtype in k.args:
-            # ctype: the C type passed by value, or a buffer's element type in memory
-            ctype = "long" if kind in ("size", "dim") else (COMPUTE if kind == "scalar" else STORAGE)[dtype]
-            arg = {"name": name, "kind": kind, "dtype": dtype, "ctype": ctype, "bytes": CTYPE_BYTES[ctype]}
-            if kind == "size":
-                arg["value"] = size_expr(grp.shape)
-            elif kind == "dim":
-                arg["value"] = str(_dims(grp.shape)[int(name[1:])])
-            elif kind == "output":
-                arg["output"] = int(name[3:])
-            else:
-                arg["param"] = name
-            args.append(arg)
         plan_kernels.append(
             {
                 "name": grp.name,
                 "ops": [g.nodes[n]["op"] for n in grp.nodes],
-                "args": args,
+                "args": [_arg(g, k, a, {}) for a in k.args],
                 "elements": size_expr(grp.shape),
                 "elements_per_work_item": w,
-                # ceil(n / w) work-items in one dimension; a local size is left to the driver
                 # ceil(n / w) work-items, rounded up to whole work-groups
                 "global_size": f"ceil(ceil(({size_expr(grp.shape)}) / {w}) / {k.local_size}) * {k.local_size}",
                 "local_size": [k.local_size],
-                "reads": [g.nodes[p]["name"] for p in grp.inputs],
+                "reads": _reads(g, grp),
                 "writes": [f"out{i}" for i, _ in grp.outputs],
                 "why": grp.reason,
             }
         )
-    return {
+    plan = {
         "version": PLAN_VERSION,
         "graph": g.graph["name"],
         "build_options": BUILD_OPTIONS,
@@ -87,4 +77,97 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
             for o in outputs
         ],
         "kernels": plan_kernels,
+    }
+    if scratch:
+        plan["scratch"] = scratch
+    if "grad_of" in g.graph:
+        plan["gradients"] = _gradient_notes(g, kernels)
+    return plan
+
+
+def _reads(g, grp) -> list[str]:
+    return [g.nodes[p]["name"] if g.nodes[p]["op"] == "param" else temp_name(p) for p in grp.inputs]
+
+
+def _arg(g, k, spec, values: dict) -> dict:
+    """One argument of a launch, as the plan describes it."""
+    name, kind, dtype = spec
+    if kind in ("size", "dim", "count"):
+        ctype = "long"
+    elif kind in ("scalar", "partial"):
+        ctype = COMPUTE[dtype]  # by value, or a reduction's partials in its accumulator type
+    else:
+        ctype = STORAGE[dtype]
+    arg = {"name": name, "kind": kind, "dtype": dtype, "ctype": ctype, "bytes": CTYPE_BYTES[ctype]}
+    if kind == "size":
+        arg["value"] = size_expr(k.group.shape)
+    elif kind == "dim":
+        arg["value"] = str(_dims(k.group.shape)[int(name[1:])])
+    elif kind == "count":
+        arg["value"] = values[name]
+    elif kind == "output":
+        arg["output"] = int(name[3:])
+    elif kind in ("temp", "store"):
+        arg["scratch"] = name
+    elif kind == "partial":
+        arg["scratch"] = f"{k.group.name}_partial"
+    else:
+        arg["param"] = name
+    return arg
+
+
+def _reduction_launches(g, k) -> tuple[list, list]:
+    """A reduction group's two launches, and the scratch buffers they use."""
+    grp, ls = k.group, k.local_size
+    shape = grp.shape
+    m = size_expr(tuple(shape[i] for i in k.kept))
+    r = size_expr(tuple(shape[i] for i in k.axes))
+    items = k.device.compute_units * 256
+    from .codegen_reduction import MIN_STEPS_PER_ITEM
+
+    chunks = f"max(1, min(ceil({items} / ({m})), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
+    values = {"m": m, "r": r, "chunks": chunks}
+    node = g.nodes[grp.reduce]
+    writes = [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores]
+    common = {"elements_per_work_item": 1, "local_size": [ls], "why": grp.reason}
+    launches = [
+        {
+            "name": f"{grp.name}_partial",
+            "ops": [g.nodes[n]["op"] for n in grp.nodes] + [node["op"]],
+            "args": [_arg(g, k, a, values) for a in k.partial_args],
+            "elements": f"({m})*({chunks})",
+            "global_size": f"ceil((({m})*({chunks})) / {ls}) * {ls}",
+            "reads": _reads(g, grp),
+            "writes": [f"{grp.name}_partial"],
+            **common,
+        },
+        {
+            "name": f"{grp.name}_finish",
+            "ops": [node["op"]],
+            "args": [_arg(g, k, a, values) for a in k.finish_args],
+            "elements": m,
+            "global_size": f"ceil(({m}) / {ls}) * {ls}",
+            "reads": [f"{grp.name}_partial"],
+            "writes": writes,
+            **common,
+        },
+    ]
+    scratch = [{"name": f"{grp.name}_partial", "ctype": COMPUTE[node["dtype"]], "elements": f"({m})*({chunks})"}]
+    scratch += [
+        {"name": temp_name(n), "ctype": STORAGE[g.nodes[n]["dtype"]], "elements": size_expr(g.nodes[n]["shape"])}
+        for n in grp.stores
+    ]
+    return launches, scratch
+
+
+def _gradient_notes(g, kernels) -> dict:
+    """What a backward graph keeps in memory between kernels and which forward
+    ops each kernel recomputes rather than reading them back."""
+    forward = set(g.graph.get("forward_nodes", ()))
+    return {
+        "of": list(g.graph["grad_of"]),
+        "saved": [temp_name(n) for k in kernels for n in k.group.stores],
+        "recomputed": {
+            k.group.name: [g.nodes[n]["op"] for n in k.group.nodes if n in forward] for k in kernels
+        },
     }

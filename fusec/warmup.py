@@ -48,8 +48,11 @@ def find_ir_files(paths) -> list[Path]:
     return files
 
 
-def warmup(paths, *, jobs: int = 1, check: bool = False, device=None, progress=None) -> WarmupReport:
-    """Build (or with check=True, only look up) every graph under `paths`."""
+def warmup(
+    paths, *, jobs: int = 1, check: bool = False, grad: bool = False, device=None, progress=None
+) -> WarmupReport:
+    """Build (or with check=True, only look up) every graph under `paths`; with
+    `grad`, their backward and forward+backward graphs too."""
     from .api import compile as fusec_compile
 
     start = time.perf_counter()
@@ -57,11 +60,11 @@ def warmup(paths, *, jobs: int = 1, check: bool = False, device=None, progress=N
     tasks = []  # (label, CompiledGraph)
     for f in find_ir_files(paths):
         try:
-            prog = fusec_compile(f, device=device)
+            prog = fusec_compile(f, device=device, grad=grad)
         except CompileError as e:
             report.failed.append((str(f), e.text))
             continue
-        tasks += [(f"{f}:{g.name}", g) for g in prog]
+        tasks += [(f"{f}:{g.name}", g) for g in prog.every_graph()]
     lock = threading.Lock()
     done = 0
 

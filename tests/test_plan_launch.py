@@ -49,11 +49,14 @@ for p in plan["params"]:
             assert sizes.setdefault(dim, got) == got, (p, value.shape)
 
 
+FUNCTIONS = {"ceil": math.ceil, "min": min, "max": max}
+
+
 def size(expr):
-    """A plan size expression: integers, size names, * / ( ) and ceil()."""
-    assert re.fullmatch(r"[A-Za-z_0-9*/() ]+", expr), expr
-    py = re.sub(r"[A-Za-z_]\w*", lambda m: m[0] if m[0] == "ceil" else str(sizes[m[0]]), expr)
-    return int(eval(py, {"__builtins__": {}}, {"ceil": math.ceil}))
+    """A plan size expression: integers, size names, * / ( ) , and ceil() min() max()."""
+    assert re.fullmatch(r"[A-Za-z_0-9*/(), ]+", expr), expr
+    py = re.sub(r"[A-Za-z_]\w*", lambda m: m[0] if m[0] in FUNCTIONS else str(sizes[m[0]]), expr)
+    return int(eval(py, {"__builtins__": {}}, FUNCTIONS))
 
 
 device = next(d for p in cl.get_platforms() for d in p.get_devices())
@@ -74,20 +77,28 @@ for o in plan["outputs"]:
     host = np.empty(shape, NUMPY[o["ctype"]])
     outputs.append((host, cl.Buffer(ctx, mf.WRITE_ONLY, max(host.nbytes, 1))))
 
+scratch = {}  # buffers kernels pass to later kernels
+for t in plan.get("scratch", []):
+    nbytes = np.dtype(NUMPY[t["ctype"]]).itemsize * max(size(t["elements"]), 1)
+    scratch[t["name"]] = cl.Buffer(ctx, mf.READ_WRITE, nbytes)
+empty = cl.Buffer(ctx, mf.READ_ONLY, 16)  # for an empty array: no kernel reads it
+
 for k in plan["kernels"]:
     if size(k["elements"]) == 0:
         continue
     args = []
     for a in k["args"]:
-        if a["kind"] in ("size", "dim"):
+        if a["kind"] in ("size", "dim", "count"):
             args.append(NUMPY[a["ctype"]](size(a["value"])))
         elif a["kind"] == "scalar":
             args.append(NUMPY[a["ctype"]](inputs[a["param"]]))
         elif a["kind"] == "buffer":
-            args.append(buffers[a["param"]])
+            args.append(buffers.get(a["param"], empty))
+        elif a["kind"] in ("temp", "store", "partial"):
+            args.append(scratch[a["scratch"]])
         else:
             args.append(outputs[a["output"]][1])
-        if a["kind"] != "buffer" and a["kind"] != "output":
+        if a["kind"] in ("size", "dim", "count", "scalar"):
             assert args[-1].nbytes == a["bytes"], a
     local = tuple(k["local_size"]) if k["local_size"] else None
     getattr(program, k["name"])(queue, (size(k["global_size"]),), local, *args)

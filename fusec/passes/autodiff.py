@@ -90,6 +90,7 @@ def grad_graph(g: nx.DiGraph, *, with_forward: bool) -> nx.DiGraph:
     j.graph["outputs"] = (list(g.graph["outputs"]) if with_forward else []) + grads
     j.graph["grad_of"] = [g.nodes[p]["name"] for p in float_params]
     j.graph["forward_outputs"] = len(g.graph["outputs"]) if with_forward else 0
+    j.graph["forward_nodes"] = tuple(sorted(g.nodes))  # for the plan: what is recomputed
     return j
 
 

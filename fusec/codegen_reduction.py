@@ -1,0 +1,130 @@
+"""Reduction group -> OpenCL C: a prologue fused into a two-stage reduction.
+
+The group reduces its operand (shape `D`, the index space) over some axes
+down to `m` output elements; `r` elements fall into each. Stage one,
+`<name>_partial`: work-item `t` takes output element `o = t % m` and chunk
+`c = t / m`, and combines the operand at reduction steps `c, c + chunks,
+c + 2 chunks, ...` (neighbouring work-items read neighbouring elements, as GPUs
+and Intel's vectoriser want), computing the whole elementwise prologue for each
+element in registers; it writes one partial per work-item. Stage two,
+`<name>_finish`, combines each output's `chunks` partials in a fixed order, so
+results do not depend on timing. The combining op comes from the registry
+(`forward` over `{acc}` and `{x}`, `reduce_init`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+
+from .codegen import COMPUTE, STORAGE, ElementwiseKernel, _render, _width_fields
+from .device import DeviceInfo
+from .ops.reductions import sum_to_axes
+from .passes.fuse import FusionGroup
+from .registry import lookup
+
+MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
+
+
+class ReductionKernel(ElementwiseKernel):
+    def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
+        super().__init__(g, group, device)
+        data = g.nodes[group.reduce]
+        self.prim = lookup(data["op"])
+        self.attrs = dict(data["attrs"])
+        self.dtype = data["dtype"]
+        self.acc = COMPUTE[self.dtype]
+        self.axes = sum_to_axes(tuple(group.shape), tuple(data["shape"]))
+        self.kept = tuple(i for i in range(self.ndim) if i not in self.axes)
+        counts = [("m", "count", "i64"), ("chunks", "count", "i64")]
+        partial = [("partial", "partial", self.dtype)]
+        self.partial_args = self.args[: 1 + self.ndim + len(group.inputs)] + partial + counts[:1]
+        self.partial_args += [("r", "count", "i64")] + counts[1:]
+        self.finish_args = partial + counts + self.args[1 + self.ndim + len(group.inputs):]
+
+    # -- sizes ------------------------------------------------------------------
+
+    def counts(self, shape) -> dict[str, int]:
+        """m (outputs), r (elements per output) and chunks (partials per output)."""
+        m = math.prod(shape[i] for i in self.kept)
+        r = math.prod(shape[i] for i in self.axes)
+        items = self.device.compute_units * 256  # enough work-items to fill the device
+        chunks = max(1, min(-(-items // max(m, 1)), -(-r // MIN_STEPS_PER_ITEM)))
+        return {"m": m, "r": r, "chunks": chunks}
+
+    def launches(self, shape) -> list[tuple[str, list, int]]:
+        """(entry point, argument list, work-items) for each stage."""
+        c = self.counts(shape)
+        ls = self.local_size
+        return [
+            (f"{self.group.name}_partial", self.partial_args, -(-c["m"] * c["chunks"] // ls) * ls),
+            (f"{self.group.name}_finish", self.finish_args, -(-c["m"] // ls) * ls),
+        ]
+
+    @property
+    def entry_points(self) -> list[str]:
+        return [f"{self.group.name}_partial", f"{self.group.name}_finish"]
+
+    def trial_launches(self) -> list[tuple[str, list]]:
+        return [(name, _trial_kinds(args)) for name, args in zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)]
+
+    # -- source -----------------------------------------------------------------
+
+    def _index(self, var: str, axes, out: str) -> list[str]:
+        """Lines adding to `out` the flat domain offset of coordinate number `var` over `axes`."""
+        lines = [f"long {out}_rest = {var};"]
+        for i in reversed(axes):
+            lines.append(f"{out} += ({out}_rest % d{i}) * {self._out_stride(i)}; {out}_rest /= d{i};")
+        return lines
+
+    def _combine(self, acc: str, x: str) -> str:
+        fields = {**_width_fields(self.acc, self.attrs, 1), "acc": acc, "x": x}
+        return _render(self.prim.forward, fields, self.acc, self.attrs, 1, 1, self.acc)
+
+    def source(self) -> str:
+        name, acc = self.group.name, self.acc
+        init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)
+        (operand,) = self.g.nodes[self.group.reduce]["args"]
+        lines, names = self.compute(1, "j")
+        value = self._operand(operand, names, 1)
+        sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
+        sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
+        ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
+        out = [
+            f"// fusec: graph {self.g.graph['name']}, kernel {name}",
+            f"// {self.prim.name} over axes {list(self.axes)} of {list(self.group.shape)}; "
+            f"fused prologue ({len(ops)}): {' '.join(ops) if ops else '(none)'}",
+            f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")",
+            "{",
+            "    const long t = get_global_id(0);",
+            "    if (t >= m * chunks) return;",
+            "    const long o = t % m;",
+            "    long jo = 0;",
+        ]
+        out += ["    " + line for line in self._index("o", self.kept, "jo")]
+        out += [f"    {acc} acc = {init};", "    for (long q = t / m; q < r; q += chunks) {", "        long j = jo;"]
+        out += ["        " + line for line in self._index("q", self.axes, "j")]
+        out += ["        " + line for line in lines]
+        out += [f"        acc = {self._combine('acc', value)};", "    }", "    partial[t] = acc;", "}", ""]
+        dests = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("output", "store")]
+        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long chunks"] + dests
+        out += [
+            f"__kernel void {name}_finish(\n    " + ",\n    ".join(fsig) + ")",
+            "{",
+            "    const long o = get_global_id(0);",
+            "    if (o >= m) return;",
+            f"    {acc} acc = partial[o];",
+            f"    for (long c = 1; c < chunks; ++c) acc = {self._combine('acc', 'partial[c * m + o]')};",
+        ]
+        for arg, kind, dtype in self.args:
+            if kind in ("output", "store"):
+                out.append("    " + self._store(arg, dtype, "acc", 1, "o"))
+        return "\n".join(out + ["}", ""])
+
+
+def _trial_kinds(args) -> list[str]:
+    return ["long" if kind in ("size", "dim", "count") else COMPUTE[dtype] if kind == "scalar" else "buffer" for _, kind, dtype in args]
+
+
+__all__ = ["ReductionKernel", "STORAGE"]
