@@ -11,17 +11,13 @@ import time
 import warnings
 
 import numpy as np
-
-from .icd import register_pip_drivers
-
-register_pip_drivers()  # before PyOpenCL's loader first looks for drivers
-
-import pyopencl as cl  # noqa: E402
+import pyopencl as cl
 
 from kernels_cache import KernelCache, cache_key, default_cache_dir
 
 from .device import DeviceInfo
 from .diagnostics import CompileError, Diagnostic, FusecError
+from .icd import register_pip_drivers
 from .plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
 
 
@@ -30,6 +26,7 @@ class DeviceError(FusecError):
 
 
 def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
+    register_pip_drivers()  # before the ICD loader's first look (it looks once)
     found = []
     try:
         platforms = cl.get_platforms()

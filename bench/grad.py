@@ -1,0 +1,233 @@
+#!/usr/bin/env python
+"""Backward of elementwise chains: fusec against PyTorch eager autograd and
+torch.compile, with the bytes each moves against the minimum, in one run.
+
+    python bench/grad.py             # n = 2^24; light and heavy chains of 4, 8, 16 ops
+    python bench/grad.py --quick     # n = 2^20; k = 4, 8
+    python bench/grad.py --json out.json
+
+The chains are bench/elementwise.py's (two float32 inputs x, y; light: mul,
+add, relu, clamp; heavy: mul then sigmoid, tanh, exp, sqrt), differentiated
+with respect to both inputs against a cotangent ct of the output's shape.
+
+Minimum bytes: the backward must read x, y and ct and write dx and dy (20 n
+bytes); forward+backward also writes the output (24 n). fusec's figure is
+read off its launch plan (every buffer a kernel reads or writes, once).
+
+Columns (medians of interleaved rounds, the machine drifts within minutes):
+
+  fusec bwd       g.backward(x, y, ct) on pyopencl.array inputs (the VJP alone:
+                  forward values recomputed in registers), queue.finish() inside
+  fusec f+b       g.forward_backward(x, y, ct): outputs and gradients in one pass
+  torch bwd       torch.autograd.grad(out, (x, y), ct, retain_graph=True) after
+                  one eager forward: the backward alone, reading saved tensors
+  torch f+b       eager forward, then the backward
+  t.compile bwd   the same backward of a torch.compile'd forward (AOTAutograd's
+                  compiled backward kernel)
+  t.compile f+b   compiled forward, then its compiled backward
+  copy            bench/elementwise.py's best OpenCL copy kernel (8 n bytes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from elementwise import CopyKernels, fmt_ms, ir_text, log, med, run_row, table, torch_fn  # noqa: E402
+
+
+def plan_bytes(plan: dict, n: int, itemsize: int = 4) -> int:
+    """Bytes the plan's kernels move on n-element arrays (each buffer read or written once)."""
+    arrays = {p["name"] for p in plan["params"] if p["shape"]}
+    total = 0
+    for k in plan["kernels"]:
+        total += (sum(r in arrays for r in k["reads"]) + len(k["writes"])) * n * itemsize
+    return total
+
+
+def add_torch_methods(methods: dict, results: dict, name: str, f, xt, yt, ctt) -> None:
+    """`name bwd` (the backward alone, after one forward) and `name f+b`."""
+    import torch
+
+    out = f(xt, yt)
+
+    def bwd():
+        return torch.autograd.grad(out, (xt, yt), ctt, retain_graph=True)
+
+    def fb():
+        return torch.autograd.grad(f(xt, yt), (xt, yt), ctt)
+
+    methods[f"{name} bwd"], methods[f"{name} f+b"] = bwd, fb
+    results[f"{name} bwd"] = [t.numpy() for t in bwd()]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="n = 2^20, k = 4, 8")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/elementwise.py
+
+    t_start = time.perf_counter()
+    import pyopencl as cl
+    import pyopencl.array as cla
+    import torch
+
+    import fusec
+
+    torch.set_num_threads(2)
+    n = 1 << (20 if args.quick else 24)
+    ks = [4, 8] if args.quick else [4, 8, 16]
+    kinds = ["light", "heavy"]
+    graphs = {}
+    for kind in kinds:
+        for k in ks:
+            t0 = time.perf_counter()
+            g = fusec.compile(ir_text(kind, k), grad=True)["chain"]
+            g.backward.build()
+            g.forward_backward.build()
+            graphs[(kind, k)] = g
+            log(f"fusec {kind}-{k}: built in {time.perf_counter() - t0:.1f} s")
+    queue = next(iter(graphs.values())).runtime.queue
+    dev = queue.device
+    copier = CopyKernels(queue.context, queue)
+    header = [
+        f"device:  {dev.name.strip()} ({dev.platform.name.strip()} {dev.platform.version.strip()}), "
+        f"{dev.max_compute_units} compute units",
+        f"host:    {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"versions: fusec {fusec.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"pyopencl {cl.VERSION_TEXT}",
+        f"n = 2^{int(math.log2(n))} float32; load average at start {os.getloadavg()[0]:.2f}",
+    ]
+    print("\n".join(header), flush=True)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n, dtype=np.float32)
+    y = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    ct = rng.standard_normal(n, dtype=np.float32)
+    xd, yd, ctd = (cla.to_device(queue, a) for a in (x, y, ct))
+    src, dst = cla.to_device(queue, x), cla.empty(queue, (n,), np.float32)
+    copies = copier.layouts(src.data, dst.data, n)
+    rows = []
+    for idx, (kind, k) in enumerate([(kd, k) for kd in kinds for k in ks], 1):
+        tag = f"[{idx}/{len(kinds) * len(ks)}] {kind}-{k}"
+        log(f"{tag}: preparing ({time.perf_counter() - t_start:.0f} s elapsed)")
+        g = graphs[(kind, k)]
+        methods, results = {}, {}
+
+        def fusec_bwd(g=g):
+            r = g.backward(xd, yd, ctd)
+            queue.finish()
+            return r
+
+        def fusec_fb(g=g):
+            r = g.forward_backward(xd, yd, ctd)
+            queue.finish()
+            return r
+
+        methods["fusec bwd"], methods["fusec f+b"] = fusec_bwd, fusec_fb
+        results["fusec bwd"] = [a.get(queue) for a in fusec_bwd()]
+        results["fusec f+b"] = [a.get(queue) for a in fusec_fb()[1:]]
+
+        fn = torch_fn(kind, k)
+        xt = torch.from_numpy(x).requires_grad_()
+        yt = torch.from_numpy(y).requires_grad_()
+        ctt = torch.from_numpy(ct)
+
+        add_torch_methods(methods, results, "torch", fn, xt, yt, ctt)
+        compile_s = None
+        if not args.no_compile:
+            torch._dynamo.reset()
+            tcf = torch.compile(torch_fn(kind, k), dynamic=False)
+            t0 = time.perf_counter()
+            torch.autograd.grad(tcf(xt, yt), (xt, yt), ctt)
+            compile_s = time.perf_counter() - t0
+            log(f"{tag}: torch.compile forward+backward compiled in {compile_s:.1f} s")
+            add_torch_methods(methods, results, "t.compile", tcf, xt, yt, ctt)
+        for name, fn_ in copies.items():
+            methods["copy:" + name] = fn_
+
+        want = results["torch bwd"]
+        errors = {}
+        for name, got in results.items():
+            for a, b, which in zip(got, want, "xy", strict=True):
+                if not np.allclose(a, b, rtol=1e-3, atol=1e-4, equal_nan=True):
+                    errors[name] = f"d{which}: max abs err {float(np.nanmax(np.abs(a - b))):.3g}"
+        for name, msg in errors.items():
+            log(f"{tag}: WRONG RESULT from {name}: {msg}")
+
+        log(f"{tag}: timing {len(methods)} methods, 7 rounds")
+        samples = run_row(methods, 1, 7)
+        meds = {m: med(s) for m, s in samples.items()}
+        copy_name = min((m for m in meds if m.startswith("copy:")), key=meds.get)
+        rows.append({
+            "chain": f"{kind}-{k}", "n": n, "median_s": meds, "errors": errors,
+            "copy_s": meds[copy_name], "copy_gbs": 8 * n / meds[copy_name] / 1e9,
+            "fusec_bwd_bytes": plan_bytes(g.backward.plan, n), "min_bwd_bytes": 20 * n,
+            "fusec_fb_bytes": plan_bytes(g.forward_backward.plan, n), "min_fb_bytes": 24 * n,
+            "kernels_bwd": len(g.backward.plan["kernels"]), "torch_compile_s": compile_s,
+        })
+        torch._dynamo.reset()
+
+    print(report(rows), flush=True)
+    print(f"\n(total {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"header": header, "rows": rows}, indent=1))
+    return 0
+
+
+def report(rows) -> str:
+    names = ["fusec bwd", "fusec f+b", "torch bwd", "torch f+b", "t.compile bwd", "t.compile f+b"]
+    out = ["\nTime per call, ms (median)"]
+    out.append(table(["chain"] + names + ["copy"],
+                     [[r["chain"]] + [fmt_ms(r["median_s"].get(m)) for m in names] + [fmt_ms(r["copy_s"])]
+                      for r in rows]))
+    out.append("\nBytes moved (fusec, from its plan) against the minimum, and GB/s at the minimum")
+    body = []
+    for r in rows:
+        m = r["median_s"]
+        bwd, fb = m.get("fusec bwd"), m.get("fusec f+b")
+        body.append([
+            r["chain"], r["kernels_bwd"],
+            f"{r['fusec_bwd_bytes'] / r['min_bwd_bytes']:.2f}", f"{r['fusec_fb_bytes'] / r['min_fb_bytes']:.2f}",
+            f"{r['min_bwd_bytes'] / bwd / 1e9:.1f}" if bwd else "-",
+            f"{r['min_fb_bytes'] / fb / 1e9:.1f}" if fb else "-",
+            f"{r['copy_gbs']:.1f}",
+        ])
+    out.append(table(["chain", "bwd kernels", "bwd bytes/min", "f+b bytes/min", "bwd GB/s", "f+b GB/s",
+                      "copy GB/s"], body))
+    out.append("\nSpeedup of fusec = other's time / fusec's time (> 1: fusec faster)")
+    body = []
+    for r in rows:
+        m = r["median_s"]
+
+        def x(a, b, m=m):
+            return f"{m[a] / m[b]:.2f}x" if m.get(a) and m.get(b) else "-"
+
+        body.append([r["chain"], x("torch bwd", "fusec bwd"), x("t.compile bwd", "fusec bwd"),
+                     x("torch f+b", "fusec f+b"), x("t.compile f+b", "fusec f+b")])
+    out.append(table(["chain", "bwd vs torch", "bwd vs t.compile", "f+b vs torch", "f+b vs t.compile"], body))
+    errs = [(r["chain"], e) for r in rows for e in r["errors"].items()]
+    if errs:
+        out.append("\nWRONG RESULTS:\n" + "\n".join(f"  {c} {n}: {msg}" for c, (n, msg) in errs))
+    met = [r for r in rows if r["median_s"].get("t.compile bwd") and r["median_s"].get("fusec bwd")]
+    if met:
+        wins = sum(r["median_s"]["t.compile bwd"] > r["median_s"]["fusec bwd"] for r in met)
+        minimal = all(r["fusec_bwd_bytes"] <= r["min_bwd_bytes"] for r in rows)
+        out.append(f"\nTargets: fused backward moves no more than the minimum: {'MET' if minimal else 'MISSED'}; "
+                   f"faster than torch.compile's backward on {wins}/{len(met)} chains")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
