@@ -77,6 +77,8 @@ class BuildWorker:
         if not ready:
             proc.kill()
             proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                pipe.close()
             self._proc = None
             raise WorkerCrash(f"the OpenCL compiler did not finish within {self.timeout:.0f} s")
         reply = _recv(proc.stdout)
@@ -88,6 +90,9 @@ class BuildWorker:
         proc, self._proc = self._proc, None
         code = proc.wait() if proc else None
         err = proc.stderr.read().decode("utf-8", "replace") if proc else ""
+        if proc:
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                pipe.close()
         last = [line for line in err.splitlines() if line.strip()][-3:]
         how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         detail = ("; it said: " + " | ".join(last)) if last else ""

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# PoCL 3.0 on this CPU reports a preferred float width of 16. Some kernels over
-# float16 vectors abort its LLVM when machine code is generated, yet a heavy
-# chain ran 1.5x faster at 16 than at 8: fusec uses 16, builds in a worker
-# process through a trial launch, and falls back to 8 (then 1) on a crash.
+# Measured on this machine's CPU (AMD, AVX-512), per driver:
+# - PoCL 3.0 reports a preferred float width of 16 and does not vectorise
+#   scalar code. Some kernels over float16 vectors abort its LLVM when machine
+#   code is generated, yet a heavy chain ran 1.5x faster at 16 than at 8:
+#   fusec uses 16, two vectors per work-item, builds in a worker process
+#   through a trial launch, and falls back to 8 (then 1) on a crash. PoCL
+#   generates code per local size, so fusec launches with an explicit one.
+# - Intel's CPU runtime reports a preferred width of 1 (it vectorises across
+#   work-items), but its vectoriser left fusec's kernels scalar: explicit
+#   float8, one vector per work-item, ran light chains 2x and heavy chains 2.6x
+#   faster (2^22 floats: 0.56 vs 1.14 ms, 4.1 vs 10.7 ms). Local sizes from 16
+#   to 1024 were within noise at width 8.
 MAX_VECTOR_WIDTH = 16
+CPU_MIN_VECTOR_WIDTH = 8  # explicit vectors on every CPU driver (see above)
 LOCAL_SIZE = 64  # explicit, so the worker's trial launch generates the code the real one uses
+PAGE = 4096
 
 
 @dataclass(frozen=True)
@@ -27,13 +37,18 @@ class DeviceInfo:
     max_work_group_size: int = 256
     local_size: int = LOCAL_SIZE
     compute_units: int = 2
+    host_ptr_alignment: int = PAGE  # a host array used in place must start at a multiple of this
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
         import pyopencl as cl
 
+        is_cpu = bool(dev.type & cl.device_type.CPU)
+        pocl = "Portable Computing Language" in dev.platform.name
         width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH))
-        # round down to a width OpenCL C has (1, 2, 4, 8)
+        if is_cpu:
+            width = max(width, CPU_MIN_VECTOR_WIDTH)
+        # round down to a width OpenCL C has (1, 2, 4, 8, 16)
         width = 1 << (width.bit_length() - 1)
         exts = dev.extensions.split()
         return cls(
@@ -41,12 +56,15 @@ class DeviceInfo:
             vector_width=width,
             fp64="cl_khr_fp64" in exts or dev.double_fp_config != 0,
             fp16="cl_khr_fp16" in exts,
-            is_cpu=bool(dev.type & cl.device_type.CPU),
-            # CPUs: 32 elements per work-item (4 x float8, 2 x float16 measured
-            # best for transcendental chains); a GPU wants one element per item
-            vectors_per_item=max(1, 32 // width) if dev.type & cl.device_type.CPU and width > 1 else 1,
+            is_cpu=is_cpu,
+            # PoCL on CPUs: 32 elements per work-item (4 x float8, 2 x float16
+            # measured best for transcendental chains); elsewhere one vector
+            vectors_per_item=max(1, 32 // width) if is_cpu and pocl and width > 1 else 1,
             max_parameter_size=dev.max_parameter_size,
             max_work_group_size=dev.max_work_group_size,
-            local_size=min(LOCAL_SIZE, dev.max_work_group_size),
+            local_size=min(LOCAL_SIZE if pocl else 256, dev.max_work_group_size),
             compute_units=dev.max_compute_units,
+            # USE_HOST_PTR is zero-copy for PoCL at any address; Intel's runtime
+            # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
+            host_ptr_alignment=1 if pocl else PAGE,
         )
