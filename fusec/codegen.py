@@ -368,6 +368,8 @@ def _width_fields(ct: str, attrs: dict, w: int) -> dict:
     """The placeholders of a template that depend on the vector width."""
     fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
     fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
+    # the identities of max and min: -inf and inf, or an integer type's extremes
+    fields["LOWEST"], fields["HIGHEST"] = literal(float("-inf"), ct, w), literal(float("inf"), ct, w)
     for k, v in attrs.items():
         if isinstance(v, int | float) and not isinstance(v, bool):
             fields[k] = literal(v, ct, w)

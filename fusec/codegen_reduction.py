@@ -18,9 +18,9 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, STORAGE, ElementwiseKernel, _render, _width_fields
+from . import dtypes as dt
+from .codegen import COMPUTE, STORAGE, ElementwiseKernel, _render, convert
 from .device import DeviceInfo
-from .ops.reductions import sum_to_axes
 from .passes.fuse import FusionGroup
 from .registry import lookup
 
@@ -35,12 +35,12 @@ class ReductionKernel(ElementwiseKernel):
         self.attrs = dict(data["attrs"])
         self.dtype = data["dtype"]
         self.acc = COMPUTE[self.dtype]
-        self.axes = sum_to_axes(tuple(group.shape), tuple(data["shape"]))
+        self.operand_dtype = data["operand_dtypes"][0]  # what each element is read as
+        self.axes, _ = self.prim.reduce_shape(tuple(group.shape), self.attrs)
         self.kept = tuple(i for i in range(self.ndim) if i not in self.axes)
-        counts = [("m", "count", "i64"), ("chunks", "count", "i64")]
+        counts = [("m", "count", "i64"), ("r", "count", "i64"), ("chunks", "count", "i64")]
         partial = [("partial", "partial", self.dtype)]
-        self.partial_args = self.args[: 1 + self.ndim + len(group.inputs)] + partial + counts[:1]
-        self.partial_args += [("r", "count", "i64")] + counts[1:]
+        self.partial_args = self.args[: 1 + self.ndim + len(group.inputs)] + partial + counts
         self.finish_args = partial + counts + self.args[1 + self.ndim + len(group.inputs):]
 
     # -- sizes ------------------------------------------------------------------
@@ -79,15 +79,22 @@ class ReductionKernel(ElementwiseKernel):
         return lines
 
     def _combine(self, acc: str, x: str) -> str:
-        fields = {**_width_fields(self.acc, self.attrs, 1), "acc": acc, "x": x}
-        return _render(self.prim.forward, fields, self.acc, self.attrs, 1, 1, self.acc)
+        category = "float" if dt.is_float(self.dtype) else "int"
+        fields = {"acc": acc, "x": x}
+        return _render(self.prim.template_for(category), fields, self.acc, self.attrs, 1, 1, self.acc)
+
+    def _finish(self, acc: str) -> str:
+        if not self.prim.reduce_finish:
+            return acc
+        fields = {"acc": acc, "count": f"(({self.acc})(r))"}
+        return _render(self.prim.reduce_finish, fields, self.acc, self.attrs, 1, 1, self.acc)
 
     def source(self) -> str:
         name, acc = self.group.name, self.acc
-        init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)
+        init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
         (operand,) = self.g.nodes[self.group.reduce]["args"]
         lines, names = self.compute(1, "j")
-        value = self._operand(operand, names, 1)
+        value = convert(self._operand(operand, names, 1), self.g.nodes[operand]["dtype"], self.operand_dtype, 1)
         sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
         sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
@@ -108,7 +115,7 @@ class ReductionKernel(ElementwiseKernel):
         out += ["        " + line for line in lines]
         out += [f"        acc = {self._combine('acc', value)};", "    }", "    partial[t] = acc;", "}", ""]
         dests = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("output", "store")]
-        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long chunks"] + dests
+        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"] + dests
         out += [
             f"__kernel void {name}_finish(\n    " + ",\n    ".join(fsig) + ")",
             "{",
@@ -117,6 +124,8 @@ class ReductionKernel(ElementwiseKernel):
             f"    {acc} acc = partial[o];",
             f"    for (long c = 1; c < chunks; ++c) acc = {self._combine('acc', 'partial[c * m + o]')};",
         ]
+        if self.prim.reduce_finish:
+            out.append(f"    acc = {self._finish('acc')};")
         for arg, kind, dtype in self.args:
             if kind in ("output", "store"):
                 out.append("    " + self._store(arg, dtype, "acc", 1, "o"))

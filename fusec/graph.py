@@ -12,12 +12,13 @@ node ids, in order: the source of truth, since an op may use one value twice),
 from __future__ import annotations
 
 import difflib
+import functools
 
 import networkx as nx
 
 from .diagnostics import CompileError, Diagnostic, Pos, error
 from .dtypes import DTYPES
-from .lang import KEYWORDS, Call, GraphDef, Literal, Module, Name, Return
+from .lang import KEYWORDS, Call, GraphDef, Literal, Module, Name, Return, parse
 from .registry import all_primitives, lookup
 
 
@@ -31,6 +32,34 @@ def add_node(g: nx.DiGraph, op: str, args=(), attrs=(), pos=None, **extra) -> in
     for a in args:
         g.add_edge(a, node)
     return node
+
+
+@functools.cache
+def template_ast(template: str):
+    """An IR expression written in the registry (a backward or a lowering), parsed."""
+    module = parse(f"graph template() {{\n    return {template}\n}}\n")
+    (value,) = module.graphs[0].body[0].values
+    return value
+
+
+def add_expression(g: nx.DiGraph, expr, env: dict, attrs: dict, pos, on_add=None) -> int:
+    """Add the nodes of an expression AST to `g`. Names are looked up in `env`
+    (node ids), then in `attrs` (values, which become literals); every node
+    gets `pos`, and `on_add(node)` is called on each as it is added."""
+
+    def build(e) -> int:
+        if isinstance(e, Literal | Name) and not (isinstance(e, Name) and e.id in env):
+            n = add_node(g, "const", pos=pos, value=e.value if isinstance(e, Literal) else attrs[e.id])
+        elif isinstance(e, Name):
+            return env[e.id]
+        else:
+            args = [build(a) for a in e.args]
+            n = add_node(g, e.op, args, _check_attrs(lookup(e.op), e), pos)
+        if on_add:
+            on_add(n)
+        return n
+
+    return build(expr)
 
 
 def lower_module(module: Module) -> list[nx.DiGraph]:
@@ -56,7 +85,7 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
 
 # Ops of the v1 spec that this version does not compile yet. Once an op is in
 # the registry, inference reports what it still lacks (or compiles it).
-NOT_YET = ("linear", "matmul", "sum", "mean", "max", "min", "softmax", "log_softmax")
+NOT_YET = ("linear", "matmul")
 
 
 def ir_repr(value) -> str:
@@ -130,12 +159,16 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
                 raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
             if e.op in NOT_YET:
                 raise error(
-                    f"{e.op} is not supported yet: this version compiles elementwise ops only",
+                    f"{e.op} is not supported yet: this version compiles elementwise ops and reductions",
                     e.pos,
                 )
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
         args = [expr(a) for a in e.args]
-        return add_node(g, e.op, args, _check_attrs(prim, e), e.pos, infix=e.infix)
+        attrs = _check_attrs(prim, e)
+        if prim.lowering:  # a composite op: its definition in primitives, at this position
+            text = prim.lowering.format(**{k: ir_repr(v) for k, v in attrs})
+            return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
+        return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
     if not returns:

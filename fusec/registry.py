@@ -21,7 +21,8 @@ REQUIRED = object()  # attribute default meaning "must be given"
 #   logical  operands read as bool; result bool
 #   where    first operand read as bool, the others promoted; result of that dtype
 #   cast     result is the `dtype` attribute; operand as it is
-DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast")
+#   sum      like promote, but integers and bools accumulate and result in i64 (torch.sum)
+DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum")
 KINDS = ("elementwise", "gemm", "reduction")
 
 
@@ -52,7 +53,16 @@ class Primitive:
     # Reductions: the accumulator's starting value, a template like `forward`,
     # whose `{acc}` and `{x}` are the running value and the next element.
     reduce_init: str = ""
+    # Reductions: (operand shape, attrs) -> (reduced axes, result shape); raises
+    # ValueError with the user's message for a bad axis.
+    reduce_shape: Callable | None = None
+    # Reductions: the result from the combined value, over `{acc}` and `{count}`
+    # (the elements combined into it); "" keeps `{acc}` (mean's is {acc} / {count}).
+    reduce_finish: str = ""
     internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
+    # A composite op: an IR expression over other ops that replaces each call
+    # (inputs by name, attribute values by `{name}`), e.g. softmax's.
+    lowering: str = ""
     infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
     # Widest vector the template may run on, per compute dtype; wider vectors
     # are split into halves (.lo/.hi). For builtins a driver gets wrong when wide.
@@ -164,7 +174,7 @@ def _check_template(prim: Primitive) -> None:
     """Reject templates naming placeholders that will never be filled."""
     import string
 
-    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO", "acc"}
+    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO", "LOWEST", "HIGHEST", "acc", "count"}
     templates = [prim.forward] if isinstance(prim.forward, str) else list(prim.forward.values())
     for template in templates:
         for _, field_name, _, _ in string.Formatter().parse(template):

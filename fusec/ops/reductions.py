@@ -1,6 +1,11 @@
-"""Reductions. `sum_to` is autodiff's: the gradient of a broadcast operand is
-the cotangent summed back to the operand's own shape (NumPy broadcasting run
-backwards). The spec's `sum mean max min softmax log_softmax` come later.
+"""Reductions: `sum mean max min (x, axis=-1, keepdim=false)`, and autodiff's
+`sum_to` (the gradient of a broadcast operand is the cotangent summed back to
+the operand's own shape: NumPy broadcasting run backwards).
+
+A reduction ends a fusion group: the elementwise ops feeding it run in its
+kernel (its prologue). Each entry gives the combining step (`forward` over
+`{acc}` and `{x}`), the starting value, the result's shape and, for mean, a
+last step over the count.
 """
 
 from __future__ import annotations
@@ -18,23 +23,100 @@ def sum_to_axes(shape, target) -> tuple[int, ...]:
     )
 
 
-def _np_sum_to(x, shape):
+def _sum_to_shape(shape, attrs):
+    return sum_to_axes(tuple(shape), tuple(attrs["shape"])), tuple(attrs["shape"])
+
+
+def _axis_shape(shape, attrs):
+    """`axis` (negative counts from the end) removed, or kept as 1 with keepdim."""
+    ndim, axis = len(shape), attrs["axis"]
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise ValueError(f"axis must be an integer, got {axis!r}")
+    if ndim == 0:
+        raise ValueError("cannot reduce a scalar: it has no axis")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for {ndim} dimension{'s' if ndim > 1 else ''}")
+    axis %= ndim
+    kept = list(shape)
+    if attrs["keepdim"]:
+        kept[axis] = 1
+    else:
+        del kept[axis]
+    return (axis,), tuple(kept)
+
+
+def _sum_to(x, shape):
     axes = sum_to_axes(x.shape, tuple(shape))
     out = np.sum(x, axis=axes, keepdims=True, dtype=x.dtype)
     return out.reshape(shape)
 
+
+def _np_sum(x, axis=-1, keepdim=False):
+    out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.int64  # torch: ints sum to i64
+    return np.sum(x, axis=axis, keepdims=keepdim, dtype=out_dtype)
+
+
+def _np_mean(x, axis=-1, keepdim=False):
+    return np.mean(x, axis=axis, keepdims=keepdim, dtype=x.dtype)
+
+
+def _np_max(x, axis=-1, keepdim=False):
+    return np.max(x, axis=axis, keepdims=keepdim)  # NumPy's max propagates NaN, as torch's
+
+
+def _np_min(x, axis=-1, keepdim=False):
+    return np.min(x, axis=axis, keepdims=keepdim)
+
+
+def _np_softmax(x, axis=-1):
+    with np.errstate(all="ignore"):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
+
+
+def _np_log_softmax(x, axis=-1):
+    with np.errstate(all="ignore"):
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+
+
+_SHIFTED = "(x - max(x, axis={axis}, keepdim=true))"
+SOFTMAX = f"exp({_SHIFTED}) / sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true)"
+LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
+
+AXIS = {"axis": -1, "keepdim": False}
+# NaN wins: once the accumulator is NaN it stays; a NaN element replaces it.
+MAX = {"float": "((isnan({acc}) || {acc} >= {x}) ? {acc} : {x})", "int": "({acc} >= {x} ? {acc} : {x})"}
+MIN = {"float": "((isnan({acc}) || {acc} <= {x}) ? {acc} : {x})", "int": "({acc} <= {x} ? {acc} : {x})"}
 
 for entry in [
     Primitive(
         "sum_to",
         ("x",),
         "({acc} + {x})",
-        _np_sum_to,
+        _sum_to,
         kind="reduction",
         reduce_init="{ZERO}",
+        reduce_shape=_sum_to_shape,
         attrs={"shape": REQUIRED},
         internal=True,
         doc="x summed over its broadcast axes down to `shape` (autodiff's, not written in IR)",
     ),
+    Primitive("sum", ("x",), "({acc} + {x})", _np_sum, dtype_rule="sum", kind="reduction",
+              reduce_init="{ZERO}", reduce_shape=_axis_shape, attrs=AXIS,
+              doc="torch.sum(x, dim=axis, keepdim); integers and bools sum to i64"),
+    Primitive("mean", ("x",), "({acc} + {x})", _np_mean, dtype_rule="float", kind="reduction",
+              reduce_init="{ZERO}", reduce_finish="({acc} / {count})", reduce_shape=_axis_shape, attrs=AXIS,
+              doc="torch.mean(x, dim=axis, keepdim); float operands only"),
+    # Composites, numerically stable (the row's max subtracted first). Their
+    # parts fuse as any graph's: two reductions and one elementwise kernel.
+    Primitive("softmax", ("x",), "", _np_softmax, dtype_rule="float", kind="reduction",
+              attrs={"axis": -1}, lowering=SOFTMAX, doc="torch.softmax(x, dim=axis)"),
+    Primitive("log_softmax", ("x",), "", _np_log_softmax, dtype_rule="float", kind="reduction",
+              attrs={"axis": -1}, lowering=LOG_SOFTMAX, doc="torch.log_softmax(x, dim=axis)"),
+    Primitive("max", ("x",), MAX, _np_max, kind="reduction", reduce_init="{LOWEST}",
+              reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amax(x, dim=axis, keepdim); NaN propagates"),
+    Primitive("min", ("x",), MIN, _np_min, kind="reduction", reduce_init="{HIGHEST}",
+              reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amin(x, dim=axis, keepdim); NaN propagates"),
 ]:
     register(entry)

@@ -12,14 +12,12 @@ recomputed in its kernels, not saved.
 
 from __future__ import annotations
 
-import functools
-
 import networkx as nx
 
 from .. import dtypes as dt
 from ..diagnostics import error
-from ..graph import _check_attrs, add_node
-from ..lang import Call, Literal, Name, parse
+from ..graph import add_expression, add_node, template_ast
+from ..lang import Call, Literal, Name
 from ..registry import Primitive, lookup
 from .infer import infer_node
 
@@ -115,39 +113,12 @@ def _typed(j, op: str, args, attrs, pos) -> int:
     return n
 
 
-@functools.cache
-def _template_ast(template: str):
-    module = parse(f"graph backward() {{\n    return {template}\n}}\n")
-    (value,) = module.graphs[0].body[0].values
-    return value
-
-
 def instantiate(j, template: str, env: dict, attrs: dict, pos) -> int | None:
-    """Add a backward template's nodes to `j`; None for the template `0`."""
-    expr = _template_ast(template)
+    """Add a backward template's nodes to `j`, each typed as it is added; None for `0`."""
+    expr = template_ast(template)
     if isinstance(expr, Literal) and expr.value == 0:
         return None
-
-    def build(e) -> int:
-        if isinstance(e, Literal):
-            return _const(j, e.value, pos)
-        if isinstance(e, Name):
-            if e.id in env:
-                return env[e.id]
-            return _const(j, attrs[e.id], pos)
-        assert isinstance(e, Call)
-        args = [build(a) for a in e.args]
-        n = add_node(j, e.op, args, _check_attrs(lookup(e.op), e), pos)
-        infer_node(j, n)
-        return n
-
-    return build(expr)
-
-
-def _const(j, value, pos) -> int:
-    n = add_node(j, "const", pos=pos, value=value)
-    infer_node(j, n)
-    return n
+    return add_expression(j, expr, env, attrs, pos, on_add=lambda n: infer_node(j, n))
 
 
 def check_backward(prim: Primitive) -> None:
@@ -158,7 +129,7 @@ def check_backward(prim: Primitive) -> None:
         if input_name not in prim.inputs:
             raise ValueError(f"backward of {prim.name!r} is keyed by {key!r}, not an input")
         try:
-            expr = _template_ast(template)
+            expr = template_ast(template)
         except Exception as e:  # a CompileError from the parser: say which template
             raise ValueError(f"backward of {prim.name!r} for {key!r} does not parse: {template!r}") from e
         stack = [expr]

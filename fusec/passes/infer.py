@@ -50,6 +50,10 @@ def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[
         return list(arg_dtypes), attrs["dtype"][1]
     if rule == "logical":
         return ["bool"] * len(arg_dtypes), "bool"
+    if rule == "sum":
+        common = dt.promote(*arg_dtypes)
+        common = common if dt.is_float(common) else (dt.WEAK_INT if dt.is_weak(common) else "i64")
+        return [common] * len(arg_dtypes), common
     if rule == "where":
         common = dt.promote(*arg_dtypes[1:])
         return ["bool", common, common], common
@@ -94,9 +98,9 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         data["dtype"], data["shape"] = _const_dtype(data["value"]), ()
         return
     prim = lookup(data["op"])
-    if prim.kind == "gemm" or (prim.kind == "reduction" and not prim.internal):
+    if prim.kind == "gemm":
         raise error(
-            f"{prim.name} is not supported yet: only elementwise ops compile in this version",
+            f"{prim.name} is not supported yet: elementwise ops and reductions compile in this version",
             data["pos"],
         )
     args = [g.nodes[a] for a in data["args"]]
@@ -112,8 +116,11 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
     data["operand_dtypes"] = tuple(operand)
     data["dtype"] = result
-    if prim.kind == "reduction":  # sum_to: the shape it sums back to
-        data["shape"] = tuple(attrs["shape"])
+    if prim.kind == "reduction":
+        try:
+            _, data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
+        except ValueError as e:
+            raise error(f"{prim.name}: {e}", data["pos"]) from None
     else:
         data["shape"] = broadcast([a["shape"] for a in args], data["pos"])
 

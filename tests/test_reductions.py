@@ -1,0 +1,105 @@
+"""Reductions (sum mean max min along an axis, keepdim; softmax, log_softmax)
+with their elementwise prologues fused, against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fusec
+
+torch = pytest.importorskip("torch")
+
+rng = np.random.default_rng(11)
+
+FLOAT = """
+graph f(x: {T}[A, B, C], y: {T}[A, B, C]) {{
+    s = sum(x * y, axis={axis}, keepdim={keep})
+    m = mean(exp(x), axis={axis}, keepdim={keep})
+    return s, m, max(x - y, axis={axis}, keepdim={keep}), min(tanh(x), axis={axis}, keepdim={keep})
+}}
+"""
+
+
+def reference(x, y, axis, keep):
+    return [
+        (x * y).sum(axis, keepdim=keep),
+        torch.exp(x).mean(axis, keepdim=keep),
+        (x - y).amax(axis, keepdim=keep),
+        torch.tanh(x).amin(axis, keepdim=keep),
+    ]
+
+
+@pytest.mark.parametrize("dtype, tol", [("f32", 2e-5), ("f64", 1e-12)])
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_axis_reductions_match_torch(dtype, tol, keep, axis):
+    g = fusec.compile(FLOAT.format(T=dtype, axis=axis, keep="true" if keep else "false"))["f"]
+    np_dtype = {"f32": np.float32, "f64": np.float64}[dtype]
+    # 1s, primes and a long axis (more elements than one work-item's chunk)
+    for shape in [(1, 1, 1), (3, 5, 7), (2, 1, 1031), (257, 3, 2)]:
+        x = rng.standard_normal(shape).astype(np_dtype)
+        y = rng.standard_normal(shape).astype(np_dtype)
+        got = g(x, y)
+        for out, want in zip(got, reference(torch.tensor(x), torch.tensor(y), axis, keep), strict=True):
+            assert out.shape == tuple(want.shape) and out.dtype == np_dtype
+            np.testing.assert_allclose(out, want.numpy(), rtol=tol, atol=tol, err_msg=str(shape))
+
+
+def test_nan_propagates_through_max_and_min_and_empty_axes_give_identities():
+    g = fusec.compile("graph f(x: f32[N, K]) {\n return max(x), min(x), sum(x), mean(x)\n}")["f"]
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    x[1, 2] = np.nan
+    mx, mn, s, m = g(x)
+    X = torch.tensor(x)
+    for got, want in zip((mx, mn, s, m), (X.amax(-1), X.amin(-1), X.sum(-1), X.mean(-1)), strict=True):
+        np.testing.assert_array_equal(got, want.numpy())
+    empty = np.zeros((2, 0), np.float32)
+    mx, mn, s, m = g(empty)
+    np.testing.assert_array_equal(mx, [-np.inf, -np.inf])  # torch raises here; fusec gives the identity
+    np.testing.assert_array_equal(s, [0, 0])
+    assert np.isnan(m).all()  # 0 / 0, as torch.mean of an empty axis
+
+
+def test_integer_and_bool_sums_are_i64_and_int_max_keeps_its_dtype():
+    g = fusec.compile("graph f(k: i32[N], q: bool[N]) {\n return sum(k), sum(q), max(k), min(k, axis=0, keepdim=true)\n}")["f"]
+    k = rng.integers(-2**31, 2**31 - 1, 5001).astype(np.int32)
+    q = rng.random(5001) < 0.3
+    s, c, mx, mn = g(k, q)
+    assert s.dtype == np.int64 and int(s) == int(torch.tensor(k).sum())  # no overflow: i64 accumulator
+    assert c.dtype == np.int64 and int(c) == int(q.sum())
+    assert mx.dtype == np.int32 and int(mx) == int(k.max())
+    assert mn.shape == (1,) and int(mn[0]) == int(k.min())
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_softmax_and_log_softmax_are_stable(axis):
+    g = fusec.compile(f"graph s(x: f32[B, N]) {{\n return softmax(x, axis={axis}), log_softmax(x * 3, axis={axis})\n}}")["s"]
+    for shape in [(1, 1), (3, 5), (64, 1000)]:
+        x = (rng.standard_normal(shape) * 40).astype(np.float32)  # exp(x) alone would overflow
+        a, b = g(x)
+        X = torch.tensor(x)
+        np.testing.assert_allclose(a, torch.softmax(X, axis).numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(b, torch.log_softmax(X * 3, axis).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_the_prologue_is_fused_and_the_plan_says_why():
+    g = fusec.compile("graph f(x: f32[B, N], w: f32[N]) {\n return sum(tanh(x * w), axis=1)\n}")["f"]
+    names = [k["name"] for k in g.plan["kernels"]]
+    assert names == ["f_r0_partial", "f_r0_finish"]  # no elementwise kernel: tanh(x * w) runs inside
+    assert g.plan["kernels"][0]["ops"] == ["mul", "tanh", "sum"]
+    assert "reduction ends a group" in g.plan["kernels"][0]["why"]
+    x = rng.standard_normal((40, 9)).astype(np.float32)
+    w = rng.standard_normal(9).astype(np.float32)
+    np.testing.assert_allclose(g(x, w), np.tanh(x * w).sum(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sum(x, axis=2)", "sum: axis 2 is out of range for 2 dimensions"),
+    ("max(s)", "max: cannot reduce a scalar: it has no axis"),
+    ("softmax(x, axis=-3)", "max: axis -3 is out of range for 2 dimensions"),
+])
+def test_bad_axes_are_positioned_errors(text, message):
+    with pytest.raises(fusec.CompileError) as err:
+        fusec.compile(f"graph f(x: f32[B, N], s: f32) {{\n    return {text}\n}}")
+    assert f"<input>:2:12: error: {message}" in str(err.value)
