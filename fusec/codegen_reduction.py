@@ -78,10 +78,51 @@ class ReductionKernel(ElementwiseKernel):
             lines.append(f"{out} += ({out}_rest % d{i}) * {self._out_stride(i)}; {out}_rest /= d{i};")
         return lines
 
-    def _combine(self, acc: str, x: str) -> str:
+    def _combine(self, acc: str, x: str, w: int = 1) -> str:
         category = "float" if dt.is_float(self.dtype) else "int"
         fields = {"acc": acc, "x": x}
-        return _render(self.prim.template_for(category), fields, self.acc, self.attrs, 1, 1, self.acc)
+        return _render(self.prim.template_for(category), fields, self.acc, self.attrs, w, w, self.acc)
+
+    @property
+    def suffix_width(self) -> int:
+        """Vector width for reductions over trailing axes (each output's elements
+        contiguous: softmax's rows), 1 for the strided loop."""
+        w = self.device.vector_width
+        suffix = self.axes == tuple(range(self.ndim - len(self.axes), self.ndim))
+        return w if suffix and w > 1 and self.axes else 1
+
+    def _value(self, w: int, base: str) -> tuple[list[str], str]:
+        """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
+        (operand,) = self.g.nodes[self.group.reduce]["args"]
+        lines, names = self.compute(w, base)
+        return lines, convert(self._operand(operand, names, w), self.g.nodes[operand]["dtype"], self.operand_dtype, w)
+
+    def _strided_loop(self, init: str) -> list[str]:
+        """Work-item t: output o = t % m, steps t / m, + chunks, ...: any axes."""
+        lines, value = self._value(1, "j")
+        out = ["long jo = 0;", *self._index("o", self.kept, "jo")]
+        out += [f"{self.acc} acc = {init};", "for (long q = t / m; q < r; q += chunks) {", "    long j = jo;"]
+        out += ["    " + line for line in self._index("q", self.axes, "j")]
+        out += ["    " + line for line in lines]
+        return out + [f"    acc = {self._combine('acc', value)};", "}"]
+
+    def _suffix_loop(self, w: int) -> list[str]:
+        """Trailing axes: output o's r elements start at o * r. Vectors of w
+        consecutive elements, blocks dealt round the chunks; chunk 0 takes the
+        ragged end with scalars; the vector's lanes are combined at the end."""
+        vacc = f"{self.acc}{w}"
+        vinit = _render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
+        init = _render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
+        vlines, vvalue = self._value(w, "j")
+        lines, value = self._value(1, "j")
+        out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
+        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", "    const long j = jo + q;"]
+        out += ["    " + line for line in vlines]
+        out += [f"    vacc = {self._combine('vacc', vvalue, w)};", "}", f"{self.acc} acc = vacc.s0;"]
+        out += [f"acc = {self._combine('acc', f'vacc.s{lane:x}')};" for lane in range(1, w)]
+        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", "    const long j = jo + q;"]
+        out += ["    " + line for line in lines]
+        return out + [f"    acc = {self._combine('acc', value)};", "}"]
 
     def _finish(self, acc: str) -> str:
         if not self.prim.reduce_finish:
@@ -92,9 +133,8 @@ class ReductionKernel(ElementwiseKernel):
     def source(self) -> str:
         name, acc = self.group.name, self.acc
         init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
-        (operand,) = self.g.nodes[self.group.reduce]["args"]
-        lines, names = self.compute(1, "j")
-        value = convert(self._operand(operand, names, 1), self.g.nodes[operand]["dtype"], self.operand_dtype, 1)
+        w = self.suffix_width
+        loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
         sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
         sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
@@ -107,13 +147,8 @@ class ReductionKernel(ElementwiseKernel):
             "    const long t = get_global_id(0);",
             "    if (t >= m * chunks) return;",
             "    const long o = t % m;",
-            "    long jo = 0;",
         ]
-        out += ["    " + line for line in self._index("o", self.kept, "jo")]
-        out += [f"    {acc} acc = {init};", "    for (long q = t / m; q < r; q += chunks) {", "        long j = jo;"]
-        out += ["        " + line for line in self._index("q", self.axes, "j")]
-        out += ["        " + line for line in lines]
-        out += [f"        acc = {self._combine('acc', value)};", "    }", "    partial[t] = acc;", "}", ""]
+        out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
         dests = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("output", "store")]
         fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"] + dests
         out += [
