@@ -112,7 +112,6 @@ class ReductionKernel(ElementwiseKernel):
         ragged end with scalars; the vector's lanes are combined at the end."""
         vacc = f"{self.acc}{w}"
         vinit = _render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
-        init = _render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
         out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
