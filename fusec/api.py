@@ -170,7 +170,7 @@ class CompiledGraph:
 
     def _trials(self):
         """What the build worker launches (with n = 0) so that lazy drivers generate code there."""
-        return [(name, kinds, k.local_size) for k in self.kernels for name, kinds in k.trial_launches()]
+        return [trial for k in self.kernels for trial in k.trial_launches()]
 
     def __repr__(self) -> str:
         sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
@@ -278,20 +278,24 @@ class CompiledGraph:
             out_buffers.append(buf)
         from .runtime import SCALAR_ARG
 
-        stored = {}  # reduction results later kernels read: node -> buffer
+        stored = {}  # values kernels leave for later kernels: node -> buffer
         for kernel in self.kernels:
-            shape = tuple(_resolve(d, sizes) for d in kernel.group.shape)
-            counts = kernel.counts(shape)
-            if kernel.group.kind == "reduction":
+            group = kernel.group
+            for node in group.stores:
+                data = self.graph.nodes[node]
+                count = math.prod(_resolve(d, sizes) for d in data["shape"])
+                stored[node] = self._scratch(data["dtype"], count)
+            shape = tuple(_resolve(d, sizes) for d in group.shape)
+            counts = kernel.counts(shape, sizes)
+            if group.kind == "reduction":
                 if counts["m"] == 0:
                     continue
-                node = kernel.group.reduce
-                stored[node] = self._scratch(self.graph.nodes[node]["dtype"], counts["m"])
-                partial = self._scratch(self.graph.nodes[node]["dtype"], counts["m"] * counts["chunks"], compute=True)
+                dtype = self.graph.nodes[group.anchor]["dtype"]
+                partial = self._scratch(dtype, counts["m"] * counts["chunks"], compute=True)
             elif math.prod(shape) == 0:
                 continue
             n = math.prod(shape)
-            for entry, spec, items in kernel.launches(shape):
+            for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
                 call_args = []
                 for name, kind, dtype in spec:
                     if kind == "size":
@@ -304,13 +308,15 @@ class CompiledGraph:
                         call_args.append(SCALAR_ARG[dtype](values[name]))
                     elif kind == "buffer":
                         call_args.append(buffers[name])
+                    elif kind == "operand":  # a GEMM's x or w: a parameter's buffer or a stored value
+                        call_args.append(buffers[name] if name in buffers else stored[int(name[4:])])
                     elif kind in ("temp", "store"):
                         call_args.append(stored[int(name[4:])])
                     elif kind == "partial":
                         call_args.append(partial)
                     else:
                         call_args.append(out_buffers[int(name[3:])])
-                self._cl_kernels[entry](queue, (items,), (kernel.local_size,), *call_args)
+                self._cl_kernels[entry](queue, global_size, local_size, *call_args)
         if on_device:
             result = out_arrays
         elif zero_copy:

@@ -165,9 +165,9 @@ def _trial_launches(ctx, prg, trials) -> None:
         return
     queue = cl.CommandQueue(ctx)
     dummy = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, 64)
-    for name, kinds, local in trials:
+    for name, kinds, local in trials:  # local: the work-group shape, a tuple
         args = [dummy if k == "buffer" else np.dtype(_SCALARS[k]).type(0) for k in kinds]
-        cl.Kernel(prg, name)(queue, (local,), (local,), *args)
+        cl.Kernel(prg, name)(queue, tuple(local), tuple(local), *args)
     queue.finish()
 
 

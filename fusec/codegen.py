@@ -214,9 +214,10 @@ class ElementwiseKernel:
         lines, names = self.compute(w, base)
         return lines + self.stores(w, base, names)
 
-    def compute(self, w: int, base: str) -> tuple[list[str], dict]:
-        """Lines computing every node of the group at `base`, and the C name of each value."""
-        g, lines, names = self.g, [], {}
+    def compute(self, w: int, base: str, preset=None) -> tuple[list[str], dict]:
+        """Lines computing every node of the group at `base`, and the C name of
+        each value; `preset`: values the kernel already has (a GEMM's result)."""
+        g, lines, names = self.g, [], dict(preset or {})
         for p in self.group.inputs:
             ct = vec(COMPUTE[g.nodes[p]["dtype"]], w)
             names[p] = f"p{p}"
@@ -273,6 +274,8 @@ class ElementwiseKernel:
             if g.nodes[node]["op"] == "param" and node not in names:
                 value = self._load(node, w, base)
             lines.append(self._store(f"out{index}", g.nodes[node]["dtype"], value, w, base))
+        for node in self.group.stores:  # values later kernels read
+            lines.append(self._store(temp_name(node), g.nodes[node]["dtype"], names[node], w, base))
         return lines
 
     def _operand(self, node: int, names: dict, w: int) -> str:
@@ -321,15 +324,16 @@ class ElementwiseKernel:
     def entry_points(self) -> list[str]:
         return [self.group.name]
 
-    def counts(self, shape) -> dict[str, int]:
+    def counts(self, shape, sizes=None) -> dict[str, int]:
         return {}
 
-    def launches(self, shape) -> list[tuple[str, list, int]]:
-        """(entry point, argument list, work-items) for the index space `shape`."""
-        return [(self.group.name, self.args, self.global_size(math.prod(shape)))]
+    def launches(self, shape, sizes=None) -> list[tuple[str, list, tuple, tuple]]:
+        """(entry point, argument list, global size, local size) for the index space `shape`."""
+        return [(self.group.name, self.args, (self.global_size(math.prod(shape)),), (self.local_size,))]
 
-    def trial_launches(self) -> list[tuple[str, list]]:
-        return [(self.group.name, self.trial_args())]
+    def trial_launches(self) -> list[tuple[str, list, tuple]]:
+        """(entry point, argument kinds, work-group shape) for a launch that does nothing."""
+        return [(self.group.name, self.trial_args(), (self.local_size,))]
 
     @property
     def elements_per_item(self) -> int:
@@ -390,9 +394,11 @@ def _render(template: str, operands: dict, ct: str, attrs: dict, w: int, cap: in
 
 def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
     """The program source for all groups, and each group's kernel object."""
+    from .codegen_gemm import GemmKernel
     from .codegen_reduction import ReductionKernel
 
-    kernels = [(ReductionKernel if grp.kind == "reduction" else ElementwiseKernel)(g, grp, device) for grp in groups]
+    kind = {"reduction": ReductionKernel, "gemm": GemmKernel, "elementwise": ElementwiseKernel}
+    kernels = [kind[grp.kind](g, grp, device) for grp in groups]
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double

@@ -30,7 +30,7 @@ MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs
 class ReductionKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         super().__init__(g, group, device)
-        data = g.nodes[group.reduce]
+        data = g.nodes[group.anchor]
         self.prim = lookup(data["op"])
         self.attrs = dict(data["attrs"])
         self.dtype = data["dtype"]
@@ -45,7 +45,7 @@ class ReductionKernel(ElementwiseKernel):
 
     # -- sizes ------------------------------------------------------------------
 
-    def counts(self, shape) -> dict[str, int]:
+    def counts(self, shape, sizes=None) -> dict[str, int]:
         """m (outputs), r (elements per output) and chunks (partials per output)."""
         m = math.prod(shape[i] for i in self.kept)
         r = math.prod(shape[i] for i in self.axes)
@@ -53,13 +53,13 @@ class ReductionKernel(ElementwiseKernel):
         chunks = max(1, min(-(-items // max(m, 1)), -(-r // MIN_STEPS_PER_ITEM)))
         return {"m": m, "r": r, "chunks": chunks}
 
-    def launches(self, shape) -> list[tuple[str, list, int]]:
-        """(entry point, argument list, work-items) for each stage."""
+    def launches(self, shape, sizes=None) -> list[tuple[str, list, tuple, tuple]]:
+        """(entry point, argument list, global size, local size) for each stage."""
         c = self.counts(shape)
         ls = self.local_size
         return [
-            (f"{self.group.name}_partial", self.partial_args, -(-c["m"] * c["chunks"] // ls) * ls),
-            (f"{self.group.name}_finish", self.finish_args, -(-c["m"] // ls) * ls),
+            (f"{self.group.name}_partial", self.partial_args, (-(-c["m"] * c["chunks"] // ls) * ls,), (ls,)),
+            (f"{self.group.name}_finish", self.finish_args, (-(-c["m"] // ls) * ls,), (ls,)),
         ]
 
     @property
@@ -67,7 +67,8 @@ class ReductionKernel(ElementwiseKernel):
         return [f"{self.group.name}_partial", f"{self.group.name}_finish"]
 
     def trial_launches(self) -> list[tuple[str, list]]:
-        return [(name, _trial_kinds(args)) for name, args in zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)]
+        stages = zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)
+        return [(name, _trial_kinds(args), (self.local_size,)) for name, args in stages]
 
     # -- source -----------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class ReductionKernel(ElementwiseKernel):
 
     def _value(self, w: int, base: str) -> tuple[list[str], str]:
         """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
-        (operand,) = self.g.nodes[self.group.reduce]["args"]
+        (operand,) = self.g.nodes[self.group.anchor]["args"]
         lines, names = self.compute(w, base)
         return lines, convert(self._operand(operand, names, w), self.g.nodes[operand]["dtype"], self.operand_dtype, w)
 

@@ -85,7 +85,7 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
 
 # Ops of the v1 spec that this version does not compile yet. Once an op is in
 # the registry, inference reports what it still lacks (or compiles it).
-NOT_YET = ("linear", "matmul")
+NOT_YET = ("matmul",)
 
 
 def ir_repr(value) -> str:
@@ -165,7 +165,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
         args = [expr(a) for a in e.args]
         attrs = _check_attrs(prim, e)
-        if prim.lowering:  # a composite op: its definition in primitives, at this position
+        if prim.lowering and len(args) == len(prim.inputs):  # a composite: its definition, here
             text = prim.lowering.format(**{k: ir_repr(v) for k, v in attrs})
             return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
         return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
@@ -193,14 +193,15 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
 
 def _check_attrs(prim, call: Call):
-    if len(call.args) != prim.arity:
-        want = f"{prim.arity} operand" + ("s" if prim.arity != 1 else "")
-        names = ", ".join(prim.inputs)
+    counts = (prim.arity, len(prim.inputs)) if prim.optional_inputs else (prim.arity,)
+    if len(call.args) not in counts:
+        want = " or ".join(map(str, counts)) + " operand" + ("s" if counts[-1] != 1 else "")
+        names = ", ".join(prim.inputs[: prim.arity]) + "".join(f"[, {n}]" for n in prim.optional_inputs)
         hint = ""
-        if len(call.args) > prim.arity and prim.attrs:
+        if len(call.args) > counts[-1] and prim.attrs:
             hint = "; attributes are given by name: " + ", ".join(f"{a}=..." for a in prim.attrs)
         # too many: point at the first operand too many
-        pos = call.args[prim.arity].pos if len(call.args) > prim.arity else call.pos
+        pos = call.args[counts[-1]].pos if len(call.args) > counts[-1] else call.pos
         raise error(f"{prim.name} takes {want} ({names}), got {len(call.args)}{hint}", pos)
     given = {}
     for name, value, pos in call.attrs:

@@ -37,10 +37,17 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
     plan_kernels, scratch = [], []
     for k in kernels:
         grp = k.group
+        scratch += [
+            {"name": temp_name(n), "ctype": STORAGE[g.nodes[n]["dtype"]], "elements": size_expr(g.nodes[n]["shape"])}
+            for n in grp.stores
+        ]
         if grp.kind == "reduction":
             launches, more = _reduction_launches(g, k)
             plan_kernels += launches
             scratch += more
+            continue
+        if grp.kind == "gemm":
+            plan_kernels.append(_gemm_launch(g, k))
             continue
         w = k.elements_per_item
         plan_kernels.append(
@@ -127,7 +134,7 @@ def _reduction_launches(g, k) -> tuple[list, list]:
 
     chunks = f"max(1, min(ceil({items} / ({m})), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
     values = {"m": m, "r": r, "chunks": chunks}
-    node = g.nodes[grp.reduce]
+    node = g.nodes[grp.anchor]
     writes = [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores]
     common = {"elements_per_work_item": 1, "local_size": [ls], "why": grp.reason}
     launches = [
@@ -153,11 +160,33 @@ def _reduction_launches(g, k) -> tuple[list, list]:
         },
     ]
     scratch = [{"name": f"{grp.name}_partial", "ctype": COMPUTE[node["dtype"]], "elements": f"({m})*({chunks})"}]
-    scratch += [
-        {"name": temp_name(n), "ctype": STORAGE[g.nodes[n]["dtype"]], "elements": size_expr(g.nodes[n]["shape"])}
-        for n in grp.stores
-    ]
     return launches, scratch
+
+
+def _gemm_launch(g, k) -> dict:
+    """A GEMM kernel with its epilogue: one launch over a 2-D grid."""
+    grp = k.group
+    m, n, kk = size_expr(grp.shape[:-1]), str(grp.shape[-1]), str(k.k_dim)
+    values = {"M": m, "N": n, "K": kk}
+    args = [_arg(g, k, spec, values) for spec in k.main_args[:3]]  # M, N, K
+    for (name, _, dtype), node in zip(k.operand_args, grp.operands, strict=True):  # x, w: a param or a stored value
+        kind = "buffer" if g.nodes[node]["op"] == "param" else "temp"
+        args.append(_arg(g, k, (name, kind, dtype), values))
+    args += [_arg(g, k, spec, values) for spec in k.args]  # the epilogue's
+    global_size, local_size = k.geometry_exprs(m, n, kk)
+    return {
+        "name": grp.name,
+        "ops": [g.nodes[grp.anchor]["op"]] + [g.nodes[x]["op"] for x in grp.nodes],
+        "args": args,
+        "elements": size_expr(grp.shape),
+        "elements_per_work_item": None,
+        "global_size": global_size,
+        "local_size": local_size,
+        "reads": [g.nodes[o]["name"] if g.nodes[o]["op"] == "param" else temp_name(o) for o in grp.operands]
+        + _reads(g, grp),
+        "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(x) for x in grp.stores],
+        "why": grp.reason,
+    }
 
 
 def _gradient_notes(g, kernels) -> dict:

@@ -63,6 +63,11 @@ class Primitive:
     # A composite op: an IR expression over other ops that replaces each call
     # (inputs by name, attribute values by `{name}`), e.g. softmax's.
     lowering: str = ""
+    # Inputs a call may leave out (linear's b); a call that gives them is
+    # replaced by `lowering`, one without them is the op itself.
+    optional_inputs: tuple[str, ...] = ()
+    # GEMMs: (operand shapes...) -> result shape; ValueError with the user's message.
+    gemm_shape: Callable | None = None
     infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
     # Widest vector the template may run on, per compute dtype; wider vectors
     # are split into halves (.lo/.hi). For builtins a driver gets wrong when wide.
@@ -81,7 +86,8 @@ class Primitive:
 
     @property
     def arity(self) -> int:
-        return len(self.inputs)
+        """Operands of the op itself (without optional inputs)."""
+        return len(self.inputs) - len(self.optional_inputs)
 
     def template_for(self, category: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str:
         """The forward template for a dtype category ("float", "int" or "bool").

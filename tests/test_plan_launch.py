@@ -101,7 +101,9 @@ for k in plan["kernels"]:
         if a["kind"] in ("size", "dim", "count", "scalar"):
             assert args[-1].nbytes == a["bytes"], a
     local = tuple(k["local_size"]) if k["local_size"] else None
-    getattr(program, k["name"])(queue, (size(k["global_size"]),), local, *args)
+    grid = k["global_size"]  # an expression, or a list of them (a GEMM's 2-D grid)
+    grid = tuple(size(e) for e in grid) if isinstance(grid, list) else (size(grid),)
+    getattr(program, k["name"])(queue, grid, local, *args)
 
 results = {}
 for i, (host, buf) in enumerate(outputs):

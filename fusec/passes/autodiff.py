@@ -65,13 +65,14 @@ def grad_graph(g: nx.DiGraph, *, with_forward: bool) -> nx.DiGraph:
             continue
         prim = lookup(data["op"])
         attrs = dict(data["attrs"])
-        for arg, input_name in zip(data["args"], prim.inputs, strict=True):
+        given = prim.inputs[: len(data["args"])]  # without optional inputs left out
+        for arg, input_name in zip(data["args"], given, strict=True):
             if arg not in needs:
                 continue
             template = prim.backward_for(input_name, attrs)
             if template is None:
                 raise error(f"{prim.name} has no gradient for its operand {input_name!r}", data["pos"])
-            env = dict(zip(prim.inputs, data["args"], strict=True))
+            env = dict(zip(given, data["args"], strict=True))
             env.update(out=n, g=cotangent[n])
             share = instantiate(j, template, env, attrs, data["pos"])
             if share is None:  # "0": this operand gets nothing from this use

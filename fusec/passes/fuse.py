@@ -21,84 +21,144 @@ from ..registry import lookup
 @dataclass(frozen=True)
 class FusionGroup:
     name: str
-    shape: tuple  # the kernel's index space: the outputs' shape, or a reduction's operand's
+    shape: tuple  # the kernel's index space: its outputs' shape, a reduction's operand's, a GEMM's result's
     nodes: tuple  # compute nodes, in topological order
     inputs: tuple  # nodes read from memory: params in signature order, then stored values
     outputs: tuple  # (position in the graph's return, node id)
     reason: str  # why the group boundary is where it is
-    kind: str = "elementwise"  # or "reduction"
-    reduce: int | None = None  # the reduction node of a reduction group
+    kind: str = "elementwise"  # or "reduction", "gemm"
+    anchor: int | None = None  # the reduction or GEMM node of such a group
     stores: tuple = ()  # nodes whose values later groups read (kept in temporary buffers)
+    operands: tuple = ()  # a GEMM's operands (x, w), read from memory
+
+
+def _kind(g, n) -> str | None:
+    op = g.nodes[n]["op"]
+    return None if op in ("param", "const") else lookup(op).kind
 
 
 def stored_nodes(g: nx.DiGraph) -> set:
-    """Values that live in memory between kernels: the reductions' results."""
-    return {n for n, d in g.nodes(data=True) if d["op"] not in ("param", "const") and lookup(d["op"]).kind == "reduction"}
+    """Values that live in memory between kernels: reduction and GEMM results,
+    and computed GEMM operands (a GEMM reads its operands from memory)."""
+    anchors = {n for n in g.nodes if _kind(g, n) in ("reduction", "gemm")}
+    operands = {a for n in anchors if _kind(g, n) == "gemm" for a in g.nodes[n]["args"] if _kind(g, a)}
+    return anchors | operands
 
 
 def _region(g: nx.DiGraph, roots, stored: set) -> set:
-    """`roots` and what they need, up to (and including) params and stored values."""
-    seen, stack = set(), list(roots)
+    """`roots` and what they need, up to (and including) params and stored values
+    (a root is computed even when it is stored: it is what the group stores)."""
+    seen, stack, roots = set(), list(roots), set(roots)
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        if g.nodes[n]["op"] == "param" or n in stored:
+        if g.nodes[n]["op"] == "param" or (n in stored and n not in roots):
             continue
         stack.extend(g.nodes[n]["args"])
     return seen
 
 
-def _split(g, region: set, stored: set, order: dict, skip=()) -> tuple[tuple, tuple]:
-    compute = tuple(
-        sorted(
-            (n for n in region if g.nodes[n]["op"] not in ("param", "const") and n not in stored and n not in skip),
-            key=order.get,
-        )
-    )
+def _split(g, region: set, stored: set, order: dict, roots=(), skip=()) -> tuple[tuple, tuple]:
+    """(compute nodes, inputs) of a region; `skip`: boundary values the kernel has in registers."""
+    compute = tuple(sorted(
+        (n for n in region if _kind(g, n) and (n not in stored or n in roots) and n not in skip), key=order.get
+    ))
     params = [p for p in g.graph["params"] if p in region]
-    inputs = tuple(params + sorted((n for n in region if n in stored and n not in skip), key=order.get))
+    inputs = tuple(params + sorted((n for n in region if n in stored and n not in roots and n not in skip), key=order.get))
     return compute, inputs
 
 
 def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     order = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(g))}
     stored = stored_nodes(g)
+    gname = g.graph["name"]
     outputs = list(enumerate(g.graph["outputs"]))
-    groups = []
-    # Reductions first, in dependency order: later groups read what they store.
-    for k, r in enumerate(sorted(stored, key=order.get)):
+    reductions = sorted((n for n in stored if _kind(g, n) == "reduction"), key=order.get)
+    gemms = sorted((n for n in stored if _kind(g, n) == "gemm"), key=order.get)
+    anchors = set(reductions) | set(gemms)
+    # What elementwise code must produce: graph outputs, and stored values that
+    # are not anchors (a GEMM's computed operand), as (output position or None, node).
+    wanted = [(i, o) for i, o in outputs if o not in anchors]
+    wanted += [(None, s) for s in sorted(stored - anchors, key=order.get)]
+    specs = []  # dicts, made into FusionGroups once every store is known
+
+    for k, r in enumerate(reductions):
         (operand,) = g.nodes[r]["args"]
-        region = _region(g, [operand], stored)
-        nodes, inputs = _split(g, region, stored, order)
-        outs = tuple((i, o) for i, o in outputs if o == r)
-        used_later = any(True for _ in g.successors(r))
-        groups.append(
-            FusionGroup(
-                f"{g.graph['name']}_r{k}",
-                tuple(g.nodes[operand]["shape"]),
-                nodes,
-                inputs,
-                outs,
-                f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group",
-                kind="reduction",
-                reduce=r,
-                stores=(r,) if used_later else (),
-            )
-        )
-    by_shape: dict[tuple, list[tuple[int, int]]] = {}
-    for index, out in outputs:
-        if out not in stored:
-            by_shape.setdefault(tuple(g.nodes[out]["shape"]), []).append((index, out))
-    several = len(by_shape) > 1 or bool(stored)
-    for k, (shape, outs) in enumerate(by_shape.items()):
-        region = _region(g, [o for _, o in outs], stored)
-        nodes, inputs = _split(g, region, stored, order)
-        reason = (
-            f"outputs of shape {list(shape)}; other outputs have other shapes or are reductions"
-            if several
-            else "every output has one shape: the whole graph is one kernel"
-        )
-        groups.append(FusionGroup(f"{g.graph['name']}_k{k}", shape, nodes, inputs, tuple(outs), reason))
-    return groups
+        region = _region(g, [operand], stored) if operand not in stored else {operand}
+        nodes, inputs = _split(g, region, stored, order, roots=[] if operand in stored else [operand])
+        specs.append(dict(
+            name=f"{gname}_r{k}", shape=tuple(g.nodes[operand]["shape"]), nodes=nodes, inputs=inputs,
+            outputs=tuple((i, o) for i, o in outputs if o == r), kind="reduction", anchor=r, stores=[],
+            reason=f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group",
+        ))
+
+    # A GEMM takes, as its epilogue, the wanted values of its shape that it is
+    # the last GEMM before: they are computed from its result in registers.
+    taken = set()
+    for k, G in enumerate(gemms):
+        shape = tuple(g.nodes[G]["shape"])
+        mine = []
+        for item in wanted:
+            node = item[1]
+            if item in taken or tuple(g.nodes[node]["shape"]) != shape:
+                continue
+            region = _region(g, [node], stored)
+            before = [n for n in region if n in gemms]
+            # ... unless it also reads a value computed from this GEMM's result
+            # (softmax(linear(x, w)) reads the row max): that waits for a later kernel
+            later = any(n in stored and n != G and nx.has_path(g, G, n) for n in region if n != node)
+            if before and max(before, key=order.get) == G and not later:
+                mine.append(item)
+        taken.update(mine)
+        roots = [n for _, n in mine]
+        region = _region(g, roots, stored) | {G}
+        nodes, inputs = _split(g, region, stored, order, roots=roots, skip=[G])
+        specs.append(dict(
+            name=f"{gname}_g{k}", shape=shape, nodes=nodes, inputs=inputs,
+            outputs=tuple((i, n) for i, n in mine if i is not None) + tuple((i, o) for i, o in outputs if o == G),
+            kind="gemm", anchor=G, stores=[n for i, n in mine if i is None], operands=tuple(g.nodes[G]["args"]),
+            reason=f"{g.nodes[G]['op']} starts a group; elementwise ops on its result of shape {list(shape)} "
+                   "run in its epilogue",
+        ))
+
+    by_shape: dict[tuple, list] = {}
+    for item in wanted:
+        if item not in taken:
+            by_shape.setdefault(tuple(g.nodes[item[1]]["shape"]), []).append(item)
+    several = len(by_shape) > 1 or bool(anchors)
+    for k, (shape, items) in enumerate(by_shape.items()):
+        roots = [n for _, n in items]
+        nodes, inputs = _split(g, _region(g, roots, stored), stored, order, roots=roots)
+        specs.append(dict(
+            name=f"{gname}_k{k}", shape=shape, nodes=nodes, inputs=inputs,
+            outputs=tuple((i, n) for i, n in items if i is not None), stores=[n for i, n in items if i is None],
+            reason=(f"outputs of shape {list(shape)}; other outputs have other shapes, or follow a reduction or GEMM"
+                    if several else "every output has one shape: the whole graph is one kernel"),
+        ))
+
+    # An anchor other kernels read is stored too.
+    read = {n for spec in specs for n in (*spec["inputs"], *spec.get("operands", ()))}
+    for spec in specs:
+        if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
+            spec["stores"].append(spec["anchor"])
+    groups = [FusionGroup(**{**spec, "stores": tuple(spec["stores"])}) for spec in specs]
+    return _in_dependency_order(groups)
+
+
+def _in_dependency_order(groups: list[FusionGroup]) -> list[FusionGroup]:
+    """Groups ordered so that each runs after those storing what it reads (stable)."""
+    producer = {n: grp.name for grp in groups for n in grp.stores}
+    done, ordered, pending = set(), [], list(groups)
+    while pending:
+        for grp in pending:
+            needs = {producer[n] for n in (*grp.inputs, *grp.operands) if n in producer} - {grp.name}
+            if needs <= done:
+                ordered.append(grp)
+                done.add(grp.name)
+                pending.remove(grp)
+                break
+        else:
+            raise AssertionError("fusion groups depend on each other in a cycle")
+    return ordered

@@ -98,11 +98,6 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         data["dtype"], data["shape"] = _const_dtype(data["value"]), ()
         return
     prim = lookup(data["op"])
-    if prim.kind == "gemm":
-        raise error(
-            f"{prim.name} is not supported yet: elementwise ops and reductions compile in this version",
-            data["pos"],
-        )
     args = [g.nodes[a] for a in data["args"]]
     attrs = dict(data["attrs"])
     operand, result = operand_dtypes(prim.dtype_rule, [a["dtype"] for a in args], attrs)
@@ -116,7 +111,15 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
     data["operand_dtypes"] = tuple(operand)
     data["dtype"] = result
-    if prim.kind == "reduction":
+    if prim.kind == "gemm":
+        got = [a["dtype"] for a in args]
+        if not all(dt.is_float(d) and not dt.is_weak(d) for d in got) or len(set(got)) > 1:
+            raise error(f"{prim.name} needs float tensors of one dtype, got {' and '.join(got)}", data["pos"])
+        try:
+            data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args))
+        except ValueError as e:
+            raise error(f"{prim.name}: {e}", data["pos"]) from None
+    elif prim.kind == "reduction":
         try:
             _, data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
         except ValueError as e:

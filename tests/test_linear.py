@@ -1,0 +1,100 @@
+"""linear with fused epilogues (bias, activations, residuals, several outputs),
+against PyTorch; the two-layer MLP runs as two kernels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fusec
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+rng = np.random.default_rng(5)
+
+MLP = """
+graph mlp(x: f32[B, K], w1: f32[H, K], b1: f32[H], w2: f32[O, H], b2: f32[O]) {
+    h = relu(linear(x, w1, b1))
+    return linear(h, w2, b2)
+}
+"""
+
+
+def mlp_reference(x, w1, b1, w2, b2):
+    t = [torch.tensor(a) for a in (x, w1, b1, w2, b2)]
+    return F.linear(torch.relu(F.linear(t[0], t[1], t[2])), t[3], t[4]).numpy()
+
+
+@pytest.mark.parametrize("b, k, h, o", [(1, 1, 1, 1), (7, 13, 97, 3), (64, 784, 256, 10), (33, 17, 16, 32)])
+def test_mlp_matches_torch(b, k, h, o):
+    g = fusec.compile(MLP)["mlp"]
+    args = [rng.standard_normal(s).astype(np.float32) for s in ((b, k), (h, k), (h,), (o, h), (o,))]
+    args[1] /= np.sqrt(k)
+    args[3] /= np.sqrt(h)
+    np.testing.assert_allclose(g(*args), mlp_reference(*args), rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    assert [k_["name"] for k_ in g.plan["kernels"]] == ["mlp_g0", "mlp_g1"]  # one kernel per layer
+    assert g.plan["kernels"][0]["ops"] == ["linear", "add", "relu"]
+
+
+def test_epilogue_with_a_residual_several_outputs_and_batch_dimensions():
+    text = """
+graph block(x: f64[A, B, K], w: f64[N, K], r: f64[A, B, N], s: f64) {
+    y = linear(x, w)
+    z = gelu(y) * s + r
+    return z, y, sigmoid(z)
+}
+"""
+    g = fusec.compile(text)["block"]
+    x = rng.standard_normal((2, 5, 11))
+    w = rng.standard_normal((6, 11))
+    r = rng.standard_normal((2, 5, 6))
+    z, y, sz = g(x, w, r, 0.5)
+    Y = F.linear(torch.tensor(x), torch.tensor(w))
+    Z = F.gelu(Y) * 0.5 + torch.tensor(r)
+    np.testing.assert_allclose(y, Y.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(z, Z.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sz, torch.sigmoid(Z).numpy(), rtol=1e-12, atol=1e-12)
+    assert len(g.kernels) == 1  # the product, gelu, the residual and all three outputs: one kernel
+
+
+def test_a_linear_result_feeding_a_reduction_is_stored_once():
+    g = fusec.compile("graph f(x: f32[B, K], w: f32[N, K]) {\n return softmax(linear(x, w))\n}")["f"]
+    x = rng.standard_normal((9, 20)).astype(np.float32)
+    w = rng.standard_normal((30, 20)).astype(np.float32)
+    want = torch.softmax(F.linear(torch.tensor(x), torch.tensor(w)), -1).numpy()
+    np.testing.assert_allclose(g(x, w), want, rtol=1e-5, atol=1e-6)
+    assert g.plan["kernels"][0]["writes"] == [f"tmp_{g.groups[0].anchor}"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("linear(x, v)", "linear: x's last dimension (K) must equal w's second (M)"),
+    ("linear(x, b)", "linear: w must be [out_features, in_features], got 1 dimensions"),
+    ("linear(k, w)", "linear needs float tensors of one dtype, got i32 and f32"),
+    ("linear(x)", "linear takes 2 or 3 operands (x, w[, b]), got 1"),
+])
+def test_bad_linear_calls_are_positioned_errors(text, message):
+    ir = f"graph f(x: f32[B, K], w: f32[N, K], v: f32[N, M], b: f32[N], k: i32[B, K]) {{\n    return {text}\n}}"
+    with pytest.raises(fusec.CompileError) as err:
+        fusec.compile(ir)
+    assert f"<input>:2:12: error: {message}" in str(err.value)
+
+
+def test_mlp_plan_launches_without_fusec(tmp_path):
+    from tests.test_plan_launch import LAUNCHER
+
+    (tmp_path / "mlp.ir").write_text(MLP)
+    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "mlp.ir"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "launch.py").write_text(LAUNCHER)
+    args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
+    np.savez(tmp_path / "in.npz", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "mlp",
+                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "res.npz") as res:
+        np.testing.assert_allclose(res["out0"], mlp_reference(*args), rtol=1e-4, atol=1e-4)
