@@ -17,7 +17,9 @@ import networkx as nx
 from .codegen import COMPUTE, ElementwiseKernel, temp_name
 from .device import DeviceInfo
 from .diagnostics import error
+from .ops.linalg import gemm_dims
 from .passes.fuse import FusionGroup
+from .registry import lookup
 
 
 class GemmKernel(ElementwiseKernel):
@@ -29,7 +31,11 @@ class GemmKernel(ElementwiseKernel):
             raise error(f"{anchor['op']} on {self.dtype} is not supported yet (f32 and f64 are)", anchor["pos"])
         self.ctype = COMPUTE[self.dtype]
         self.x, self.w = group.operands
-        self.k_dim = g.nodes[self.x]["shape"][-1]
+        prim = lookup(anchor["op"])
+        self.ta, self.tb = prim.transposed(dict(anchor["attrs"]))
+        self.m_dims, self.n_dims, self.k_dims, _ = gemm_dims(
+            g.nodes[self.x]["shape"], g.nodes[self.w]["shape"], self.ta, self.tb
+        )
         self.operand_args = []
         for node in (self.x, self.w):
             data = g.nodes[node]
@@ -37,30 +43,34 @@ class GemmKernel(ElementwiseKernel):
             self.operand_args.append((name, "operand", data["dtype"]))
         self.main_args = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")] + self.operand_args
         self.main_args += self.args
-        choose_layout = _generator().choose_layout
-        shape = group.shape
-        m = math.prod(shape[:-1]) if all(isinstance(d, int) for d in shape[:-1]) else None
-        n = shape[-1] if isinstance(shape[-1], int) else None
-        k = self.k_dim if isinstance(self.k_dim, int) else None
-        self.layout = choose_layout(device, m, n, k, self.dtype)
+
+        def known(dims):
+            return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
+
+        self.generator = _generator(self.ta, self.tb)
+        self.layout = self.generator.choose_layout(
+            device, known(self.m_dims), known(self.n_dims), known(self.k_dims), self.dtype
+        )
 
     # -- sizes --------------------------------------------------------------------
 
     def counts(self, shape, sizes=None) -> dict[str, int]:
-        k = self.k_dim if isinstance(self.k_dim, int) else sizes[self.k_dim]
-        return {"M": math.prod(shape[:-1]), "N": shape[-1], "K": k}
+        def value(dims):
+            return math.prod(d if isinstance(d, int) else sizes[d] for d in dims)
+
+        return {"M": value(self.m_dims), "N": value(self.n_dims), "K": value(self.k_dims)}
 
     def launches(self, shape, sizes=None):
         c = self.counts(shape, sizes)
-        global_size, local_size = _generator().launch_geometry(self.layout, c["M"], c["N"], c["K"])
+        global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         return [(self.group.name, self.main_args, global_size, local_size)]
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
         """The launch geometry as size expressions over the graph's symbols, for the plan."""
-        return _generator().launch_geometry_exprs(self.layout, m, n, k)
+        return self.generator.launch_geometry_exprs(self.layout, m, n, k)
 
     def trial_launches(self):
-        _, local = _generator().launch_geometry(self.layout, 1, 1, 1)
+        _, local = self.generator.launch_geometry(self.layout, 1, 1, 1)
         kinds = ["long" if k in ("size", "dim", "count") else COMPUTE[d] if k == "scalar" else "buffer"
                  for _, k, d in self.main_args]
         return [(self.group.name, kinds, local or (1,))]
@@ -74,7 +84,7 @@ class GemmKernel(ElementwiseKernel):
         return ["{", *("    " + line for line in lines + self.stores(1, base, names)), "}"]
 
     def source(self) -> str:
-        gemm_source = _generator().gemm_source
+        gemm_source = self.generator.gemm_source
         params = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True)]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         head = [
@@ -88,36 +98,37 @@ class GemmKernel(ElementwiseKernel):
 
 
 
-# -- a plain generator, until fusec.gemm lands: one work-item per result element
+# -- a plain generator, for the layouts fusec.gemm does not cover (and until it
+# lands): one work-item per result element, either operand transposed
 
 
 class _Naive:
-    @staticmethod
-    def choose_layout(device, m, n, k, dtype="f32"):
+    def __init__(self, ta: bool, tb: bool):
+        self.ta, self.tb = ta, tb
+
+    def choose_layout(self, device, m, n, k, dtype="f32"):
         return ("naive", 16)
 
-    @staticmethod
-    def launch_geometry(layout, m, n, k):
+    def launch_geometry(self, layout, m, n, k):
         ls = layout[1]
         return ((-(-n // ls) * ls, m), (ls, 1))
 
-    @staticmethod
-    def launch_geometry_exprs(layout, m, n, k):
+    def launch_geometry_exprs(self, layout, m, n, k):
         ls = layout[1]
         return [f"ceil(({n}) / {ls}) * {ls}", m], [ls, 1]
 
-    @staticmethod
-    def gemm_source(name, layout, *, ctype, epilogue, epilogue_params):
+    def gemm_source(self, name, layout, *, ctype, epilogue, epilogue_params):
         params = ["const long M", "const long N", "const long K", f"__global const {ctype} *restrict x",
                   f"__global const {ctype} *restrict w", *epilogue_params]
+        a = "x[k * M + row]" if self.ta else "x[row * K + k]"  # op(x)[row, k]
+        b = "w[col * K + k]" if self.tb else "w[k * N + col]"  # op(w)[k, col]
         body = [
             f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")",
             "{",
             "    const long col = get_global_id(0), row = get_global_id(1);",
             "    if (col >= N || row >= M) return;",
-            f"    const __global {ctype} *xr = x + row * K, *wr = w + col * K;",
             f"    {ctype} acc = 0;",
-            "    for (long k = 0; k < K; ++k) acc = xr[k] * wr[k] + acc;",
+            f"    for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;",
             *("    " + line for line in epilogue("acc", "row", "col")),
             "}",
             "",
@@ -125,9 +136,10 @@ class _Naive:
         return "\n".join(body)
 
 
-def _generator():
+def _generator(ta: bool, tb: bool):
+    """fusec.gemm for x @ wᵀ (linear's layout), the plain kernel otherwise."""
     try:
         from . import gemm
     except ImportError:
-        return _Naive
-    return gemm
+        return _Naive(ta, tb)
+    return gemm if (ta, tb) == (False, True) else _Naive(ta, tb)

@@ -83,11 +83,6 @@ def lower_module(module: Module) -> list[nx.DiGraph]:
     return graphs
 
 
-# Ops of the v1 spec that this version does not compile yet. Once an op is in
-# the registry, inference reports what it still lacks (or compiles it).
-NOT_YET = ("matmul",)
-
-
 def ir_repr(value) -> str:
     """An attribute value as it is spelled in IR text."""
     if isinstance(value, bool):
@@ -157,16 +152,11 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             hint = _suggest(e.op, [k for k, v in ops.items() if not v.internal])
             if e.op in scope:
                 raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
-            if e.op in NOT_YET:
-                raise error(
-                    f"{e.op} is not supported yet: this version compiles elementwise ops and reductions",
-                    e.pos,
-                )
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
         args = [expr(a) for a in e.args]
         attrs = _check_attrs(prim, e)
-        if prim.lowering and len(args) == len(prim.inputs):  # a composite: its definition, here
-            text = prim.lowering.format(**{k: ir_repr(v) for k, v in attrs})
+        if lowering := prim.lowering_for(len(args)):  # a composite: its definition, here
+            text = lowering.format(**{k: ir_repr(v) for k, v in attrs})
             return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
         return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
 

@@ -166,7 +166,7 @@ def _reduction_launches(g, k) -> tuple[list, list]:
 def _gemm_launch(g, k) -> dict:
     """A GEMM kernel with its epilogue: one launch over a 2-D grid."""
     grp = k.group
-    m, n, kk = size_expr(grp.shape[:-1]), str(grp.shape[-1]), str(k.k_dim)
+    m, n, kk = size_expr(k.m_dims), size_expr(k.n_dims), size_expr(k.k_dims)
     values = {"M": m, "N": n, "K": kk}
     args = [_arg(g, k, spec, values) for spec in k.main_args[:3]]  # M, N, K
     for (name, _, dtype), node in zip(k.operand_args, grp.operands, strict=True):  # x, w: a param or a stored value

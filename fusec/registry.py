@@ -62,12 +62,14 @@ class Primitive:
     internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
     # A composite op: an IR expression over other ops that replaces each call
     # (inputs by name, attribute values by `{name}`), e.g. softmax's.
-    lowering: str = ""
-    # Inputs a call may leave out (linear's b); a call that gives them is
-    # replaced by `lowering`, one without them is the op itself.
-    optional_inputs: tuple[str, ...] = ()
-    # GEMMs: (operand shapes...) -> result shape; ValueError with the user's message.
+    # A mapping from a number of operands to the expression, for ops whose
+    # optional inputs (linear's b) make the difference.
+    lowering: str | Mapping[int, str] = ""
+    optional_inputs: tuple[str, ...] = ()  # inputs a call may leave out
+    # GEMMs: (operand shapes..., **attrs) -> result shape; ValueError with the user's message.
     gemm_shape: Callable | None = None
+    # GEMMs: whether a and b enter transposed (attributes ta, tb override)
+    gemm_transposed: tuple[bool, bool] = (False, False)
     infix: str | None = None  # IR sugar (`+`, `**`, ...) that lowers to this op
     # Widest vector the template may run on, per compute dtype; wider vectors
     # are split into halves (.lo/.hi). For builtins a driver gets wrong when wide.
@@ -83,6 +85,8 @@ class Primitive:
         object.__setattr__(self, "backward", MappingProxyType(dict(self.backward)))
         if not isinstance(self.forward, str):
             object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
+        if not isinstance(self.lowering, str):
+            object.__setattr__(self, "lowering", MappingProxyType(dict(self.lowering)))
 
     @property
     def arity(self) -> int:
@@ -104,6 +108,16 @@ class Primitive:
             if cat in self.forward:
                 return self.forward[cat]
         raise KeyError(f"{self.name} has no template for {category}")
+
+    def lowering_for(self, operands: int) -> str:
+        """The expression a call with this many operands is written as ("" for none)."""
+        if isinstance(self.lowering, str):
+            return self.lowering
+        return self.lowering.get(operands, "")
+
+    def transposed(self, attrs: Mapping[str, object]) -> tuple[bool, bool]:
+        """A GEMM's (ta, tb) for a node's attributes."""
+        return (bool(attrs.get("ta", self.gemm_transposed[0])), bool(attrs.get("tb", self.gemm_transposed[1])))
 
     def backward_for(self, input_name: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str | None:
         """The IR expression giving this input's share of the gradient, or None.

@@ -116,7 +116,7 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         if not all(dt.is_float(d) and not dt.is_weak(d) for d in got) or len(set(got)) > 1:
             raise error(f"{prim.name} needs float tensors of one dtype, got {' and '.join(got)}", data["pos"])
         try:
-            data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args))
+            data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args), **attrs)
         except ValueError as e:
             raise error(f"{prim.name}: {e}", data["pos"]) from None
     elif prim.kind == "reduction":
