@@ -16,7 +16,7 @@ import networkx as nx
 from . import dtypes as dt
 from .device import DeviceInfo
 from .mathlib import helpers_for
-from .passes.fuse import FusionGroup
+from .passes.fuse import FusionGroup, view_root
 from .registry import lookup
 
 # Register type each dtype computes in: f16 is carried in f32 and rounded once
@@ -104,25 +104,29 @@ class ElementwiseKernel:
         self.args: list[tuple[str, str, str]] = [("n", "size", "i64")]
         self.args += [(f"d{i}", "dim", "i64") for i in range(self.ndim)]
         self.input_kind, self.c_names = {}, {}
+        passed = set()  # memory already among the arguments (a view and its root share it)
         for p in group.inputs:
-            data = g.nodes[p]
-            stored = data["op"] != "param"  # a value an earlier kernel left in memory
-            kind = self._input_kind(data["shape"], stored)
-            self.input_kind[p] = kind
+            data, root = g.nodes[p], view_root(g, p)
+            rdata = g.nodes[root]
+            stored = rdata["op"] != "param"  # a value an earlier kernel left in memory
+            by_value = not stored and not rdata["shape"]  # a scalar parameter
+            self.input_kind[p] = "value" if by_value else self._input_kind(data["shape"], True)
+            self.c_names[p] = temp_name(root) if stored else c_name(rdata["name"])
+            if root in passed:
+                continue
+            passed.add(root)
             if stored:
-                self.c_names[p] = temp_name(p)
-                self.args.append((temp_name(p), "temp", data["dtype"]))
+                self.args.append((temp_name(root), "temp", rdata["dtype"]))
             else:
-                self.c_names[p] = c_name(data["name"])
-                self.args.append((data["name"], "scalar" if kind == "value" else "buffer", data["dtype"]))
+                self.args.append((rdata["name"], "scalar" if by_value else "buffer", rdata["dtype"]))
         for index, node in group.outputs:
             self.args.append((f"out{index}", "output", g.nodes[node]["dtype"]))
         for node in group.stores:
             self.args.append((temp_name(node), "store", g.nodes[node]["dtype"]))
 
-    def _input_kind(self, shape, stored: bool = False) -> str:
+    def _input_kind(self, shape, in_memory: bool = True) -> str:
         if len(shape) == 0:
-            return "splat" if stored else "value"  # a param: passed by value
+            return "splat" if in_memory else "value"
         if tuple(shape) == tuple(self.group.shape):
             return "contiguous"
         aligned = (1,) * (self.ndim - len(shape)) + tuple(shape)

@@ -23,7 +23,9 @@ REQUIRED = object()  # attribute default meaning "must be given"
 #   cast     result is the `dtype` attribute; operand as it is
 #   sum      like promote, but integers and bools accumulate and result in i64 (torch.sum)
 DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum")
-KINDS = ("elementwise", "gemm", "reduction")
+# view: the operand's memory under another shape (autodiff's unsqueeze); never
+# computed in a kernel, its operand is read from memory with the view's shape
+KINDS = ("elementwise", "gemm", "reduction", "view")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ class Primitive:
     # Reductions: the accumulator's starting value, a template like `forward`,
     # whose `{acc}` and `{x}` are the running value and the next element.
     reduce_init: str = ""
-    # Reductions: (operand shape, attrs) -> (reduced axes, result shape); raises
-    # ValueError with the user's message for a bad axis.
+    # Reductions: (operand shape, attrs) -> (reduced axes, result shape); views:
+    # (operand shape, attrs) -> result shape. ValueError with the user's message.
     reduce_shape: Callable | None = None
     # Reductions: the result from the combined value, over `{acc}` and `{count}`
     # (the elements combined into it); "" keeps `{acc}` (mean's is {acc} / {count}).

@@ -103,3 +103,32 @@ def test_bad_axes_are_positioned_errors(text, message):
     with pytest.raises(fusec.CompileError) as err:
         fusec.compile(f"graph f(x: f32[B, N], s: f32) {{\n    return {text}\n}}")
     assert f"<input>:2:12: error: {message}" in str(err.value)
+
+
+GRAD = """
+graph f(x: f64[B, N], t: f64[B, N]) {{
+    a = sum(x * t, axis={axis}, keepdim={keep})
+    b = mean(x * x, axis={axis}, keepdim={keep})
+    return a, b, max(x, axis={axis}, keepdim={keep}), min(x * t, axis={axis}, keepdim={keep})
+}}
+"""
+
+
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_reduction_gradients_match_torch(axis, keep):
+    """sum and mean spread g back over the axis; max and min share it evenly among ties (torch.amax)."""
+    g = fusec.compile(GRAD.format(axis=axis, keep="true" if keep else "false"), grad=True)["f"]
+    for shape in [(1, 1), (3, 5), (17, 40)]:
+        x, t = rng.standard_normal(shape), rng.standard_normal(shape)
+        x[0, 0] = x[-1, -1]  # a tie for max along both axes when the shape allows
+        tx, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+        outs = [(tx * tt).sum(axis, keepdim=keep), (tx * tx).mean(axis, keepdim=keep),
+                tx.amax(axis, keepdim=keep), (tx * tt).amin(axis, keepdim=keep)]
+        cts = [rng.standard_normal(tuple(o.shape)) for o in outs]
+        torch.autograd.backward(outs, [torch.tensor(c) for c in cts])
+        ys, grads = g.value_and_grad(x, t, grad_outputs=tuple(cts))
+        for y, o in zip(ys, outs, strict=True):
+            np.testing.assert_allclose(y, o.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grads["x"], tx.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))
+        np.testing.assert_allclose(grads["t"], tt.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))

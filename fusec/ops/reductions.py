@@ -84,7 +84,39 @@ _SHIFTED = "(x - max(x, axis={axis}, keepdim=true))"
 SOFTMAX = f"exp({_SHIFTED}) / sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true)"
 LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
 
+def _unsqueeze_shape(shape, attrs):
+    """A 1 inserted where a reduction without keepdim removed `axis` (counted
+    on the reduction's operand, which has one dimension more)."""
+    at = attrs["axis"] % (len(shape) + 1)
+    return tuple(shape[:at]) + (1,) + tuple(shape[at:])
+
+
+def _np_unsqueeze(x, axis):
+    return np.expand_dims(x, axis % (x.ndim + 1))
+
+
+def _np_axis_count(x, axis=-1, keepdim=False):
+    out = np.sum(np.ones_like(x), axis=axis, keepdims=keepdim)
+    return np.asarray(out, dtype=x.dtype)
+
+
 AXIS = {"axis": -1, "keepdim": False}
+# A reduction's gradient, written for keepdim; `{K}(v)` marks where a result of
+# the reduction (g, out) gets its axis back when keepdim is false.
+def _reduction_backward(template: str) -> dict:
+    plain = template.replace("{K}", "")
+    restored = template.replace("{K}", "unsqueeze").replace("unsqueeze(g)", "unsqueeze(g, axis={axis})")
+    restored = restored.replace("unsqueeze(out)", "unsqueeze(out, axis={axis})")
+    return {"x": restored, "x|keepdim=True": plain}
+
+
+# d sum / dx: g back over the axis; mean: divided by the axis' length; max and
+# min: shared evenly among the elements equal to the result (torch.amax's rule).
+SUM_BACKWARD = _reduction_backward("{K}(g) + zeros_like(x)")
+MEAN_BACKWARD = _reduction_backward("{K}(g) / axis_count(x, axis={axis}, keepdim=true) + zeros_like(x)")
+EXTREMUM_BACKWARD = _reduction_backward(
+    "where(x == {K}(out), {K}(g) / sum(x == {K}(out), axis={axis}, keepdim=true), 0)"
+)
 # NaN wins: once the accumulator is NaN it stays; a NaN element replaces it.
 MAX = {"float": "((isnan({acc}) || {acc} >= {x}) ? {acc} : {x})", "int": "({acc} >= {x} ? {acc} : {x})"}
 MIN = {"float": "((isnan({acc}) || {acc} <= {x}) ? {acc} : {x})", "int": "({acc} <= {x} ? {acc} : {x})"}
@@ -103,20 +135,27 @@ for entry in [
         doc="x summed over its broadcast axes down to `shape` (autodiff's, not written in IR)",
     ),
     Primitive("sum", ("x",), "({acc} + {x})", _np_sum, dtype_rule="sum", kind="reduction",
-              reduce_init="{ZERO}", reduce_shape=_axis_shape, attrs=AXIS,
+              reduce_init="{ZERO}", reduce_shape=_axis_shape, attrs=AXIS, backward=SUM_BACKWARD,
               doc="torch.sum(x, dim=axis, keepdim); integers and bools sum to i64"),
     Primitive("mean", ("x",), "({acc} + {x})", _np_mean, dtype_rule="float", kind="reduction",
               reduce_init="{ZERO}", reduce_finish="({acc} / {count})", reduce_shape=_axis_shape, attrs=AXIS,
-              doc="torch.mean(x, dim=axis, keepdim); float operands only"),
+              backward=MEAN_BACKWARD, doc="torch.mean(x, dim=axis, keepdim); float operands only"),
+    # The length of an axis, as a reduction's count: what mean's gradient divides by.
+    Primitive("axis_count", ("x",), "({acc})", _np_axis_count, dtype_rule="float", kind="reduction",
+              reduce_init="{ZERO}", reduce_finish="({count})", reduce_shape=_axis_shape, attrs=AXIS,
+              internal=True, doc="the number of elements each result of a reduction over `axis` combines"),
+    Primitive("unsqueeze", ("x",), "", _np_unsqueeze, kind="view", attrs={"axis": REQUIRED},
+              reduce_shape=_unsqueeze_shape, internal=True,
+              doc="x with a dimension of 1 inserted (a reduction's result, its axis restored)"),
     # Composites, numerically stable (the row's max subtracted first). Their
     # parts fuse as any graph's: two reductions and one elementwise kernel.
     Primitive("softmax", ("x",), "", _np_softmax, dtype_rule="float", kind="reduction",
               attrs={"axis": -1}, lowering=SOFTMAX, doc="torch.softmax(x, dim=axis)"),
     Primitive("log_softmax", ("x",), "", _np_log_softmax, dtype_rule="float", kind="reduction",
               attrs={"axis": -1}, lowering=LOG_SOFTMAX, doc="torch.log_softmax(x, dim=axis)"),
-    Primitive("max", ("x",), MAX, _np_max, kind="reduction", reduce_init="{LOWEST}",
+    Primitive("max", ("x",), MAX, _np_max, kind="reduction", reduce_init="{LOWEST}", backward=EXTREMUM_BACKWARD,
               reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amax(x, dim=axis, keepdim); NaN propagates"),
-    Primitive("min", ("x",), MIN, _np_min, kind="reduction", reduce_init="{HIGHEST}",
+    Primitive("min", ("x",), MIN, _np_min, kind="reduction", reduce_init="{HIGHEST}", backward=EXTREMUM_BACKWARD,
               reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amin(x, dim=axis, keepdim); NaN propagates"),
 ]:
     register(entry)

@@ -16,9 +16,9 @@ import networkx as nx
 
 from .. import dtypes as dt
 from ..diagnostics import error
-from ..graph import add_expression, add_node, template_ast
+from ..graph import add_expression, add_node, ir_repr, template_ast
 from ..lang import Call, Literal, Name
-from ..registry import Primitive, lookup
+from ..registry import REQUIRED, Primitive, lookup
 from .infer import infer_node
 
 COTANGENT_PREFIX = "grad_out"  # the backward's extra parameters: grad_out0, grad_out1, ...
@@ -115,7 +115,10 @@ def _typed(j, op: str, args, attrs, pos) -> int:
 
 
 def instantiate(j, template: str, env: dict, attrs: dict, pos) -> int | None:
-    """Add a backward template's nodes to `j`, each typed as it is added; None for `0`."""
+    """Add a backward template's nodes to `j`, each typed as it is added; None for `0`.
+    `{name}` in the template is an attribute's value, as IR text (a reduction's axis)."""
+    if "{" in template:
+        template = template.format(**{k: ir_repr(v) for k, v in attrs.items()})
     expr = template_ast(template)
     if isinstance(expr, Literal) and expr.value == 0:
         return None
@@ -130,7 +133,8 @@ def check_backward(prim: Primitive) -> None:
         if input_name not in prim.inputs:
             raise ValueError(f"backward of {prim.name!r} is keyed by {key!r}, not an input")
         try:
-            expr = template_ast(template)
+            defaults = {k: ir_repr(0 if v is REQUIRED else v) for k, v in prim.attrs.items()}
+            expr = template_ast(template.format(**defaults) if "{" in template else template)
         except Exception as e:  # a CompileError from the parser: say which template
             raise ValueError(f"backward of {prim.name!r} for {key!r} does not parse: {template!r}") from e
         stack = [expr]

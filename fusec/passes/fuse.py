@@ -37,12 +37,25 @@ def _kind(g, n) -> str | None:
     return None if op in ("param", "const") else lookup(op).kind
 
 
+def view_root(g: nx.DiGraph, n: int) -> int:
+    """The node whose memory a view (or a chain of them) reads; n itself otherwise."""
+    while _kind(g, n) == "view":
+        (n,) = g.nodes[n]["args"]
+    return n
+
+
 def stored_nodes(g: nx.DiGraph) -> set:
     """Values that live in memory between kernels: reduction and GEMM results,
-    and computed GEMM operands (a GEMM reads its operands from memory)."""
+    computed GEMM operands (a GEMM reads its operands from memory) and the
+    computed values views look at."""
     anchors = {n for n in g.nodes if _kind(g, n) in ("reduction", "gemm")}
-    operands = {a for n in anchors if _kind(g, n) == "gemm" for a in g.nodes[n]["args"] if _kind(g, a)}
-    return anchors | operands
+    operands = {a for n in anchors if _kind(g, n) == "gemm" for a in g.nodes[n]["args"]}
+    operands |= {view_root(g, n) for n in g.nodes if _kind(g, n) == "view"}
+    return anchors | {a for a in operands if _kind(g, a) not in (None, "view")}
+
+
+def views(g: nx.DiGraph) -> set:
+    return {n for n in g.nodes if _kind(g, n) == "view"}
 
 
 def _region(g: nx.DiGraph, roots, stored: set) -> set:
@@ -72,7 +85,8 @@ def _split(g, region: set, stored: set, order: dict, roots=(), skip=()) -> tuple
 
 def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     order = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(g))}
-    stored = stored_nodes(g)
+    # Regions stop at what is in memory: stored values, and views of them or of params.
+    stored = stored_nodes(g) | views(g)
     gname = g.graph["name"]
     outputs = list(enumerate(g.graph["outputs"]))
     reductions = sorted((n for n in stored if _kind(g, n) == "reduction"), key=order.get)
@@ -81,7 +95,7 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     # What elementwise code must produce: graph outputs, and stored values that
     # are not anchors (a GEMM's computed operand), as (output position or None, node).
     wanted = [(i, o) for i, o in outputs if o not in anchors]
-    wanted += [(None, s) for s in sorted(stored - anchors, key=order.get)]
+    wanted += [(None, s) for s in sorted(stored - anchors - views(g), key=order.get)]
     specs = []  # dicts, made into FusionGroups once every store is known
 
     for k, r in enumerate(reductions):
@@ -139,21 +153,22 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         ))
 
     # An anchor other kernels read is stored too.
-    read = {n for spec in specs for n in (*spec["inputs"], *spec.get("operands", ()))}
+    read = {view_root(g, n) for spec in specs for n in (*spec["inputs"], *spec.get("operands", ()))}
     for spec in specs:
         if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
             spec["stores"].append(spec["anchor"])
     groups = [FusionGroup(**{**spec, "stores": tuple(spec["stores"])}) for spec in specs]
-    return _in_dependency_order(groups)
+    return _in_dependency_order(g, groups)
 
 
-def _in_dependency_order(groups: list[FusionGroup]) -> list[FusionGroup]:
+def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     """Groups ordered so that each runs after those storing what it reads (stable)."""
     producer = {n: grp.name for grp in groups for n in grp.stores}
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
-            needs = {producer[n] for n in (*grp.inputs, *grp.operands) if n in producer} - {grp.name}
+            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands)]
+            needs = {producer[n] for n in read if n in producer} - {grp.name}
             if needs <= done:
                 ordered.append(grp)
                 done.add(grp.name)

@@ -119,6 +119,8 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
             data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args), **attrs)
         except ValueError as e:
             raise error(f"{prim.name}: {e}", data["pos"]) from None
+    elif prim.kind == "view":
+        data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
     elif prim.kind == "reduction":
         try:
             _, data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
