@@ -1,4 +1,4 @@
-"""Inline math for kernels: exp and tanh written in arithmetic.
+"""Inline math for kernels: exp and tanh written in arithmetic; integer pow.
 
 PoCL calls OpenCL builtins out of line, and a call stops the vectoriser; a
 transcendental chain ran 1.7x faster with these written inline (see
@@ -9,13 +9,17 @@ keeps the builtins, whose accuracy the f64 tests pin.
 
 Accuracy (float, checked in tests against float64 NumPy): exp within 2 ulp
 over its range, subnormal results included; tanh within 3 ulp.
+
+`fu_ipow_{T}(a, b)` (T int or long, scalar or vector) is integer pow as
+torch computes it: exact, wrapping around on overflow; a negative exponent
+gives 0 except for a base of 1 or -1. It takes two operands, the others one.
 """
 
 from __future__ import annotations
 
 import re
 
-_HELPER = re.compile(r"\bfu_(exp|tanh)_(float|double)(\d*)\b")
+_HELPER = re.compile(r"\bfu_(exp|tanh|ipow)_(float|double|int|long)(\d*)\b")
 
 # Cody-Waite reduction x = k*ln2 + r, then Cephes' expf polynomial on r; 2^k
 # is applied in two halves so that results down to the subnormals are exact
@@ -57,6 +61,24 @@ static inline {T} fu_tanh_{T}(const {T} x)
 }}
 """
 
+# Repeated squaring in the unsigned type: its products wrap (signed overflow is
+# undefined in C), and the low bits are those of the wrapped signed product.
+# The loop runs while any lane has exponent bits left (at most 63 times).
+_IPOW = """\
+static inline {T} fu_ipow_{T}(const {T} a, const {T} b)
+{{
+    {U} base = as_{U}(a), r = ({U})(1);
+    {U} e = as_{U}(b < ({T})(0) ? ({T})(0) : b);
+    while ({ANY}) {{
+        r = (e & ({U})(1)) != ({U})(0) ? r * base : r;
+        base *= base;
+        e >>= ({U})(1);
+    }}
+    const {T} tiny = a == ({T})(1) ? ({T})(1) : (a == ({T})(-1) ? (((b & ({T})(1)) != ({T})(0)) ? ({T})(-1) : ({T})(1)) : ({T})(0));
+    return b < ({T})(0) ? tiny : as_{T}(r);
+}}
+"""
+
 _BUILTIN = """\
 static inline {T} fu_{name}_{T}(const {T} x)
 {{
@@ -69,6 +91,9 @@ _DEPENDS = {"tanh": ["exp"]}
 
 def _definition(name: str, scalar: str, width: str) -> str:
     t = f"{scalar}{width}"
+    if name == "ipow":
+        u = f"u{scalar}{width}"
+        return _IPOW.format(T=t, U=u, ANY=f"any(e != ({u})(0))" if width else "e != 0")
     if scalar == "float":
         template = {"exp": _EXP_FLOAT, "tanh": _TANH_FLOAT}[name]
         return template.format(T=t, I=f"int{width}")

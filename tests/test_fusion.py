@@ -20,7 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fusec
-from fusec.codegen import c_name
+from fusec.api import compile_graphs
+from fusec.codegen import c_name, generate
+from fusec.device import DeviceInfo
+from fusec.passes import fuse
 
 RNG = np.random.default_rng(0)
 
@@ -138,9 +141,19 @@ def test_broadcasting(case, n):
 
 
 def test_broadcast_gather_and_fast_paths_are_both_in_the_source():
-    g = one("graph f(x: f32[B, N], r: f32[N]) {\n    return x + r\n}")
+    """Rows of whole vectors take a vector load, others a gather. That choice
+    exists only in vector kernels: whatever this device's width (1 gives
+    scalar kernels), the source is also checked as generated for width 8."""
+    text = "graph f(x: f32[B, N], r: f32[N]) {\n    return x + r\n}"
+    g = one(text)
     w = g.kernels[0].device.vector_width
-    assert f"% {w} == 0" in g.source  # rows of whole vectors: a vector load, else a gather
+    if w > 1:
+        assert f"% {w} == 0" in g.source
+    (graph,) = compile_graphs(text).graphs
+    source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
+    assert "% 8 == 0" in source
+    x, r = rand(5, 13), rand(13)  # 13: not whole vectors, so the gather runs here
+    close(g(x, r), x + r)
 
 
 # -- dtypes ------------------------------------------------------------------------------

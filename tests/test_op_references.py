@@ -3,8 +3,9 @@
 Later tests check the generated OpenCL against these references, so here they
 are pinned to PyTorch: signed zeros, infinities, NaN, tiny and huge values,
 the thresholds of softplus (20/21) and relu6/hardsigmoid (3, 6), in f32 and
-f64, and integers for the ops that keep integer dtypes. Every registered op
-must have a spec below, so a new op cannot skip this check.
+f64, and integers for the ops that keep integer dtypes. Reductions and GEMMs
+take small matrices of multiples of 1/4 (exact in any order of summation).
+Every registered op must have a spec below, so a new op cannot skip this check.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Spec:
     int_attrs: tuple = ({},)
     inf_from_f64: bool = False  # at x = +inf take torch's f64 answer (see gelu)
     atol_f32: float = 0.0
+    # Ops that are not elementwise (reductions, GEMMs) or whose attributes fix
+    # a shape: fn(dtype) -> the input arrays, used for every dtype tested.
+    make: Callable | None = None
 
 
 def _torch_clamp(x, min, max):
@@ -52,6 +56,35 @@ def _torch_clamp(x, min, max):
 
 def _pow_ints():
     return list(itertools.product([-3, -1, 0, 1, 2, 5], [0, 1, 2, 3]))
+
+
+def _quarters(dtype, shape, seed):
+    """Multiples of 1/4 in [-3, 3]: sums and products of a few are exact in any
+    order, so a reduction or GEMM matches torch's whatever order each adds in."""
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-12, 13, shape)
+    return q.astype(dtype) if np.issubdtype(dtype, np.integer) else (q / 4).astype(dtype)
+
+
+def _rows(dtype):
+    """A [5, 8] matrix; float rows 1-3 hold NaN, inf and inf beside -inf."""
+    x = _quarters(dtype, (5, 8), 3)
+    if np.issubdtype(dtype, np.floating):
+        x[1, 3], x[2, 5], x[3, 0], x[3, 6] = NAN, INF, INF, -INF
+    return [x]
+
+
+def _square_pair(dtype):
+    return [_quarters(dtype, (6, 6), 4), _quarters(dtype, (6, 6), 5)]
+
+
+def _gemm(a, b, ta, tb):
+    return (a.T if ta else a) @ (b.T if tb else b)
+
+
+def _axis_variants(keepdim=True):
+    extra = ({"axis": 0, "keepdim": True}, {"axis": 1}) if keepdim else ({"axis": 0},)
+    return ({}, *extra)
 
 
 _TORCH_DTYPES = {"f16": torch.float16, "f32": torch.float32, "f64": torch.float64,
@@ -119,6 +152,39 @@ SPECS: dict[str, Spec] = {
     "hardswish": Spec(F.hardswish),
     # torch's weight is per channel (dim 1): lay x out as [1, C] to pair elementwise.
     "prelu": Spec(lambda x, w: F.prelu(x.reshape(1, -1), w.reshape(-1)).reshape(-1)),
+    # made by autodiff: the gradient of a parameter no output depends on
+    "zeros_like": Spec(torch.zeros_like, ints=True),
+    # reductions (not elementwise: a [5, 8] matrix in, rows or columns out)
+    "sum_to": Spec(
+        lambda x, shape: x.sum_to_size(shape),
+        make=lambda dtype: [_quarters(dtype, (4, 7), 6)],
+        attrs=({"shape": (7,)}, {"shape": (1, 7)}, {"shape": (4, 1)}, {"shape": (4, 7)}),
+    ),
+    "sum": Spec(lambda x, axis, keepdim: torch.sum(x, dim=axis, keepdim=keepdim),
+                make=_rows, ints=True, attrs=_axis_variants(), int_attrs=_axis_variants()),
+    "mean": Spec(lambda x, axis, keepdim: torch.mean(x, dim=axis, keepdim=keepdim),
+                 make=_rows, attrs=_axis_variants()),
+    "max": Spec(lambda x, axis, keepdim: torch.amax(x, dim=axis, keepdim=keepdim),
+                make=_rows, ints=True, attrs=_axis_variants(), int_attrs=_axis_variants()),
+    "min": Spec(lambda x, axis, keepdim: torch.amin(x, dim=axis, keepdim=keepdim),
+                make=_rows, ints=True, attrs=_axis_variants(), int_attrs=_axis_variants()),
+    # autodiff's: an axis' length (mean's gradient), a reduced axis restored
+    "axis_count": Spec(lambda x, axis, keepdim: torch.ones_like(x).sum(dim=axis, keepdim=keepdim),
+                       make=_rows, attrs=_axis_variants()),
+    "unsqueeze": Spec(lambda x, axis: torch.unsqueeze(x, axis), make=_rows,
+                      attrs=({"axis": 0}, {"axis": 1}, {"axis": -1}, {"axis": 2})),
+    "softmax": Spec(lambda x, axis: torch.softmax(x, dim=axis), make=_rows,
+                    attrs=_axis_variants(keepdim=False)),
+    "log_softmax": Spec(lambda x, axis: torch.log_softmax(x, dim=axis), make=_rows,
+                        attrs=_axis_variants(keepdim=False)),
+    # GEMMs, on square matrices so that every transposition fits
+    "linear": Spec(lambda x, w: F.linear(x, w), make=_square_pair),
+    "matmul": Spec(torch.matmul, make=_square_pair),
+    "gemm": Spec(
+        _gemm,
+        make=_square_pair,
+        attrs=tuple({"ta": ta, "tb": tb} for ta in (False, True) for tb in (False, True)),
+    ),
     # logic
     "eq": Spec(torch.eq, ints=True),
     "ne": Spec(torch.ne, ints=True),
@@ -180,10 +246,14 @@ def _check(prim, spec, arrays, attrs, rtol, atol=0.0):
 OPS = sorted(SPECS)
 
 
+# fusec's own ops, taken when this module is imported (at collection): ops that
+# other tests register at run time (register_primitive) are theirs to check.
+BUILTIN_OPS = frozenset(all_primitives())
+
+
 def test_every_op_has_a_spec():
-    registered = set(all_primitives())
-    assert registered - set(SPECS) == set(), "ops without a reference spec"
-    assert set(SPECS) - registered == set(), "specs for ops that are not registered"
+    assert BUILTIN_OPS - set(SPECS) == set(), "ops without a reference spec"
+    assert set(SPECS) - set(all_primitives()) == set(), "specs for ops that are not registered"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
@@ -192,8 +262,9 @@ def test_reference_matches_torch_float(name, dtype):
     prim, spec = all_primitives()[name], SPECS[name]
     rtol = RTOL[dtype]
     atol = spec.atol_f32 if dtype is np.float32 else 0.0
+    arrays = spec.make(dtype) if spec.make else _inputs(prim, VALUES, dtype)
     for attrs in spec.attrs:
-        _check(prim, spec, _inputs(prim, VALUES, dtype), attrs, rtol, atol)
+        _check(prim, spec, arrays, attrs, rtol, atol)
     if spec.domain == "logical":  # also on bool operands
         _check(prim, spec, _inputs(prim, [False, True], np.bool_), {}, 0)
 
@@ -202,7 +273,9 @@ def test_reference_matches_torch_float(name, dtype):
 @pytest.mark.parametrize("name", [n for n in OPS if SPECS[n].ints])
 def test_reference_matches_torch_int(name, dtype):
     prim, spec = all_primitives()[name], SPECS[name]
-    if callable(spec.ints):
+    if spec.make:
+        arrays = spec.make(dtype)
+    elif callable(spec.ints):
         arrays = [np.array(col, dtype=dtype) for col in zip(*spec.ints(), strict=True)]
     else:
         arrays = _inputs(prim, INTS, dtype)

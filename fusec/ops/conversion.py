@@ -32,6 +32,8 @@ register(
         # the parser gives a dtype attribute as ("dtype", name); a string or a
         # number here would be misread by infer, so only dtypes are accepted
         attr_choices={"dtype": tuple(("dtype", d) for d in dt.DTYPES)},
+        # g, in the result's dtype; autodiff casts it back to the operand's
+        backward={"x": "g"},
         doc="x converted to `dtype` (f16 f32 f64 i32 i64 bool)",
     )
 )

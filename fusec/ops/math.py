@@ -72,24 +72,34 @@ def _unary_float(name, template, ref, doc="", backward=None):
 
 
 for entry in [
-    _unary_float("exp", "fu_exp_{T}({x})", _float_only(np.exp)),
-    _unary_float("log", "log({x})", _float_only(np.log)),
-    _unary_float("log1p", "log1p({x})", _float_only(np.log1p)),
-    _unary_float("expm1", "expm1({x})", _float_only(np.expm1)),
-    _unary_float("sqrt", "sqrt({x})", _float_only(np.sqrt)),
-    _unary_float("rsqrt", "rsqrt({x})", _rsqrt, doc="1 / sqrt(x)"),
+    _unary_float("exp", "fu_exp_{T}({x})", _float_only(np.exp), backward={"x": "g * out"}),
+    _unary_float("log", "log({x})", _float_only(np.log), backward={"x": "g / x"}),
+    _unary_float("log1p", "log1p({x})", _float_only(np.log1p), backward={"x": "g / (x + 1)"}),
+    _unary_float("expm1", "expm1({x})", _float_only(np.expm1), backward={"x": "g * (out + 1)"}),
+    _unary_float("sqrt", "sqrt({x})", _float_only(np.sqrt), backward={"x": "g / (2 * out)"}),
+    # torch: -0.5 * g * out ** 3, its cube being out * out * out
+    _unary_float("rsqrt", "rsqrt({x})", _rsqrt, doc="1 / sqrt(x)",
+                 backward={"x": "-0.5 * g * (out * out * out)"}),
     # Through double: PoCL's float8 sin/cos go wrong in every lane with a small
     # argument (sin(1e-30) = 0.0099, cos(1e-3) = 0.99997) when another lane of
     # the vector holds a huge one (1e30, inf). double8 and scalar are correct.
     # For a double T the conversions are no-ops.
-    _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin)),
-    _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos)),
+    _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin),
+                 backward={"x": "g * cos(x)"}),
+    _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos),
+                 backward={"x": "g * -sin(x)"}),
     _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
-    _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid),
-    _unary_float("erf", "erf({x})", _erf),
-    Primitive("floor", ("x",), {"float": "floor({x})", "int": "({x})"}, _rounding(np.floor)),
-    Primitive("ceil", ("x",), {"float": "ceil({x})", "int": "({x})"}, _rounding(np.ceil)),
+    # torch's sigmoid_backward: g * (1 - out) * out
+    _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid,
+                 backward={"x": "g * (1 - out) * out"}),
+    # torch: 2 / sqrt(pi) * exp(-(x ** 2)) * g
+    _unary_float("erf", "erf({x})", _erf, backward={"x": "1.1283791670955126 * exp(-(x * x)) * g"}),
+    # floor, ceil, round and sign: a zero gradient, as PyTorch declares it
+    Primitive("floor", ("x",), {"float": "floor({x})", "int": "({x})"}, _rounding(np.floor),
+              backward={"x": "0"}),
+    Primitive("ceil", ("x",), {"float": "ceil({x})", "int": "({x})"}, _rounding(np.ceil),
+              backward={"x": "0"}),
     # torch.round rounds half to even, as OpenCL's rint (not round, which goes away from 0).
     Primitive(
         "round",
@@ -97,6 +107,7 @@ for entry in [
         {"float": "rint({x})", "int": "({x})"},
         _rounding(np.rint),
         doc="round half to even, like torch.round",
+        backward={"x": "0"},
     ),
     # One template for all categories: comparisons are false for NaN, so
     # sign(nan) = 0 and sign(-0.0) = +0, exactly as torch.sign.
@@ -106,6 +117,7 @@ for entry in [
         "(({x}) > {ZERO} ? {ONE} : (({x}) < {ZERO} ? (-{ONE}) : {ZERO}))",
         _sign,
         doc="-1, 0 or 1; sign(nan) is 0 as in torch.sign",
+        backward={"x": "0"},
     ),
 ]:
     register(entry)
