@@ -203,12 +203,12 @@ def child_fusec(mode: str) -> dict:
     return out
 
 
-def _cl_device():
+def _cl_device(platform: str, device: str):
+    """The device fusec built for (named in its cache entries' keys)."""
     import pyopencl as cl
 
-    devices = [d for p in cl.get_platforms() for d in p.get_devices()]
-    gpus = [d for d in devices if d.type & cl.device_type.GPU]
-    return (gpus or devices)[0]  # fusec's default choice
+    devices = [(p, d) for p in cl.get_platforms() for d in p.get_devices()]
+    return next(d for p, d in devices if p.name == platform and d.name == device)
 
 
 def _cached_entries(fusec_cache: str) -> dict[str, tuple[str, str, bytes]]:
@@ -224,6 +224,15 @@ def _cached_entries(fusec_cache: str) -> dict[str, tuple[str, str, bytes]]:
     return out
 
 
+def _built_for(fusec_cache: str) -> tuple[str, str]:
+    """(platform name, device name) of the programs in fusec's cache."""
+    from kernels_cache import KernelCache
+
+    cache = KernelCache(fusec_cache)
+    comp = next(iter(cache.entries())).meta["components"]
+    return comp["platform"], comp["device"]
+
+
 def child_pyopencl(mode: str, fusec_cache: str, pyopencl_dir: str) -> dict:
     """mode 'src' (Program(ctx, src).build()), 'bincache' (pyopencl's binary cache,
     forced) or 'binary' (Program(ctx, [dev], [binary]).build())."""
@@ -233,7 +242,7 @@ def child_pyopencl(mode: str, fusec_cache: str, pyopencl_dir: str) -> dict:
 
     import_ms = _ms(time.perf_counter() - t0)
     entries = _cached_entries(fusec_cache)
-    dev = _cl_device()
+    dev = _cl_device(*_built_for(fusec_cache))
     ctx = cl.Context([dev])
     rows = []
     for name, _ in graphs():
@@ -362,6 +371,12 @@ def main(argv=None) -> int:
     ap.add_argument("--fusec-cache", help=argparse.SUPPRESS)
     ap.add_argument("--pyopencl-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if not args.child:
+        # the drivers a fusec user sees (Intel's CPU runtime from PyPI), for the
+        # children that time pyopencl without importing fusec too
+        from fusec.icd import register_pip_drivers
+
+        register_pip_drivers()
     if args.child:
         return child_main(args)
 
@@ -435,7 +450,9 @@ def main(argv=None) -> int:
 
     import pyopencl as cl  # for the report only, after every child has run
 
-    dev = _cl_device()
+    from fusec.runtime import select_device
+
+    dev = select_device()
     add(f"bench/cache.py  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
         f"pyopencl {'.'.join(map(str, cl.VERSION))}")
     add(f"fusec {fusec_tree()}")
