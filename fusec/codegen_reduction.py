@@ -53,12 +53,19 @@ class ReductionKernel(ElementwiseKernel):
         chunks = max(1, min(-(-items // max(m, 1)), -(-r // MIN_STEPS_PER_ITEM)))
         return {"m": m, "r": r, "chunks": chunks}
 
+    @property
+    def outputs_per_item(self) -> int:
+        """Outputs one work-item of the partial stage takes (a vector of them when
+        the kept axes are trailing: a bias's gradient, summed over rows)."""
+        return self.prefix_width
+
     def launches(self, shape, sizes=None) -> list[tuple[str, list, tuple, tuple]]:
         """(entry point, argument list, global size, local size) for each stage."""
         c = self.counts(shape)
         ls = self.local_size
+        items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
         return [
-            (f"{self.group.name}_partial", self.partial_args, (-(-c["m"] * c["chunks"] // ls) * ls,), (ls,)),
+            (f"{self.group.name}_partial", self.partial_args, (-(-items // ls) * ls,), (ls,)),
             (f"{self.group.name}_finish", self.finish_args, (-(-c["m"] // ls) * ls,), (ls,)),
         ]
 
@@ -91,6 +98,36 @@ class ReductionKernel(ElementwiseKernel):
         w = self.device.vector_width
         suffix = self.axes == tuple(range(self.ndim - len(self.axes), self.ndim))
         return w if suffix and w > 1 and self.axes else 1
+
+    @property
+    def prefix_width(self) -> int:
+        """Vector width for reductions over leading axes (the kept ones trailing:
+        neighbouring outputs are neighbours in memory), 1 otherwise."""
+        w = self.device.vector_width
+        prefix = self.axes == tuple(range(len(self.axes)))
+        return w if prefix and w > 1 and self.kept and self.suffix_width == 1 else 1
+
+    def _prefix_loop(self, w: int) -> list[str]:
+        """Leading axes: element j = q * m + o. Work-item t takes outputs
+        o .. o + w - 1 (o = (t % ceil(m / w)) * w) as one vector, steps t / that,
+        + chunks, ...; where fewer than w outputs are left, scalars."""
+        vacc = f"{self.acc}{w}"
+        vinit = _render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
+        init = _render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
+        vlines, vvalue = self._value(w, "j")
+        lines, value = self._value(1, "j")
+        out = [f"const long mv = (m + {w - 1}) / {w};", f"const long o = (t % mv) * {w}, c = t / mv;"]
+        out += [f"if (o + {w} <= m) {{", f"    {vacc} vacc = {vinit};",
+                "    for (long q = c; q < r; q += chunks) {", "        const long j = q * m + o;"]
+        out += ["        " + line for line in vlines]
+        out += [f"        vacc = {self._combine('vacc', vvalue, w)};", "    }",
+                f"    vstore{w}(vacc, 0, partial + c * m + o);", "} else {",
+                "    for (long oo = o; oo < m; ++oo) {", f"        {self.acc} acc = {init};",
+                "        for (long q = c; q < r; q += chunks) {", "            const long j = q * m + oo;"]
+        out += ["            " + line for line in lines]
+        out += [f"            acc = {self._combine('acc', value)};", "        }",
+                "        partial[c * m + oo] = acc;", "    }", "}"]
+        return out
 
     def _value(self, w: int, base: str) -> tuple[list[str], str]:
         """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
@@ -133,8 +170,7 @@ class ReductionKernel(ElementwiseKernel):
     def source(self) -> str:
         name, acc = self.group.name, self.acc
         init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
-        w = self.suffix_width
-        loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
+        w, wp = self.suffix_width, self.prefix_width
         sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
         sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
@@ -145,10 +181,14 @@ class ReductionKernel(ElementwiseKernel):
             f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")",
             "{",
             "    const long t = get_global_id(0);",
-            "    if (t >= m * chunks) return;",
-            "    const long o = t % m;",
         ]
-        out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
+        if wp > 1:  # the partials are stored in the loop
+            out += [f"    if (t >= (m + {wp - 1}) / {wp} * chunks) return;"]
+            out += ["    " + line for line in self._prefix_loop(wp)] + ["}", ""]
+        else:
+            loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
+            out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
+            out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
         dests = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("output", "store")]
         fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"] + dests
         out += [

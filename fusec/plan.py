@@ -143,7 +143,8 @@ def _reduction_launches(g, k) -> tuple[list, list]:
             "ops": [g.nodes[n]["op"] for n in grp.nodes] + [node["op"]],
             "args": [_arg(g, k, a, values) for a in k.partial_args],
             "elements": f"({m})*({chunks})",
-            "global_size": f"ceil((({m})*({chunks})) / {ls}) * {ls}",
+            # work-items: outputs_per_item outputs each, for each chunk
+            "global_size": f"ceil((ceil(({m}) / {k.outputs_per_item})*({chunks})) / {ls}) * {ls}",
             "reads": _reads(g, grp),
             "writes": [f"{grp.name}_partial"],
             **common,
