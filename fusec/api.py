@@ -294,6 +294,8 @@ class CompiledGraph:
                 partial = self._scratch(dtype, counts["m"] * counts["chunks"], compute=True)
             elif math.prod(shape) == 0:
                 continue
+            if group.kind == "gemm" and kernel.packs:
+                packed = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True)
             n = math.prod(shape)
             for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
                 call_args = []
@@ -314,6 +316,8 @@ class CompiledGraph:
                         call_args.append(stored[int(name[4:])])
                     elif kind == "partial":
                         call_args.append(partial)
+                    elif kind == "packed":
+                        call_args.append(packed)
                     else:
                         call_args.append(out_buffers[int(name[3:])])
                 self._cl_kernels[entry](queue, global_size, local_size, *call_args)

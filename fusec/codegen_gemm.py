@@ -41,8 +41,6 @@ class GemmKernel(ElementwiseKernel):
             data = g.nodes[node]
             name = data["name"] if data["op"] == "param" else temp_name(node)
             self.operand_args.append((name, "operand", data["dtype"]))
-        self.main_args = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")] + self.operand_args
-        self.main_args += self.args
 
         def known(dims):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
@@ -51,6 +49,14 @@ class GemmKernel(ElementwiseKernel):
         self.layout = self.generator.choose_layout(
             device, known(self.m_dims), known(self.n_dims), known(self.k_dims), self.dtype
         )
+        # A layout may want w repacked (panels) by a kernel of its own first; that
+        # happens on every call, since fusec cannot know whether w changed.
+        self.packs = bool(getattr(self.layout, "packs", False))
+        packed = ("packed", "packed", self.dtype)
+        counts = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")]
+        self.pack_args = counts[1:] + [self.operand_args[1], packed]
+        self.main_args = counts + [self.operand_args[0], packed if self.packs else self.operand_args[1]]
+        self.main_args += self.args
 
     # -- sizes --------------------------------------------------------------------
 
@@ -60,20 +66,37 @@ class GemmKernel(ElementwiseKernel):
 
         return {"M": value(self.m_dims), "N": value(self.n_dims), "K": value(self.k_dims)}
 
+    def packed_elements(self, counts: dict) -> int:
+        return self.generator.packed_elements(self.layout, counts["N"], counts["K"]) if self.packs else 0
+
+    @property
+    def entry_points(self) -> list[str]:
+        return [f"{self.group.name}_pack", self.group.name] if self.packs else [self.group.name]
+
     def launches(self, shape, sizes=None):
         c = self.counts(shape, sizes)
         global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
-        return [(self.group.name, self.main_args, global_size, local_size)]
+        main = (self.group.name, self.main_args, global_size, local_size)
+        if not self.packs:
+            return [main]
+        pack_global, pack_local = self.generator.pack_geometry(self.layout, c["N"], c["K"])
+        return [(f"{self.group.name}_pack", self.pack_args, pack_global, pack_local), main]
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
         """The launch geometry as size expressions over the graph's symbols, for the plan."""
         return self.generator.launch_geometry_exprs(self.layout, m, n, k)
 
     def trial_launches(self):
+        def kinds(args):
+            return ["long" if k in ("size", "dim", "count") else COMPUTE[d] if k == "scalar" else "buffer"
+                    for _, k, d in args]
+
         _, local = self.generator.launch_geometry(self.layout, 1, 1, 1)
-        kinds = ["long" if k in ("size", "dim", "count") else COMPUTE[d] if k == "scalar" else "buffer"
-                 for _, k, d in self.main_args]
-        return [(self.group.name, kinds, local or (1,))]
+        trials = [(self.group.name, kinds(self.main_args), local or (1,))]
+        if self.packs:
+            _, pack_local = self.generator.pack_geometry(self.layout, 1, 1)
+            trials.insert(0, (f"{self.group.name}_pack", kinds(self.pack_args), pack_local))
+        return trials
 
     # -- source -------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ class DeviceInfo:
     local_size: int = LOCAL_SIZE
     compute_units: int = 2
     host_ptr_alignment: int = PAGE  # a host array used in place must start at a multiple of this
+    native_vector_width: int = 8  # floats per native SIMD register (16 with AVX-512): GEMM blocking
+    local_mem_size: int = 32 * 1024  # bytes of local memory: GEMM tiles on GPUs
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
@@ -67,4 +69,6 @@ class DeviceInfo:
             # USE_HOST_PTR is zero-copy for PoCL at any address; Intel's runtime
             # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
             host_ptr_alignment=1 if pocl else PAGE,
+            native_vector_width=max(1, dev.native_vector_width_float),
+            local_mem_size=dev.local_mem_size,
         )

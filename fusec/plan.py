@@ -47,7 +47,9 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
             scratch += more
             continue
         if grp.kind == "gemm":
-            plan_kernels.append(_gemm_launch(g, k))
+            launches, more = _gemm_launches(g, k)
+            plan_kernels += launches
+            scratch += more
             continue
         w = k.elements_per_item
         plan_kernels.append(
@@ -164,18 +166,40 @@ def _reduction_launches(g, k) -> tuple[list, list]:
     return launches, scratch
 
 
-def _gemm_launch(g, k) -> dict:
-    """A GEMM kernel with its epilogue: one launch over a 2-D grid."""
+def _gemm_launches(g, k) -> tuple[list, list]:
+    """A GEMM kernel with its epilogue over a 2-D grid, after the kernel that
+    packs w where the layout wants that (every call: w may have changed)."""
     grp = k.group
     m, n, kk = size_expr(k.m_dims), size_expr(k.n_dims), size_expr(k.k_dims)
     values = {"M": m, "N": n, "K": kk}
-    args = [_arg(g, k, spec, values) for spec in k.main_args[:3]]  # M, N, K
-    for (name, _, dtype), node in zip(k.operand_args, grp.operands, strict=True):  # x, w: a param or a stored value
-        kind = "buffer" if g.nodes[node]["op"] == "param" else "temp"
-        args.append(_arg(g, k, (name, kind, dtype), values))
-    args += [_arg(g, k, spec, values) for spec in k.args]  # the epilogue's
+    packed_name = f"{grp.name}_packed"
+
+    def arg(spec):
+        name, kind, dtype = spec
+        if kind == "operand":  # x or w: a param or a stored value
+            node = grp.operands[0 if spec is k.operand_args[0] else 1]
+            spec = (name, "buffer" if g.nodes[node]["op"] == "param" else "temp", dtype)
+        if kind == "packed":
+            return {"name": name, "kind": "packed", "dtype": dtype, "ctype": COMPUTE[dtype],
+                    "bytes": CTYPE_BYTES[COMPUTE[dtype]], "scratch": packed_name}
+        return _arg(g, k, spec, values)
+
+    args = [arg(spec) for spec in k.main_args]
     global_size, local_size = k.geometry_exprs(m, n, kk)
-    return {
+    operand_reads = [g.nodes[o]["name"] if g.nodes[o]["op"] == "param" else temp_name(o) for o in grp.operands]
+    launches, scratch = [], []
+    if k.packs:
+        pack_global, pack_local = k.generator.pack_geometry_exprs(k.layout, n, kk)
+        launches.append({
+            "name": f"{grp.name}_pack", "ops": ["pack"], "args": [arg(spec) for spec in k.pack_args],
+            "elements": f"({n})*({kk})", "elements_per_work_item": None, "global_size": pack_global,
+            "local_size": pack_local, "reads": operand_reads[1:], "writes": [packed_name],
+            "why": "the GEMM's layout reads w as column panels",
+        })
+        scratch.append({"name": packed_name, "ctype": COMPUTE[k.dtype],
+                        "elements": k.generator.packed_elements_expr(k.layout, n, kk)})
+        operand_reads[1] = packed_name
+    launches.append({
         "name": grp.name,
         "ops": [g.nodes[grp.anchor]["op"]] + [g.nodes[x]["op"] for x in grp.nodes],
         "args": args,
@@ -183,11 +207,11 @@ def _gemm_launch(g, k) -> dict:
         "elements_per_work_item": None,
         "global_size": global_size,
         "local_size": local_size,
-        "reads": [g.nodes[o]["name"] if g.nodes[o]["op"] == "param" else temp_name(o) for o in grp.operands]
-        + _reads(g, grp),
+        "reads": operand_reads + _reads(g, grp),
         "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(x) for x in grp.stores],
         "why": grp.reason,
-    }
+    })
+    return launches, scratch
 
 
 def _gradient_notes(g, kernels) -> dict:

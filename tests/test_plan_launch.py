@@ -94,7 +94,7 @@ for k in plan["kernels"]:
             args.append(NUMPY[a["ctype"]](inputs[a["param"]]))
         elif a["kind"] == "buffer":
             args.append(buffers.get(a["param"], empty))
-        elif a["kind"] in ("temp", "store", "partial"):
+        elif a["kind"] in ("temp", "store", "partial", "packed"):
             args.append(scratch[a["scratch"]])
         else:
             args.append(outputs[a["output"]][1])
