@@ -1,0 +1,551 @@
+"""GEMM kernels for `linear`: y[M, N] = x[M, K] . w[N, K]^T, with a fused epilogue.
+
+x and w are row-major (PyTorch's linear layout: w is [out_features,
+in_features]); batch dimensions of x are flattened into M by the caller. The
+caller hands over C statements that consume one result element (bias,
+activation, residual, several outputs...) and the generator emits them for
+every valid element of each work-item's block, so the product never goes
+through memory.
+
+Three layouts, chosen from the device:
+
+"panel" (CPUs; the default there). w is packed once into column panels
+    wp[ceil(N/P)][K][P] (P = vector * vectors columns, zero-padded past N). A
+    work-item computes `rows` result rows x one panel, holding rows x vectors
+    accumulators of `vector` lanes in registers for the whole K loop: per k it
+    loads `vectors` vectors of the panel and broadcasts one x value per row.
+    No local memory. Dimension 0 runs over row blocks, dimension 1 over panels,
+    so the work-items of a group share one panel while it is hot in cache.
+"dot" (CPUs when w must not be packed, e.g. it changes every call). Both
+    operands are read as stored, contiguous along K: a work-item computes
+    rows x cols dot products as vectors of partial sums along K, summed
+    across lanes once at the end; the K tail (K % vector) runs in scalars.
+"tiled" (GPUs). The classic local-memory recipe: a work-group of tx x ty
+    work-items stages a (ty*wm) x tile_k block of x and a (tx*wn) x tile_k block
+    of w in local memory, transposed so that the inner product reads
+    consecutive words; each work-item accumulates wm x wn results in
+    registers. Loads past M, N or K read zeros. Reads w as stored.
+
+Why these choices. Measured on this project's machine: 2 cores of an AMD
+EPYC (Zen 5, AVX-512), Intel's CPU OpenCL runtime 2026.22 from PyPI (PoCL 3.0
+cannot build on this CPU), float32, relu(x . w^T + b) with the bias and relu
+in the epilogue, w packed once; GFLOP/s (2 M N K / median time) for
+256x784->256 / 4096x1024->1024 / 64x4096->4096, all columns of one run of
+bench/gemm_kernels.py --sweep --tiled, interleaved rounds (the machine is
+shared; run to run the numbers move by 10-20%):
+
+    panel 8 x 32 (8 rows x 2 float16), the choice   474 / 483 / 441
+      the same with a vector epilogue               502 / 549 / 466
+      the same, packing w on every call             434 / 488 / 232
+    panel 4 x 32 / 4 x 64 / 6 x 64                  440 / 463 / 402,  478 / 495 / 355,  465 / 505 / 381
+    panel 8 x 48 / 12 x 32                          429 / 494 / 413,  461 / 497 / 417
+    dot 4 x 6, the no-packing choice                406 / 378 / 278
+    dot 2 x 8 / 4 x 4 / 3 x 8                       394 / 420 / 220,  387 / 309 / 254,  367 / 372 / 263
+    tiled (the GPU code, run by this CPU)           126 / 126 / 123
+    NumPy np.maximum(x @ w.T + b, 0)                394 / 445 / 257   (OpenBLAS 0.3.31 SkylakeX, 2 threads)
+    torch.relu(F.linear(x, w, b)), 2 threads        113 / 233 / 166
+
+- Explicit float16 vectors: Intel's runtime keeps them in zmm registers and
+  contracts `a * b + c` into vfmadd231ps (checked in the binary: the inner
+  loop is the textbook broadcast-and-FMA AVX-512 micro-kernel), so fma() is
+  not needed and `a * b + c` is also what PoCL wants. float8 ran at half the
+  speed (6 rows x 2 float8: 128 vs 250 in an early run). Leaving the
+  vectorising to the runtime (scalar code, one column per work-item, w
+  transposed to [K][N]) reached at most 114 (4096x1024->1024) and 98
+  (256x784->256).
+- 8 rows x 2 float16: 16 accumulators cover the FMA latency (4 cycles x 2
+  pipes) with room; 4 x 2 (exactly 8) was 5-10% slower; the wider blocks
+  were no better on average, and the small-M shape liked 32 columns.
+- vec_type_hint(float16): without it Intel's compiler also builds a variant
+  vectorised across work-items (16 work-items x float16 "lanes"), picked when
+  dimension 0 of the local size is a multiple of 16; it spilled (130-170).
+  The hint drops that variant and halves the build (1.5 -> 0.65 s).
+- Work-group (8, 1) over (row blocks, panels): the 8 work-items of a group
+  share one panel while it is in cache. 4-32 along dimension 0, or 2-4
+  panels along dimension 1, were within noise; panels along dimension 0
+  (row blocks along 1) were 10-40% slower.
+- Packing: a packing kernel that moves 16 x 16 blocks through private memory
+  packs 4096 x 4096 in 4.9 ms (np.copy of it: 6.5 ms); once per weight it is
+  free, per call it halves 64x4096->4096. Without packing ("dot", both
+  operands read along K, lanes summed at the end) the big square shape
+  loses 20%.
+- Intel's runtime computes on its worker thread *and* on the host thread
+  while that waits in clFinish: a host that polls the event instead gets half
+  the speed. OpenBLAS's idle worker spins ~0.07 s after each call and,
+  interleaved, took a core from the kernels (250 instead of 490): the
+  benchmark sets OPENBLAS_THREAD_TIMEOUT=4 (see bench/gemm_kernels.py).
+
+The epilogue runs in registers after the K loop. Per work-item it is emitted
+twice: once for a block wholly inside M x N (no checks) and once for a block
+at the edge (each element checked). Intel's compiler does not vectorise the
+scalar statements (one vaddss/vmaxss/vmovss per element: 5-10% of the time
+at K = 784-1024, 3x at K = 16); a caller that can spell its epilogue over
+vectors may pass `vector_epilogue`, used for whole vectors of the unchecked
+block of the panel layout.
+
+On GPUs the tiled layout is the standard one; it is checked for correctness
+here only (this CPU runs it). Its parameters come from max_work_group_size
+and the local memory size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .device import DeviceInfo
+
+CTYPES = {"f32": "float", "f64": "double"}
+SIZEOF = {"float": 4, "double": 8}
+DEFAULT_LOCAL_MEMORY = 32 * 1024  # OpenCL 1.2's minimum CL_DEVICE_LOCAL_MEM_SIZE for a full profile
+HEX = "0123456789abcdef"
+
+Epilogue = Callable[[str, str, str], list[str]]
+# (acc, row, col, width): statements for `width` consecutive elements of one row,
+# acc a <ctype><width> expression holding columns col .. col + width - 1
+VectorEpilogue = Callable[[str, str, str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class GemmLayout:
+    """How the product is blocked; everything the generator and the launch need.
+
+    kind     "panel", "dot" or "tiled" (see the module docstring)
+    rows     result rows per work-item
+    cols     result columns per work-item (panel: the panel width P)
+    vector   lanes of the vector type (panel: along N; dot: along K; tiled: 1)
+    group    work-group shape: panel/dot (row blocks, column blocks);
+             tiled (work-items along N, work-items along M)
+    tile_k   tiled: K per local-memory step; else 0
+    """
+
+    kind: str
+    rows: int
+    cols: int
+    vector: int
+    group: tuple[int, int]
+    tile_k: int = 0
+
+    @property
+    def packs(self) -> bool:
+        """Whether w must be packed (by the `{name}_pack` kernel) before the product."""
+        return self.kind == "panel"
+
+    @property
+    def tile(self) -> tuple[int, int]:
+        """Result rows x columns one work-group covers."""
+        if self.kind == "tiled":
+            return self.group[1] * self.rows, self.group[0] * self.cols
+        return self.group[0] * self.rows, self.group[1] * self.cols
+
+
+# -- choosing a layout ------------------------------------------------------------------
+
+
+PER_CALL_PACK_MIN_M = 128  # below this known M, packing on every call costs more than it saves
+
+
+def choose_layout(
+    device: DeviceInfo,
+    m: int | None,
+    n: int | None,
+    k: int | None,
+    dtype: str = "f32",
+    *,
+    pack: str = "per_call",
+    native_width: int | None = None,
+    local_memory: int | None = None,
+) -> GemmLayout:
+    """The layout for `device` and (where known) the sizes; any layout is right for any sizes.
+
+    pack          how w's panels would be made, on CPUs: "once" (the caller packs each
+                  weight once and reuses the panels: always the panel layout), "per_call"
+                  (packed before every product: the panel layout unless M is known and
+                  below PER_CALL_PACK_MIN_M, where reading w as stored is faster), "never".
+    native_width  floats per native SIMD register of a CPU (OpenCL's
+                  CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: 16 with AVX-512, 8 with AVX2).
+                  Default: DeviceInfo.native_vector_width if it has one, else 8.
+    local_memory  bytes of local memory (CL_DEVICE_LOCAL_MEM_SIZE). Default:
+                  DeviceInfo.local_mem_size if it has one, else 32 KiB.
+    """
+    if dtype not in CTYPES:
+        raise ValueError(f"GEMM on {dtype} is not supported (f32, f64)")
+    if pack not in ("once", "per_call", "never"):
+        raise ValueError(f"pack must be 'once', 'per_call' or 'never', not {pack!r}")
+    size = SIZEOF[CTYPES[dtype]]
+    if not device.is_cpu:
+        memory = local_memory or getattr(device, "local_mem_size", None) or DEFAULT_LOCAL_MEMORY
+        return _tiled_layout(device.max_work_group_size, memory, size)
+    width = native_width or getattr(device, "native_vector_width", None) or 8
+    # lanes of one native register for this dtype; OpenCL C has vectors of 2..16
+    lanes = max(2, min(16, width * 4 // size))
+    wide = width >= 16  # 32 vector registers (AVX-512); else assume 16 (AVX2)
+    # Packing moves 2 N K elements (~26 GB/s here), the product computes 2 M N K
+    # flops (~450 GFLOP/s): per call that is ~70/M of the product's time, and
+    # "dot" is 15-35% slower than "panel". 64x4096->4096 packed per call: 232
+    # GFLOP/s, dot 278; 256x784->256: 434 and 406.
+    if pack == "once" or (pack == "per_call" and (m is None or m >= PER_CALL_PACK_MIN_M)):
+        rows, vectors = (8, 2) if wide else (6, 2)
+        if m is not None:
+            rows = max(1, min(rows, m))  # a small known M: no rows computed only to be dropped
+        return GemmLayout("panel", rows, lanes * vectors, lanes, (8, 1))
+    rows, cols = (4, 6) if wide else (2, 4)
+    if m is not None:
+        rows = max(1, min(rows, m))
+    if n is not None:
+        cols = max(1, min(cols, n))
+    return GemmLayout("dot", rows, cols, lanes, (8, 1))
+
+
+def _tiled_layout(max_group: int, local_memory: int, size: int) -> GemmLayout:
+    # 16 x 16 work-items of 4 x 4 results (64 x 64 tiles) where the device allows,
+    # else the largest square group that fits; the K step shrinks to fit local memory.
+    t = 16
+    while t > 1 and t * t > max_group:
+        t //= 2
+    per = 4
+    tile_k = 16
+    while tile_k > 1 and 2 * tile_k * (t * per + 1) * size > local_memory:
+        tile_k //= 2
+    return GemmLayout("tiled", per, per, 1, (t, t), tile_k)
+
+
+# -- launch geometry ----------------------------------------------------------------------
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def launch_geometry(
+    layout: GemmLayout, m: int, n: int, k: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(global size, local size) of the main kernel. The local size is always given."""
+    g0, g1 = layout.group
+    if layout.kind == "tiled":
+        tm, tn = layout.tile
+        return (_ceil(n, tn) * g0, _ceil(m, tm) * g1), (g0, g1)
+    blocks_m = _ceil(max(m, 1), layout.rows)
+    blocks_n = _ceil(max(n, 1), layout.cols)
+    return (_ceil(blocks_m, g0) * g0, _ceil(blocks_n, g1) * g1), (g0, g1)
+
+
+def launch_geometry_exprs(
+    layout: GemmLayout, m: str, n: str, k: str
+) -> tuple[list[str], list[int]]:
+    """launch_geometry as size expressions (docs/plan.md) over the size expressions m, n, k."""
+    g0, g1 = layout.group
+    if layout.kind == "tiled":
+        tm, tn = layout.tile
+        return [f"ceil(({n}) / {tn}) * {g0}", f"ceil(({m}) / {tm}) * {g1}"], [g0, g1]
+    return [
+        f"ceil(ceil(({m}) / {layout.rows}) / {g0}) * {g0}",
+        f"ceil(ceil(({n}) / {layout.cols}) / {g1}) * {g1}",
+    ], [g0, g1]
+
+
+def packed_elements(layout: GemmLayout, n: int, k: int) -> int:
+    """Elements of the packed weight buffer (panel layout): ceil(N/P) * P * K."""
+    return _ceil(max(n, 1), layout.cols) * layout.cols * max(k, 1)
+
+
+def packed_elements_expr(layout: GemmLayout, n: str, k: str) -> str:
+    return f"ceil(({n}) / {layout.cols}) * {layout.cols} * ({k})"
+
+
+def pack_geometry(layout: GemmLayout, n: int, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(global size, local size) of `{name}_pack`: one work-item per V x V block (V = layout.vector)."""
+    v = layout.vector
+    return (_ceil(max(k, 1), v), _ceil(max(n, 1), layout.cols) * (layout.cols // v)), (1, 1)
+
+
+def pack_geometry_exprs(layout: GemmLayout, n: str, k: str) -> tuple[list[str], list[int]]:
+    v = layout.vector
+    return [f"ceil(({k}) / {v})", f"ceil(({n}) / {layout.cols}) * {layout.cols // v}"], [1, 1]
+
+
+# -- source ------------------------------------------------------------------------------------
+
+
+def gemm_source(
+    name: str,
+    layout: GemmLayout,
+    *,
+    ctype: str,
+    epilogue: Epilogue,
+    epilogue_params: list[str],
+    vector_epilogue: VectorEpilogue | None = None,
+) -> str:
+    """OpenCL C for kernel `name` (and `{name}_pack` when layout.packs).
+
+    Parameters of `name`: const long M, N, K; x; w (the packed panels when the
+    layout packs); then `epilogue_params` verbatim. `{name}_pack` takes
+    (const long N, const long K, const ctype *w, ctype *packed). double needs
+    cl_khr_fp64 enabled by the program's prelude.
+    """
+    if ctype not in SIZEOF:
+        raise ValueError(f"GEMM in {ctype} is not supported (float, double)")
+    params = [
+        "const long M",
+        "const long N",
+        "const long K",
+        f"__global const {ctype} *restrict x",
+        f"__global const {ctype} *restrict w",
+        *epilogue_params,
+    ]
+    head = f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")"
+    gen = {"panel": _panel, "dot": _dot, "tiled": _tiled}[layout.kind]
+    body = gen(layout, ctype, epilogue, vector_epilogue)
+    if layout.kind == "tiled":
+        g0, g1 = layout.group
+        attr = f"__attribute__((reqd_work_group_size({g0}, {g1}, 1)))\n"
+    else:
+        # already vectorised: Intel's compiler then builds no variant across work-items
+        # (half the build time and binary; that variant spilled where it was picked)
+        attr = f"__attribute__((vec_type_hint({ctype}{layout.vector})))\n"
+    out = [
+        f"// {name}: y[M, N] = x[M, K] . w[N, K]^T, {layout.kind} layout: {_describe(layout, ctype)}",
+        attr + head,
+        "{",
+        *("    " + line if line else "" for line in body),
+        "}",
+        "",
+    ]
+    if layout.packs:
+        out = _pack(name, layout, ctype) + out
+    return "\n".join(out)
+
+
+def _describe(layout: GemmLayout, ctype: str) -> str:
+    if layout.kind == "panel":
+        return (
+            f"{layout.rows} rows x {layout.cols} columns per work-item "
+            f"({layout.cols // layout.vector} x {ctype}{layout.vector} per row), w packed"
+        )
+    if layout.kind == "dot":
+        return f"{layout.rows} rows x {layout.cols} columns per work-item, {ctype}{layout.vector} along K"
+    tm, tn = layout.tile
+    return f"{tm} x {tn} tiles, K steps of {layout.tile_k}, {layout.rows} x {layout.cols} per work-item"
+
+
+def _element(epilogue: Epilogue, acc: str, row: str, col: str, indent: str = "") -> list[str]:
+    """One element's epilogue in its own block (it may declare names)."""
+    return [indent + "{", *(indent + "    " + s for s in epilogue(acc, row, col)), indent + "}"]
+
+
+def _lane(vec: str, width: int, j: int) -> str:
+    return vec if width == 1 else f"{vec}.s{HEX[j]}"
+
+
+def _pack(name: str, layout: GemmLayout, ctype: str) -> list[str]:
+    """Panels packed[ceil(N/P)][K][P] from w[N][K]. A work-item moves a V x V block
+    (V = layout.vector): V rows of w read as vectors along K, written back as V
+    vectors along the panel's columns (a transpose through private memory).
+    Columns past N are written as zeros; a ragged K block goes element by element."""
+    p, v = layout.cols, layout.vector
+    vt = f"{ctype}{v}"
+    lanes = " ".join(f"gm_o.s{HEX[i]} = gm_t[{i}][gm_j];" for i in range(v))
+    return [
+        f"// {name}_pack: w[N][K] -> panels[ceil(N/{p})][K][{p}], zeros past N; once per weight",
+        f"__attribute__((vec_type_hint({vt})))",
+        f"__kernel void {name}_pack(const long N, const long K, __global const {ctype} *restrict w,",
+        f"    __global {ctype} *restrict packed)",
+        "{",
+        f"    const long gm_k0 = (long)get_global_id(0) * {v}, gm_c0 = (long)get_global_id(1) * {v};",
+        f"    __global {ctype} *gm_dst = packed + (gm_c0 / {p}) * K * {p} + gm_c0 % {p};",
+        f"    if (gm_k0 + {v} <= K) {{",
+        f"        {ctype} gm_t[{v}][{v}];",
+        f"        for (int gm_i = 0; gm_i < {v}; ++gm_i)",
+        f"            vstore{v}(gm_c0 + gm_i < N ? vload{v}(0, w + (gm_c0 + gm_i) * K + gm_k0) : ({vt})0, 0, gm_t[gm_i]);",
+        f"        for (int gm_j = 0; gm_j < {v}; ++gm_j) {{",
+        f"            {vt} gm_o;",
+        f"            {lanes}",
+        f"            vstore{v}(gm_o, 0, gm_dst + (gm_k0 + gm_j) * {p});",
+        "        }",
+        "    } else {",
+        f"        for (int gm_i = 0; gm_i < {v}; ++gm_i)",
+        "            for (long gm_k = gm_k0; gm_k < K; ++gm_k)",
+        f"                gm_dst[gm_k * {p} + gm_i] = gm_c0 + gm_i < N ? w[(gm_c0 + gm_i) * K + gm_k] : ({ctype})0;",
+        "    }",
+        "}",
+        "",
+    ]
+
+
+def _panel(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+    r_n, v, p = layout.rows, layout.vector, layout.cols
+    nv = p // v
+    vt = f"{ctype}{v}"
+    body = [
+        "const long gm_r0 = (long)get_global_id(0) * " + str(r_n) + ";",
+        f"const long gm_c0 = (long)get_global_id(1) * {p};",
+        "if (gm_r0 >= M || gm_c0 >= N) return;  // padding of the last work-group",
+        f"__global const {ctype} *gm_b = w + (gm_c0 / {p}) * K * {p};",
+    ]
+    for r in range(r_n):
+        # rows past M repeat the last row: valid memory, never stored
+        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1) * K;")
+    for r in range(r_n):
+        body.append(" ".join(f"{vt} gm_a{r}_{j} = 0;" for j in range(nv)))
+    body += [f"for (long k = 0; k < K; ++k, gm_b += {p}) {{"]
+    for j in range(nv):
+        body.append(f"    const {vt} gm_w{j} = vload{v}({j}, gm_b);")
+    for r in range(r_n):
+        body.append(f"    const {vt} gm_s{r} = ({vt})(gm_x{r}[k]);")
+        for j in range(nv):
+            body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")
+    body.append("}")
+
+    def block(checked: bool) -> list[str]:
+        out = []
+        for r in range(r_n):
+            row = f"gm_r0 + {r}"
+            inner = []
+            for j in range(nv):
+                if vector_epilogue is not None and not checked:
+                    inner += [
+                        "{",
+                        *(
+                            "    " + s
+                            for s in vector_epilogue(
+                                f"gm_a{r}_{j}", f"({row})", f"(gm_c0 + {j * v})", v
+                            )
+                        ),
+                        "}",
+                    ]
+                    continue
+                for lane in range(v):
+                    c = j * v + lane
+                    col = f"gm_c0 + {c}"
+                    el = _element(epilogue, _lane(f"gm_a{r}_{j}", v, lane), f"({row})", f"({col})")
+                    if checked:
+                        inner += [f"if ({col} < N)"] + ["    " + s for s in el]
+                    else:
+                        inner += el
+            if checked:
+                out += [f"if ({row} < M) {{", *("    " + s for s in inner), "}"]
+            else:
+                out += inner
+        return out
+
+    body += [f"if (gm_r0 + {r_n} <= M && gm_c0 + {p} <= N) {{"]
+    body += ["    " + s for s in block(False)]
+    body += ["} else {"]
+    body += ["    " + s for s in block(True)]
+    body += ["}"]
+    return body
+
+
+def _dot(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+    r_n, c_n, v = layout.rows, layout.cols, layout.vector
+    vt = f"{ctype}{v}"
+    body = [
+        f"const long gm_r0 = (long)get_global_id(0) * {r_n};",
+        f"const long gm_c0 = (long)get_global_id(1) * {c_n};",
+        "if (gm_r0 >= M || gm_c0 >= N) return;  // padding of the last work-group",
+    ]
+    for r in range(r_n):
+        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1) * K;")
+    for c in range(c_n):
+        body.append(f"__global const {ctype} *gm_w{c} = w + min(gm_c0 + {c}, N - 1) * K;")
+    for r in range(r_n):
+        body.append(" ".join(f"{vt} gm_a{r}_{c} = 0;" for c in range(c_n)))
+    body += ["long k = 0;", f"for (; k + {v} <= K; k += {v}) {{"]
+    for c in range(c_n):
+        body.append(f"    const {vt} gm_b{c} = vload{v}(0, gm_w{c} + k);")
+    for r in range(r_n):
+        body.append(f"    const {vt} gm_s{r} = vload{v}(0, gm_x{r} + k);")
+        for c in range(c_n):
+            body.append(f"    gm_a{r}_{c} = gm_s{r} * gm_b{c} + gm_a{r}_{c};")
+    body.append("}")
+    # lanes summed pairwise (halves), then the K tail in scalars
+    for r in range(r_n):
+        for c in range(c_n):
+            body.append(f"{ctype} gm_t{r}_{c} = {_hsum(f'gm_a{r}_{c}', v)};")
+    body.append("for (; k < K; ++k) {")
+    for r in range(r_n):
+        body.append(f"    const {ctype} gm_s{r} = gm_x{r}[k];")
+        for c in range(c_n):
+            body.append(f"    gm_t{r}_{c} = gm_s{r} * gm_w{c}[k] + gm_t{r}_{c};")
+    body.append("}")
+
+    def block(checked: bool) -> list[str]:
+        out = []
+        for r in range(r_n):
+            row = f"gm_r0 + {r}"
+            inner = []
+            for c in range(c_n):
+                col = f"gm_c0 + {c}"
+                el = _element(epilogue, f"gm_t{r}_{c}", f"({row})", f"({col})")
+                inner += [f"if ({col} < N)"] + ["    " + s for s in el] if checked else el
+            out += [f"if ({row} < M) {{", *("    " + s for s in inner), "}"] if checked else inner
+        return out
+
+    body += [f"if (gm_r0 + {r_n} <= M && gm_c0 + {c_n} <= N) {{"]
+    body += ["    " + s for s in block(False)]
+    body += ["} else {"]
+    body += ["    " + s for s in block(True)]
+    body += ["}"]
+    return body
+
+
+def _hsum(vec: str, v: int) -> str:
+    expr = vec
+    while v > 1:
+        expr = f"({expr}).lo + ({expr}).hi" if v > 2 else f"({expr}).x + ({expr}).y"
+        v //= 2
+        if v > 1:
+            expr = f"({expr})"
+    return expr
+
+
+def _tiled(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+    tx, ty = layout.group
+    wm, wn, tk = layout.rows, layout.cols, layout.tile_k
+    tm, tn = ty * wm, tx * wn
+    threads = tx * ty
+    zero = f"({ctype})0"
+    body = [
+        f"__local {ctype} gm_xs[{tk}][{tm + 1}];  // x tile, transposed: [k][row]",
+        f"__local {ctype} gm_ws[{tk}][{tn + 1}];  // w tile, transposed: [k][col]",
+        "const int gm_tx = get_local_id(0), gm_ty = get_local_id(1);",
+        f"const int gm_lid = gm_ty * {tx} + gm_tx;",
+        f"const long gm_m0 = (long)get_group_id(1) * {tm}, gm_n0 = (long)get_group_id(0) * {tn};",
+    ]
+    for i in range(wm):
+        body.append(" ".join(f"{ctype} gm_a{i}_{j} = 0;" for j in range(wn)))
+    body += [f"for (long gm_k0 = 0; gm_k0 < K; gm_k0 += {tk}) {{"]
+    # cooperative loads: consecutive work-items take consecutive k (coalesced)
+    for what, count, base, bound, tile in (
+        ("x", tm * tk, "gm_m0", "M", "gm_xs"),
+        ("w", tn * tk, "gm_n0", "N", "gm_ws"),
+    ):
+        body += [
+            f"    for (int gm_e = gm_lid; gm_e < {count}; gm_e += {threads}) {{",
+            f"        const int gm_i = gm_e / {tk}, gm_kk = gm_e % {tk};",
+            f"        const long gm_g = {base} + gm_i, gm_k = gm_k0 + gm_kk;",
+            f"        {tile}[gm_kk][gm_i] = (gm_g < {bound} && gm_k < K) ? {what}[gm_g * K + gm_k] : {zero};",
+            "    }",
+        ]
+    body += [
+        "    barrier(CLK_LOCAL_MEM_FENCE);",
+        f"    for (int gm_kk = 0; gm_kk < {tk}; ++gm_kk) {{",
+    ]
+    for i in range(wm):
+        body.append(f"        const {ctype} gm_x{i} = gm_xs[gm_kk][gm_ty + {i * ty}];")
+    for j in range(wn):
+        body.append(f"        const {ctype} gm_w{j} = gm_ws[gm_kk][gm_tx + {j * tx}];")
+    for i in range(wm):
+        for j in range(wn):
+            body.append(f"        gm_a{i}_{j} = gm_x{i} * gm_w{j} + gm_a{i}_{j};")
+    body += ["    }", "    barrier(CLK_LOCAL_MEM_FENCE);", "}"]
+    # result (gm_m0 + gm_ty + i*ty, gm_n0 + gm_tx + j*tx): neighbours in dimension 0 store neighbours
+    for i in range(wm):
+        row = f"(gm_m0 + gm_ty + {i * ty})"
+        body.append(f"if ({row} < M) {{")
+        for j in range(wn):
+            col = f"(gm_n0 + gm_tx + {j * tx})"
+            body.append(f"    if ({col} < N)")
+            body += ["    " + s for s in _element(epilogue, f"gm_a{i}_{j}", row, col)]
+        body.append("}")
+    return body
