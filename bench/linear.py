@@ -34,7 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# OpenBLAS's idle workers spin ~0.07 s after each call and, interleaved with
+# fusec, took a core from it (490 -> 250 GFLOP/s); NumPy's own numbers do not
+# change. Read when OpenBLAS loads, so before NumPy is imported.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from elementwise import fmt_ms, log, med, run_row, table  # noqa: E402

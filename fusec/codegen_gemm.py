@@ -46,9 +46,14 @@ class GemmKernel(ElementwiseKernel):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
 
         self.generator = _generator(self.ta, self.tb)
-        self.layout = self.generator.choose_layout(
-            device, known(self.m_dims), known(self.n_dims), known(self.k_dims), self.dtype
-        )
+        m, n, k = known(self.m_dims), known(self.n_dims), known(self.k_dims)
+        self.layout = self.generator.choose_layout(device, m, n, k, self.dtype)
+        # With M unknown until the call, a layout that packs w on every call is
+        # kept for large M, and one that reads w as stored is built beside it for
+        # small M, where packing costs more than it saves (64x4096->4096).
+        self.small = None
+        if m is None and getattr(self.layout, "packs", False):
+            self.small = self.generator.choose_layout(device, m, n, k, self.dtype, pack="never")
         # A layout may want w repacked (panels) by a kernel of its own first; that
         # happens on every call, since fusec cannot know whether w changed.
         self.packs = bool(getattr(self.layout, "packs", False))
@@ -66,15 +71,25 @@ class GemmKernel(ElementwiseKernel):
 
         return {"M": value(self.m_dims), "N": value(self.n_dims), "K": value(self.k_dims)}
 
-    def packed_elements(self, counts: dict) -> int:
-        return self.generator.packed_elements(self.layout, counts["N"], counts["K"]) if self.packs else 0
-
     @property
     def entry_points(self) -> list[str]:
-        return [f"{self.group.name}_pack", self.group.name] if self.packs else [self.group.name]
+        names = [f"{self.group.name}_pack", self.group.name] if self.packs else [self.group.name]
+        return names + ([f"{self.group.name}_small"] if self.small else [])
+
+    def _use_small(self, counts: dict) -> bool:
+        return self.small is not None and counts["M"] < self.generator.PER_CALL_PACK_MIN_M
+
+    def packed_elements(self, counts: dict) -> int:
+        if not self.packs or self._use_small(counts):
+            return 0
+        return self.generator.packed_elements(self.layout, counts["N"], counts["K"])
 
     def launches(self, shape, sizes=None):
         c = self.counts(shape, sizes)
+        if self._use_small(c):
+            global_size, local_size = self.generator.launch_geometry(self.small, c["M"], c["N"], c["K"])
+            args = self.main_args[:4] + [self.operand_args[1]] + self.main_args[5:]
+            return [(f"{self.group.name}_small", args, global_size, local_size)]
         global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         main = (self.group.name, self.main_args, global_size, local_size)
         if not self.packs:
@@ -96,15 +111,20 @@ class GemmKernel(ElementwiseKernel):
         if self.packs:
             _, pack_local = self.generator.pack_geometry(self.layout, 1, 1)
             trials.insert(0, (f"{self.group.name}_pack", kinds(self.pack_args), pack_local))
+        if self.small:
+            _, small_local = self.generator.launch_geometry(self.small, 1, 1, 1)
+            trials.append((f"{self.group.name}_small", kinds(self.main_args), small_local))
         return trials
 
     # -- source -------------------------------------------------------------------
 
-    def epilogue(self, acc: str, row: str, col: str) -> list[str]:
-        """C statements consuming one result element: the group's ops, then its stores."""
+    def epilogue(self, acc: str, row: str, col: str, width: int = 1) -> list[str]:
+        """C statements consuming result elements (row, col .. col + width - 1),
+        `acc` their values: the group's ops, then its stores, as the elementwise
+        skeleton writes them (vector loads and stores for width > 1)."""
         base = f"(({row}) * N + ({col}))"
-        lines, names = self.compute(1, base, preset={self.group.anchor: acc})
-        return ["{", *("    " + line for line in lines + self.stores(1, base, names)), "}"]
+        lines, names = self.compute(width, base, preset={self.group.anchor: acc})
+        return ["{", *("    " + line for line in lines + self.stores(width, base, names)), "}"]
 
     def source(self) -> str:
         gemm_source = self.generator.gemm_source
@@ -115,8 +135,12 @@ class GemmKernel(ElementwiseKernel):
             f"// {self.g.nodes[self.group.anchor]['op']} with a fused epilogue ({len(ops)}): "
             f"{' '.join(ops) if ops else '(store)'}",
         ]
-        body = gemm_source(self.group.name, self.layout, ctype=self.ctype, epilogue=self.epilogue,
-                           epilogue_params=params)
+        kw = dict(ctype=self.ctype, epilogue=self.epilogue, epilogue_params=params)
+        if not isinstance(self.generator, _Naive):  # fusec.gemm: whole blocks take a vector epilogue
+            kw["vector_epilogue"] = self.epilogue
+        body = gemm_source(self.group.name, self.layout, **kw)
+        if self.small:
+            body += "\n" + gemm_source(f"{self.group.name}_small", self.small, **kw)
         return "\n".join(head) + "\n" + body
 
 

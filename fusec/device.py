@@ -69,6 +69,7 @@ class DeviceInfo:
             # USE_HOST_PTR is zero-copy for PoCL at any address; Intel's runtime
             # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
             host_ptr_alignment=1 if pocl else PAGE,
-            native_vector_width=max(1, dev.native_vector_width_float),
+            # PoCL reports 16 here, and float16 code can crash its LLVM (see above)
+            native_vector_width=min(8, dev.native_vector_width_float) if pocl else max(1, dev.native_vector_width_float),
             local_mem_size=dev.local_mem_size,
         )

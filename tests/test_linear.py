@@ -33,7 +33,9 @@ def mlp_reference(x, w1, b1, w2, b2):
     return F.linear(torch.relu(F.linear(t[0], t[1], t[2])), t[3], t[4]).numpy()
 
 
-@pytest.mark.parametrize("b, k, h, o", [(1, 1, 1, 1), (7, 13, 97, 3), (64, 784, 256, 10), (33, 17, 16, 32)])
+# M below and above the size where w is packed per call (128): both kernels run
+@pytest.mark.parametrize("b, k, h, o", [(1, 1, 1, 1), (7, 13, 97, 3), (64, 784, 256, 10), (33, 17, 16, 32),
+                                        (130, 33, 40, 7), (300, 64, 96, 20)])
 def test_mlp_matches_torch(b, k, h, o):
     g = fusec.compile(MLP)["mlp"]
     args = [rng.standard_normal(s).astype(np.float32) for s in ((b, k), (h, k), (h,), (o, h), (o,))]
@@ -45,7 +47,8 @@ def test_mlp_matches_torch(b, k, h, o):
     assert compute_kernels(g)[0]["ops"] == ["linear", "add", "relu"]
 
 
-def test_epilogue_with_a_residual_several_outputs_and_batch_dimensions():
+@pytest.mark.parametrize("a, b", [(2, 5), (3, 100)])
+def test_epilogue_with_a_residual_several_outputs_and_batch_dimensions(a, b):
     text = """
 graph block(x: f64[A, B, K], w: f64[N, K], r: f64[A, B, N], s: f64) {
     y = linear(x, w)
@@ -54,9 +57,9 @@ graph block(x: f64[A, B, K], w: f64[N, K], r: f64[A, B, N], s: f64) {
 }
 """
     g = fusec.compile(text)["block"]
-    x = rng.standard_normal((2, 5, 11))
-    w = rng.standard_normal((6, 11))
-    r = rng.standard_normal((2, 5, 6))
+    x = rng.standard_normal((a, b, 11))
+    w = rng.standard_normal((37, 11))  # 37 columns: whole 32-wide panels and a ragged one
+    r = rng.standard_normal((a, b, 37))
     z, y, sz = g(x, w, r, 0.5)
     Y = F.linear(torch.tensor(x), torch.tensor(w))
     Z = F.gelu(Y) * 0.5 + torch.tensor(r)
