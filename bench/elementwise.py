@@ -251,6 +251,19 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def machine_header(dev, **versions) -> list[str]:
+    """The lines every benchmark prints first: device, host, versions."""
+    import fusec
+
+    shown = ", ".join(f"{k} {v}" for k, v in {"fusec": fusec.__version__, "numpy": np.__version__, **versions}.items())
+    return [
+        f"device:  {dev.name.strip()} ({dev.platform.name.strip()} {dev.platform.version.strip()}), "
+        f"{dev.max_compute_units} compute units",
+        f"host:    {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        f"versions: {shown}",
+    ]
+
+
 # -- main -----------------------------------------------------------------------------------
 
 

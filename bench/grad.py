@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elementwise import CopyKernels, fmt_ms, ir_text, log, med, run_row, table, torch_fn  # noqa: E402
+from elementwise import (  # noqa: E402
+    CopyKernels,
+    fmt_ms,
+    ir_text,
+    log,
+    machine_header,
+    med,
+    run_row,
+    table,
+    torch_fn,
+)
 
 
 def plan_bytes(plan: dict, n: int, itemsize: int = 4) -> int:
@@ -101,14 +110,8 @@ def main(argv=None) -> int:
     queue = next(iter(graphs.values())).runtime.queue
     dev = queue.device
     copier = CopyKernels(queue.context, queue)
-    header = [
-        f"device:  {dev.name.strip()} ({dev.platform.name.strip()} {dev.platform.version.strip()}), "
-        f"{dev.max_compute_units} compute units",
-        f"host:    {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"versions: fusec {fusec.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"pyopencl {cl.VERSION_TEXT}",
-        f"n = 2^{int(math.log2(n))} float32; load average at start {os.getloadavg()[0]:.2f}",
-    ]
+    header = machine_header(dev, torch=torch.__version__, pyopencl=cl.VERSION_TEXT)
+    header.append(f"n = 2^{int(math.log2(n))} float32; load average at start {os.getloadavg()[0]:.2f}")
     print("\n".join(header), flush=True)
 
     rng = np.random.default_rng(0)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elementwise import fmt_ms, log, med, run_row, table  # noqa: E402
+from elementwise import fmt_ms, log, machine_header, med, run_row, table  # noqa: E402
 
 SHAPES = [(256, 784, 256), (4096, 1024, 1024), (64, 4096, 4096)]
 FUSED = "graph f(x: f32[M, K], w: f32[N, K], b: f32[N]) {\n    return relu(linear(x, w, b))\n}\n"
@@ -83,12 +82,7 @@ def main(argv=None) -> int:
     softmax = fusec.compile(SOFTMAX)["f"]
     queue = fused.runtime.queue
     dev = queue.device
-    header = [
-        f"device:  {dev.name.strip()} ({dev.platform.name.strip()} {dev.platform.version.strip()}), "
-        f"{dev.max_compute_units} compute units",
-        f"host:    {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        f"versions: fusec {fusec.__version__}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"pyopencl {cl.VERSION_TEXT}",
+    header = machine_header(dev, torch=torch.__version__, pyopencl=cl.VERSION_TEXT) + [
         f"BLAS:    {blas_info()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}",
         f"fusec GEMM layout: {getattr(fused.kernels[0], 'layout', '?')}; load average {os.getloadavg()[0]:.2f}",
     ]
