@@ -117,7 +117,10 @@ class CompiledGraph:
         self.name = g.graph["name"]
         self.runtime = runtime
         self.groups = fuse(g)
-        self.source, self.kernels = generate(g, self.groups, runtime.info)
+        try:
+            self.source, self.kernels = generate(g, self.groups, runtime.info)
+        except CompileError as e:  # what only the device decides, positioned in the file
+            raise e.with_source(front.filename, front.source) from None
         self.plan = make_plan(g, self.kernels)
         self.params = [g.nodes[p] for p in g.graph["params"]]
         self._front = front
