@@ -300,6 +300,8 @@ class CompiledGraph:
             if group.kind == "gemm" and kernel.packs:
                 packed = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True)
             n = math.prod(shape)
+            # a reduction's epilogue indexes its result
+            oshape = tuple(_resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
             for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
                 call_args = []
                 for name, kind, dtype in spec:
@@ -307,6 +309,10 @@ class CompiledGraph:
                         call_args.append(np.int64(n))
                     elif kind == "dim":
                         call_args.append(np.int64(shape[int(name[1:])]))
+                    elif kind == "osize":
+                        call_args.append(np.int64(math.prod(oshape)))
+                    elif kind == "odim":
+                        call_args.append(np.int64(oshape[int(name[1:])]))
                     elif kind == "count":
                         call_args.append(np.int64(counts[name]))
                     elif kind == "scalar":

@@ -27,6 +27,10 @@ STORAGE = {"f16": "half", "f32": "float", "f64": "double", "i32": "int", "i64": 
 MASK = {"float": "int", "double": "long", "int": "int", "long": "long"}
 
 
+# argument kinds passed as `long` by value: extents, element counts
+LONG_KINDS = ("size", "dim", "count", "osize", "odim")
+
+
 def vec(t: str, w: int) -> str:
     return t if w == 1 else f"{t}{w}"
 
@@ -98,11 +102,17 @@ def to_mask(expr: str, value_ctype: str, w: int) -> str:
 class ElementwiseKernel:
     """Source for one fusion group. `args` lists (name, kind, dtype) in launch order."""
 
+    # The index space's element count and extents, as kernel arguments. A
+    # reduction's epilogue, in the same kernel as other code, names its own
+    # ("en", "e0", ...: kinds "osize", "odim", the reduction's result shape).
+    size_arg, dim_prefix, dim_kind = ("n", "size"), "d", "dim"
+
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         self.g, self.group, self.device = g, group, device
         self.ndim = len(group.shape)
-        self.args: list[tuple[str, str, str]] = [("n", "size", "i64")]
-        self.args += [(f"d{i}", "dim", "i64") for i in range(self.ndim)]
+        d = self.dim_prefix
+        self.args: list[tuple[str, str, str]] = [(*self.size_arg, "i64")]
+        self.args += [(f"{d}{i}", self.dim_kind, "i64") for i in range(self.ndim)]
         self.input_kind, self.c_names = {}, {}
         passed = set()  # memory already among the arguments (a view and its root share it)
         for p in group.inputs:
@@ -143,13 +153,15 @@ class ElementwiseKernel:
         terms, stride = [], []
         for i in reversed(range(self.ndim)):
             if aligned[i] != 1:
-                coord = f"(({flat}) / {self._out_stride(i)} % d{i})" if i else f"(({flat}) / {self._out_stride(i)})"
-                terms.append(coord + "".join(f" * d{j}" for j in stride))
+                d = self.dim_prefix
+                coord = f"(({flat}) / {self._out_stride(i)} % {d}{i})" if i else f"(({flat}) / {self._out_stride(i)})"
+                terms.append(coord + "".join(f" * {d}{j}" for j in stride))
                 stride.append(i)
         return " + ".join(reversed(terms)) or "0"
 
     def _out_stride(self, i: int) -> str:
-        return "(" + " * ".join(f"d{j}" for j in range(i + 1, self.ndim)) + ")" if i + 1 < self.ndim else "1"
+        d = self.dim_prefix
+        return "(" + " * ".join(f"{d}{j}" for j in range(i + 1, self.ndim)) + ")" if i + 1 < self.ndim else "1"
 
     # -- loads and stores ---------------------------------------------------------
 
@@ -184,7 +196,7 @@ class ElementwiseKernel:
             fast = self._vload(name, dtype, index, w)
         else:  # one value across the row: a splat when rows hold whole vectors
             fast = self._splat(at(index), dtype, w)
-        return f"((d{self.ndim - 1} % {w} == 0) ? {fast} : {gather})"
+        return f"(({self.dim_prefix}{self.ndim - 1} % {w} == 0) ? {fast} : {gather})"
 
     def _splat(self, one: str, dtype: str, w: int) -> str:
         ct = COMPUTE[dtype]
@@ -291,7 +303,7 @@ class ElementwiseKernel:
     def signature(self) -> list[str]:
         params = []
         for name, kind, dtype in self.args:
-            if kind in ("size", "dim"):
+            if kind in LONG_KINDS:
                 params.append(f"const long {name}")
             elif kind == "scalar":
                 params.append(f"const {COMPUTE[dtype]} {c_name(name)}")
@@ -316,7 +328,7 @@ class ElementwiseKernel:
         """Argument kinds for a launch that does nothing (n = 0): "buffer" or a C scalar type."""
         kinds = []
         for _, kind, dtype in self.args:
-            if kind in ("size", "dim"):
+            if kind in LONG_KINDS:
                 kinds.append("long")
             elif kind == "scalar":
                 kinds.append(COMPUTE[dtype])

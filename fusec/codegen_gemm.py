@@ -14,7 +14,7 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, ElementwiseKernel, temp_name
+from .codegen import COMPUTE, LONG_KINDS, ElementwiseKernel, temp_name
 from .device import DeviceInfo
 from .ops.linalg import gemm_dims
 from .passes.fuse import FusionGroup
@@ -101,7 +101,7 @@ class GemmKernel(ElementwiseKernel):
 
     def trial_launches(self):
         def kinds(args):
-            return ["long" if k in ("size", "dim", "count") else COMPUTE[d] if k == "scalar" else "buffer"
+            return ["long" if k in LONG_KINDS else COMPUTE[d] if k == "scalar" else "buffer"
                     for _, k, d in args]
 
         _, local = self.generator.launch_geometry(self.layout, 1, 1, 1)

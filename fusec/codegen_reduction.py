@@ -14,12 +14,13 @@ results do not depend on timing. The combining op comes from the registry
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import networkx as nx
 
 from . import dtypes as dt
-from .codegen import COMPUTE, STORAGE, ElementwiseKernel, _render, convert
+from .codegen import COMPUTE, LONG_KINDS, STORAGE, ElementwiseKernel, _render, convert
 from .device import DeviceInfo
 from .passes.fuse import FusionGroup
 from .registry import lookup
@@ -27,10 +28,23 @@ from .registry import lookup
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 
 
+class _Epilogue(ElementwiseKernel):
+    """The elementwise ops on a reduction's result, in its finish kernel, over
+    the result's own index space (named apart from the operand's)."""
+
+    size_arg, dim_prefix, dim_kind = ("en", "osize"), "e", "odim"
+
+
 class ReductionKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
-        super().__init__(g, group, device)
+        # self.args: the prologue's (n, dims, inputs); the epilogue has its own
+        super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
+        self.group = group
         data = g.nodes[group.anchor]
+        self.epi = _Epilogue(g, FusionGroup(
+            f"{group.name}_epilogue", tuple(data["shape"]), group.epilogue, group.epilogue_inputs,
+            group.outputs, "", stores=group.stores,
+        ), device)
         self.prim = lookup(data["op"])
         self.attrs = dict(data["attrs"])
         self.dtype = data["dtype"]
@@ -40,8 +54,8 @@ class ReductionKernel(ElementwiseKernel):
         self.kept = tuple(i for i in range(self.ndim) if i not in self.axes)
         counts = [("m", "count", "i64"), ("r", "count", "i64"), ("chunks", "count", "i64")]
         partial = [("partial", "partial", self.dtype)]
-        self.partial_args = self.args[: 1 + self.ndim + len(group.inputs)] + partial + counts
-        self.finish_args = partial + counts + self.args[1 + self.ndim + len(group.inputs):]
+        self.partial_args = self.args + partial + counts
+        self.finish_args = partial + counts + self.epi.args
 
     # -- sizes ------------------------------------------------------------------
 
@@ -189,8 +203,8 @@ class ReductionKernel(ElementwiseKernel):
             loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
             out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
             out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
-        dests = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("output", "store")]
-        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"] + dests
+        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
+        fsig += self.epi.signature()
         out += [
             f"__kernel void {name}_finish(\n    " + ",\n    ".join(fsig) + ")",
             "{",
@@ -201,14 +215,13 @@ class ReductionKernel(ElementwiseKernel):
         ]
         if self.prim.reduce_finish:
             out.append(f"    acc = {self._finish('acc')};")
-        for arg, kind, dtype in self.args:
-            if kind in ("output", "store"):
-                out.append("    " + self._store(arg, dtype, "acc", 1, "o"))
+        lines, names = self.epi.compute(1, "o", preset={self.group.anchor: "acc"})
+        out += ["    " + line for line in lines + self.epi.stores(1, "o", names)]
         return "\n".join(out + ["}", ""])
 
 
 def _trial_kinds(args) -> list[str]:
-    return ["long" if kind in ("size", "dim", "count") else COMPUTE[dtype] if kind == "scalar" else "buffer" for _, kind, dtype in args]
+    return ["long" if kind in LONG_KINDS else COMPUTE[dtype] if kind == "scalar" else "buffer" for _, kind, dtype in args]
 
 
 __all__ = ["ReductionKernel", "STORAGE"]

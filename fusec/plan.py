@@ -11,7 +11,7 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, STORAGE, ElementwiseKernel, temp_name
+from .codegen import COMPUTE, LONG_KINDS, STORAGE, ElementwiseKernel, temp_name
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
@@ -101,7 +101,7 @@ def _reads(g, grp) -> list[str]:
 def _arg(g, k, spec, values: dict) -> dict:
     """One argument of a launch, as the plan describes it."""
     name, kind, dtype = spec
-    if kind in ("size", "dim", "count"):
+    if kind in LONG_KINDS:
         ctype = "long"
     elif kind in ("scalar", "partial"):
         ctype = COMPUTE[dtype]  # by value, or a reduction's partials in its accumulator type
@@ -112,6 +112,9 @@ def _arg(g, k, spec, values: dict) -> dict:
         arg["value"] = size_expr(k.group.shape)
     elif kind == "dim":
         arg["value"] = str(_dims(k.group.shape)[int(name[1:])])
+    elif kind in ("osize", "odim"):  # a reduction's epilogue: its result's index space
+        result = g.nodes[k.group.anchor]["shape"]
+        arg["value"] = size_expr(result) if kind == "osize" else str(_dims(result)[int(name[1:])])
     elif kind == "count":
         arg["value"] = values[name]
     elif kind == "output":

@@ -132,3 +132,33 @@ def test_reduction_gradients_match_torch(axis, keep):
             np.testing.assert_allclose(y, o.detach().numpy(), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(grads["x"], tx.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))
         np.testing.assert_allclose(grads["t"], tt.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))
+
+
+def test_elementwise_ops_on_a_reduction_run_in_its_last_kernel():
+    text = """
+graph f(x: f32[B, N], c: f32[B], s: f32) {
+    m = mean(x * x, axis=1) * s + c
+    return m, sqrt(m), -sum(m)
+}
+"""
+    g = fusec.compile(text, grad=True)["f"]
+    x = rng.standard_normal((37, 11)).astype(np.float32)
+    c = rng.uniform(1, 2, 37).astype(np.float32)
+    m, root, total = g(x, c, np.float32(0.5))
+    want = (x * x).mean(1) * 0.5 + c
+    np.testing.assert_allclose(m, want, rtol=1e-5)
+    np.testing.assert_allclose(root, np.sqrt(want), rtol=1e-5)
+    np.testing.assert_allclose(total, -want.sum(), rtol=1e-5)
+    names = [k["name"] for k in g.plan["kernels"]]
+    assert not any(n.startswith("f_k") for n in names), names  # no elementwise kernel of its own
+    finish = next(k for k in g.plan["kernels"] if k["name"] == "f_r0_finish")
+    assert "in its last kernel" in finish["why"]
+    # and the gradients through it (the epilogue of the backward's reductions too)
+    tx, tc = torch.tensor(x, requires_grad=True), torch.tensor(c, requires_grad=True)
+    tm = (tx * tx).mean(1) * 0.5 + tc
+    outs = [tm, torch.sqrt(tm), -tm.sum()]
+    cts = [rng.standard_normal(tuple(o.shape)).astype(np.float32) for o in outs]
+    torch.autograd.backward(outs, [torch.tensor(ct) for ct in cts])
+    _, grads = g.value_and_grad(x, c, np.float32(0.5), grad_outputs=tuple(cts))
+    np.testing.assert_allclose(grads["x"], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grads["c"], tc.grad.numpy(), rtol=1e-4, atol=1e-5)

@@ -30,6 +30,10 @@ class FusionGroup:
     anchor: int | None = None  # the reduction or GEMM node of such a group
     stores: tuple = ()  # nodes whose values later groups read (kept in temporary buffers)
     operands: tuple = ()  # a GEMM's operands (x, w), read from memory
+    # A reduction's epilogue: elementwise nodes over its result (outputs and
+    # stores above include theirs), and what they read from memory
+    epilogue: tuple = ()
+    epilogue_inputs: tuple = ()
 
 
 def _kind(g, n) -> str | None:
@@ -98,41 +102,49 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     wanted += [(None, s) for s in sorted(stored - anchors - views(g), key=order.get)]
     specs = []  # dicts, made into FusionGroups once every store is known
 
+    # Each wanted value of an anchor's result shape goes to the last anchor
+    # before it, as an epilogue computed from its result in registers: a GEMM's
+    # or a reduction's last kernel computes it. Not when it also reads a value
+    # computed from that anchor's result (softmax(linear(x, w)) reads the row
+    # max of the product): that waits for a later kernel.
+    epilogue = {a: [] for a in anchors}
+    for item in wanted:
+        node = item[1]
+        region = _region(g, [node], stored)
+        before = [n for n in region if n in anchors and g.nodes[n]["shape"] == g.nodes[node]["shape"]]
+        if not before:
+            continue
+        last = max(before, key=order.get)
+        if not any(n in stored and n != last and nx.has_path(g, last, n) for n in region if n != node):
+            epilogue[last].append(item)
+    taken = {item for items in epilogue.values() for item in items}
+
+    def epilogue_parts(a):
+        """(nodes, inputs, outputs, stores) of anchor a's epilogue; a itself is in registers."""
+        mine = epilogue[a]
+        roots = [n for _, n in mine]
+        nodes, inputs = _split(g, _region(g, roots, stored) | {a}, stored, order, roots=roots, skip=[a])
+        outs = tuple((i, n) for i, n in mine if i is not None) + tuple((i, o) for i, o in outputs if o == a)
+        return nodes, inputs, outs, [n for i, n in mine if i is None]
+
     for k, r in enumerate(reductions):
         (operand,) = g.nodes[r]["args"]
         region = _region(g, [operand], stored) if operand not in stored else {operand}
         nodes, inputs = _split(g, region, stored, order, roots=[] if operand in stored else [operand])
+        epi_nodes, epi_inputs, outs, stores = epilogue_parts(r)
         specs.append(dict(
             name=f"{gname}_r{k}", shape=tuple(g.nodes[operand]["shape"]), nodes=nodes, inputs=inputs,
-            outputs=tuple((i, o) for i, o in outputs if o == r), kind="reduction", anchor=r, stores=[],
-            reason=f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group",
+            outputs=outs, kind="reduction", anchor=r, stores=stores, epilogue=epi_nodes, epilogue_inputs=epi_inputs,
+            reason=f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group"
+                   + ("; the elementwise ops on its result run after it, in its last kernel" if epi_nodes else ""),
         ))
 
-    # A GEMM takes, as its epilogue, the wanted values of its shape that it is
-    # the last GEMM before: they are computed from its result in registers.
-    taken = set()
     for k, G in enumerate(gemms):
+        nodes, inputs, outs, stores = epilogue_parts(G)
         shape = tuple(g.nodes[G]["shape"])
-        mine = []
-        for item in wanted:
-            node = item[1]
-            if item in taken or tuple(g.nodes[node]["shape"]) != shape:
-                continue
-            region = _region(g, [node], stored)
-            before = [n for n in region if n in gemms]
-            # ... unless it also reads a value computed from this GEMM's result
-            # (softmax(linear(x, w)) reads the row max): that waits for a later kernel
-            later = any(n in stored and n != G and nx.has_path(g, G, n) for n in region if n != node)
-            if before and max(before, key=order.get) == G and not later:
-                mine.append(item)
-        taken.update(mine)
-        roots = [n for _, n in mine]
-        region = _region(g, roots, stored) | {G}
-        nodes, inputs = _split(g, region, stored, order, roots=roots, skip=[G])
         specs.append(dict(
-            name=f"{gname}_g{k}", shape=shape, nodes=nodes, inputs=inputs,
-            outputs=tuple((i, n) for i, n in mine if i is not None) + tuple((i, o) for i, o in outputs if o == G),
-            kind="gemm", anchor=G, stores=[n for i, n in mine if i is None], operands=tuple(g.nodes[G]["args"]),
+            name=f"{gname}_g{k}", shape=shape, nodes=nodes, inputs=inputs, outputs=outs, kind="gemm", anchor=G,
+            stores=stores, operands=tuple(g.nodes[G]["args"]),
             reason=f"{g.nodes[G]['op']} starts a group; elementwise ops on its result of shape {list(shape)} "
                    "run in its epilogue",
         ))
@@ -153,7 +165,8 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         ))
 
     # An anchor other kernels read is stored too.
-    read = {view_root(g, n) for spec in specs for n in (*spec["inputs"], *spec.get("operands", ()))}
+    read = {view_root(g, n) for spec in specs
+            for n in (*spec["inputs"], *spec.get("operands", ()), *spec.get("epilogue_inputs", ()))}
     for spec in specs:
         if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
             spec["stores"].append(spec["anchor"])
@@ -167,7 +180,7 @@ def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
-            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands)]
+            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands, *grp.epilogue_inputs)]
             needs = {producer[n] for n in read if n in producer} - {grp.name}
             if needs <= done:
                 ordered.append(grp)
