@@ -43,14 +43,15 @@ class GemmKernel(ElementwiseKernel):
         def known(dims):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
 
-        self.generator = _generator(self.ta, self.tb)
+        self.generator = _generator(self.ta, self.tb, device.is_cpu)
         m, n, k = known(self.m_dims), known(self.n_dims), known(self.k_dims)
-        self.layout = self.generator.choose_layout(device, m, n, k, self.dtype)
+        transposed = {} if isinstance(self.generator, _Naive) else {"ta": self.ta, "tb": self.tb}
+        self.layout = self.generator.choose_layout(device, m, n, k, self.dtype, **transposed)
         # With M unknown until the call, a layout that packs w on every call is
         # kept for large M, and one that reads w as stored is built beside it for
         # small M, where packing costs more than it saves (64x4096->4096).
         self.small = None
-        if m is None and getattr(self.layout, "packs", False):
+        if m is None and getattr(self.layout, "packs", False) and (self.ta, self.tb) == (False, True):
             self.small = self.generator.choose_layout(device, m, n, k, self.dtype, pack="never")
         # A layout may want w repacked (panels) by a kernel of its own first; that
         # happens on every call, since fusec cannot know whether w changed.
@@ -143,8 +144,8 @@ class GemmKernel(ElementwiseKernel):
 
 
 
-# -- a plain generator, for the layouts fusec.gemm does not cover (and until it
-# lands): one work-item per result element, either operand transposed
+# -- a plain generator, for the layouts fusec.gemm does not cover: one
+# work-item per result element, either operand transposed
 
 
 class _Naive:
@@ -181,10 +182,9 @@ class _Naive:
         return "\n".join(body)
 
 
-def _generator(ta: bool, tb: bool):
-    """fusec.gemm for x @ wᵀ (linear's layout), the plain kernel otherwise."""
-    try:
-        from . import gemm
-    except ImportError:
-        return _Naive(ta, tb)
-    return gemm if (ta, tb) == (False, True) else _Naive(ta, tb)
+def _generator(ta: bool, tb: bool, is_cpu: bool):
+    """fusec.gemm; the plain kernel for transposed operands on GPUs (gemm's
+    tiled layout reads x @ wᵀ only)."""
+    from . import gemm
+
+    return gemm if (ta, tb) == (False, True) or is_cpu else _Naive(ta, tb)

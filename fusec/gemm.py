@@ -119,6 +119,11 @@ class GemmLayout:
     vector: int
     group: tuple[int, int]
     tile_k: int = 0
+    # op(x)[m, k] is x[k, m] (ta) and op(w)[k, n] is w[n, k] (tb): linear's
+    # layout is (False, True); autodiff's dx = g·w and dw = gᵀ·x are the
+    # others. Only the panel layout reads them (its pack kernel and x loads).
+    ta: bool = False
+    tb: bool = True
 
     @property
     def packs(self) -> bool:
@@ -149,6 +154,8 @@ def choose_layout(
     pack: str = "per_call",
     native_width: int | None = None,
     local_memory: int | None = None,
+    ta: bool = False,
+    tb: bool = True,
 ) -> GemmLayout:
     """The layout for `device` and (where known) the sizes; any layout is right for any sizes.
 
@@ -167,6 +174,10 @@ def choose_layout(
     if pack not in ("once", "per_call", "never"):
         raise ValueError(f"pack must be 'once', 'per_call' or 'never', not {pack!r}")
     size = SIZEOF[CTYPES[dtype]]
+    if (ta, tb) != (False, True):
+        if not device.is_cpu:
+            raise ValueError("transposed operands are supported by the CPU (panel) layout only")
+        pack = "once"  # the panel layout reads any operand order: packing handles w's
     if not device.is_cpu:
         memory = local_memory or getattr(device, "local_mem_size", None) or DEFAULT_LOCAL_MEMORY
         return _tiled_layout(device.max_work_group_size, memory, size)
@@ -182,7 +193,7 @@ def choose_layout(
         rows, vectors = (8, 2) if wide else (6, 2)
         if m is not None:
             rows = max(1, min(rows, m))  # a small known M: no rows computed only to be dropped
-        return GemmLayout("panel", rows, lanes * vectors, lanes, (8, 1))
+        return GemmLayout("panel", rows, lanes * vectors, lanes, (8, 1), ta=ta, tb=tb)
     rows, cols = (4, 6) if wide else (2, 4)
     if m is not None:
         rows = max(1, min(rows, m))

@@ -38,6 +38,8 @@ def pack_kernel(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     Columns past N are written as zeros; a ragged K block goes element by element."""
     p, v = layout.cols, layout.vector
     vt = f"{ctype}{v}"
+    if not layout.tb:
+        return _pack_rows(name, layout, ctype)
     lanes = " ".join(f"gm_o.s{HEX[i]} = gm_t[{i}][gm_j];" for i in range(v))
     return [
         f"// {name}_pack: w[N][K] -> panels[ceil(N/{p})][K][{p}], zeros past N; once per weight",
@@ -66,6 +68,31 @@ def pack_kernel(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     ]
 
 
+def _pack_rows(name: str, layout: GemmLayout, ctype: str) -> list[str]:
+    """Panels packed[ceil(N/P)][K][P] from w[K][N] (w not transposed: a panel's
+    row is a slice of w's row). A work-item copies V rows of one V-column slice;
+    columns past N are zeros. Same geometry as the transposing packer."""
+    p, v = layout.cols, layout.vector
+    return [
+        f"// {name}_pack: w[K][N] -> panels[ceil(N/{p})][K][{p}], zeros past N",
+        f"__attribute__((vec_type_hint({ctype}{v})))",
+        f"__kernel void {name}_pack(const long N, const long K, __global const {ctype} *restrict w,",
+        f"    __global {ctype} *restrict packed)",
+        "{",
+        f"    const long gm_k0 = (long)get_global_id(0) * {v}, gm_c0 = (long)get_global_id(1) * {v};",
+        f"    __global {ctype} *gm_dst = packed + (gm_c0 / {p}) * K * {p} + gm_c0 % {p};",
+        f"    for (long gm_k = gm_k0; gm_k < gm_k0 + {v} && gm_k < K; ++gm_k) {{",
+        f"        if (gm_c0 + {v} <= N)",
+        f"            vstore{v}(vload{v}(0, w + gm_k * N + gm_c0), 0, gm_dst + gm_k * {p});",
+        "        else",
+        f"            for (int gm_i = 0; gm_i < {v}; ++gm_i)",
+        f"                gm_dst[gm_k * {p} + gm_i] = gm_c0 + gm_i < N ? w[gm_k * N + gm_c0 + gm_i] : ({ctype})0;",
+        "    }",
+        "}",
+        "",
+    ]
+
+
 def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
     r_n, v, p = layout.rows, layout.vector, layout.cols
     nv = p // v
@@ -76,16 +103,18 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
         "if (gm_r0 >= M || gm_c0 >= N) return;  // padding of the last work-group",
         f"__global const {ctype} *gm_b = w + (gm_c0 / {p}) * K * {p};",
     ]
+    # op(x)'s row r: x's row (stride 1 along k), or x's column when x is transposed
+    row_at, k_step = ("", "M") if layout.ta else (" * K", "1")
     for r in range(r_n):
         # rows past M repeat the last row: valid memory, never stored
-        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1) * K;")
+        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1){row_at};")
     for r in range(r_n):
         body.append(" ".join(f"{vt} gm_a{r}_{j} = 0;" for j in range(nv)))
     body += [f"for (long k = 0; k < K; ++k, gm_b += {p}) {{"]
     for j in range(nv):
         body.append(f"    const {vt} gm_w{j} = vload{v}({j}, gm_b);")
     for r in range(r_n):
-        body.append(f"    const {vt} gm_s{r} = ({vt})(gm_x{r}[k]);")
+        body.append(f"    const {vt} gm_s{r} = ({vt})(gm_x{r}[k * {k_step}]);")
         for j in range(nv):
             body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")
     body.append("}")

@@ -330,3 +330,34 @@ def test_source_is_deterministic_and_has_the_parameters_in_order():
         positions = [head.index(p) for p in order]
         assert positions == sorted(positions)
         assert ("__kernel void lin_pack(" in a) == layout.packs
+
+
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("width", [16, 8])
+def test_transposed_operands_in_the_panel_layout(rt, ta, tb, width):
+    """autodiff's dx = g·w (neither transposed) and dw = gᵀ·x (x transposed):
+    the panel layout reads x by columns and packs an untransposed w by rows."""
+    layout = gemm.choose_layout(CPU, None, None, None, native_width=width, ta=ta, tb=tb)
+    assert layout.kind == "panel" and (layout.ta, layout.tb) == (ta, tb)
+    main, pack = build(rt, layout, "store")
+    ctx, queue, mf = rt.context, rt.queue, cl.mem_flags
+    for m, k, n in SHAPES[:8]:
+        x, w, _ = data(m, k, n)
+        x_stored = np.ascontiguousarray(x.T) if ta else x  # [k, m] or [m, k]
+        w_stored = w if tb else np.ascontiguousarray(w.T)  # [n, k] or [k, n]
+        xb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x_stored)
+        wb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=w_stored)
+        out = np.full((m, n), np.nan, np.float32)
+        ob = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=out)
+        packed = cl.Buffer(ctx, mf.READ_WRITE, gemm.packed_elements(layout, n, k) * 4)
+        gs, ls = gemm.pack_geometry(layout, n, k)
+        pack(queue, gs, ls, np.int64(n), np.int64(k), wb, packed)
+        gs, ls = gemm.launch_geometry(layout, m, n, k)
+        main(queue, gs, ls, np.int64(m), np.int64(n), np.int64(k), xb, packed, ob)
+        cl.enqueue_copy(queue, out, ob)
+        check(out, reference("store", x, w, None), k)
+
+
+def test_transposed_operands_are_cpu_only():
+    with pytest.raises(ValueError, match="CPU"):
+        gemm.choose_layout(GPU, None, None, None, ta=True)
