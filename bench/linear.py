@@ -6,7 +6,9 @@ and separate ops), PyTorch eager and torch.compile, in one run.
     python bench/linear.py --quick      # smaller rounds, no torch.compile
     python bench/linear.py --json out.json
 
-Shapes (M x K -> N, float32): 256x784->256, 4096x1024->1024, 64x4096->4096.
+Shapes (M x K -> N, float32): 256x784->256, 4096x1024->1024, 64x4096->4096;
+then forward+backward of the same layer (y, dx, dw, db: 6 M N K flops),
+fusec's forward_backward against torch eager autograd and torch.compile.
 
 Columns (medians of interleaved rounds; GFLOP/s counts 2 M N K):
 
@@ -130,6 +132,33 @@ def main(argv=None) -> int:
         meds = {name: med(s) for name, s in run_row(methods, 1, rounds).items()}
         rows.append({"shape": tag, "flops": 2 * m * n * k, "median_s": meds, "errors": errors})
 
+    # a training step's worth: forward and backward (dx, dw, db) of the same layer
+    train = fusec.compile(FUSED, grad=True)["f"].forward_backward
+    train_rows = []
+    for m, k, n in SHAPES:
+        tag = f"{m}x{k}->{n}"
+        log(f"{tag} forward+backward: preparing")
+        x = rng.standard_normal((m, k), dtype=np.float32)
+        w = (rng.standard_normal((n, k), dtype=np.float32) / np.sqrt(k)).astype(np.float32)
+        b = rng.standard_normal(n, dtype=np.float32)
+        ct = rng.standard_normal((m, n), dtype=np.float32)
+        xd, wd, bd, cd = (cla.to_device(queue, a) for a in (x, w, b, ct))
+        leaves = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        ctt = torch.from_numpy(ct)
+
+        def step(f, leaves=leaves, ctt=ctt):
+            return torch.autograd.grad(torch.relu(f(*leaves)), leaves, ctt)
+
+        tm = {"fusec": lambda xd=xd, wd=wd, bd=bd, cd=cd: (train(xd, wd, bd, cd), queue.finish()),
+              "torch": lambda: step(F.linear)}
+        if not (args.quick or args.no_compile):
+            torch._dynamo.reset()
+            lin = torch.compile(lambda x, w, b: torch.relu(F.linear(x, w, b)), dynamic=False)
+            lin(*leaves)
+            tm["t.compile"] = lambda lin=lin, leaves=leaves, ctt=ctt: torch.autograd.grad(lin(*leaves), leaves, ctt)
+        meds = {name: med(s_) for name, s_ in run_row(tm, 1, rounds).items()}
+        train_rows.append({"shape": tag, "flops": 6 * m * n * k, "median_s": meds})
+
     log("softmax 4096x4096: preparing")
     x = rng.standard_normal((4096, 4096), dtype=np.float32)
     xd = cla.to_device(queue, x)
@@ -152,6 +181,12 @@ def main(argv=None) -> int:
     out.append(table(["shape"] + [f"vs {n}" for n in names[1:]], [
         [r["shape"]] + [f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x" if n in r["median_s"] else "-"
                         for n in names[1:]] for r in rows]))
+    tnames = ["fusec", "torch", "t.compile"]
+    out.append("\nforward + backward (y, dx, dw, db) of the same layer: GFLOP/s (6 M N K), and fusec's speed relative")
+    out.append(table(["shape"] + tnames + [f"vs {n}" for n in tnames[1:]], [
+        [r["shape"]] + [f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-" for n in tnames]
+        + [f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x" if n in r["median_s"] else "-" for n in tnames[1:]]
+        for r in train_rows]))
     out.append(f"\nsoftmax over rows of 4096x4096 float32, ms (max abs diff vs torch {sm_err:.1e})")
     out.append(table(list(sm_meds), [[fmt_ms(v) for v in sm_meds.values()]]))
     errs = [(r["shape"], e) for r in rows for e in r["errors"].items()]
@@ -160,7 +195,8 @@ def main(argv=None) -> int:
     print("\n".join(out))
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "softmax_s": sm_meds}, indent=1))
+        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "train": train_rows,
+                                               "softmax_s": sm_meds}, indent=1))
     return 0
 
 
