@@ -177,11 +177,13 @@ def _gemm_launches(g, k) -> tuple[list, list]:
     values = {"M": m, "N": n, "K": kk}
     packed_name = f"{grp.name}_packed"
 
+    operand_node = {name: node for (name, _, _), node in zip(k.operand_args, grp.operands, strict=True)}
+
     def arg(spec):
         name, kind, dtype = spec
         if kind == "operand":  # x or w: a param or a stored value
-            node = grp.operands[0 if spec is k.operand_args[0] else 1]
-            spec = (name, "buffer" if g.nodes[node]["op"] == "param" else "temp", dtype)
+            in_memory = "buffer" if g.nodes[operand_node[name]]["op"] == "param" else "temp"
+            spec = (name, in_memory, dtype)
         if kind == "packed":
             return {"name": name, "kind": "packed", "dtype": dtype, "ctype": COMPUTE[dtype],
                     "bytes": CTYPE_BYTES[COMPUTE[dtype]], "scratch": packed_name}

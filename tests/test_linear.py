@@ -148,3 +148,16 @@ def test_batched_matmul_gradients_match_torch():
     np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads["a"], ta.grad.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads["b"], tb.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_one_tensor_as_both_operands():
+    """linear(x, x) = x xᵀ: one buffer passed as x and w, and its gradient sums both uses."""
+    g = fusec.compile("graph f(x: f64[N, K]) {\n return linear(x, x)\n}", grad=True)["f"]
+    x = rng.standard_normal((130, 7))
+    ct = rng.standard_normal((130, 130))
+    y, grads = g.value_and_grad(x, grad_outputs=ct)
+    t = torch.tensor(x, requires_grad=True)
+    want = t @ t.T
+    want.backward(torch.tensor(ct))
+    np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads["x"], t.grad.numpy(), rtol=1e-12, atol=1e-12)
