@@ -1,15 +1,22 @@
 """Reduction group -> OpenCL C: a prologue fused into a two-stage reduction.
 
 The group reduces its operand (shape `D`, the index space) over some axes
-down to `m` output elements; `r` elements fall into each. Stage one,
-`<name>_partial`: work-item `t` takes output element `o = t % m` and chunk
-`c = t / m`, and combines the operand at reduction steps `c, c + chunks,
-c + 2 chunks, ...` (neighbouring work-items read neighbouring elements, as GPUs
-and Intel's vectoriser want), computing the whole elementwise prologue for each
-element in registers; it writes one partial per work-item. Stage two,
-`<name>_finish`, combines each output's `chunks` partials in a fixed order, so
-results do not depend on timing. The combining op comes from the registry
-(`forward` over `{acc}` and `{x}`, `reduce_init`).
+down to `m` output elements; `r` elements fall into each. The combining op
+comes from the registry (`forward` over `{acc}` and `{x}`, `reduce_init`,
+`reduce_finish`); every element is computed from the graph's inputs by the
+elementwise prologue, in registers.
+
+Stage one, `<name>_partial`, writes `chunks` partial results per output.
+Work-item `t` takes:
+- trailing axes reduced (softmax's rows): output `t % m`, whose elements are
+  contiguous, in vectors of the device's width, blocks dealt round the chunks;
+- leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
+  every chunks-th row;
+- other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
+Neighbouring work-items read neighbouring memory, as GPUs and CPU vectorisers
+want. Stage two, `<name>_finish`, combines each output's partials in a fixed
+order (results do not depend on timing), then runs the group's epilogue: the
+elementwise ops on the result, over the result's own index space.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import math
 import networkx as nx
 
 from . import dtypes as dt
-from .codegen import COMPUTE, LONG_KINDS, STORAGE, ElementwiseKernel, _render, convert
+from .codegen import COMPUTE, LONG_KINDS, ElementwiseKernel, _render, convert
 from .device import DeviceInfo
 from .passes.fuse import FusionGroup
 from .registry import lookup
@@ -223,5 +230,3 @@ class ReductionKernel(ElementwiseKernel):
 def _trial_kinds(args) -> list[str]:
     return ["long" if kind in LONG_KINDS else COMPUTE[dtype] if kind == "scalar" else "buffer" for _, kind, dtype in args]
 
-
-__all__ = ["ReductionKernel", "STORAGE"]
