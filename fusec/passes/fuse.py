@@ -1,12 +1,21 @@
-"""Partition a graph into fusion groups, one kernel each.
+"""Partition a graph into fusion groups, one kernel (or one launch sequence) each.
 
-An elementwise group is "all the work for the graph outputs of one shape":
-outputs of one shape share one index space and one kernel. A reduction (here
-autodiff's `sum_to`) ends a group: its kernel computes its elementwise
-prologue (every elementwise op feeding it) and sums, and its result is stored
-for the groups that read it. Shared subexpressions are recomputed in each
-kernel that needs them rather than stored (an elementwise op costs less than a
-round trip through memory); only reduction results are stored.
+- An elementwise group is "all the work for the wanted values of one shape":
+  graph outputs, and values other kernels read, of one shape share one index
+  space and one kernel.
+- A reduction ends a group: its kernel computes its elementwise prologue
+  (every elementwise op feeding it) in registers and combines.
+- A GEMM (`linear`, `matmul`, autodiff's `gemm`) reads its operands from
+  memory, so a computed operand is stored by the group that computes it.
+- A reduction or GEMM also takes the wanted values of its result's shape
+  that it is the last of (bias, activation, residual...): its epilogue.
+- A view (`unsqueeze`) is never computed: its kernel reads its root's
+  memory under the view's shape, so a computed root is stored.
+
+Only reduction and GEMM results, GEMM operands and views' roots live in
+memory between kernels; shared elementwise values are recomputed in each
+kernel that needs them (an elementwise op costs less than a round trip
+through memory). Groups come out in dependency order.
 """
 
 from __future__ import annotations
