@@ -281,7 +281,8 @@ class CompiledGraph:
             out_buffers.append(buf)
         from .runtime import SCALAR_ARG
 
-        stored = {}  # values kernels leave for later kernels: node -> buffer
+        # values kernels leave for later kernels: node -> buffer (an output's own, if it is one)
+        stored = {o: buf for o, buf in zip(self.graph.graph["outputs"], out_buffers, strict=True)}
         for kernel in self.kernels:
             group = kernel.group
             for node in group.stores:

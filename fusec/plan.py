@@ -12,6 +12,7 @@ import math
 import networkx as nx
 
 from .codegen import COMPUTE, LONG_KINDS, STORAGE, ElementwiseKernel, temp_name
+from .passes.fuse import view_root
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
@@ -94,8 +95,17 @@ def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
     return plan
 
 
+def _memory_name(g, node: int) -> str:
+    """How the plan names the memory a kernel reads a value from."""
+    if g.nodes[node]["op"] == "param":
+        return g.nodes[node]["name"]
+    if node in g.graph["outputs"]:
+        return f"out{g.graph['outputs'].index(node)}"
+    return temp_name(node)
+
+
 def _reads(g, grp) -> list[str]:
-    return [g.nodes[p]["name"] if g.nodes[p]["op"] == "param" else temp_name(p) for p in grp.inputs]
+    return [_memory_name(g, view_root(g, p)) for p in grp.inputs]
 
 
 def _arg(g, k, spec, values: dict) -> dict:
@@ -119,6 +129,9 @@ def _arg(g, k, spec, values: dict) -> dict:
         arg["value"] = values[name]
     elif kind == "output":
         arg["output"] = int(name[3:])
+    elif kind == "temp" and int(name[4:]) in g.graph["outputs"]:
+        # a stored value that is also a graph output: read from the output's buffer
+        arg["kind"], arg["output"] = "output", g.graph["outputs"].index(int(name[4:]))
     elif kind in ("temp", "store"):
         arg["scratch"] = name
     elif kind == "partial":
@@ -191,7 +204,7 @@ def _gemm_launches(g, k) -> tuple[list, list]:
 
     args = [arg(spec) for spec in k.main_args]
     global_size, local_size = k.geometry_exprs(m, n, kk)
-    operand_reads = [g.nodes[o]["name"] if g.nodes[o]["op"] == "param" else temp_name(o) for o in grp.operands]
+    operand_reads = [_memory_name(g, o) for o in grp.operands]
     launches, scratch = [], []
     if k.packs:
         pack_global, pack_local = k.generator.pack_geometry_exprs(k.layout, n, kk)

@@ -161,3 +161,31 @@ def test_one_tensor_as_both_operands():
     want.backward(torch.tensor(ct))
     np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grads["x"], t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_value_that_is_an_output_and_read_again_is_written_once(tmp_path):
+    """h is returned and is the second layer's input: the second GEMM reads it
+    back from the output's buffer (fusec's and a plain launcher's alike)."""
+    from tests.test_plan_launch import LAUNCHER
+
+    text = MLP.replace("return linear(h, w2, b2)", "return linear(h, w2, b2), h")
+    g = fusec.compile(text)["mlp"]
+    first, second = compute_kernels(g)
+    assert first["writes"] == ["out1"] and "out1" in second["reads"]
+    assert all(t["name"].endswith("_packed") for t in g.plan.get("scratch", []))  # no copy of h
+    args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
+    y, h = g(*args)
+    np.testing.assert_allclose(y, mlp_reference(*args), rtol=1e-4, atol=1e-4)
+    (tmp_path / "mlp.ir").write_text(text)
+    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "mlp.ir"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "launch.py").write_text(LAUNCHER)
+    np.savez(tmp_path / "in.npz", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "mlp",
+                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "res.npz") as res:
+        np.testing.assert_allclose(res["out0"], y, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(res["out1"], h, rtol=1e-6)

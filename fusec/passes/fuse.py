@@ -179,13 +179,16 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     for spec in specs:
         if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
             spec["stores"].append(spec["anchor"])
+        # a value that is also a graph output is read back from the output's buffer
+        written = {n for _, n in spec["outputs"]}
+        spec["stores"] = [n for n in spec["stores"] if n not in written]
     groups = [FusionGroup(**{**spec, "stores": tuple(spec["stores"])}) for spec in specs]
     return _in_dependency_order(g, groups)
 
 
 def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     """Groups ordered so that each runs after those storing what it reads (stable)."""
-    producer = {n: grp.name for grp in groups for n in grp.stores}
+    producer = {n: grp.name for grp in groups for n in (*grp.stores, *(o for _, o in grp.outputs))}
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
