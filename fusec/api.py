@@ -310,6 +310,9 @@ class CompiledGraph:
                         call_args.append(np.int64(n))
                     elif kind == "dim":
                         call_args.append(np.int64(shape[int(name[1:])]))
+                    elif kind in ("psize", "pdim"):  # a GEMM's x prologue indexes x
+                        xshape = tuple(_resolve(d, sizes) for d in self.graph.nodes[group.operands[0]]["shape"])
+                        call_args.append(np.int64(math.prod(xshape) if kind == "psize" else xshape[int(name[1:])]))
                     elif kind == "osize":
                         call_args.append(np.int64(math.prod(oshape)))
                     elif kind == "odim":

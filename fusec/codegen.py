@@ -28,7 +28,7 @@ MASK = {"float": "int", "double": "long", "int": "int", "long": "long"}
 
 
 # argument kinds passed as `long` by value: extents, element counts
-LONG_KINDS = ("size", "dim", "count", "osize", "odim")
+LONG_KINDS = ("size", "dim", "count", "osize", "odim", "psize", "pdim")
 
 
 def vec(t: str, w: int) -> str:

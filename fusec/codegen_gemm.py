@@ -21,6 +21,13 @@ from .passes.fuse import FusionGroup
 from .registry import lookup
 
 
+class _Prologue(ElementwiseKernel):
+    """The elementwise ops computing a GEMM's x as it is loaded, over x's own
+    index space (named apart from the epilogue's)."""
+
+    size_arg, dim_prefix, dim_kind = ("qn", "psize"), "q", "pdim"
+
+
 class GemmKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         super().__init__(g, group, device)  # self.args: the epilogue's (n, dims, inputs, outputs, stores)
@@ -59,8 +66,21 @@ class GemmKernel(ElementwiseKernel):
         packed = ("packed", "packed", self.dtype)
         counts = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")]
         self.pack_args = counts[1:] + [self.operand_args[1], packed]
-        self.main_args = counts + [self.operand_args[0], packed if self.packs else self.operand_args[1]]
-        self.main_args += self.args
+        # A cheap prologue computes x as it is loaded (fuse.gemm_prologue): its
+        # inputs replace x among the arguments, beside the epilogue's.
+        self.pro = None
+        extra = self.args
+        if group.prologue:
+            self.pro = _Prologue(g, FusionGroup(
+                f"{group.name}_prologue", tuple(g.nodes[self.x]["shape"]), group.prologue, group.prologue_inputs,
+                (), "",
+            ), device)
+            taken = {name for name, _, _ in self.pro.args}
+            extra = self.pro.args + [a for a in self.args if a[0] not in taken]
+        self.extra_args = extra
+        head = counts + ([] if self.pro else [self.operand_args[0]])
+        self.main_args = head + [packed if self.packs else self.operand_args[1]] + extra
+        self.small_args = head + [self.operand_args[1]] + extra
 
     # -- sizes --------------------------------------------------------------------
 
@@ -87,8 +107,7 @@ class GemmKernel(ElementwiseKernel):
         c = self.counts(shape, sizes)
         if self._use_small(c):
             global_size, local_size = self.generator.launch_geometry(self.small, c["M"], c["N"], c["K"])
-            args = self.main_args[:4] + [self.operand_args[1]] + self.main_args[5:]
-            return [(f"{self.group.name}_small", args, global_size, local_size)]
+            return [(f"{self.group.name}_small", self.small_args, global_size, local_size)]
         global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         main = (self.group.name, self.main_args, global_size, local_size)
         if not self.packs:
@@ -112,7 +131,7 @@ class GemmKernel(ElementwiseKernel):
             trials.insert(0, (f"{self.group.name}_pack", kinds(self.pack_args), pack_local))
         if self.small:
             _, small_local = self.generator.launch_geometry(self.small, 1, 1, 1)
-            trials.append((f"{self.group.name}_small", kinds(self.main_args), small_local))
+            trials.append((f"{self.group.name}_small", kinds(self.small_args), small_local))
         return trials
 
     # -- source -------------------------------------------------------------------
@@ -125,16 +144,27 @@ class GemmKernel(ElementwiseKernel):
         lines, names = self.compute(width, base, preset={self.group.anchor: acc})
         return ["{", *("    " + line for line in lines + self.stores(width, base, names)), "}"]
 
+    def x_load(self, row: str, k: str, width: int) -> tuple[list[str], str]:
+        """The prologue's statements for x[row, k .. k + width - 1], and its value."""
+        lines, names = self.pro.compute(width, f"(({row}) * K + ({k}))")
+        return lines, names[self.x]
+
     def source(self) -> str:
         gemm_source = self.generator.gemm_source
-        params = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True)]
+        signatures = dict(zip([a[0] for a in self.args], self.signature(), strict=True))
+        if self.pro:
+            signatures.update(zip([a[0] for a in self.pro.args], self.pro.signature(), strict=True))
+        params = [signatures[name] for name, _, _ in self.extra_args]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
+        pro = [self.g.nodes[n]["op"] for n in self.group.prologue]
         head = [
             f"// fusec: graph {self.g.graph['name']}, kernel {self.group.name}",
             f"// {self.g.nodes[self.group.anchor]['op']} with a fused epilogue ({len(ops)}): "
-            f"{' '.join(ops) if ops else '(store)'}",
+            f"{' '.join(ops) if ops else '(store)'}" + (f"; x computed as loaded: {' '.join(pro)}" if pro else ""),
         ]
         kw = dict(ctype=self.ctype, epilogue=self.epilogue, epilogue_params=params)
+        if self.pro:
+            kw["x_load"] = self.x_load
         if not isinstance(self.generator, _Naive):  # fusec.gemm: whole blocks take a vector epilogue
             kw["vector_epilogue"] = self.epilogue
         body = gemm_source(self.group.name, self.layout, **kw)
@@ -163,18 +193,25 @@ class _Naive:
         ls = layout[1]
         return [f"ceil(({n}) / {ls}) * {ls}", m], [ls, 1]
 
-    def gemm_source(self, name, layout, *, ctype, epilogue, epilogue_params):
-        params = ["const long M", "const long N", "const long K", f"__global const {ctype} *restrict x",
+    def gemm_source(self, name, layout, *, ctype, epilogue, epilogue_params, x_load=None):
+        x_param = [] if x_load else [f"__global const {ctype} *restrict x"]
+        params = ["const long M", "const long N", "const long K", *x_param,
                   f"__global const {ctype} *restrict w", *epilogue_params]
-        a = "x[k * M + row]" if self.ta else "x[row * K + k]"  # op(x)[row, k]
         b = "w[col * K + k]" if self.tb else "w[k * N + col]"  # op(w)[k, col]
+        if x_load:  # a prologue computes x (never transposed then)
+            lines, value = x_load("row", "k", 1)
+            loop = ["    for (long k = 0; k < K; ++k) {", *("        " + s for s in lines),
+                    f"        acc = ({value}) * {b} + acc;", "    }"]
+        else:
+            a = "x[k * M + row]" if self.ta else "x[row * K + k]"  # op(x)[row, k]
+            loop = [f"    for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;"]
         body = [
             f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")",
             "{",
             "    const long col = get_global_id(0), row = get_global_id(1);",
             "    if (col >= N || row >= M) return;",
             f"    {ctype} acc = 0;",
-            f"    for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;",
+            *loop,
             *("    " + line for line in epilogue("acc", "row", "col")),
             "}",
             "",

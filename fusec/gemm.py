@@ -93,7 +93,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .device import DeviceInfo
-from .gemm_kernels import Epilogue, VectorEpilogue, dot_body, pack_kernel, panel_body, tiled_body
+from .gemm_kernels import (
+    Epilogue,
+    VectorEpilogue,
+    XLoad,
+    dot_body,
+    pack_kernel,
+    panel_body,
+    tiled_body,
+)
 
 CTYPES = {"f32": "float", "f64": "double"}
 SIZEOF = {"float": 4, "double": 8}
@@ -280,6 +288,7 @@ def gemm_source(
     epilogue: Epilogue,
     epilogue_params: list[str],
     vector_epilogue: VectorEpilogue | None = None,
+    x_load: XLoad | None = None,
 ) -> str:
     """OpenCL C for kernel `name` (and `{name}_pack` when layout.packs).
 
@@ -287,20 +296,26 @@ def gemm_source(
     layout packs); then `epilogue_params` verbatim. `{name}_pack` takes
     (const long N, const long K, const ctype *w, ctype *packed). double needs
     cl_khr_fp64 enabled by the program's prelude.
+
+    `x_load(row, k, width)` -> (statements, expression): op(x)[row, k ..
+    k + width - 1] computed rather than loaded (a prologue); then there is no
+    `x` parameter, and its inputs must be among `epilogue_params`.
     """
     if ctype not in SIZEOF:
         raise ValueError(f"GEMM in {ctype} is not supported (float, double)")
+    if x_load is not None and layout.ta:
+        raise ValueError("a computed x is read row by row: not with x transposed")
     params = [
         "const long M",
         "const long N",
         "const long K",
-        f"__global const {ctype} *restrict x",
+        *([] if x_load else [f"__global const {ctype} *restrict x"]),
         f"__global const {ctype} *restrict w",
         *epilogue_params,
     ]
     head = f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")"
     gen = {"panel": panel_body, "dot": dot_body, "tiled": tiled_body}[layout.kind]
-    body = gen(layout, ctype, epilogue, vector_epilogue)
+    body = gen(layout, ctype, epilogue, vector_epilogue, x_load)
     if layout.kind == "tiled":
         g0, g1 = layout.group
         attr = f"__attribute__((reqd_work_group_size({g0}, {g1}, 1)))\n"

@@ -20,6 +20,17 @@ Epilogue = Callable[[str, str, str], list[str]]
 # (acc, row, col, width): statements for `width` consecutive elements of one row,
 # acc a <ctype><width> expression holding columns col .. col + width - 1
 VectorEpilogue = Callable[[str, str, str, int], list[str]]
+# (row, k, width) -> (statements, expression): x[row, k .. k + width - 1] computed
+# by the caller's prologue instead of loaded (see gemm_source)
+XLoad = Callable[[str, str, int], tuple[list[str], str]]
+
+
+def _x_value(x_load, name: str, ctype_w: str, row: str, k: str, width: int, loaded: str) -> list[str]:
+    """`name` = x[row, k ..] as `ctype_w`: the load `loaded`, or the prologue's statements."""
+    if x_load is None:
+        return [f"const {ctype_w} {name} = {loaded};"]
+    lines, value = x_load(row, k, width)
+    return [f"{ctype_w} {name};", "{", *("    " + s for s in lines), f"    {name} = ({ctype_w})({value});", "}"]
 
 
 def _element(epilogue: Epilogue, acc: str, row: str, col: str, indent: str = "") -> list[str]:
@@ -93,7 +104,7 @@ def _pack_rows(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     ]
 
 
-def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
     r_n, v, p = layout.rows, layout.vector, layout.cols
     nv = p // v
     vt = f"{ctype}{v}"
@@ -105,7 +116,7 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
     ]
     # op(x)'s row r: x's row (stride 1 along k), or x's column when x is transposed
     row_at, k_step = ("", "M") if layout.ta else (" * K", "1")
-    for r in range(r_n):
+    for r in range(r_n if x_load is None else 0):
         # rows past M repeat the last row: valid memory, never stored
         body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1){row_at};")
     for r in range(r_n):
@@ -114,7 +125,8 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
     for j in range(nv):
         body.append(f"    const {vt} gm_w{j} = vload{v}({j}, gm_b);")
     for r in range(r_n):
-        body.append(f"    const {vt} gm_s{r} = ({vt})(gm_x{r}[k * {k_step}]);")
+        loaded = f"({vt})(gm_x{r}[k * {k_step}])" if x_load is None else ""
+        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, f"min(gm_r0 + {r}, M - 1)", "k", 1, loaded)]
         for j in range(nv):
             body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")
     body.append("}")
@@ -159,7 +171,7 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
     return body
 
 
-def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
     r_n, c_n, v = layout.rows, layout.cols, layout.vector
     vt = f"{ctype}{v}"
     body = [
@@ -167,7 +179,7 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
         f"const long gm_c0 = (long)get_global_id(1) * {c_n};",
         "if (gm_r0 >= M || gm_c0 >= N) return;  // padding of the last work-group",
     ]
-    for r in range(r_n):
+    for r in range(r_n if x_load is None else 0):
         body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1) * K;")
     for c in range(c_n):
         body.append(f"__global const {ctype} *gm_w{c} = w + min(gm_c0 + {c}, N - 1) * K;")
@@ -177,7 +189,8 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
     for c in range(c_n):
         body.append(f"    const {vt} gm_b{c} = vload{v}(0, gm_w{c} + k);")
     for r in range(r_n):
-        body.append(f"    const {vt} gm_s{r} = vload{v}(0, gm_x{r} + k);")
+        row = f"min(gm_r0 + {r}, M - 1)"
+        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, f"vload{v}(0, gm_x{r} + k)")]
         for c in range(c_n):
             body.append(f"    gm_a{r}_{c} = gm_s{r} * gm_b{c} + gm_a{r}_{c};")
     body.append("}")
@@ -187,7 +200,8 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
             body.append(f"{ctype} gm_t{r}_{c} = {_hsum(f'gm_a{r}_{c}', v)};")
     body.append("for (; k < K; ++k) {")
     for r in range(r_n):
-        body.append(f"    const {ctype} gm_s{r} = gm_x{r}[k];")
+        row = f"min(gm_r0 + {r}, M - 1)"
+        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", ctype, row, "k", 1, f"gm_x{r}[k]")]
         for c in range(c_n):
             body.append(f"    gm_t{r}_{c} = gm_s{r} * gm_w{c}[k] + gm_t{r}_{c};")
     body.append("}")
@@ -222,7 +236,7 @@ def _hsum(vec: str, v: int) -> str:
     return expr
 
 
-def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None) -> list[str]:
+def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
     tx, ty = layout.group
     wm, wn, tk = layout.rows, layout.cols, layout.tile_k
     tm, tn = ty * wm, tx * wn
@@ -247,6 +261,18 @@ def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
             f"    for (int gm_e = gm_lid; gm_e < {count}; gm_e += {threads}) {{",
             f"        const int gm_i = gm_e / {tk}, gm_kk = gm_e % {tk};",
             f"        const long gm_g = {base} + gm_i, gm_k = gm_k0 + gm_kk;",
+        ]
+        if what == "x" and x_load is not None:
+            lines, value = x_load("gm_g", "gm_k", 1)
+            body += [
+                f"        if (gm_g < {bound} && gm_k < K) {{",
+                *("            " + s for s in lines),
+                f"            {tile}[gm_kk][gm_i] = {value};",
+                f"        }} else {tile}[gm_kk][gm_i] = {zero};",
+                "    }",
+            ]
+            continue
+        body += [
             f"        {tile}[gm_kk][gm_i] = (gm_g < {bound} && gm_k < K) ? {what}[gm_g * K + gm_k] : {zero};",
             "    }",
         ]

@@ -122,6 +122,9 @@ def _arg(g, k, spec, values: dict) -> dict:
         arg["value"] = size_expr(k.group.shape)
     elif kind == "dim":
         arg["value"] = str(_dims(k.group.shape)[int(name[1:])])
+    elif kind in ("psize", "pdim"):  # a GEMM's x prologue: x's index space
+        xshape = g.nodes[k.group.operands[0]]["shape"]
+        arg["value"] = size_expr(xshape) if kind == "psize" else str(_dims(xshape)[int(name[1:])])
     elif kind in ("osize", "odim"):  # a reduction's epilogue: its result's index space
         result = g.nodes[k.group.anchor]["shape"]
         arg["value"] = size_expr(result) if kind == "osize" else str(_dims(result)[int(name[1:])])
@@ -204,28 +207,32 @@ def _gemm_launches(g, k) -> tuple[list, list]:
 
     args = [arg(spec) for spec in k.main_args]
     global_size, local_size = k.geometry_exprs(m, n, kk)
-    operand_reads = [_memory_name(g, o) for o in grp.operands]
+    x_reads = [_memory_name(g, grp.operands[0])]
+    if grp.prologue:  # x is computed as it is loaded, from these
+        x_reads = [_memory_name(g, p) for p in grp.prologue_inputs]
+    w_read = _memory_name(g, grp.operands[1])
     launches, scratch = [], []
     if k.packs:
         pack_global, pack_local = k.generator.pack_geometry_exprs(k.layout, n, kk)
         launches.append({
             "name": f"{grp.name}_pack", "ops": ["pack"], "args": [arg(spec) for spec in k.pack_args],
             "elements": f"({n})*({kk})", "elements_per_work_item": None, "global_size": pack_global,
-            "local_size": pack_local, "reads": operand_reads[1:], "writes": [packed_name],
+            "local_size": pack_local, "reads": [w_read], "writes": [packed_name],
             "why": "the GEMM's layout reads w as column panels",
         })
         scratch.append({"name": packed_name, "ctype": COMPUTE[k.dtype],
                         "elements": k.generator.packed_elements_expr(k.layout, n, kk)})
-        operand_reads[1] = packed_name
+        w_read = packed_name
     launches.append({
         "name": grp.name,
-        "ops": [g.nodes[grp.anchor]["op"]] + [g.nodes[x]["op"] for x in grp.nodes],
+        "ops": [g.nodes[x]["op"] for x in grp.prologue] + [g.nodes[grp.anchor]["op"]]
+        + [g.nodes[x]["op"] for x in grp.nodes],
         "args": args,
         "elements": size_expr(grp.shape),
         "elements_per_work_item": None,
         "global_size": global_size,
         "local_size": local_size,
-        "reads": operand_reads + _reads(g, grp),
+        "reads": x_reads + [w_read] + _reads(g, grp),
         "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(x) for x in grp.stores],
         "why": grp.reason,
     })

@@ -361,3 +361,38 @@ def test_transposed_operands_in_the_panel_layout(rt, ta, tb, width):
 def test_transposed_operands_are_cpu_only():
     with pytest.raises(ValueError, match="CPU"):
         gemm.choose_layout(GPU, None, None, None, ta=True)
+
+
+@pytest.mark.parametrize("name", ["panel16", "dot16", "tiled"])
+def test_x_computed_as_it_is_loaded(rt, name):
+    """x_load: the caller's prologue replaces x's loads (here x = 2 * v + 1, v in memory)."""
+    layout = LAYOUTS[name]
+
+    def x_load(row, k, width):
+        vt = "float" if width == 1 else f"float{width}"
+        load = f"in_v[({row}) * K + ({k})]" if width == 1 else f"vload{width}(0, in_v + ({row}) * K + ({k}))"
+        return [f"const {vt} gm_v = {load};"], f"(gm_v * ({vt})(2.0f) + ({vt})(1.0f))"
+
+    epi, params, _ = store("float")
+    src = gemm.gemm_source("gx", layout, ctype="float", epilogue=epi,
+                           epilogue_params=["__global const float *restrict in_v", *params], x_load=x_load)
+    assert "restrict x" not in src
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prg = cl.Program(rt.context, src).build(BUILD_OPTIONS)
+    ctx, queue, mf = rt.context, rt.queue, cl.mem_flags
+    for m, k, n in SHAPES[:8]:
+        v, w, _ = data(m, k, n)
+        vb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=v)
+        wb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=w)
+        out = np.full((m, n), np.nan, np.float32)
+        ob = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=out)
+        if layout.packs:
+            packed = cl.Buffer(ctx, mf.READ_WRITE, gemm.packed_elements(layout, n, k) * 4)
+            gs, ls = gemm.pack_geometry(layout, n, k)
+            prg.gx_pack(queue, gs, ls, np.int64(n), np.int64(k), wb, packed)
+            wb = packed
+        gs, ls = gemm.launch_geometry(layout, m, n, k)
+        prg.gx(queue, gs, ls, np.int64(m), np.int64(n), np.int64(k), wb, vb, ob)
+        cl.enqueue_copy(queue, out, ob)
+        check(out, reference("store", v * 2 + 1, w, None), k)

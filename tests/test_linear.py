@@ -189,3 +189,58 @@ def test_a_value_that_is_an_output_and_read_again_is_written_once(tmp_path):
     with np.load(tmp_path / "res.npz") as res:
         np.testing.assert_allclose(res["out0"], y, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(res["out1"], h, rtol=1e-6)
+
+
+PROLOGUE = """
+graph f(x: f32[B, K], s: f32[K], w: f32[N, K], b: f32[N]) {
+    return relu(linear(tanh(x * s), w, b))
+}
+graph mm(x: f64[B, K], w: f64[K, N], t: f64) {
+    return matmul(x * t + 1, w)
+}
+"""
+
+
+@pytest.mark.parametrize("b, k, n", [(1, 1, 1), (7, 13, 97), (130, 33, 40), (300, 64, 20)])
+def test_cheap_elementwise_ops_on_x_run_as_the_gemm_loads_it(b, k, n):
+    prog = fusec.compile(PROLOGUE, grad=True)
+    g, mm = prog["f"], prog["mm"]
+    x = rng.standard_normal((b, k)).astype(np.float32)
+    s = rng.standard_normal(k).astype(np.float32)
+    w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    want = F.relu(F.linear(torch.tanh(torch.tensor(x) * torch.tensor(s)), torch.tensor(w), torch.tensor(bias)))
+    np.testing.assert_allclose(g(x, s, w, bias), want.numpy(), rtol=1e-5, atol=1e-5)
+    (kernel,) = compute_kernels(g)  # tanh(x * s), the product, the bias and relu: one kernel
+    assert kernel["ops"] == ["mul", "tanh", "linear", "add", "relu"] and "x" in kernel["reads"]
+    x64, w64 = x.astype(np.float64), np.ascontiguousarray(w.T, dtype=np.float64)
+    ct = rng.standard_normal((b, n))
+    y, grads = mm.value_and_grad(x64, w64, 0.5, grad_outputs=ct)
+    tx, tw, tt = (torch.tensor(a, requires_grad=True) for a in (x64, w64, np.float64(0.5)))
+    ty = (tx * tt + 1) @ tw
+    ty.backward(torch.tensor(ct))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for name, leaf in (("x", tx), ("w", tw), ("t", tt)):
+        np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+def test_prologue_plan_launches_without_fusec(tmp_path):
+    from tests.test_plan_launch import LAUNCHER
+
+    (tmp_path / "p.ir").write_text(PROLOGUE)
+    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "p.ir"), "-o",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "launch.py").write_text(LAUNCHER)
+    x = rng.standard_normal((150, 9)).astype(np.float32)
+    s = rng.standard_normal(9).astype(np.float32)
+    w = rng.standard_normal((5, 9)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=x, s=s, w=w, b=b)
+    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "f",
+                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    want = np.maximum(np.tanh(x * s) @ w.T + b, 0)
+    with np.load(tmp_path / "res.npz") as res:
+        np.testing.assert_allclose(res["out0"], want, rtol=1e-5, atol=1e-5)

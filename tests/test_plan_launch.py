@@ -88,7 +88,7 @@ for k in plan["kernels"]:
         continue
     args = []
     for a in k["args"]:
-        if a["kind"] in ("size", "dim", "count", "osize", "odim"):
+        if a["kind"] in ("size", "dim", "count", "osize", "odim", "psize", "pdim"):
             args.append(NUMPY[a["ctype"]](size(a["value"])))
         elif a["kind"] == "scalar":
             args.append(NUMPY[a["ctype"]](inputs[a["param"]]))
@@ -98,7 +98,7 @@ for k in plan["kernels"]:
             args.append(scratch[a["scratch"]])
         else:
             args.append(outputs[a["output"]][1])
-        if a["kind"] in ("size", "dim", "count", "osize", "odim", "scalar"):
+        if a["kind"] in ("size", "dim", "count", "osize", "odim", "psize", "pdim", "scalar"):
             assert args[-1].nbytes == a["bytes"], a
     local = tuple(k["local_size"]) if k["local_size"] else None
     grid = k["global_size"]  # an expression, or a list of them (a GEMM's 2-D grid)

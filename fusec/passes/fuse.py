@@ -43,6 +43,10 @@ class FusionGroup:
     # stores above include theirs), and what they read from memory
     epilogue: tuple = ()
     epilogue_inputs: tuple = ()
+    # A GEMM's prologue: elementwise nodes computing its x operand as it is
+    # loaded (see gemm_prologue), and the params they read
+    prologue: tuple = ()
+    prologue_inputs: tuple = ()
 
 
 def _kind(g, n) -> str | None:
@@ -57,12 +61,32 @@ def view_root(g: nx.DiGraph, n: int) -> int:
     return n
 
 
+PROLOGUE_MAX_OPS = 4  # a GEMM recomputes its x prologue once per column panel: only cheap ones
+
+
+def gemm_prologue(g: nx.DiGraph, gemm: int) -> tuple[tuple, tuple] | None:
+    """(nodes, inputs) when a GEMM's x operand is a few elementwise ops on
+    parameters that nothing else reads: the GEMM computes it as it loads x."""
+    data = g.nodes[gemm]
+    x, w = data["args"]
+    ta, _ = lookup(data["op"]).transposed(dict(data["attrs"]))
+    if ta or x == w or _kind(g, x) != "elementwise" or x in g.graph["outputs"] or g.out_degree(x) != 1:
+        return None
+    region = nx.ancestors(g, x) | {x}
+    nodes = [n for n in region if _kind(g, n)]
+    if len(nodes) > PROLOGUE_MAX_OPS or any(_kind(g, n) != "elementwise" for n in nodes):
+        return None
+    order = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(g))}
+    return tuple(sorted(nodes, key=order.get)), tuple(p for p in g.graph["params"] if p in region)
+
+
 def stored_nodes(g: nx.DiGraph) -> set:
     """Values that live in memory between kernels: reduction and GEMM results,
-    computed GEMM operands (a GEMM reads its operands from memory) and the
-    computed values views look at."""
+    computed GEMM operands (a GEMM reads its operands from memory, but for a
+    cheap x prologue) and the computed values views look at."""
     anchors = {n for n in g.nodes if _kind(g, n) in ("reduction", "gemm")}
     operands = {a for n in anchors if _kind(g, n) == "gemm" for a in g.nodes[n]["args"]}
+    operands -= {g.nodes[n]["args"][0] for n in anchors if _kind(g, n) == "gemm" and gemm_prologue(g, n)}
     operands |= {view_root(g, n) for n in g.nodes if _kind(g, n) == "view"}
     return anchors | {a for a in operands if _kind(g, a) not in (None, "view")}
 
@@ -151,9 +175,10 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     for k, G in enumerate(gemms):
         nodes, inputs, outs, stores = epilogue_parts(G)
         shape = tuple(g.nodes[G]["shape"])
+        prologue, prologue_inputs = gemm_prologue(g, G) or ((), ())
         specs.append(dict(
             name=f"{gname}_g{k}", shape=shape, nodes=nodes, inputs=inputs, outputs=outs, kind="gemm", anchor=G,
-            stores=stores, operands=tuple(g.nodes[G]["args"]),
+            stores=stores, operands=tuple(g.nodes[G]["args"]), prologue=prologue, prologue_inputs=prologue_inputs,
             reason=f"{g.nodes[G]['op']} starts a group; elementwise ops on its result of shape {list(shape)} "
                    "run in its epilogue",
         ))
@@ -175,7 +200,8 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
 
     # An anchor other kernels read is stored too.
     read = {view_root(g, n) for spec in specs
-            for n in (*spec["inputs"], *spec.get("operands", ()), *spec.get("epilogue_inputs", ()))}
+            for n in (*spec["inputs"], *spec.get("operands", ()), *spec.get("epilogue_inputs", ()),
+                      *spec.get("prologue_inputs", ()))}
     for spec in specs:
         if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
             spec["stores"].append(spec["anchor"])
@@ -192,7 +218,7 @@ def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
-            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands, *grp.epilogue_inputs)]
+            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands, *grp.epilogue_inputs, *grp.prologue_inputs)]
             needs = {producer[n] for n in read if n in producer} - {grp.name}
             if needs <= done:
                 ordered.append(grp)
