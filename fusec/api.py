@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 
 from . import dtypes as dt
+from .arguments import aligned_empty, bind_arguments, check_argument, resolve
 from .diagnostics import CallError, CompileError, Diagnostic
 from .graph import lower_module, verify
 from .lang import parse, read_ir
@@ -217,7 +218,7 @@ class CompiledGraph:
         return dict(zip(bwd.graph.graph["grad_of"], results, strict=True))
 
     def _inputs(self, args, kwargs) -> list:
-        bound = self._bind(args, kwargs)
+        bound = bind_arguments(self.name, self.param_names, args, kwargs)
         return [bound[name] for name in self.param_names]
 
     def _cotangents(self, grad_outputs) -> list:
@@ -248,12 +249,12 @@ class CompiledGraph:
         import pyopencl as cl
         import pyopencl.array as cla
 
-        bound = self._bind(args, kwargs)
+        bound = bind_arguments(self.name, self.param_names, args, kwargs)
         sizes: dict[str, int] = {}
         on_device = any(isinstance(v, cla.Array) for v in bound.values())
         values = {}
         for p in self.params:
-            values[p["name"]] = self._check_arg(p, bound[p["name"]], sizes)
+            values[p["name"]] = check_argument(p, bound[p["name"]], sizes, self.runtime.context)
         self.build()
         queue = self.runtime.queue
         # On a device sharing the host's memory (a CPU), NumPy arrays are used
@@ -269,7 +270,7 @@ class CompiledGraph:
         out_arrays, out_buffers = [], []
         for o in self.graph.graph["outputs"]:
             data = self.graph.nodes[o]
-            shape = tuple(_resolve(d, sizes) for d in data["shape"])
+            shape = tuple(resolve(d, sizes) for d in data["shape"])
             dtype = dt.NUMPY[dt.concrete(data["dtype"])]
             if zero_copy:
                 arr = aligned_empty(shape, dtype, self.runtime.info.host_ptr_alignment)
@@ -287,9 +288,9 @@ class CompiledGraph:
             group = kernel.group
             for node in group.stores:
                 data = self.graph.nodes[node]
-                count = math.prod(_resolve(d, sizes) for d in data["shape"])
+                count = math.prod(resolve(d, sizes) for d in data["shape"])
                 stored[node] = self._scratch(data["dtype"], count)
-            shape = tuple(_resolve(d, sizes) for d in group.shape)
+            shape = tuple(resolve(d, sizes) for d in group.shape)
             counts = kernel.counts(shape, sizes)
             if group.kind == "reduction":
                 if counts["m"] == 0:
@@ -302,7 +303,7 @@ class CompiledGraph:
                 packed = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True)
             n = math.prod(shape)
             # a reduction's epilogue indexes its result
-            oshape = tuple(_resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
+            oshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
             for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
                 call_args = []
                 for name, kind, dtype in spec:
@@ -311,7 +312,7 @@ class CompiledGraph:
                     elif kind == "dim":
                         call_args.append(np.int64(shape[int(name[1:])]))
                     elif kind in ("psize", "pdim"):  # a GEMM's x prologue indexes x
-                        xshape = tuple(_resolve(d, sizes) for d in self.graph.nodes[group.operands[0]]["shape"])
+                        xshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.operands[0]]["shape"])
                         call_args.append(np.int64(math.prod(xshape) if kind == "psize" else xshape[int(name[1:])]))
                     elif kind == "osize":
                         call_args.append(np.int64(math.prod(oshape)))
@@ -367,79 +368,3 @@ class CompiledGraph:
         buf = self.runtime.allocator(arr.nbytes)
         cl.enqueue_copy(self.runtime.queue, buf, arr, is_blocking=False)
         return buf
-
-    def _bind(self, args, kwargs) -> dict:
-        names = self.param_names
-        if len(args) > len(names):
-            raise CallError(f"{self.name}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
-        bound = dict(zip(names, args, strict=False))
-        for k, v in kwargs.items():
-            if k not in names:
-                raise CallError(f"{self.name}() has no parameter {k!r} (parameters: {', '.join(names)})")
-            if k in bound:
-                raise CallError(f"{self.name}() got parameter {k!r} twice")
-            bound[k] = v
-        missing = [n for n in names if n not in bound]
-        if missing:
-            raise CallError(f"{self.name}() is missing {', '.join(repr(m) for m in missing)}")
-        return bound
-
-    def _check_arg(self, p: dict, value, sizes: dict):
-        import pyopencl.array as cla
-
-        name, dtype, shape = p["name"], p["dtype"], tuple(p["shape"])
-        # f32[3, N], not f32[3, 'N'] (a list's repr quotes the symbols)
-        want = f"{dtype}[{', '.join(str(d) for d in shape)}]" if shape else dtype
-        np_dtype = dt.NUMPY[dtype]
-        if not shape:  # a scalar parameter: Python and NumPy numbers, 0-d arrays
-            if isinstance(value, cla.Array):
-                raise CallError(f"parameter {name!r} expects a scalar {dtype}, got a device array")
-            arr = np.asarray(value)
-            if arr.shape != ():
-                raise CallError(f"parameter {name!r} expects a scalar {dtype}, got shape {list(arr.shape)}")
-            kind = arr.dtype.kind
-            ok = {"bool": "b", "i32": "biu", "i64": "biu"}.get(dtype, "biuf")
-            if kind not in ok:
-                raise CallError(f"parameter {name!r} expects {want}, got {arr.dtype}")
-            return arr.astype(np_dtype).item()
-        if isinstance(value, cla.Array):
-            if value.queue is not None and value.queue.context != self.runtime.context:
-                raise CallError(f"parameter {name!r}: device array belongs to another OpenCL context")
-            if not value.flags.c_contiguous:
-                raise CallError(f"parameter {name!r}: device array must be C-contiguous")
-            arr = value
-        else:
-            if not isinstance(value, np.ndarray):
-                raise CallError(f"parameter {name!r} expects an array {want}, got {type(value).__name__}")
-            arr = np.ascontiguousarray(value)  # strided input: computed on a C-ordered copy
-        if arr.dtype != np_dtype:
-            raise CallError(f"parameter {name!r} expects {want}, got {arr.dtype} array")
-        if arr.ndim != len(shape):
-            raise CallError(
-                f"parameter {name!r} expects {want} ({len(shape)} dimensions), got shape {list(arr.shape)}"
-            )
-        for i, (d, got) in enumerate(zip(shape, arr.shape, strict=True)):
-            if isinstance(d, int):
-                if d != got:
-                    raise CallError(f"parameter {name!r} expects {want}, got shape {list(arr.shape)} (dimension {i})")
-            elif sizes.setdefault(d, got) != got:
-                raise CallError(
-                    f"parameter {name!r} expects {want}, got shape {list(arr.shape)}: "
-                    f"{d} is already {sizes[d]} from an earlier argument"
-                )
-        return arr
-
-
-def aligned_empty(shape, dtype, alignment: int) -> np.ndarray:
-    """An uninitialised C-ordered array whose data starts at a multiple of `alignment`."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if alignment <= 1 or nbytes == 0:
-        return np.empty(shape, dtype)
-    raw = np.empty(nbytes + alignment, np.uint8)
-    start = (-raw.ctypes.data) % alignment
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
-
-
-def _resolve(d, sizes):
-    return d if isinstance(d, int) else sizes[d]
