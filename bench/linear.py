@@ -52,6 +52,13 @@ EPILOGUE = "graph f(y: f32[M, N], b: f32[N]) {\n    return relu(y + b)\n}\n"
 SOFTMAX = "graph f(x: f32[B, N]) {\n    return softmax(x)\n}\n"
 
 
+def layer_data(rng, m: int, k: int, n: int):
+    """x[m, k], w[n, k] scaled so that results stay O(1), b[n]: float32."""
+    x = rng.standard_normal((m, k), dtype=np.float32)
+    w = (rng.standard_normal((n, k), dtype=np.float32) / np.sqrt(k)).astype(np.float32)
+    return x, w, rng.standard_normal(n, dtype=np.float32)
+
+
 def blas_info() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -95,9 +102,7 @@ def main(argv=None) -> int:
     for m, k, n in SHAPES:
         tag = f"{m}x{k}->{n}"
         log(f"{tag}: preparing ({time.perf_counter() - t_start:.0f} s elapsed)")
-        x = rng.standard_normal((m, k), dtype=np.float32)
-        w = (rng.standard_normal((n, k), dtype=np.float32) / np.sqrt(k)).astype(np.float32)
-        b = rng.standard_normal(n, dtype=np.float32)
+        x, w, b = layer_data(rng, m, k, n)
         xd, wd, bd = (cla.to_device(queue, a) for a in (x, w, b))
         want = np.maximum(x @ w.T + b, 0)
         methods = {}
@@ -138,9 +143,7 @@ def main(argv=None) -> int:
     for m, k, n in SHAPES:
         tag = f"{m}x{k}->{n}"
         log(f"{tag} forward+backward: preparing")
-        x = rng.standard_normal((m, k), dtype=np.float32)
-        w = (rng.standard_normal((n, k), dtype=np.float32) / np.sqrt(k)).astype(np.float32)
-        b = rng.standard_normal(n, dtype=np.float32)
+        x, w, b = layer_data(rng, m, k, n)
         ct = rng.standard_normal((m, n), dtype=np.float32)
         xd, wd, bd, cd = (cla.to_device(queue, a) for a in (x, w, b, ct))
         leaves = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]

@@ -199,24 +199,13 @@ def test_cli_compile_grad_writes_every_graph_and_warmup_grad_fills_the_cache(tmp
 def test_backward_plan_launches_without_fusec(tmp_path):
     """The plan of a backward with reductions (broadcast w, scalar s), run by
     tests/test_plan_launch.py's plain-PyOpenCL launcher."""
-    from tests.test_plan_launch import LAUNCHER
+    from tests.test_plan_launch import compile_and_launch
 
-    model = tmp_path / "lin.ir"
-    model.write_text(MODEL)
-    out = run_cli("compile", str(model), "--grad", "-o", str(tmp_path / "out"),
-                  env_extra={"FUSEC_CACHE_DIR": str(tmp_path / "cache")})
-    assert out.returncode == 0, out.stderr
-    (tmp_path / "launch.py").write_text(LAUNCHER)
     x = rng.standard_normal((33, 7)).astype(np.float32)
     w = rng.standard_normal(7).astype(np.float32)
     s = np.float32(0.5)
     c0, c1 = rng.standard_normal((2, 33, 7)).astype(np.float32)
-    np.savez(tmp_path / "in.npz", x=x, w=w, s=s, grad_out0=c0, grad_out1=c1)
-    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "lin_bwd",
-                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    res = compile_and_launch(tmp_path, MODEL, "lin_bwd", "--grad", x=x, w=w, s=s, grad_out0=c0, grad_out1=c1)
     _, want = torch_grads(lambda x, w, s: (torch.tanh(x * w + s), x * w + s - w), dict(x=x, w=w, s=s), [c0, c1])
-    with np.load(tmp_path / "res.npz") as res:
-        for i, k in enumerate("xws"):
-            np.testing.assert_allclose(res[f"out{i}"], want[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    for i, k in enumerate("xws"):
+        np.testing.assert_allclose(res[f"out{i}"], want[k], rtol=1e-4, atol=1e-5, err_msg=k)

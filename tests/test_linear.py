@@ -3,13 +3,11 @@ against PyTorch; the two-layer MLP runs as two kernels."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import fusec
+from tests.test_plan_launch import compile_and_launch
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -92,21 +90,9 @@ def test_bad_linear_calls_are_positioned_errors(text, message):
 
 
 def test_mlp_plan_launches_without_fusec(tmp_path):
-    from tests.test_plan_launch import LAUNCHER
-
-    (tmp_path / "mlp.ir").write_text(MLP)
-    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "mlp.ir"), "-o",
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    (tmp_path / "launch.py").write_text(LAUNCHER)
     args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
-    np.savez(tmp_path / "in.npz", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
-    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "mlp",
-                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    with np.load(tmp_path / "res.npz") as res:
-        np.testing.assert_allclose(res["out0"], mlp_reference(*args), rtol=1e-4, atol=1e-4)
+    res = compile_and_launch(tmp_path, MLP, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    np.testing.assert_allclose(res["out0"], mlp_reference(*args), rtol=1e-4, atol=1e-4)
 
 
 MLP_GRAD = """
@@ -166,8 +152,6 @@ def test_one_tensor_as_both_operands():
 def test_a_value_that_is_an_output_and_read_again_is_written_once(tmp_path):
     """h is returned and is the second layer's input: the second GEMM reads it
     back from the output's buffer (fusec's and a plain launcher's alike)."""
-    from tests.test_plan_launch import LAUNCHER
-
     text = MLP.replace("return linear(h, w2, b2)", "return linear(h, w2, b2), h")
     g = fusec.compile(text)["mlp"]
     first, second = compute_kernels(g)
@@ -176,19 +160,9 @@ def test_a_value_that_is_an_output_and_read_again_is_written_once(tmp_path):
     args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
     y, h = g(*args)
     np.testing.assert_allclose(y, mlp_reference(*args), rtol=1e-4, atol=1e-4)
-    (tmp_path / "mlp.ir").write_text(text)
-    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "mlp.ir"), "-o",
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    (tmp_path / "launch.py").write_text(LAUNCHER)
-    np.savez(tmp_path / "in.npz", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
-    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "mlp",
-                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    with np.load(tmp_path / "res.npz") as res:
-        np.testing.assert_allclose(res["out0"], y, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(res["out1"], h, rtol=1e-6)
+    res = compile_and_launch(tmp_path, text, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    np.testing.assert_allclose(res["out0"], y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res["out1"], h, rtol=1e-6)
 
 
 PROLOGUE = """
@@ -225,22 +199,10 @@ def test_cheap_elementwise_ops_on_x_run_as_the_gemm_loads_it(b, k, n):
 
 
 def test_prologue_plan_launches_without_fusec(tmp_path):
-    from tests.test_plan_launch import LAUNCHER
-
-    (tmp_path / "p.ir").write_text(PROLOGUE)
-    out = subprocess.run([sys.executable, "-m", "fusec.cli", "compile", str(tmp_path / "p.ir"), "-o",
-                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    (tmp_path / "launch.py").write_text(LAUNCHER)
     x = rng.standard_normal((150, 9)).astype(np.float32)
     s = rng.standard_normal(9).astype(np.float32)
     w = rng.standard_normal((5, 9)).astype(np.float32)
     b = rng.standard_normal(5).astype(np.float32)
-    np.savez(tmp_path / "in.npz", x=x, s=s, w=w, b=b)
-    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), "f",
-                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    res = compile_and_launch(tmp_path, PROLOGUE, "f", x=x, s=s, w=w, b=b)
     want = np.maximum(np.tanh(x * s) @ w.T + b, 0)
-    with np.load(tmp_path / "res.npz") as res:
-        np.testing.assert_allclose(res["out0"], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res["out0"], want, rtol=1e-5, atol=1e-5)

@@ -116,6 +116,24 @@ assert not [m for m in sys.modules if m == "fusec" or m.startswith("fusec.")], "
 '''
 
 
+def compile_and_launch(tmp_path: Path, text: str, graph: str, *compile_flags, **inputs) -> dict:
+    """`fusec compile -o` the IR text, then run `graph`'s artefact with the plain
+    launcher above (no fusec imported); {"out0": array, ...}."""
+    (tmp_path / "model.ir").write_text(text)
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([*fusec_command(), "compile", str(tmp_path / "model.ir"), *compile_flags,
+                          "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (tmp_path / "launch.py").write_text(LAUNCHER)
+    np.savez(tmp_path / "in.npz", **inputs)
+    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), graph,
+                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "res.npz") as res:
+        return dict(res)
+
+
 def fusec_command() -> list[str]:
     script = shutil.which("fusec", path=str(Path(sys.executable).parent))
     return [script] if script else [sys.executable, "-m", "fusec.cli"]
