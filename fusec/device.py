@@ -5,6 +5,7 @@ Plain data, so that everything up to code generation runs without OpenCL.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Measured on this machine's CPU (AMD, AVX-512), per driver:
@@ -19,6 +20,15 @@ from dataclasses import dataclass
 #   float8, one vector per work-item, ran light chains 2x and heavy chains 2.6x
 #   faster (2^22 floats: 0.56 vs 1.14 ms, 4.1 vs 10.7 ms). Local sizes from 16
 #   to 1024 were within noise at width 8.
+# PoCL reports the host's SIMD width from cpuid, but compiles for the LLVM CPU
+# its version string ends with ("...-znver3"). On a Zen 4 its LLVM 14 targets
+# znver3, without AVX-512: float16 code then builds with ABI warnings and an
+# empty program (or aborts). So width 16 only for targets with AVX-512.
+AVX512_TARGETS = frozenset(
+    "knl knm skx skylake-avx512 cascadelake cooperlake cannonlake icelake-client icelake-server"
+    " rocketlake tigerlake sapphirerapids alderlake-avx512 graniterapids emeraldrapids"
+    " znver4 znver5 x86-64-v4".split()
+)
 MAX_VECTOR_WIDTH = 16
 CPU_MIN_VECTOR_WIDTH = 8  # explicit vectors on every CPU driver (see above)
 LOCAL_SIZE = 64  # explicit, so the worker's trial launch generates the code the real one uses
@@ -48,6 +58,8 @@ class DeviceInfo:
         is_cpu = bool(dev.type & cl.device_type.CPU)
         pocl = "Portable Computing Language" in dev.platform.name
         width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH))
+        if pocl and is_cpu and pocl_target(dev.version) not in AVX512_TARGETS:
+            width = min(width, 8)
         if is_cpu:
             width = max(width, CPU_MIN_VECTOR_WIDTH)
         # round down to a width OpenCL C has (1, 2, 4, 8, 16)
@@ -69,7 +81,14 @@ class DeviceInfo:
             # USE_HOST_PTR is zero-copy for PoCL at any address; Intel's runtime
             # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
             host_ptr_alignment=1 if pocl else PAGE,
-            # PoCL reports 16 here, and float16 code can crash its LLVM (see above)
+            # PoCL's report follows cpuid, not its target; float16 code can crash its LLVM (see above)
             native_vector_width=min(8, dev.native_vector_width_float) if pocl else max(1, dev.native_vector_width_float),
             local_mem_size=dev.local_mem_size,
         )
+
+
+def pocl_target(version: str) -> str:
+    """The LLVM CPU a PoCL CPU device compiles for: "znver3" from
+    "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3"."""
+    found = re.search(r"-(?:gnu|musl|elf)\w*-(\S+)$", version.strip())
+    return found.group(1) if found else ""
