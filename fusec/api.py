@@ -246,23 +246,38 @@ class CompiledGraph:
     # -- calling -------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
-        import pyopencl as cl
         import pyopencl.array as cla
 
         bound = bind_arguments(self.name, self.param_names, args, kwargs)
-        sizes: dict[str, int] = {}
         on_device = any(isinstance(v, cla.Array) for v in bound.values())
-        values = {}
+        return self._run(bound, on_device)
+
+    def bind(self, **constants) -> BoundGraph:
+        """This graph with some parameters fixed, e.g. a layer's weights for
+        inference: `layer = g.bind(w=w, b=b); y = layer(x)`. The values are
+        copied to the device once (later changes to the arrays are not seen),
+        and weights that a GEMM repacks are packed once, at the first call."""
+        return BoundGraph(self, constants)
+
+    def _run(self, bound: dict, on_device: bool, pinned: BoundGraph | None = None):
+        import pyopencl as cl
+        import pyopencl.array as cla
+
+        sizes: dict[str, int] = dict(pinned.sizes) if pinned else {}
+        values = dict(pinned.values) if pinned else {}
         for p in self.params:
-            values[p["name"]] = check_argument(p, bound[p["name"]], sizes, self.runtime.context)
+            if p["name"] not in values:
+                values[p["name"]] = check_argument(p, bound[p["name"]], sizes, self.runtime.context)
         self.build()
         queue = self.runtime.queue
         # On a device sharing the host's memory (a CPU), NumPy arrays are used
         # in place: no copy in, outputs written straight into NumPy arrays.
         zero_copy = not on_device and self.runtime.host_memory
-        buffers = {}
+        buffers = dict(pinned.buffers) if pinned else {}
         for p in self.params:
             v = values[p["name"]]
+            if p["name"] in buffers:
+                continue
             if len(p["shape"]) and v.size:
                 buffers[p["name"]] = v.data if isinstance(v, cla.Array) else self._input_buffer(v, zero_copy)
             elif len(p["shape"]):  # empty: a reduction over it still launches (and reads nothing)
@@ -299,12 +314,22 @@ class CompiledGraph:
                 partial = self._scratch(dtype, counts["m"] * counts["chunks"], compute=True)
             elif math.prod(shape) == 0:
                 continue
+            kept = None
             if group.kind == "gemm" and kernel.packs:
-                packed = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True)
+                # a bound w is packed once, by the first call that packs, and kept
+                keep = pinned is not None and kernel.packs_operand() in pinned.values
+                kept = pinned.packed.get(group.name) if keep else None
+                packed = kept or self._scratch(
+                    self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True
+                )
+                if keep and kept is None and kernel.packed_elements(counts):
+                    pinned.packed[group.name] = packed
             n = math.prod(shape)
             # a reduction's epilogue indexes its result
             oshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
             for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
+                if kept is not None and entry == f"{group.name}_pack":
+                    continue
                 call_args = []
                 for name, kind, dtype in spec:
                     if kind == "size":
@@ -368,3 +393,44 @@ class CompiledGraph:
         buf = self.runtime.allocator(arr.nbytes)
         cl.enqueue_copy(self.runtime.queue, buf, arr, is_blocking=False)
         return buf
+
+
+class BoundGraph:
+    """A compiled graph with some parameters fixed (`CompiledGraph.bind`); called
+    with the others, positionally in the graph's order or by name."""
+
+    def __init__(self, graph: CompiledGraph, constants: dict):
+        import pyopencl.array as cla
+
+        self.graph = graph
+        self.name = graph.name
+        bad = [k for k in constants if k not in graph.param_names]
+        if bad:
+            raise CallError(f"{graph.name}() has no parameter {bad[0]!r} (parameters: {', '.join(graph.param_names)})")
+        self.param_names = [n for n in graph.param_names if n not in constants]
+        self.on_device = any(isinstance(v, cla.Array) for v in constants.values())
+        runtime = graph.runtime
+        self.sizes: dict[str, int] = {}
+        self.values: dict = {}
+        self.buffers: dict = {}
+        for p in graph.params:
+            if p["name"] not in constants:
+                continue
+            value = check_argument(p, constants[p["name"]], self.sizes, runtime.context)
+            if p["shape"]:  # a private device copy: the caller may change theirs
+                copy = value.copy() if isinstance(value, cla.Array) else cla.to_device(runtime.queue, value)
+                value = copy
+                if value.size:
+                    self.buffers[p["name"]] = value.data
+            self.values[p["name"]] = value
+        self.packed: dict = {}  # GEMM group name -> its w, packed at the first call
+
+    def __call__(self, *args, **kwargs):
+        import pyopencl.array as cla
+
+        bound = bind_arguments(self.name, self.param_names, args, kwargs)
+        on_device = any(isinstance(v, cla.Array) for v in bound.values()) if bound else self.on_device
+        return self.graph._run(bound, on_device, pinned=self)
+
+    def __repr__(self) -> str:
+        return f"<fusec graph {self.name} with {', '.join(self.values)} bound>"

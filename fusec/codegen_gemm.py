@@ -98,6 +98,10 @@ class GemmKernel(ElementwiseKernel):
     def _use_small(self, counts: dict) -> bool:
         return self.small is not None and counts["M"] < self.generator.PER_CALL_PACK_MIN_M
 
+    def packs_operand(self) -> str:
+        """The name of the parameter (or stored value) that the pack kernel reads."""
+        return self.operand_args[1][0]
+
     def packed_elements(self, counts: dict) -> int:
         if not self.packs or self._use_small(counts):
             return 0

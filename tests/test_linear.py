@@ -206,3 +206,51 @@ def test_prologue_plan_launches_without_fusec(tmp_path):
     res = compile_and_launch(tmp_path, PROLOGUE, "f", x=x, s=s, w=w, b=b)
     want = np.maximum(np.tanh(x * s) @ w.T + b, 0)
     np.testing.assert_allclose(res["out0"], want, rtol=1e-5, atol=1e-5)
+
+
+# -- bound weights (CompiledGraph.bind) ----------------------------------------------
+
+
+@pytest.mark.parametrize("b", [1, 64, 130, 300])  # the unpacked small-M kernel and the packed one
+def test_bound_weights_match_torch_and_are_a_snapshot(b):
+    g = fusec.compile(MLP)["mlp"]
+    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((b, 40), (96, 40), (96,), (7, 96), (7,))]
+    weights = [a.copy() for a in (w1, b1, w2, b2)]
+    layer = g.bind(w1=w1, b1=b1, w2=w2, b2=b2)
+    assert layer.param_names == ["x"]
+    np.testing.assert_allclose(layer(x), mlp_reference(x, *weights), rtol=1e-4, atol=1e-4)
+    w1[:] = 0  # changed after bind(): not seen, the values were copied
+    np.testing.assert_allclose(layer(x=x), mlp_reference(x, *weights), rtol=1e-4, atol=1e-4)
+    for m in (b + 3, 200):  # other batch sizes reuse the weights packed by the first call
+        x2 = rng.standard_normal((m, 40)).astype(np.float32)
+        np.testing.assert_allclose(layer(x2), mlp_reference(x2, *weights), rtol=1e-4, atol=1e-4)
+    packs = {k["name"].removesuffix("_pack") for k in g.plan["kernels"] if k["ops"] == ["pack"]}
+    assert set(layer.packed) == packs  # each packing GEMM keeps its packed weights
+
+
+def test_bound_graph_calls_are_checked_like_any_call():
+    g = fusec.compile(MLP)["mlp"]
+    with pytest.raises(fusec.CallError, match="no parameter 'w3'"):
+        g.bind(w3=np.zeros((2, 2), np.float32))
+    with pytest.raises(fusec.CallError, match="'w1' expects f32"):
+        g.bind(w1=np.zeros((2, 2), np.float64))
+    layer = g.bind(w1=np.zeros((5, 4), np.float32), b1=np.zeros(5, np.float32))
+    with pytest.raises(fusec.CallError, match="K is already 4"):
+        layer(np.zeros((3, 6), np.float32), np.zeros((2, 5), np.float32), np.zeros(2, np.float32))
+    with pytest.raises(fusec.CallError, match="no parameter 'w1'"):
+        layer(x=np.zeros((3, 4), np.float32), w1=np.zeros((5, 4), np.float32))
+
+
+def test_bound_device_arrays_give_device_outputs_only_when_the_call_has_them():
+    import pyopencl.array as cla
+
+    g = fusec.compile(MLP)["mlp"]
+    queue = g.runtime.queue
+    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((150, 8), (16, 8), (16,), (3, 16), (3,))]
+    layer = g.bind(w1=cla.to_device(queue, w1), b1=b1, w2=w2, b2=b2)
+    host = layer(x)
+    assert isinstance(host, np.ndarray)
+    device = layer(cla.to_device(queue, x))
+    assert isinstance(device, cla.Array)
+    np.testing.assert_allclose(device.get(), mlp_reference(x, w1, b1, w2, b2), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(host, device.get(), rtol=0, atol=0)
