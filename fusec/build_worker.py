@@ -154,7 +154,8 @@ def _serve() -> None:
         _send(stdout, {"binary": binary, "log": log, "seconds": time.perf_counter() - start})
 
 
-_SCALARS = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
+# a kernel argument kind (trial_launches) -> the NumPy dtype of its value
+SCALAR_KINDS = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
 
 
 def _trial_launches(ctx, prg, trials) -> None:
@@ -166,7 +167,7 @@ def _trial_launches(ctx, prg, trials) -> None:
     queue = cl.CommandQueue(ctx)
     dummy = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, 64)
     for name, kinds, local in trials:  # local: the work-group shape, a tuple
-        args = [dummy if k == "buffer" else np.dtype(_SCALARS[k]).type(0) for k in kinds]
+        args = [dummy if k == "buffer" else np.dtype(SCALAR_KINDS[k]).type(0) for k in kinds]
         cl.Kernel(prg, name)(queue, tuple(local), tuple(local), *args)
     queue.finish()
 
