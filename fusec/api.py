@@ -384,7 +384,7 @@ class CompiledGraph:
 
     def _scratch(self, dtype: str, count: int, compute: bool = False):
         """A device buffer for `count` values of `dtype` (in its compute type if `compute`)."""
-        from .codegen import COMPUTE, STORAGE
+        from .opencl_c import COMPUTE, STORAGE
         from .plan import CTYPE_BYTES
 
         ctype = (COMPUTE if compute else STORAGE)[dtype]

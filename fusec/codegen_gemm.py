@@ -14,8 +14,9 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, LONG_KINDS, ElementwiseKernel, temp_name
+from .codegen import ElementwiseKernel
 from .device import DeviceInfo
+from .opencl_c import COMPUTE, LONG_KINDS, temp_name
 from .ops.linalg import gemm_dims
 from .passes.fuse import FusionGroup
 from .registry import lookup

@@ -27,8 +27,9 @@ import math
 import networkx as nx
 
 from . import dtypes as dt
-from .codegen import COMPUTE, LONG_KINDS, ElementwiseKernel, _render, convert
+from .codegen import ElementwiseKernel
 from .device import DeviceInfo
+from .opencl_c import COMPUTE, LONG_KINDS, convert, render
 from .passes.fuse import FusionGroup
 from .registry import lookup
 
@@ -110,7 +111,7 @@ class ReductionKernel(ElementwiseKernel):
     def _combine(self, acc: str, x: str, w: int = 1) -> str:
         category = "float" if dt.is_float(self.dtype) else "int"
         fields = {"acc": acc, "x": x}
-        return _render(self.prim.template_for(category), fields, self.acc, self.attrs, w, w, self.acc)
+        return render(self.prim.template_for(category), fields, self.acc, self.attrs, w, w, self.acc)
 
     @property
     def suffix_width(self) -> int:
@@ -133,8 +134,8 @@ class ReductionKernel(ElementwiseKernel):
         o .. o + w - 1 (o = (t % ceil(m / w)) * w) as one vector, steps t / that,
         + chunks, ...; where fewer than w outputs are left, scalars."""
         vacc = f"{self.acc}{w}"
-        vinit = _render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
-        init = _render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
+        vinit = render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
+        init = render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
         out = [f"const long mv = (m + {w - 1}) / {w};", f"const long o = (t % mv) * {w}, c = t / mv;"]
@@ -170,7 +171,7 @@ class ReductionKernel(ElementwiseKernel):
         consecutive elements, blocks dealt round the chunks; chunk 0 takes the
         ragged end with scalars; the vector's lanes are combined at the end."""
         vacc = f"{self.acc}{w}"
-        vinit = _render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
+        vinit = render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
         out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
@@ -186,11 +187,11 @@ class ReductionKernel(ElementwiseKernel):
         if not self.prim.reduce_finish:
             return acc
         fields = {"acc": acc, "count": f"(({self.acc})(r))"}
-        return _render(self.prim.reduce_finish, fields, self.acc, self.attrs, 1, 1, self.acc)
+        return render(self.prim.reduce_finish, fields, self.acc, self.attrs, 1, 1, self.acc)
 
     def source(self) -> str:
         name, acc = self.group.name, self.acc
-        init = _render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
+        init = render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
         w, wp = self.suffix_width, self.prefix_width
         sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
         sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]

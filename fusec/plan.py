@@ -11,7 +11,8 @@ import math
 
 import networkx as nx
 
-from .codegen import COMPUTE, LONG_KINDS, STORAGE, ElementwiseKernel, temp_name
+from .codegen import ElementwiseKernel
+from .opencl_c import COMPUTE, LONG_KINDS, STORAGE, temp_name
 from .passes.fuse import view_root
 
 PLAN_VERSION = 1

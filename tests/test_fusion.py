@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 import fusec
 from fusec.api import compile_graphs
-from fusec.codegen import c_name, generate
+from fusec.codegen import generate
 from fusec.device import DeviceInfo
+from fusec.opencl_c import c_name
 from fusec.passes import fuse
 
 RNG = np.random.default_rng(0)
