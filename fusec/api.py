@@ -323,20 +323,21 @@ class CompiledGraph:
                 partial = self._scratch(dtype, counts["m"] * counts["chunks"], compute=True)
             elif math.prod(shape) == 0:
                 continue
-            kept = None
+            kept, gemm_options = None, {}
             if group.kind == "gemm" and kernel.packs:
-                # a bound w is packed once, by the first call that packs, and kept
+                # a bound w is packed once, by the first call, and kept
                 keep = pinned is not None and kernel.packs_operand() in pinned.values
                 kept = pinned.packed.get(group.name) if keep else None
+                gemm_options = {"w_bound": keep}
                 packed = kept or self._scratch(
-                    self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts), compute=True
+                    self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts, keep), compute=True
                 )
-                if keep and kept is None and kernel.packed_elements(counts):
+                if keep and kept is None:
                     pinned.packed[group.name] = packed
             n = math.prod(shape)
             # a reduction's epilogue indexes its result
             oshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
-            for entry, spec, global_size, local_size in kernel.launches(shape, sizes):
+            for entry, spec, global_size, local_size in kernel.launches(shape, sizes, **gemm_options):
                 if kept is not None and entry == f"{group.name}_pack":
                     continue
                 call_args = []
