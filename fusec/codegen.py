@@ -202,6 +202,8 @@ class ElementwiseKernel:
             template = prim.template_for(category, attrs)
             result_ct = MASK[ct] if prim.dtype_rule in ("compare", "logical") else ct
             cap = prim.max_width.get(t_dtype, w)
+            if "double{W}" in template:  # computed in double whatever the dtype (sin, cos)
+                cap = min(cap, max(1, self.device.max_vector_bytes // 8))
             expr = render(template, fields, ct, attrs, w, cap, result_ct)
             if prim.dtype_rule in ("compare", "logical"):
                 expr = f"convert_int{w}({expr})" if w > 1 else f"(int)({expr})"
@@ -323,7 +325,7 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
     from .codegen_reduction import ReductionKernel
 
     kind = {"reduction": ReductionKernel, "gemm": GemmKernel, "elementwise": ElementwiseKernel}
-    kernels = [kind[grp.kind](g, grp, device) for grp in groups]
+    kernels = [kind[grp.kind](g, grp, device.for_element_bytes(_widest(g, grp))) for grp in groups]
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
@@ -333,3 +335,12 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
     if helpers:
         prelude.append(helpers)
     return "\n".join(prelude + [body]), kernels
+
+
+def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
+    """Bytes of the widest compute type among a group's values (8 for f64 and i64)."""
+    from .plan import CTYPE_BYTES
+
+    nodes = [*group.nodes, *group.inputs, *(n for _, n in group.outputs), *group.operands,
+             *group.epilogue, *group.epilogue_inputs, *group.prologue, *group.prologue_inputs]
+    return max((CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in nodes if "dtype" in g.nodes[n]), default=4)

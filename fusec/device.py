@@ -6,13 +6,13 @@ Plain data, so that everything up to code generation runs without OpenCL.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-# Measured on this machine's CPU (AMD, AVX-512), per driver:
+# Measured on this project's CPUs, per driver:
 # - PoCL 3.0 reports a preferred float width of 16 and does not vectorise
-#   scalar code. Some kernels over float16 vectors abort its LLVM when machine
-#   code is generated, yet a heavy chain ran 1.5x faster at 16 than at 8:
-#   fusec uses 16, two vectors per work-item, builds in a worker process
+#   scalar code. Where its LLVM target has AVX-512, a heavy chain ran 1.5x
+#   faster at 16 than at 8, though some float16 kernels aborted its LLVM:
+#   fusec uses 16 there, two vectors per work-item, builds in a worker process
 #   through a trial launch, and falls back to 8 (then 1) on a crash. PoCL
 #   generates code per local size, so fusec launches with an explicit one.
 # - Intel's CPU runtime reports a preferred width of 1 (it vectorises across
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 #   to 1024 were within noise at width 8.
 # PoCL reports the host's SIMD width from cpuid, but compiles for the LLVM CPU
 # its version string ends with ("...-znver3"). On a Zen 4 its LLVM 14 targets
-# znver3, without AVX-512: float16 code then builds with ABI warnings and an
-# empty program (or aborts). So width 16 only for targets with AVX-512.
+# znver3, without AVX-512: any 512-bit vector (float16, double8, long8) then
+# builds with "AVX vector ... changes the ABI" warnings into an empty program
+# (or aborts, or computes wrong lanes). So vectors of 64 bytes only for
+# targets with AVX-512; elsewhere 32 (float8, double4).
 AVX512_TARGETS = frozenset(
     "knl knm skx skylake-avx512 cascadelake cooperlake cannonlake icelake-client icelake-server"
     " rocketlake tigerlake sapphirerapids alderlake-avx512 graniterapids emeraldrapids"
@@ -50,6 +52,7 @@ class DeviceInfo:
     host_ptr_alignment: int = PAGE  # a host array used in place must start at a multiple of this
     native_vector_width: int = 8  # floats per native SIMD register (16 with AVX-512): GEMM blocking
     local_mem_size: int = 32 * 1024  # bytes of local memory: GEMM tiles on GPUs
+    max_vector_bytes: int = 64  # the widest vector the compiler handles: 8-byte types get fewer lanes
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
@@ -57,9 +60,8 @@ class DeviceInfo:
 
         is_cpu = bool(dev.type & cl.device_type.CPU)
         pocl = "Portable Computing Language" in dev.platform.name
-        width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH))
-        if pocl and is_cpu and pocl_target(dev.version) not in AVX512_TARGETS:
-            width = min(width, 8)
+        max_bytes = 32 if pocl and is_cpu and pocl_target(dev.version) not in AVX512_TARGETS else 64
+        width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH, max_bytes // 4))
         if is_cpu:
             width = max(width, CPU_MIN_VECTOR_WIDTH)
         # round down to a width OpenCL C has (1, 2, 4, 8, 16)
@@ -84,7 +86,18 @@ class DeviceInfo:
             # PoCL's report follows cpuid, not its target; float16 code can crash its LLVM (see above)
             native_vector_width=min(8, dev.native_vector_width_float) if pocl else max(1, dev.native_vector_width_float),
             local_mem_size=dev.local_mem_size,
+            max_vector_bytes=max_bytes,
         )
+
+    def for_element_bytes(self, size: int) -> DeviceInfo:
+        """This device as a kernel whose widest values take `size` bytes sees it:
+        fewer lanes (and more vectors per work-item, so that a work-item covers
+        the same elements) where `vector_width` of them exceed max_vector_bytes."""
+        lanes = max(1, self.max_vector_bytes // size)
+        if self.vector_width <= lanes:
+            return self
+        return replace(self, vector_width=lanes,
+                       vectors_per_item=self.vectors_per_item * (self.vector_width // lanes))
 
 
 def pocl_target(version: str) -> str:

@@ -45,3 +45,29 @@ def test_pocl_vector_width_follows_its_target_not_cpuid(target, width, per_item)
 def test_other_cpu_drivers_get_explicit_vectors_of_at_least_8():
     info = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
     assert (info.vector_width, info.vectors_per_item, info.native_vector_width) == (8, 1, 16)
+
+
+def test_kernels_of_8_byte_values_get_fewer_lanes_where_vectors_are_limited_to_32_bytes():
+    import fusec
+    from fusec.codegen import generate
+    from fusec.passes import fuse
+
+    narrow = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=32)
+    text = """
+graph f(x: f64[N], y: f32[N], i: i64[N]) {
+    return x * 2.0, sin(y), i + 1, y * 3.0
+}
+"""
+    g = fusec.compile_graphs(text).graphs[0]
+    source, kernels = generate(g, fuse(g), narrow)
+    # no 512-bit vector anywhere (PoCL on a target without AVX-512 builds an empty program)
+    for wide in ("double8", "long8", "float16"):
+        assert wide not in source
+    # an f32 kernel keeps float8; sin, which computes in double, as two halves of 4 lanes
+    g_sin = fusec.compile_graphs("graph s(y: f32[N]) {\n    return sin(y) * 2.0\n}\n").graphs[0]
+    sin_source, _ = generate(g_sin, fuse(g_sin), narrow)
+    assert "float8" in sin_source and "convert_double4" in sin_source and "double8" not in sin_source
+    # every kernel still covers 32 elements per work-item
+    assert {k.elements_per_item for k in kernels if hasattr(k, "elements_per_item")} == {32}
+    wide = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=64)
+    assert "double8" in generate(g, fuse(g), wide)[0]
