@@ -137,9 +137,9 @@ def main(argv=None) -> int:
     F = torch.nn.functional
     rt = Runtime.shared()
     ctx, queue, dev, info = rt.context, rt.queue, rt.device, rt.info
-    # what DeviceInfo does not carry yet (see fusec/gemm.py: choose_layout)
-    native = dev.native_vector_width_float
-    local_mem = dev.local_mem_size
+    # as fusec reads them (PoCL's own report follows cpuid, not its target)
+    native = info.native_vector_width
+    local_mem = info.local_mem_size
 
     layouts = {
         "panel": gemm.choose_layout(info, None, None, None, pack="once", native_width=native),

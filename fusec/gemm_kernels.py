@@ -38,6 +38,13 @@ def _element(epilogue: Epilogue, acc: str, row: str, col: str, indent: str = "")
     return [indent + "{", *(indent + "    " + s for s in epilogue(acc, row, col)), indent + "}"]
 
 
+def _vload(ptr: str, v: int, ctype: str) -> str:
+    """v consecutive values at `ptr`, any alignment, as one vector. Not vloadN:
+    PoCL 3.0 (znver3 target) calls that out of line, and every call spills the
+    accumulators; compilers merge these scalar loads into one vector load."""
+    return f"(({ctype}{v})({', '.join(f'({ptr})[{i}]' for i in range(v))}))"
+
+
 def _lane(vec: str, width: int, j: int) -> str:
     return vec if width == 1 else f"{vec}.s{HEX[j]}"
 
@@ -123,7 +130,11 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
         body.append(" ".join(f"{vt} gm_a{r}_{j} = 0;" for j in range(nv)))
     body += [f"for (long k = 0; k < K; ++k, gm_b += {p}) {{"]
     for j in range(nv):
-        body.append(f"    const {vt} gm_w{j} = vload{v}({j}, gm_b);")
+        # The packed panels are fusec's own buffer and start at multiples of
+        # the vector size: a plain vector load. PoCL 3.0 (znver3 target) calls
+        # vloadN out of line, spilling every accumulator around each call
+        # (4096x1024->1024: 60 GFLOP/s with vload8, see bench/results-linear).
+        body.append(f"    const {vt} gm_w{j} = ((__global const {vt} *)gm_b)[{j}];")
     for r in range(r_n):
         loaded = f"({vt})(gm_x{r}[k * {k_step}])" if x_load is None else ""
         body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, f"min(gm_r0 + {r}, M - 1)", "k", 1, loaded)]
@@ -187,10 +198,10 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
         body.append(" ".join(f"{vt} gm_a{r}_{c} = 0;" for c in range(c_n)))
     body += ["long k = 0;", f"for (; k + {v} <= K; k += {v}) {{"]
     for c in range(c_n):
-        body.append(f"    const {vt} gm_b{c} = vload{v}(0, gm_w{c} + k);")
+        body.append(f"    const {vt} gm_b{c} = {_vload(f'gm_w{c} + k', v, ctype)};")
     for r in range(r_n):
         row = f"min(gm_r0 + {r}, M - 1)"
-        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, f"vload{v}(0, gm_x{r} + k)")]
+        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, _vload(f"gm_x{r} + k", v, ctype))]
         for c in range(c_n):
             body.append(f"    gm_a{r}_{c} = gm_s{r} * gm_b{c} + gm_a{r}_{c};")
     body.append("}")
