@@ -139,8 +139,15 @@ class ElementwiseKernel:
     def _vload(self, name: str, dtype: str, index: str, w: int) -> str:
         if dtype == "f16":
             return f"vload_half{w}(0, {name} + {index})"
+        raw = self._raw_vector(name, STORAGE[dtype], index, w)
         if dtype == "bool":
-            return f"convert_int{w}(vload{w}(0, {name} + {index}) != (uchar{w})(0))"
+            return f"convert_int{w}({raw} != (uchar{w})(0))"
+        return raw
+
+    def _raw_vector(self, name: str, ctype: str, index: str, w: int) -> str:
+        """w stored values from `name + index`, as they are in memory."""
+        if self.device.compose_vector_access:
+            return f"(({ctype}{w})({', '.join(f'{name}[{index} + {k}]' for k in range(w))}))"
         return f"vload{w}(0, {name} + {index})"
 
     def _store(self, out: str, dtype: str, value: str, w: int, index: str) -> str:
@@ -153,7 +160,10 @@ class ElementwiseKernel:
         if dtype == "f16":
             return f"vstore_half{w}({value}, 0, {out} + {index});"
         if dtype == "bool":
-            return f"vstore{w}(convert_uchar{w}(-({value})), 0, {out} + {index});"
+            value = f"convert_uchar{w}(-({value}))"
+        if self.device.compose_vector_access:
+            lanes = " ".join(f"{out}[{index} + {k}] = fu_st.s{k:x};" for k in range(w))
+            return f"{{ const {STORAGE[dtype]}{w} fu_st = {value}; {lanes} }}"
         return f"vstore{w}({value}, 0, {out} + {index});"
 
     # -- the body -----------------------------------------------------------------

@@ -53,6 +53,11 @@ class DeviceInfo:
     native_vector_width: int = 8  # floats per native SIMD register (16 with AVX-512): GEMM blocking
     local_mem_size: int = 32 * 1024  # bytes of local memory: GEMM tiles on GPUs
     max_vector_bytes: int = 64  # the widest vector the compiler handles: 8-byte types get fewer lanes
+    # Vector loads and stores spelled as scalar accesses the compiler merges,
+    # not vloadN/vstoreN: PoCL 3.0 calls those out of line (every call spills
+    # the registers in use); Intel's compiler merges scalar stores badly
+    # (a light chain 1.5 -> 4.3 ms), so only where vloadN is a call.
+    compose_vector_access: bool = False
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
@@ -87,6 +92,7 @@ class DeviceInfo:
             native_vector_width=min(8, dev.native_vector_width_float) if pocl else max(1, dev.native_vector_width_float),
             local_mem_size=dev.local_mem_size,
             max_vector_bytes=max_bytes,
+            compose_vector_access=pocl and is_cpu,
         )
 
     def for_element_bytes(self, size: int) -> DeviceInfo:

@@ -71,3 +71,40 @@ graph f(x: f64[N], y: f32[N], i: i64[N]) {
     assert {k.elements_per_item for k in kernels if hasattr(k, "elements_per_item")} == {32}
     wide = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=64)
     assert "double8" in generate(g, fuse(g), wide)[0]
+
+
+def test_composed_vector_access_is_right_on_this_device(monkeypatch, tmp_path):
+    """The loads and stores PoCL gets (scalar accesses the compiler merges, no
+    vloadN/vstoreN), run on whatever device this is."""
+    import dataclasses
+
+    import numpy as np
+
+    import fusec
+    from fusec.runtime import select_device
+
+    real = DeviceInfo.from_cl
+    monkeypatch.setattr(DeviceInfo, "from_cl", classmethod(
+        lambda cls, dev: dataclasses.replace(real(dev), compose_vector_access=True)))
+    context = cl.Context([select_device()])  # kept: a queue does not keep its context alive here
+    queue = cl.CommandQueue(context)
+    g = fusec.compile("""
+graph f(x: f32[B, N], r: f32[N], h: f16[B, N], m: bool[B, N]) {
+    y = where(m, x * r, x + 1.0)
+    return y, h * 2.0, y > 0.5, sum(y, axis=1)
+}
+""", queue=queue, cache_dir=tmp_path)["f"]
+    w = g.kernels[0].device.vector_width
+    if w > 1:
+        # (f16 keeps vload_half: a conversion, which plain C cannot spell without cl_khr_fp16)
+        assert f"vload{w}(" not in g.source and f"vstore{w}(" not in g.source
+    rng = np.random.default_rng(3)
+    for b, n in [(3, 40), (5, 13), (2, 1)]:
+        x, r = rng.standard_normal((b, n), dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+        h, m = rng.standard_normal((b, n)).astype(np.float16), rng.random((b, n)) > 0.5
+        y, h2, big, s = g(x, r, h, m)
+        want = np.where(m, x * r, x + 1)
+        np.testing.assert_allclose(y, want, rtol=1e-6)
+        np.testing.assert_array_equal(h2, h * np.float16(2))
+        np.testing.assert_array_equal(big, want > 0.5)
+        np.testing.assert_allclose(s, want.sum(axis=1), rtol=1e-5, atol=1e-5)
