@@ -122,7 +122,7 @@ class CompiledGraph:
             self.source, self.kernels = generate(g, self.groups, runtime.info)
         except CompileError as e:  # what only the device decides, positioned in the file
             raise e.with_source(front.filename, front.source) from None
-        self.plan = make_plan(g, self.kernels)
+        self.plan = self._plan()
         self.params = [g.nodes[p] for p in g.graph["params"]]
         self._front = front
         self.param_names = [p["name"] for p in self.params]
@@ -165,7 +165,7 @@ class CompiledGraph:
                     vectors_per_item=self.kernels[0].device.vectors_per_item if narrower > 1 else 1,
                 )
                 self.source, self.kernels = generate(self.graph, self.groups, info)
-                self.plan = make_plan(self.graph, self.kernels)
+                self.plan = self._plan()
         if not hasattr(self, "_cl_kernels"):
             self._cl_kernels = {
                 name: cl.Kernel(self._program, name) for k in self.kernels for name in k.entry_points
@@ -180,6 +180,13 @@ class CompiledGraph:
                     [None if k == "buffer" else np.dtype(SCALAR_KINDS[k]) for k in kinds]
                 )
         return self._program
+
+    def _plan(self) -> dict:
+        """The launch plan, naming the device its source was generated for."""
+        dev = self.runtime.device
+        plan = make_plan(self.graph, self.kernels)
+        plan["device"] = {"name": dev.name.strip(), "platform": dev.platform.name.strip()}
+        return plan
 
     def _trials(self):
         """What the build worker launches (with n = 0) so that lazy drivers generate code there."""
@@ -334,6 +341,8 @@ class CompiledGraph:
                 )
                 if keep and kept is None:
                     pinned.packed[group.name] = packed
+                if kernel.packs_x:
+                    xpacked = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_x_elements(counts), compute=True)
             n = math.prod(shape)
             # a reduction's epilogue indexes its result
             oshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
@@ -366,7 +375,7 @@ class CompiledGraph:
                     elif kind == "partial":
                         call_args.append(partial)
                     elif kind == "packed":
-                        call_args.append(packed)
+                        call_args.append(xpacked if name == "xpacked" else packed)
                     else:
                         call_args.append(out_buffers[int(name[3:])])
                 self._cl_kernels[entry](queue, global_size, local_size, *call_args)

@@ -64,9 +64,13 @@ class GemmKernel(ElementwiseKernel):
         # A layout may want w repacked (panels) by a kernel of its own first; that
         # happens on every call, since fusec cannot know whether w changed.
         self.packs = bool(getattr(self.layout, "packs", False))
+        # A transposed x is repacked into row panels first as well (GemmLayout.packs_x)
+        self.packs_x = bool(getattr(self.layout, "packs_x", False))
         packed = ("packed", "packed", self.dtype)
+        xpacked = ("xpacked", "packed", self.dtype)
         counts = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")]
         self.pack_args = counts[1:] + [self.operand_args[1], packed]
+        self.xpack_args = [counts[0], counts[2], self.operand_args[0], xpacked]
         # A cheap prologue computes x as it is loaded (fuse.gemm_prologue): its
         # inputs replace x among the arguments, beside the epilogue's.
         self.pro = None
@@ -79,7 +83,7 @@ class GemmKernel(ElementwiseKernel):
             taken = {name for name, _, _ in self.pro.args}
             extra = self.pro.args + [a for a in self.args if a[0] not in taken]
         self.extra_args = extra
-        head = counts + ([] if self.pro else [self.operand_args[0]])
+        head = counts + ([] if self.pro else [xpacked if self.packs_x else self.operand_args[0]])
         self.main_args = head + [packed if self.packs else self.operand_args[1]] + extra
         self.small_args = head + [self.operand_args[1]] + extra
 
@@ -94,7 +98,8 @@ class GemmKernel(ElementwiseKernel):
     @property
     def entry_points(self) -> list[str]:
         names = [f"{self.group.name}_pack", self.group.name] if self.packs else [self.group.name]
-        return names + ([f"{self.group.name}_small"] if self.small else [])
+        xpack = [f"{self.group.name}_xpack"] if self.packs_x else []
+        return xpack + names + ([f"{self.group.name}_small"] if self.small else [])
 
     def _use_small(self, counts: dict, w_bound: bool) -> bool:
         # A bound w (CompiledGraph.bind) is packed once, after which the packed
@@ -110,6 +115,9 @@ class GemmKernel(ElementwiseKernel):
             return 0
         return self.generator.packed_elements(self.layout, counts["N"], counts["K"])
 
+    def packed_x_elements(self, counts: dict) -> int:
+        return self.generator.packed_x_elements(self.layout, counts["M"], counts["K"]) if self.packs_x else 0
+
     def launches(self, shape, sizes=None, w_bound: bool = False):
         """(entry point, argument spec, global size, local size) per launch;
         `w_bound`: w is bound and kept packed (the pack launch is skipped by the caller)."""
@@ -119,10 +127,14 @@ class GemmKernel(ElementwiseKernel):
             return [(f"{self.group.name}_small", self.small_args, global_size, local_size)]
         global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         main = (self.group.name, self.main_args, global_size, local_size)
-        if not self.packs:
-            return [main]
-        pack_global, pack_local = self.generator.pack_geometry(self.layout, c["N"], c["K"])
-        return [(f"{self.group.name}_pack", self.pack_args, pack_global, pack_local), main]
+        launches = [main]
+        if self.packs:
+            pack_global, pack_local = self.generator.pack_geometry(self.layout, c["N"], c["K"])
+            launches.insert(0, (f"{self.group.name}_pack", self.pack_args, pack_global, pack_local))
+        if self.packs_x:
+            xpack_global, xpack_local = self.generator.xpack_geometry(self.layout, c["M"], c["K"])
+            launches.insert(0, (f"{self.group.name}_xpack", self.xpack_args, xpack_global, xpack_local))
+        return launches
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
         """The launch geometry as size expressions over the graph's symbols, for the plan."""
@@ -138,6 +150,9 @@ class GemmKernel(ElementwiseKernel):
         if self.packs:
             _, pack_local = self.generator.pack_geometry(self.layout, 1, 1)
             trials.insert(0, (f"{self.group.name}_pack", kinds(self.pack_args), pack_local))
+        if self.packs_x:
+            _, xpack_local = self.generator.xpack_geometry(self.layout, 1, 1)
+            trials.insert(0, (f"{self.group.name}_xpack", kinds(self.xpack_args), xpack_local))
         if self.small:
             _, small_local = self.generator.launch_geometry(self.small, 1, 1, 1)
             trials.append((f"{self.group.name}_small", kinds(self.small_args), small_local))

@@ -86,6 +86,25 @@ def pack_kernel(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     ]
 
 
+def xpack_kernel(name: str, layout: GemmLayout, ctype: str, k_per_item: int) -> list[str]:
+    """Row panels xpacked[ceil(M/R)][K][R] of op(x) = xᵀ from x[K][M]: the R
+    values the panel kernel reads per k step, contiguous; rows past M are zeros."""
+    r_n = layout.rows
+    return [
+        f"// {name}_xpack: x[K][M] (read transposed) -> panels[ceil(M/{r_n})][K][{r_n}], zeros past M",
+        f"__kernel void {name}_xpack(const long M, const long K, __global const {ctype} *restrict x,",
+        f"    __global {ctype} *restrict xpacked)",
+        "{",
+        f"    const long gm_r0 = (long)get_global_id(0) * {r_n}, gm_k0 = (long)get_global_id(1) * {k_per_item};",
+        f"    __global {ctype} *gm_dst = xpacked + gm_r0 * K;",
+        f"    for (long gm_k = gm_k0; gm_k < gm_k0 + {k_per_item} && gm_k < K; ++gm_k)",
+        f"        for (int gm_i = 0; gm_i < {r_n}; ++gm_i)",
+        f"            gm_dst[gm_k * {r_n} + gm_i] = gm_r0 + gm_i < M ? x[gm_k * M + gm_r0 + gm_i] : ({ctype})0;",
+        "}",
+        "",
+    ]
+
+
 def _pack_rows(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     """Panels packed[ceil(N/P)][K][P] from w[K][N] (w not transposed: a panel's
     row is a slice of w's row). A work-item copies V rows of one V-column slice;
@@ -121,11 +140,13 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
         "if (gm_r0 >= M || gm_c0 >= N) return;  // padding of the last work-group",
         f"__global const {ctype} *gm_b = w + (gm_c0 / {p}) * K * {p};",
     ]
-    # op(x)'s row r: x's row (stride 1 along k), or x's column when x is transposed
-    row_at, k_step = ("", "M") if layout.ta else (" * K", "1")
-    for r in range(r_n if x_load is None else 0):
+    # op(x)'s row r: x's row (stride 1 along k), or from x's row panels when x
+    # is transposed (layout.packs_x: x is then the packed buffer)
+    if layout.packs_x:
+        body.append(f"__global const {ctype} *gm_xp = x + gm_r0 * K;")
+    for r in range(r_n if x_load is None and not layout.packs_x else 0):
         # rows past M repeat the last row: valid memory, never stored
-        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1){row_at};")
+        body.append(f"__global const {ctype} *gm_x{r} = x + min(gm_r0 + {r}, M - 1) * K;")
     for r in range(r_n):
         body.append(" ".join(f"{vt} gm_a{r}_{j} = 0;" for j in range(nv)))
     body += [f"for (long k = 0; k < K; ++k, gm_b += {p}) {{"]
@@ -136,7 +157,7 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
         # (4096x1024->1024: 60 GFLOP/s with vload8, see bench/results-linear).
         body.append(f"    const {vt} gm_w{j} = ((__global const {vt} *)gm_b)[{j}];")
     for r in range(r_n):
-        loaded = f"({vt})(gm_x{r}[k * {k_step}])" if x_load is None else ""
+        loaded = "" if x_load else f"({vt})(gm_xp[k * {r_n} + {r}])" if layout.packs_x else f"({vt})(gm_x{r}[k])"
         body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, f"min(gm_r0 + {r}, M - 1)", "k", 1, loaded)]
         for j in range(nv):
             body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")

@@ -192,7 +192,7 @@ def _gemm_launches(g, k) -> tuple[list, list]:
     grp = k.group
     m, n, kk = size_expr(k.m_dims), size_expr(k.n_dims), size_expr(k.k_dims)
     values = {"M": m, "N": n, "K": kk}
-    packed_name = f"{grp.name}_packed"
+    packed_name, xpacked_name = f"{grp.name}_packed", f"{grp.name}_xpacked"
 
     operand_node = {name: node for (name, _, _), node in zip(k.operand_args, grp.operands, strict=True)}
 
@@ -201,9 +201,10 @@ def _gemm_launches(g, k) -> tuple[list, list]:
         if kind == "operand":  # x or w: a param or a stored value
             in_memory = "buffer" if g.nodes[operand_node[name]]["op"] == "param" else "temp"
             spec = (name, in_memory, dtype)
-        if kind == "packed":
+        if kind == "packed":  # w's column panels, or x's row panels ("xpacked")
             return {"name": name, "kind": "packed", "dtype": dtype, "ctype": COMPUTE[dtype],
-                    "bytes": CTYPE_BYTES[COMPUTE[dtype]], "scratch": packed_name}
+                    "bytes": CTYPE_BYTES[COMPUTE[dtype]],
+                    "scratch": xpacked_name if name == "xpacked" else packed_name}
         return _arg(g, k, spec, values)
 
     args = [arg(spec) for spec in k.main_args]
@@ -224,6 +225,17 @@ def _gemm_launches(g, k) -> tuple[list, list]:
         scratch.append({"name": packed_name, "ctype": COMPUTE[k.dtype],
                         "elements": k.generator.packed_elements_expr(k.layout, n, kk)})
         w_read = packed_name
+    if k.packs_x:
+        xpack_global, xpack_local = k.generator.xpack_geometry_exprs(k.layout, m, kk)
+        launches.insert(0, {
+            "name": f"{grp.name}_xpack", "ops": ["pack"], "args": [arg(spec) for spec in k.xpack_args],
+            "elements": f"({m})*({kk})", "elements_per_work_item": None, "global_size": xpack_global,
+            "local_size": xpack_local, "reads": x_reads, "writes": [xpacked_name],
+            "why": "the GEMM reads a transposed x as row panels",
+        })
+        scratch.append({"name": xpacked_name, "ctype": COMPUTE[k.dtype],
+                        "elements": k.generator.packed_x_elements_expr(k.layout, m, kk)})
+        x_reads = [xpacked_name]
     launches.append({
         "name": grp.name,
         "ops": [g.nodes[x]["op"] for x in grp.prologue] + [g.nodes[grp.anchor]["op"]]

@@ -131,7 +131,11 @@ def build(rt, layout, epi_name, dtype="f32", vector=False):
         main = cl.Kernel(prg, "gk")
         pack = cl.Kernel(prg, "gk_pack") if layout.packs else None
         _built[key] = (main, pack)
+        _xpack[key] = cl.Kernel(prg, "gk_xpack") if layout.packs_x else None
     return _built[key]
+
+
+_xpack: dict = {}  # the kernels packing a transposed x, by build()'s key
 
 
 def run(rt, layout, epi_name, x, w, b, vector=False):
@@ -350,6 +354,8 @@ def test_transposed_operands_in_the_panel_layout(rt, ta, tb, width):
     layout = gemm.choose_layout(CPU, None, None, None, native_width=width, ta=ta, tb=tb)
     assert layout.kind == "panel" and (layout.ta, layout.tb) == (ta, tb)
     main, pack = build(rt, layout, "store")
+    assert layout.packs_x == ta
+    xpack = _xpack[(layout, "store", "f32", False)]
     ctx, queue, mf = rt.context, rt.queue, cl.mem_flags
     for m, k, n in SHAPES[:8]:
         x, w, _ = data(m, k, n)
@@ -362,6 +368,18 @@ def test_transposed_operands_in_the_panel_layout(rt, ta, tb, width):
         packed = cl.Buffer(ctx, mf.READ_WRITE, gemm.packed_elements(layout, n, k) * 4)
         gs, ls = gemm.pack_geometry(layout, n, k)
         pack(queue, gs, ls, np.int64(n), np.int64(k), wb, packed)
+        if layout.packs_x:  # x's row panels, zeros past m
+            xpacked = np.full(gemm.packed_x_elements(layout, m, k), np.nan, np.float32)
+            xp = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=xpacked)
+            gs, ls = gemm.xpack_geometry(layout, m, k)
+            xpack(queue, gs, ls, np.int64(m), np.int64(k), xb, xp)
+            cl.enqueue_copy(queue, xpacked, xp)
+            rows = -(-m // layout.rows) * layout.rows
+            padded = np.zeros((rows, k), np.float32)
+            padded[:m] = x
+            want = padded.reshape(-1, layout.rows, k).transpose(0, 2, 1).ravel()
+            np.testing.assert_array_equal(xpacked, want)
+            xb = xp
         gs, ls = gemm.launch_geometry(layout, m, n, k)
         main(queue, gs, ls, np.int64(m), np.int64(n), np.int64(k), xb, packed, ob)
         cl.enqueue_copy(queue, out, ob)

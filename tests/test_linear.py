@@ -254,3 +254,16 @@ def test_bound_device_arrays_give_device_outputs_only_when_the_call_has_them():
     assert isinstance(device, cla.Array)
     np.testing.assert_allclose(device.get(), mlp_reference(x, w1, b1, w2, b2), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(host, device.get(), rtol=0, atol=0)
+
+
+def test_mlp_backward_plan_launches_without_fusec(tmp_path):
+    """The backward's plan (dw = gᵀ·x packs its transposed x into row panels
+    first, on CPUs) run by the plain-PyOpenCL launcher, against torch.autograd."""
+    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((37, 20), (30, 20), (30,), (5, 30), (5,))]
+    ct = rng.standard_normal((37, 5)).astype(np.float32)
+    res = compile_and_launch(tmp_path, MLP, "mlp_bwd", "--grad", x=x, w1=w1, b1=b1, w2=w2, b2=b2, grad_out0=ct)
+    leaves = [torch.tensor(a, requires_grad=True) for a in (x, w1, b1, w2, b2)]
+    y = F.linear(torch.relu(F.linear(leaves[0], leaves[1], leaves[2])), leaves[3], leaves[4])
+    want = torch.autograd.grad(y, leaves, torch.tensor(ct))
+    for i, name in enumerate(["x", "w1", "b1", "w2", "b2"]):
+        np.testing.assert_allclose(res[f"out{i}"], want[i].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)

@@ -59,7 +59,9 @@ def size(expr):
     return int(eval(py, {"__builtins__": {}}, FUNCTIONS))
 
 
-device = next(d for p in cl.get_platforms() for d in p.get_devices())
+# the device the source was generated for (its vector widths suit that one)
+device = next(d for p in cl.get_platforms() for d in p.get_devices()
+              if (d.name.strip(), p.name.strip()) == (plan["device"]["name"], plan["device"]["platform"]))
 ctx = cl.Context([device])
 queue = cl.CommandQueue(ctx)
 program = cl.Program(ctx, source).build(plan["build_options"])
@@ -128,10 +130,19 @@ def compile_and_launch(tmp_path: Path, text: str, graph: str, *compile_flags, **
     np.savez(tmp_path / "in.npz", **inputs)
     proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), graph,
                            str(tmp_path / "in.npz"), str(tmp_path / "res.npz")],
-                          capture_output=True, text=True, timeout=120)
+                          env=launcher_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "res.npz") as res:
         return dict(res)
+
+
+def launcher_env() -> dict:
+    """The environment a program outside fusec needs to see the devices fusec
+    sees: OCL_ICD_VENDORS naming pip-installed drivers too (fusec/icd.py)."""
+    from fusec.icd import register_pip_drivers
+
+    register_pip_drivers()
+    return dict(os.environ)
 
 
 def fusec_command() -> list[str]:
@@ -164,7 +175,7 @@ def launch(artefacts: Path, graph: str, **inputs) -> list[np.ndarray]:
     proc = subprocess.run(
         [sys.executable, str(artefacts / "launch.py"), str(artefacts / "out"), graph,
          str(artefacts / f"{graph}-in.npz"), str(result)],
-        capture_output=True, text=True, timeout=120,
+        env=launcher_env(), capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     with np.load(result) as out:
