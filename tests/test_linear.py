@@ -267,3 +267,39 @@ def test_mlp_backward_plan_launches_without_fusec(tmp_path):
     want = torch.autograd.grad(y, leaves, torch.tensor(ct))
     for i, name in enumerate(["x", "w1", "b1", "w2", "b2"]):
         np.testing.assert_allclose(res[f"out{i}"], want[i].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+# -- f16: the f32 GEMM between casts (fusec/passes/widen.py) ----------------------------
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 33, 17), (2, 65, 40, 9), (131, 70, 3)])
+def test_f16_linear_matches_torch_computed_in_f32(shape):
+    *rows, k, n = shape
+    g = fusec.compile("graph f(x: f16[..., K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n"
+                      .replace("...", ", ".join(f"R{i}" for i in range(len(rows)))), grad=True)["f"]
+    x = rng.standard_normal((*rows, k)).astype(np.float16)
+    w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float16)
+    b = rng.standard_normal(n).astype(np.float16)
+    leaves = [torch.tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, b)]
+    want = torch.relu(F.linear(*leaves))
+    y = g(x, w, b)
+    assert y.dtype == np.float16
+    # one rounding of the f32 result: within half an f16 ulp of the f32 reference
+    np.testing.assert_allclose(y.astype(np.float32), want.detach().numpy(), rtol=2**-11, atol=1e-3)
+    ct = rng.standard_normal(y.shape).astype(np.float16)
+    _, grads = g.value_and_grad(x, w, b, grad_outputs=ct)
+    want_grads = torch.autograd.grad(want, leaves, torch.tensor(ct.astype(np.float32)))
+    for name, got, ref in zip("xwb", (grads["x"], grads["w"], grads["b"]), want_grads, strict=True):
+        assert got.dtype == np.float16
+        scale = float(np.abs(ref.numpy()).max()) + 1
+        np.testing.assert_allclose(got.astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3 * scale, err_msg=name)
+
+
+def test_f16_matmul_and_its_plan():
+    g = fusec.compile("graph f(a: f16[M, K], b: f16[K, N]) {\n    return matmul(a, b) * 0.5\n}\n")["f"]
+    a, b = rng.standard_normal((37, 20)).astype(np.float16), rng.standard_normal((20, 11)).astype(np.float16)
+    want = (a.astype(np.float32) @ b.astype(np.float32) * 0.5).astype(np.float16)
+    np.testing.assert_allclose(g(a, b).astype(np.float32), want.astype(np.float32), rtol=2**-10, atol=1e-3)
+    gemm = [k for k in g.plan["kernels"] if "matmul" in k["ops"]]
+    # one kernel: a cast as a is loaded, the f32 product, its epilogue (the cast to f16, the scaling)
+    assert len(gemm) == 1 and gemm[0]["ops"] == ["cast", "matmul", "cast", "mul"]

@@ -4,7 +4,8 @@ from .autodiff import grad_graph
 from .fuse import FusionGroup, fuse
 from .infer import infer
 from .simplify import simplify
+from .widen import widen_f16_gemms
 
-PIPELINE = (("infer", infer), ("simplify", simplify))
+PIPELINE = (("infer", infer), ("widen", widen_f16_gemms), ("simplify", simplify))
 
-__all__ = ["FusionGroup", "PIPELINE", "fuse", "grad_graph", "infer", "simplify"]
+__all__ = ["FusionGroup", "PIPELINE", "fuse", "grad_graph", "infer", "simplify", "widen_f16_gemms"]

@@ -115,8 +115,6 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         got = [a["dtype"] for a in args]
         if not all(dt.is_float(d) and not dt.is_weak(d) for d in got) or len(set(got)) > 1:
             raise error(f"{prim.name} needs float tensors of one dtype, got {' and '.join(got)}", data["pos"])
-        if got[0] == "f16":
-            raise error(f"{prim.name} on f16 is not supported yet (f32 and f64 are)", data["pos"])
         try:
             data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args), **attrs)
         except ValueError as e:
