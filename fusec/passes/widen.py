@@ -3,9 +3,9 @@ the result is rounded to f16 once, where it is stored.
 
 fusec's GEMM kernels multiply f32 and f64. Rather than a third variant that
 loads halves in every layout, an f16 `linear`/`matmul` becomes the f32 GEMM
-between casts: a cast of a parameter is a cheap prologue (converted as the
-kernel loads it), a cast of w is stored as f32 and packed, and the cast back
-runs in the epilogue with the rest. PyTorch's CPU f16 matmul also
+between casts: each operand is stored as f32 by one elementwise pass (not
+converted in the GEMM's inner loop, see fuse.gemm_prologue), and the cast
+back runs in the epilogue with the rest. PyTorch's CPU f16 matmul also
 accumulates in f32.
 """
 
