@@ -317,10 +317,17 @@ class CompiledGraph:
         stored = {o: buf for o, buf in zip(self.graph.graph["outputs"], out_buffers, strict=True)}
         for kernel in self.kernels:
             group = kernel.group
+            # a kernel computing only from bound values ran at the first call: its results are kept
+            constant = pinned is not None and group.name in pinned.constant_kernels
+            if constant and group.name in pinned.kept:
+                stored.update(pinned.kept[group.name])
+                continue
             for node in group.stores:
                 data = self.graph.nodes[node]
                 count = math.prod(resolve(d, sizes) for d in data["shape"])
                 stored[node] = self._scratch(data["dtype"], count)
+            if constant:
+                pinned.kept[group.name] = {node: stored[node] for node in group.stores}
             shape = tuple(resolve(d, sizes) for d in group.shape)
             counts = kernel.counts(shape, sizes)
             if group.kind == "reduction":
@@ -333,7 +340,7 @@ class CompiledGraph:
             kept, gemm_options = None, {}
             if group.kind == "gemm" and kernel.packs:
                 # a bound w is packed once, by the first call, and kept
-                keep = pinned is not None and kernel.packs_operand() in pinned.values
+                keep = pinned is not None and group.operands[1] in pinned.constant_nodes
                 kept = pinned.packed.get(group.name) if keep else None
                 gemm_options = {"w_bound": keep}
                 packed = kept or self._scratch(
@@ -443,6 +450,21 @@ class BoundGraph:
                     self.buffers[p["name"]] = value.data
             self.values[p["name"]] = value
         self.packed: dict = {}  # GEMM group name -> its w, packed at the first call
+        # Values computed from bound parameters alone (a weight's cast to f32,
+        # w * 2), and the kernels that compute nothing else: run once, kept.
+        g = graph.graph
+        self.constant_nodes = set()
+        for n in nx.topological_sort(g):
+            data = g.nodes[n]
+            if data["op"] == "const" or (data["op"] == "param" and data["name"] in constants) or (
+                data["op"] != "param" and data["args"] and all(a in self.constant_nodes for a in data["args"])
+            ):
+                self.constant_nodes.add(n)
+        self.constant_kernels = {
+            k.group.name for k in graph.kernels
+            if not k.group.outputs and k.group.stores and all(n in self.constant_nodes for n in _reads(k.group))
+        }
+        self.kept: dict = {}  # constant kernel -> {node: buffer} of what it stored at the first call
 
     def __call__(self, *args, **kwargs):
         import pyopencl.array as cla
@@ -453,3 +475,8 @@ class BoundGraph:
 
     def __repr__(self) -> str:
         return f"<fusec graph {self.name} with {', '.join(self.values)} bound>"
+
+
+def _reads(group) -> set:
+    """The nodes a fusion group reads from memory."""
+    return {*group.inputs, *group.operands, *group.epilogue_inputs, *group.prologue_inputs}

@@ -305,3 +305,26 @@ def test_f16_matmul_and_its_plan():
     # cast to f16, the scaling)
     kernels = [k["ops"] for k in g.plan["kernels"] if k["ops"] != ["pack"]]
     assert kernels == [["cast"], ["cast"], ["matmul", "cast", "mul"]]
+
+
+def test_values_computed_from_bound_weights_alone_are_computed_once():
+    """An f16 weight's cast to f32 (and the packing of it) and w * 2 run at the
+    first call of a bound graph only; later calls launch neither."""
+    for text, dtype in [("graph f(x: f16[B, K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n",
+                         np.float16),
+                        ("graph f(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w * 2.0, b)\n}\n",
+                         np.float32)]:
+        g = fusec.compile(text)["f"]
+        x = rng.standard_normal((150, 33)).astype(dtype)
+        w, b = (rng.standard_normal((17, 33)) / 6).astype(dtype), rng.standard_normal(17).astype(dtype)
+        layer = g.bind(w=w, b=b)
+        first = layer(x)
+        assert layer.kept and set(layer.packed) == {"f_g0"}
+        for name in [*layer.kept, "f_g0_pack"]:  # would now fail if launched
+            g._cl_kernels[name] = lambda *a, name=name, **k: pytest.fail(f"{name} launched again")
+        x2 = rng.standard_normal((150, 33)).astype(dtype)
+        np.testing.assert_array_equal(layer(x), first)
+        scale = 2.0 if "* 2.0" in text else 1.0
+        ref = x2.astype(np.float32) @ (w.astype(np.float32) * scale).T + b.astype(np.float32)
+        ref = np.maximum(ref, 0) if "relu" in text else ref
+        np.testing.assert_allclose(layer(x2).astype(np.float32), ref, rtol=2e-3, atol=2e-3)
