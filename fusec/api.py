@@ -5,17 +5,22 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
 from . import dtypes as dt
 from .arguments import aligned_empty, bind_arguments, check_argument, resolve
-from .diagnostics import CallError, CompileError, Diagnostic
+from .diagnostics import CompileError, Diagnostic
+from .gradient_calls import GradientCalls
 from .graph import lower_module, verify
 from .lang import parse, read_ir
 from .passes import PIPELINE, fuse, grad_graph, simplify
 from .plan import make_plan
+
+if TYPE_CHECKING:
+    from .bound import BoundGraph
 
 
 @dataclass
@@ -110,7 +115,7 @@ class Program:
         return [d for g in self for d in (g, *g.derived.values())]
 
 
-class CompiledGraph:
+class CompiledGraph(GradientCalls):
     def __init__(self, g: nx.DiGraph, runtime, front: FrontEnd):
         from .codegen import generate
 
@@ -196,69 +201,6 @@ class CompiledGraph:
         sig = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.params)
         return f"<fusec graph {self.name}({sig}), {len(self.kernels)} kernel(s)>"
 
-    # -- gradients -----------------------------------------------------------------
-
-    @property
-    def backward(self) -> CompiledGraph:
-        """The vector-Jacobian product alone: forward inputs and cotangents in, gradients out."""
-        return self._derived("backward")
-
-    @property
-    def forward_backward(self) -> CompiledGraph:
-        """Outputs and gradients in one pass (what `value_and_grad` runs)."""
-        return self._derived("forward_backward")
-
-    def _derived(self, kind: str) -> CompiledGraph:
-        if kind not in self.derived:
-            raise CallError(f"{self.name} was compiled without gradients; compile with grad=True")
-        return self.derived[kind]
-
-    def value_and_grad(self, *args, grad_outputs=None, **kwargs):
-        """The outputs (as a call returns them) and {parameter name: gradient}
-        for every float parameter. `grad_outputs`: the cotangent of each output
-        (one array for a single output, else a sequence with None for
-        non-float outputs); it may be left out when every float output is a
-        scalar, as in PyTorch's `backward()`."""
-        fb = self.forward_backward
-        results = fb(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
-        results = results if isinstance(results, tuple) else (results,)
-        n = fb.graph.graph["forward_outputs"]
-        outputs = results[0] if n == 1 else tuple(results[:n])
-        return outputs, dict(zip(fb.graph.graph["grad_of"], results[n:], strict=True))
-
-    def vjp(self, *args, grad_outputs=None, **kwargs) -> dict:
-        """{parameter name: gradient}: the backward pass alone, from the forward's inputs."""
-        bwd = self.backward
-        results = bwd(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
-        results = results if isinstance(results, tuple) else (results,)
-        return dict(zip(bwd.graph.graph["grad_of"], results, strict=True))
-
-    def _inputs(self, args, kwargs) -> list:
-        bound = bind_arguments(self.name, self.param_names, args, kwargs)
-        return [bound[name] for name in self.param_names]
-
-    def _cotangents(self, grad_outputs) -> list:
-        """The cotangent arguments of the derived graphs, in their parameter order."""
-        outs = [self.graph.nodes[o] for o in self.graph.graph["outputs"]]
-        floats = [i for i, o in enumerate(outs) if dt.is_float(o["dtype"])]
-        if grad_outputs is None:
-            if any(outs[i]["shape"] for i in floats):
-                raise CallError(
-                    f"{self.name}: grad_outputs is needed (one cotangent per output); only scalar"
-                    " outputs default to 1"
-                )
-            return [dt.NUMPY[outs[i]["dtype"]].type(1) for i in floats]
-        if len(outs) == 1 and not isinstance(grad_outputs, tuple | list):
-            grad_outputs = (grad_outputs,)
-        if not isinstance(grad_outputs, tuple | list) or len(grad_outputs) != len(outs):
-            raise CallError(f"{self.name}: grad_outputs needs one entry per output ({len(outs)})")
-        for i, (o, ct) in enumerate(zip(outs, grad_outputs, strict=True)):
-            if i not in floats and ct is not None:
-                raise CallError(f"{self.name}: output {i} is {o['dtype']}, not float: its grad_outputs entry must be None")
-            if i in floats and ct is None:
-                raise CallError(f"{self.name}: grad_outputs[{i}] is None, but output {i} is float")
-        return [grad_outputs[i] for i in floats]
-
     # -- calling -------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
@@ -273,6 +215,8 @@ class CompiledGraph:
         inference: `layer = g.bind(w=w, b=b); y = layer(x)`. The values are
         copied to the device once (later changes to the arrays are not seen),
         and weights that a GEMM repacks are packed once, at the first call."""
+        from .bound import BoundGraph
+
         return BoundGraph(self, constants)
 
     def _run(self, bound: dict, on_device: bool, pinned: BoundGraph | None = None):
@@ -420,63 +364,3 @@ class CompiledGraph:
         cl.enqueue_copy(self.runtime.queue, buf, arr, is_blocking=False)
         return buf
 
-
-class BoundGraph:
-    """A compiled graph with some parameters fixed (`CompiledGraph.bind`); called
-    with the others, positionally in the graph's order or by name."""
-
-    def __init__(self, graph: CompiledGraph, constants: dict):
-        import pyopencl.array as cla
-
-        self.graph = graph
-        self.name = graph.name
-        bad = [k for k in constants if k not in graph.param_names]
-        if bad:
-            raise CallError(f"{graph.name}() has no parameter {bad[0]!r} (parameters: {', '.join(graph.param_names)})")
-        self.param_names = [n for n in graph.param_names if n not in constants]
-        self.on_device = any(isinstance(v, cla.Array) for v in constants.values())
-        runtime = graph.runtime
-        self.sizes: dict[str, int] = {}
-        self.values: dict = {}
-        self.buffers: dict = {}
-        for p in graph.params:
-            if p["name"] not in constants:
-                continue
-            value = check_argument(p, constants[p["name"]], self.sizes, runtime.context)
-            if p["shape"]:  # a private device copy: the caller may change theirs
-                copy = value.copy() if isinstance(value, cla.Array) else cla.to_device(runtime.queue, value)
-                value = copy
-                if value.size:
-                    self.buffers[p["name"]] = value.data
-            self.values[p["name"]] = value
-        self.packed: dict = {}  # GEMM group name -> its w, packed at the first call
-        # Values computed from bound parameters alone (a weight's cast to f32,
-        # w * 2), and the kernels that compute nothing else: run once, kept.
-        g = graph.graph
-        self.constant_nodes = set()
-        for n in nx.topological_sort(g):
-            data = g.nodes[n]
-            if data["op"] == "const" or (data["op"] == "param" and data["name"] in constants) or (
-                data["op"] != "param" and data["args"] and all(a in self.constant_nodes for a in data["args"])
-            ):
-                self.constant_nodes.add(n)
-        self.constant_kernels = {
-            k.group.name for k in graph.kernels
-            if not k.group.outputs and k.group.stores and all(n in self.constant_nodes for n in _reads(k.group))
-        }
-        self.kept: dict = {}  # constant kernel -> {node: buffer} of what it stored at the first call
-
-    def __call__(self, *args, **kwargs):
-        import pyopencl.array as cla
-
-        bound = bind_arguments(self.name, self.param_names, args, kwargs)
-        on_device = any(isinstance(v, cla.Array) for v in bound.values()) if bound else self.on_device
-        return self.graph._run(bound, on_device, pinned=self)
-
-    def __repr__(self) -> str:
-        return f"<fusec graph {self.name} with {', '.join(self.values)} bound>"
-
-
-def _reads(group) -> set:
-    """The nodes a fusion group reads from memory."""
-    return {*group.inputs, *group.operands, *group.epilogue_inputs, *group.prologue_inputs}
