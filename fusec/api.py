@@ -345,8 +345,7 @@ class CompiledGraph(GradientCalls):
 
     def _scratch(self, dtype: str, count: int, compute: bool = False):
         """A device buffer for `count` values of `dtype` (in its compute type if `compute`)."""
-        from .opencl_c import COMPUTE, STORAGE
-        from .plan import CTYPE_BYTES
+        from .opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
 
         ctype = (COMPUTE if compute else STORAGE)[dtype]
         return self.runtime.allocator(max(1, count) * CTYPE_BYTES[ctype])

@@ -41,8 +41,7 @@ class BoundGraph:
                 continue
             value = check_argument(p, constants[p["name"]], self.sizes, runtime.context)
             if p["shape"]:  # a private device copy: the caller may change theirs
-                copy = value.copy() if isinstance(value, cla.Array) else cla.to_device(runtime.queue, value)
-                value = copy
+                value = value.copy() if isinstance(value, cla.Array) else cla.to_device(runtime.queue, value)
                 if value.size:
                     self.buffers[p["name"]] = value.data
             self.values[p["name"]] = value

@@ -17,10 +17,12 @@ from .device import DeviceInfo
 from .mathlib import helpers_for
 from .opencl_c import (
     COMPUTE,
+    CTYPE_BYTES,
     LONG_KINDS,
     MASK,
     STORAGE,
     c_name,
+    composed_vector,
     convert,
     literal,
     render,
@@ -147,7 +149,7 @@ class ElementwiseKernel:
     def _raw_vector(self, name: str, ctype: str, index: str, w: int) -> str:
         """w stored values from `name + index`, as they are in memory."""
         if self.device.compose_vector_access:
-            return f"(({ctype}{w})({', '.join(f'{name}[{index} + {k}]' for k in range(w))}))"
+            return composed_vector(ctype, w, f"{name} + {index}")
         return f"vload{w}(0, {name} + {index})"
 
     def _store(self, out: str, dtype: str, value: str, w: int, index: str) -> str:
@@ -349,8 +351,6 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
 
 def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
     """Bytes of the widest compute type among a group's values (8 for f64 and i64)."""
-    from .plan import CTYPE_BYTES
-
     nodes = [*group.nodes, *group.inputs, *(n for _, n in group.outputs), *group.operands,
              *group.epilogue, *group.epilogue_inputs, *group.prologue, *group.prologue_inputs]
     return max((CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in nodes if "dtype" in g.nodes[n]), default=4)

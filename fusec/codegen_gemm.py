@@ -106,10 +106,6 @@ class GemmKernel(ElementwiseKernel):
         # layout wins at every M (measured 1 to 100 rows: 1.1-1.2x the small one).
         return self.small is not None and not w_bound and counts["M"] < self.generator.PER_CALL_PACK_MIN_M
 
-    def packs_operand(self) -> str:
-        """The name of the parameter (or stored value) that the pack kernel reads."""
-        return self.operand_args[1][0]
-
     def packed_elements(self, counts: dict, w_bound: bool = False) -> int:
         if not self.packs or self._use_small(counts, w_bound):
             return 0

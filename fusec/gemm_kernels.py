@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .opencl_c import composed_vector
+
 if TYPE_CHECKING:
     from .gemm import GemmLayout
 
@@ -36,13 +38,6 @@ def _x_value(x_load, name: str, ctype_w: str, row: str, k: str, width: int, load
 def _element(epilogue: Epilogue, acc: str, row: str, col: str, indent: str = "") -> list[str]:
     """One element's epilogue in its own block (it may declare names)."""
     return [indent + "{", *(indent + "    " + s for s in epilogue(acc, row, col)), indent + "}"]
-
-
-def _vload(ptr: str, v: int, ctype: str) -> str:
-    """v consecutive values at `ptr`, any alignment, as one vector. Not vloadN:
-    PoCL 3.0 (znver3 target) calls that out of line, and every call spills the
-    accumulators; compilers merge these scalar loads into one vector load."""
-    return f"(({ctype}{v})({', '.join(f'({ptr})[{i}]' for i in range(v))}))"
 
 
 def _lane(vec: str, width: int, j: int) -> str:
@@ -219,10 +214,10 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
         body.append(" ".join(f"{vt} gm_a{r}_{c} = 0;" for c in range(c_n)))
     body += ["long k = 0;", f"for (; k + {v} <= K; k += {v}) {{"]
     for c in range(c_n):
-        body.append(f"    const {vt} gm_b{c} = {_vload(f'gm_w{c} + k', v, ctype)};")
+        body.append(f"    const {vt} gm_b{c} = {composed_vector(ctype, v, f'gm_w{c} + k')};")
     for r in range(r_n):
         row = f"min(gm_r0 + {r}, M - 1)"
-        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, _vload(f"gm_x{r} + k", v, ctype))]
+        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, composed_vector(ctype, v, f"gm_x{r} + k"))]
         for c in range(c_n):
             body.append(f"    gm_a{r}_{c} = gm_s{r} * gm_b{c} + gm_a{r}_{c};")
     body.append("}")

@@ -34,6 +34,16 @@ def add_node(g: nx.DiGraph, op: str, args=(), attrs=(), pos=None, **extra) -> in
     return node
 
 
+def replace_uses(g: nx.DiGraph, old: int, new: int) -> None:
+    """Point every consumer of `old` (and the outputs) at `new`."""
+    for user in list(g.successors(old)):
+        data = g.nodes[user]
+        data["args"] = tuple(new if a == old else a for a in data["args"])
+        g.remove_edge(old, user)
+        g.add_edge(new, user)
+    g.graph["outputs"] = [new if o == old else o for o in g.graph["outputs"]]
+
+
 @functools.cache
 def template_ast(template: str):
     """An IR expression written in the registry (a backward or a lowering), parsed."""

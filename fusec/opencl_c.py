@@ -15,6 +15,7 @@ from . import dtypes as dt
 COMPUTE = {"f16": "float", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "int"}
 STORAGE = {"f16": "half", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "uchar"}
 MASK = {"float": "int", "double": "long", "int": "int", "long": "long"}
+CTYPE_BYTES = {"char": 1, "uchar": 1, "half": 2, "int": 4, "float": 4, "long": 8, "double": 8}
 
 
 # argument kinds passed as `long` by value: extents, element counts
@@ -37,6 +38,13 @@ def c_name(param: str) -> str:
 def temp_name(node: int) -> str:
     """The buffer holding a stored value (a reduction's result) between kernels."""
     return f"tmp_{node}"
+
+
+def composed_vector(ctype: str, w: int, ptr: str) -> str:
+    """w consecutive values at `ptr` (any alignment) as one vector, spelled as
+    scalar loads compilers merge into one: PoCL 3.0 calls vloadN out of line,
+    and every call spills the registers in use (DeviceInfo.compose_vector_access)."""
+    return f"(({ctype}{w})({', '.join(f'({ptr})[{k}]' for k in range(w))}))"
 
 
 def literal(value, ctype: str, w: int) -> str:

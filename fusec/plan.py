@@ -12,13 +12,12 @@ import math
 import networkx as nx
 
 from .codegen import ElementwiseKernel
-from .opencl_c import COMPUTE, LONG_KINDS, STORAGE, temp_name
+from .opencl_c import COMPUTE, CTYPE_BYTES, LONG_KINDS, STORAGE, temp_name
 from .passes.fuse import view_root
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
 BUILD_OPTIONS = "-cl-std=CL1.2"
-CTYPE_BYTES = {"char": 1, "uchar": 1, "half": 2, "int": 4, "float": 4, "long": 8, "double": 8}
 
 
 def _dims(shape) -> list:

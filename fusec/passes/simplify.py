@@ -13,17 +13,8 @@ import networkx as nx
 import numpy as np
 
 from .. import dtypes as dt
+from ..graph import replace_uses
 from ..registry import lookup
-
-
-def _replace(g: nx.DiGraph, old: int, new: int) -> None:
-    """Point every consumer of `old` (and the outputs) at `new`."""
-    for user in list(g.successors(old)):
-        data = g.nodes[user]
-        data["args"] = tuple(new if a == old else a for a in data["args"])
-        g.remove_edge(old, user)
-        g.add_edge(new, user)
-    g.graph["outputs"] = [new if o == old else o for o in g.graph["outputs"]]
 
 
 def _const(g, n):
@@ -138,7 +129,7 @@ def apply_identities(g: nx.DiGraph) -> nx.DiGraph:
             for _, match in IDENTITIES:
                 repl = match(g, n)
                 if repl is not None and repl != n:
-                    _replace(g, n, repl)
+                    replace_uses(g, n, repl)
                     g.remove_node(n)  # nothing uses it now; keeps the fixed point finite
                     changed = True
                     break
@@ -162,7 +153,7 @@ def eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
             continue
         key = _cse_key(data)
         if key in seen:
-            _replace(g, n, seen[key])
+            replace_uses(g, n, seen[key])
         else:
             seen[key] = n
     return eliminate_dead_code(g)

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..graph import add_node
+from ..graph import add_node, replace_uses
 from ..registry import lookup
-from .simplify import _replace
-
-CAST_TO = {"f32": (("dtype", ("dtype", "f32")),), "f16": (("dtype", ("dtype", "f16")),)}
 
 
 def _cast(g: nx.DiGraph, arg: int, to: str, pos, connect: bool = True) -> int:
     data = g.nodes[arg]
-    return add_node(g, "cast", (arg,) if connect else (), CAST_TO[to], pos, infix=None,
+    return add_node(g, "cast", (arg,) if connect else (), (("dtype", ("dtype", to)),), pos, infix=None,
                     operand_dtypes=(data["dtype"],), dtype=to, shape=tuple(data["shape"]))
 
 
@@ -41,7 +38,7 @@ def widen_f16_gemms(g: nx.DiGraph) -> nx.DiGraph:
                 widened[a] = _cast(g, a, "f32", data["pos"])
         # consumers read the result rounded once (in the epilogue); the GEMM the f32 casts
         result = _cast(g, n, "f16", data["pos"], connect=False)
-        _replace(g, n, result)
+        replace_uses(g, n, result)
         g.nodes[result]["args"] = (n,)
         g.add_edge(n, result)
         for a in data["args"]:
