@@ -374,7 +374,7 @@ def main(argv=None) -> int:
     if not args.child:
         # the drivers a fusec user sees (Intel's CPU runtime from PyPI), for the
         # children that time pyopencl without importing fusec too
-        from fusec.icd import register_pip_drivers
+        from fusec.runtime.drivers import register_pip_drivers
 
         register_pip_drivers()
     if args.child:

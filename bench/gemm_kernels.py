@@ -129,8 +129,8 @@ def main(argv=None) -> int:
     from elementwise import log, med, run_row, table
 
     import fusec
-    from fusec import gemm
-    from fusec.plan import BUILD_OPTIONS
+    from fusec.codegen import gemm_layouts as gemm
+    from fusec.codegen.plan import BUILD_OPTIONS
     from fusec.runtime import Runtime
 
     torch.set_num_threads(2)

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
-from . import dtypes as dt
-from .arguments import aligned_empty, bind_arguments, check_argument, resolve
+from .codegen.plan import make_plan
 from .diagnostics import CompileError, Diagnostic
+from .frontend.lower import lower_module
+from .frontend.parser import parse, read_ir
 from .gradient_calls import GradientCalls
-from .graph import lower_module, verify
-from .lang import parse, read_ir
+from .ir import dtypes as dt
+from .ir.graph import verify
+from .ir.keywords import KEYWORDS
+from .ir.registry import Primitive, check_template, register
 from .passes import PIPELINE, fuse, grad_graph, simplify
-from .plan import make_plan
+from .passes.autodiff import check_backward
+from .runtime.arguments import aligned_empty, bind_arguments, check_argument, resolve
 
 if TYPE_CHECKING:
     from .bound import BoundGraph
@@ -74,7 +79,7 @@ def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_
     name, text = read_source(path_or_text)
     runtime = Runtime(device, queue, cache_dir) if queue is not None else Runtime.shared(device, cache_dir)
     # A repeat compile of the same text for the same runtime is a dict lookup.
-    from .registry import generation
+    from .ir.registry import generation
 
     key = (name, text, id(runtime), generation(), grad)
     prog = _COMPILED.get(key)
@@ -178,7 +183,7 @@ class CompiledGraph(GradientCalls):
             # Declared scalar types let PyOpenCL pack scalars itself: a scalar
             # argument costs 0.1 us instead of 6 (measured with PyOpenCL
             # 2026.1 on PoCL and Intel's runtime), 50 us per GEMM launch.
-            from .build_worker import SCALAR_KINDS
+            from .runtime.build_worker import SCALAR_KINDS
 
             for name, kinds, _ in self._trials():
                 self._cl_kernels[name].set_scalar_arg_dtypes(
@@ -255,7 +260,7 @@ class CompiledGraph(GradientCalls):
                 buf = arr.data if arr.size else None
             out_arrays.append(arr)
             out_buffers.append(buf)
-        from .runtime import SCALAR_ARG
+        from .runtime.programs import SCALAR_ARG
 
         # values kernels leave for later kernels: node -> buffer (an output's own, if it is one)
         stored = {o: buf for o, buf in zip(self.graph.graph["outputs"], out_buffers, strict=True)}
@@ -345,7 +350,7 @@ class CompiledGraph(GradientCalls):
 
     def _scratch(self, dtype: str, count: int, compute: bool = False):
         """A device buffer for `count` values of `dtype` (in its compute type if `compute`)."""
-        from .opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
+        from .codegen.opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
 
         ctype = (COMPUTE if compute else STORAGE)[dtype]
         return self.runtime.allocator(max(1, count) * CTYPE_BYTES[ctype])
@@ -363,3 +368,37 @@ class CompiledGraph(GradientCalls):
         cl.enqueue_copy(self.runtime.queue, buf, arr, is_blocking=False)
         return buf
 
+
+def register_primitive(
+    name: str,
+    inputs: tuple[str, ...] | list[str],
+    forward: str | Mapping[str, str],
+    numpy: Callable,
+    *,
+    dtype_rule: str = "float",
+    attrs: Mapping[str, object] | None = None,
+    backward: Mapping[str, str] | None = None,
+    replace: bool = False,
+) -> Primitive:
+    """Add an elementwise op from Python; it is usable from IR text afterwards.
+
+    `forward` is an OpenCL C expression template (see `Primitive`), e.g.
+    `register_primitive("cube", ["x"], "{x} * {x} * {x}", lambda x: x**3,
+    backward={"x": "g * 3 * x * x"})`. A backward template is an IR
+    expression over registry ops (see `Primitive.backward_for`); an input
+    without one makes the op's gradient an error.
+    """
+    if not name.isidentifier() or name in KEYWORDS:
+        raise ValueError(f"invalid primitive name {name!r}")
+    prim = Primitive(
+        name=name,
+        inputs=tuple(inputs),
+        forward=forward,
+        numpy=numpy,
+        dtype_rule=dtype_rule,
+        attrs=dict(attrs or {}),
+        backward=dict(backward or {}),
+    )
+    check_template(prim)
+    check_backward(prim)  # backward templates are IR text: checked now, not at a gradient
+    return register(prim, replace=replace)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from .arguments import bind_arguments, check_argument
 from .diagnostics import CallError
+from .runtime.arguments import bind_arguments, check_argument
 
 if TYPE_CHECKING:
     from .api import CompiledGraph

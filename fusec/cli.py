@@ -106,7 +106,7 @@ def _program(path: str, grad: bool = False):
 
 
 def cmd_compile(args) -> int:
-    from .graph import dump
+    from .ir.graph import dump
 
     prog = _program(args.file, args.grad)
     outdir = Path(args.outdir) if args.outdir else None
@@ -191,7 +191,7 @@ def cmd_devices(args) -> int:
 def cmd_cache(args) -> int:
     from kernels_cache import parse_size
 
-    from .runtime import _open_cache
+    from .runtime.programs import _open_cache
 
     cache = _open_cache(None)
     if cache is None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import dtypes as dt
-from .arguments import bind_arguments
 from .diagnostics import CallError
+from .ir import dtypes as dt
+from .runtime.arguments import bind_arguments
 
 if TYPE_CHECKING:
     from .api import CompiledGraph

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fusec
-from fusec.build_worker import BuildWorker, WorkerCrash
 from fusec.runtime import Runtime
+from fusec.runtime.build_worker import BuildWorker, WorkerCrash
 
 
 def _device_names():

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pyopencl as cl
 import pytest
 
-from fusec.device import DeviceInfo, pocl_target
+from fusec.codegen.device import DeviceInfo, pocl_target
 
 
 def fake_device(platform: str, version: str, preferred: int, native: int):

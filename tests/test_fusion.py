@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 import fusec
 from fusec.api import compile_graphs
 from fusec.codegen import generate
-from fusec.device import DeviceInfo
-from fusec.opencl_c import c_name
+from fusec.codegen.device import DeviceInfo
+from fusec.codegen.opencl_c import c_name
 from fusec.passes import fuse
 
 RNG = np.random.default_rng(0)
@@ -313,7 +313,7 @@ def test_register_primitive_is_usable_from_ir():
     with pytest.raises(ValueError):
         fusec.register_primitive(name, ["x"], "({x})", lambda x: x)
     # leave the registry as found: other tests check every entry has a test spec
-    del fusec.registry.REGISTRY[name]
+    del fusec.ir.registry.REGISTRY[name]
 
 
 def test_scalar_arguments_take_numpy_and_python_numbers():

@@ -16,9 +16,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fusec import gemm
-from fusec.device import DeviceInfo
-from fusec.plan import BUILD_OPTIONS
+from fusec.codegen import gemm_layouts as gemm
+from fusec.codegen.device import DeviceInfo
+from fusec.codegen.plan import BUILD_OPTIONS
 
 cl = pytest.importorskip("pyopencl")
 

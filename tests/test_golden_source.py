@@ -19,7 +19,7 @@ import pytest
 
 from fusec.api import compile_graphs
 from fusec.codegen import generate
-from fusec.device import DeviceInfo
+from fusec.codegen.device import DeviceInfo
 from fusec.passes import fuse
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

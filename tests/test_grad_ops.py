@@ -28,9 +28,9 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import fusec  # noqa: E402
-from fusec import dtypes as dt  # noqa: E402
+from fusec.ir import dtypes as dt  # noqa: E402
+from fusec.ir.registry import all_primitives  # noqa: E402
 from fusec.passes.autodiff import check_backward  # noqa: E402
-from fusec.registry import all_primitives  # noqa: E402
 
 INF, NAN = float("inf"), float("nan")
 N = 300  # elements per input

@@ -39,7 +39,7 @@ BINARY = {
 
 def available(ops):
     """Ops whose registry entry has a backward (all of them once every op has one)."""
-    return sorted(op for op in ops if op in "+-*" or fusec.registry.lookup(op).backward)
+    return sorted(op for op in ops if op in "+-*" or fusec.ir.registry.lookup(op).backward)
 
 
 @st.composite

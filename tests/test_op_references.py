@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from fusec.registry import _check_template, all_primitives  # noqa: E402
+from fusec.ir.registry import all_primitives, check_template  # noqa: E402
 
 INF, NAN = float("inf"), float("nan")
 VALUES = [0.0, -0.0, INF, -INF, NAN, 1e-30, -1e-30, 1e30, -1e30, 0.5, -0.5, 1.0, -1.0,
@@ -288,7 +288,7 @@ def test_templates_are_well_formed(name):
     """Placeholders all resolve; float literals only inside `(({T})(...))` casts
     (a bare 1.0 would be double in a float kernel, 1.0f float in a double one)."""
     prim = all_primitives()[name]
-    _check_template(prim)
+    check_template(prim)
     templates = [prim.forward] if isinstance(prim.forward, str) else list(prim.forward.values())
     for template in templates:
         assert template.count("(") == template.count(")"), template

@@ -29,7 +29,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import fusec  # noqa: E402
-from fusec.registry import all_primitives  # noqa: E402
+from fusec.ir.registry import all_primitives  # noqa: E402
 
 INF, NAN = float("inf"), float("nan")
 SIZES = (1, 7, 8, 9, 37, 1000)  # and the whole pool (its length is not a multiple of 8)

@@ -12,8 +12,8 @@ import math
 import pytest
 
 from fusec.diagnostics import CompileError, Pos
-from fusec.graph import lower_module
-from fusec.lang import Assign, Call, Literal, Name, Return, parse
+from fusec.frontend.lower import lower_module
+from fusec.frontend.parser import Assign, Call, Literal, Name, Return, parse
 from fusec.passes import infer
 
 

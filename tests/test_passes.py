@@ -9,8 +9,9 @@ import networkx as nx
 import pytest
 
 from fusec.api import compile_graphs
-from fusec.graph import lower_module, verify
-from fusec.lang import parse
+from fusec.frontend.lower import lower_module
+from fusec.frontend.parser import parse
+from fusec.ir.graph import verify
 from fusec.passes import infer
 from fusec.passes.simplify import (
     STEPS,
@@ -120,7 +121,7 @@ def test_full_simplify_pipeline():
 def test_front_end_does_not_import_pyopencl():
     """Everything up to code generation runs without a device."""
     code = (
-        "import sys, fusec, fusec.codegen, fusec.plan;"
+        "import sys, fusec, fusec.codegen, fusec.codegen.plan;"
         "fusec.compile_graphs('graph f(x: f32[N]) {\\n return x + 1\\n}');"
         "assert 'pyopencl' not in sys.modules, 'front end imported pyopencl'"
     )

@@ -139,7 +139,7 @@ def compile_and_launch(tmp_path: Path, text: str, graph: str, *compile_flags, **
 def launcher_env() -> dict:
     """The environment a program outside fusec needs to see the devices fusec
     sees: OCL_ICD_VENDORS naming pip-installed drivers too (fusec/icd.py)."""
-    from fusec.icd import register_pip_drivers
+    from fusec.runtime.drivers import register_pip_drivers
 
     register_pip_drivers()
     return dict(os.environ)
@@ -213,7 +213,7 @@ def test_mixed_plan_launches(artefacts):
 
 
 def test_plan_says_what_a_launcher_needs(artefacts):
-    from fusec.runtime import BUILD_OPTIONS
+    from fusec.codegen.plan import BUILD_OPTIONS
 
     plan = json.loads((artefacts / "out" / "dag.json").read_text())
     assert plan["build_options"] == BUILD_OPTIONS

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .. import dtypes as dt
 from ..diagnostics import error
-from ..graph import add_expression, add_node, ir_repr, template_ast
-from ..lang import Call, Literal, Name
-from ..registry import REQUIRED, Primitive, lookup
+from ..frontend.lower import add_expression, template_ast
+from ..frontend.parser import Call, Literal, Name
+from ..ir import dtypes as dt
+from ..ir.graph import add_node, ir_repr
+from ..ir.registry import REQUIRED, Primitive, lookup
 from .infer import infer_node
 
 COTANGENT_PREFIX = "grad_out"  # the backward's extra parameters: grad_out0, grad_out1, ...

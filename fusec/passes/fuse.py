@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from ..registry import lookup
+from ..ir.registry import lookup
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .. import dtypes as dt
 from ..diagnostics import CompileError, Diagnostic, error
-from ..registry import lookup
+from ..ir import dtypes as dt
+from ..ir.registry import lookup
 
 
 def fmt_shape(shape) -> str:

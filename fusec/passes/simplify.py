@@ -12,9 +12,9 @@ import math
 import networkx as nx
 import numpy as np
 
-from .. import dtypes as dt
-from ..graph import replace_uses
-from ..registry import lookup
+from ..ir import dtypes as dt
+from ..ir.graph import replace_uses
+from ..ir.registry import lookup
 
 
 def _const(g, n):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..graph import add_node, replace_uses
-from ..registry import lookup
+from ..ir.graph import add_node, replace_uses
+from ..ir.registry import lookup
 
 
 def _cast(g: nx.DiGraph, arg: int, to: str, pos, connect: bool = True) -> int:

@@ -11,9 +11,9 @@ import math
 
 import networkx as nx
 
-from .codegen import ElementwiseKernel
+from ..passes.fuse import view_root
+from .elementwise import ElementwiseKernel
 from .opencl_c import COMPUTE, CTYPE_BYTES, LONG_KINDS, STORAGE, temp_name
-from .passes.fuse import view_root
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
@@ -151,7 +151,7 @@ def _reduction_launches(g, k) -> tuple[list, list]:
     m = size_expr(tuple(shape[i] for i in k.kept))
     r = size_expr(tuple(shape[i] for i in k.axes))
     items = k.device.compute_units * 256
-    from .codegen_reduction import MIN_STEPS_PER_ITEM
+    from .reduction import MIN_STEPS_PER_ITEM
 
     chunks = f"max(1, min(ceil({items} / ({m})), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
     values = {"m": m, "r": r, "chunks": chunks}

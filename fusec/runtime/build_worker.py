@@ -51,7 +51,7 @@ class BuildWorker:
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "fusec.build_worker"],
+                [sys.executable, "-m", "fusec.runtime.build_worker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from . import dtypes as dt
-from .diagnostics import CallError
+from ..diagnostics import CallError
+from ..ir import dtypes as dt
 
 
 def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:

@@ -26,12 +26,12 @@ import math
 
 import networkx as nx
 
-from . import dtypes as dt
-from .codegen import ElementwiseKernel
+from ..ir import dtypes as dt
+from ..ir.registry import lookup
+from ..passes.fuse import FusionGroup
 from .device import DeviceInfo
+from .elementwise import ElementwiseKernel
 from .opencl_c import COMPUTE, LONG_KINDS, convert, render
-from .passes.fuse import FusionGroup
-from .registry import lookup
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 

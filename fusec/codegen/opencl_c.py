@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import string
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
 
 # Register type each dtype computes in: f16 is carried in f32 and rounded once
 # when stored (the spec's rule); bool is an int mask (scalar 0/1, vector 0/-1,

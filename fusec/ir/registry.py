@@ -153,46 +153,7 @@ def register(prim: Primitive, *, replace: bool = False) -> Primitive:
     return prim
 
 
-def register_primitive(
-    name: str,
-    inputs: tuple[str, ...] | list[str],
-    forward: str | Mapping[str, str],
-    numpy: Callable,
-    *,
-    dtype_rule: str = "float",
-    attrs: Mapping[str, object] | None = None,
-    backward: Mapping[str, str] | None = None,
-    replace: bool = False,
-) -> Primitive:
-    """Add an elementwise op from Python; it is usable from IR text afterwards.
-
-    `forward` is an OpenCL C expression template (see `Primitive`), e.g.
-    `register_primitive("cube", ["x"], "{x} * {x} * {x}", lambda x: x**3,
-    backward={"x": "g * 3 * x * x"})`. A backward template is an IR
-    expression over registry ops (see `Primitive.backward_for`); an input
-    without one makes the op's gradient an error.
-    """
-    from .lang import KEYWORDS  # late: keeps the registry free of the front end
-
-    if not name.isidentifier() or name in KEYWORDS:
-        raise ValueError(f"invalid primitive name {name!r}")
-    prim = Primitive(
-        name=name,
-        inputs=tuple(inputs),
-        forward=forward,
-        numpy=numpy,
-        dtype_rule=dtype_rule,
-        attrs=dict(attrs or {}),
-        backward=dict(backward or {}),
-    )
-    _check_template(prim)
-    from .passes.autodiff import check_backward  # late, as above
-
-    check_backward(prim)
-    return register(prim, replace=replace)
-
-
-def _check_template(prim: Primitive) -> None:
+def check_template(prim: Primitive) -> None:
     """Reject templates naming placeholders that will never be filled."""
     import string
 

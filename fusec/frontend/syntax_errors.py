@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import re
 
-from .diagnostics import Diagnostic, Pos
-
-KEYWORDS = frozenset(
-    {"graph", "return", "inf", "nan", "true", "false", "f16", "f32", "f64", "i32", "i64", "bool"}
-)
+from ..diagnostics import Diagnostic, Pos
+from ..ir.keywords import KEYWORDS
 
 _READABLE = {
     "NAME": "a name",

@@ -12,12 +12,12 @@ import math
 
 import networkx as nx
 
-from . import dtypes as dt
+from ..ir import dtypes as dt
+from ..ir.registry import lookup
+from ..passes.fuse import FusionGroup, view_root
 from .device import DeviceInfo
-from .mathlib import helpers_for
 from .opencl_c import (
     COMPUTE,
-    CTYPE_BYTES,
     LONG_KINDS,
     MASK,
     STORAGE,
@@ -30,8 +30,6 @@ from .opencl_c import (
     to_mask,
     vec,
 )
-from .passes.fuse import FusionGroup, view_root
-from .registry import lookup
 
 
 class ElementwiseKernel:
@@ -329,28 +327,3 @@ class ElementwiseKernel:
         out += ["    } else {", "        for (long j = i0; j < n; ++j) {"]
         out += ["        " + line for line in scalar] + ["        }", "    }"]
         return "\n".join(out + ["}", ""])
-
-
-def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
-    """The program source for all groups, and each group's kernel object."""
-    from .codegen_gemm import GemmKernel
-    from .codegen_reduction import ReductionKernel
-
-    kind = {"reduction": ReductionKernel, "gemm": GemmKernel, "elementwise": ElementwiseKernel}
-    kernels = [kind[grp.kind](g, grp, device.for_element_bytes(_widest(g, grp))) for grp in groups]
-    body = "\n".join(k.source() for k in kernels)
-    prelude = []
-    # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
-    if "double" in body:
-        prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n")
-    helpers = helpers_for(body)
-    if helpers:
-        prelude.append(helpers)
-    return "\n".join(prelude + [body]), kernels
-
-
-def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
-    """Bytes of the widest compute type among a group's values (8 for f64 and i64)."""
-    nodes = [*group.nodes, *group.inputs, *(n for _, n in group.outputs), *group.operands,
-             *group.epilogue, *group.epilogue_inputs, *group.prologue, *group.prologue_inputs]
-    return max((CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in nodes if "dtype" in g.nodes[n]), default=4)

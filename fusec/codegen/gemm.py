@@ -14,12 +14,12 @@ import math
 
 import networkx as nx
 
-from .codegen import ElementwiseKernel
+from ..ir.ops.linalg import gemm_dims
+from ..ir.registry import lookup
+from ..passes.fuse import FusionGroup
 from .device import DeviceInfo
+from .elementwise import ElementwiseKernel
 from .opencl_c import COMPUTE, LONG_KINDS, temp_name
-from .ops.linalg import gemm_dims
-from .passes.fuse import FusionGroup
-from .registry import lookup
 
 
 class _Prologue(ElementwiseKernel):
@@ -242,6 +242,6 @@ class _Naive:
 def _generator(ta: bool, tb: bool, is_cpu: bool):
     """fusec.gemm; the plain kernel for transposed operands on GPUs (gemm's
     tiled layout reads x @ wᵀ only)."""
-    from . import gemm
+    from . import gemm_layouts as gemm
 
     return gemm if (ta, tb) == (False, True) or is_cpu else _Naive(ta, tb)

@@ -13,8 +13,7 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Transformer, v_args
 
-from .diagnostics import CompileError, Diagnostic, Pos
-from .syntax_errors import KEYWORDS as KEYWORDS  # the reserved words, for graph and registry
+from ..diagnostics import CompileError, Diagnostic, Pos
 from .syntax_errors import character_diagnostic, offset_pos, token_diagnostic
 
 # -- AST ---------------------------------------------------------------------
@@ -112,7 +111,8 @@ class _BracketNewlines:
 
 def _grammar_path() -> Path:
     here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / "fusec.lark", here.parent / "grammar" / "fusec.lark"):
+    # fusec/grammar in a wheel, grammar/ beside the package in a source tree
+    for candidate in (here.parent / "grammar" / "fusec.lark", here.parent.parent / "grammar" / "fusec.lark"):
         if candidate.exists():
             return candidate
     raise FileNotFoundError("fusec.lark not found next to the fusec package")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .opencl_c import composed_vector
 
 if TYPE_CHECKING:
-    from .gemm import GemmLayout
+    from .gemm_layouts import GemmLayout
 
 HEX = "0123456789abcdef"
 

@@ -15,10 +15,10 @@ import pyopencl as cl
 
 from kernels_cache import KernelCache, cache_key, default_cache_dir
 
-from .device import DeviceInfo
-from .diagnostics import CompileError, Diagnostic, FusecError
-from .icd import register_pip_drivers
-from .plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
+from ..codegen.device import DeviceInfo
+from ..codegen.plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
+from ..diagnostics import CompileError, Diagnostic, FusecError
+from .drivers import register_pip_drivers
 
 
 class DeviceError(FusecError):
@@ -116,7 +116,7 @@ class Runtime:
         return cls._shared[key]
 
     def key_components(self, source: str, options: str) -> dict[str, str]:
-        from . import __version__
+        from ..version import __version__
 
         dev, platform = self.device, self.device.platform
         return {

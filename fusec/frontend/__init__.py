@@ -1,0 +1,1 @@
+"""IR text -> dataflow graphs: the grammar's parser, syntax diagnostics, lowering."""

@@ -1,0 +1,1 @@
+"""The IR: the dataflow graph, dtypes, reserved words, and the registry of ops."""

@@ -1,0 +1,91 @@
+"""The dataflow graph (networkx) and its invariants.
+
+A graph is an `nx.DiGraph` whose nodes are integers in definition order. Each
+node carries `op` ("param", "const", or a registry op), `args` (the operand
+node ids, in order: the source of truth, since an op may use one value twice),
+`attrs` (a sorted tuple of (name, value) pairs), `pos`, and after inference
+`dtype` and `shape`. Edges mirror `args`. Graph attributes: `name`, `params`
+(node ids in signature order), `outputs` (node ids, in return order) and
+`pos`.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..diagnostics import Pos
+from .registry import lookup
+
+
+def new_graph(name: str, pos: Pos | None = None) -> nx.DiGraph:
+    return nx.DiGraph(name=name, params=[], outputs=[], pos=pos)
+
+
+def add_node(g: nx.DiGraph, op: str, args=(), attrs=(), pos=None, **extra) -> int:
+    node = max(g.nodes, default=-1) + 1
+    g.add_node(node, op=op, args=tuple(args), attrs=tuple(sorted(attrs)), pos=pos, **extra)
+    for a in args:
+        g.add_edge(a, node)
+    return node
+
+
+def replace_uses(g: nx.DiGraph, old: int, new: int) -> None:
+    """Point every consumer of `old` (and the outputs) at `new`."""
+    for user in list(g.successors(old)):
+        data = g.nodes[user]
+        data["args"] = tuple(new if a == old else a for a in data["args"])
+        g.remove_edge(old, user)
+        g.add_edge(new, user)
+    g.graph["outputs"] = [new if o == old else o for o in g.graph["outputs"]]
+
+
+def ir_repr(value) -> str:
+    """An attribute value as it is spelled in IR text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple) and value[:1] == ("dtype",):
+        return value[1]
+    return repr(value)
+
+
+def verify(g: nx.DiGraph) -> None:
+    """Invariants every pass must keep. A failure is a bug in fusec, not the user's."""
+    assert nx.is_directed_acyclic_graph(g), "graph has a cycle"
+    for n, data in g.nodes(data=True):
+        assert "op" in data and "args" in data, f"node {n} lacks op/args"
+        assert set(g.predecessors(n)) == set(data["args"]), f"node {n}: edges differ from args"
+        if data["op"] not in ("param", "const"):
+            assert lookup(data["op"]) is not None, f"node {n}: unknown op {data['op']}"
+    for n in g.graph["outputs"] + g.graph["params"]:
+        assert n in g, f"graph refers to missing node {n}"
+
+
+def dump(g: nx.DiGraph) -> str:
+    """A readable listing of a graph, one node a line (for --emit graph)."""
+
+    def ty(data):
+        shape = data.get("shape")
+        dims = f"[{', '.join(str(d) for d in shape)}]" if shape else ""
+        return f"{data.get('dtype', '?')}{dims}"
+
+    def ref(n):
+        return f"%{n}"
+
+    params = ", ".join(f"%{p} {g.nodes[p]['name']}: {ty(g.nodes[p])}" for p in g.graph["params"])
+    lines = [f"graph {g.graph['name']}({params}) {{"]
+    for n in nx.lexicographical_topological_sort(g):
+        data = g.nodes[n]
+        if data["op"] == "param":
+            continue
+        if data["op"] == "const":
+            rhs = f"const {data['value']!r}"
+        else:
+            attrs = "".join(f", {k}={v!r}" for k, v in data["attrs"])
+            rhs = f"{data['op']}({', '.join(ref(a) for a in data['args'])}{attrs})"
+        name = f"  # {data['name']}" if data.get("name") else ""
+        lines.append(f"  %{n} = {rhs} : {ty(data)}{name}")
+    lines.append(f"  return {', '.join(ref(o) for o in g.graph['outputs'])}")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""The folder layout is the pipeline, and imports point one way down it.
+
+text -> frontend -> ir graph -> passes -> codegen -> runtime -> api -> cli.
+A module may import from its own layer or a lower one; the test reads every
+import (with `ast`, lazy ones inside functions too) and fails on one that
+points up. `kernels_cache` imports nothing of fusec, and only the runtime
+imports pyopencl.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "fusec"
+
+# lowest first; a module's layer is the first entry its dotted name starts with
+LAYERS = [
+    ("fusec.version", "fusec.diagnostics"),
+    ("fusec.ir",),
+    ("fusec.frontend",),
+    ("fusec.passes",),
+    ("fusec.codegen",),
+    ("fusec.runtime",),
+    ("fusec.api", "fusec", "fusec.__init__"),
+    ("fusec.cli", "fusec.warmup", "fusec.__main__"),
+]
+
+
+def layer_of(module: str) -> int:
+    best = None
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if module == prefix or module.startswith(prefix + "."):
+                if best is None or len(prefix) > len(best[1]):
+                    best = (rank, prefix)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best[0]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) for every import in a fusec file."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if node.module is None or target == "fusec":  # `from . import x`: x may be a module
+                found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, target))
+    return found
+
+
+def fusec_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_imports_point_down_the_pipeline():
+    upward = []
+    for path in fusec_files():
+        here = layer_of(module_name(path))
+        for line, target in imports_of(path):
+            if target.startswith("fusec") and target != "fusec.__version__":
+                if layer_of(target) > here:
+                    upward.append(f"{path.relative_to(ROOT)}:{line}: imports {target}")
+    assert not upward, "imports that point up the pipeline:\n" + "\n".join(upward)
+
+
+def test_kernels_cache_imports_nothing_of_fusec():
+    for path in sorted((ROOT / "kernels_cache").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] in ("fusec", "pyopencl") for n in names), (path, names)
+
+
+def test_the_layer_test_catches_an_upward_import(tmp_path):
+    """The checker itself: a registry that imported the parser would be caught."""
+    assert layer_of("fusec.ir.registry") < layer_of("fusec.frontend.parser")
+    assert layer_of("fusec.codegen.plan") < layer_of("fusec.runtime.programs")
+    assert layer_of("fusec") > layer_of("fusec.runtime")
