@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
+import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import networkx as nx
-import numpy as np
 
 from .codegen.plan import make_plan
-from .diagnostics import CompileError, Diagnostic
+from .diagnostics import CallError, CompileError, Diagnostic
 from .frontend.lower import lower_module
 from .frontend.parser import parse, read_ir
-from .gradient_calls import GradientCalls
 from .ir import dtypes as dt
 from .ir.graph import verify
 from .ir.keywords import KEYWORDS
 from .ir.registry import Primitive, check_template, register
 from .passes import PIPELINE, fuse, grad_graph, simplify
 from .passes.autodiff import check_backward
-from .runtime.arguments import aligned_empty, bind_arguments, check_argument, resolve
-
-if TYPE_CHECKING:
-    from .bound import BoundGraph
 
 
 @dataclass
@@ -120,7 +115,9 @@ class Program:
         return [d for g in self for d in (g, *g.derived.values())]
 
 
-class CompiledGraph(GradientCalls):
+class CompiledGraph:
+    """One graph, compiled for a device: call it like a function."""
+
     def __init__(self, g: nx.DiGraph, runtime, front: FrontEnd):
         from .codegen import generate
 
@@ -143,59 +140,43 @@ class CompiledGraph(GradientCalls):
                 front.filename,
                 front.source,
             )
-        self._program = None
+        self._launcher = None
+        self._build_lock = threading.Lock()
         self.derived: dict[str, CompiledGraph] = {}  # with grad=True: "backward", "forward_backward"
 
     def build(self):
         """Build (or load) the program; on a compiler crash, retry with narrower vectors."""
-        import dataclasses
-        import warnings
-
-        import pyopencl as cl
-
         from .codegen import generate
+        from .runtime.launcher import Launcher
 
-        while self._program is None:
-            try:
-                self._program = self.runtime.program(self.source, self.name, self._trials())
-            except CompileError as e:
-                width = self.kernels[0].device.vector_width
-                if not getattr(e, "crashed", False) or width == 1:
-                    raise e.with_source(self._front.filename, self._front.source) from None
-                # The compiler crashed on vector code (PoCL 3.0 on some float16
-                # kernels): 8 lanes are the next safest, scalar code the last.
-                narrower = 8 if width > 8 else 1
-                reason = e.diagnostics[0].message
-                warnings.warn(
-                    f"fusec: {reason}; retrying {self.name} with vectors of {narrower}", stacklevel=2
-                )
-                info = dataclasses.replace(
-                    self.kernels[0].device,
-                    vector_width=narrower,
-                    vectors_per_item=self.kernels[0].device.vectors_per_item if narrower > 1 else 1,
-                )
-                self.source, self.kernels = generate(self.graph, self.groups, info)
-                self.plan = self._plan()
-        if not hasattr(self, "_cl_kernels"):
-            self._cl_kernels = {
-                name: cl.Kernel(self._program, name) for k in self.kernels for name in k.entry_points
-            }
-            # Declared scalar types let PyOpenCL pack scalars itself: a scalar
-            # argument costs 0.1 us instead of 6 (measured with PyOpenCL
-            # 2026.1 on PoCL and Intel's runtime), 50 us per GEMM launch.
-            from .runtime.build_worker import SCALAR_KINDS
-
-            for name, kinds, _ in self._trials():
-                self._cl_kernels[name].set_scalar_arg_dtypes(
-                    [None if k == "buffer" else np.dtype(SCALAR_KINDS[k]) for k in kinds]
-                )
-        return self._program
+        with self._build_lock:
+            while self._launcher is None:
+                try:
+                    program = self.runtime.program(self.source, self.name, self._trials())
+                except CompileError as e:
+                    width = self.kernels[0].device.vector_width
+                    if not getattr(e, "crashed", False) or width == 1:
+                        raise e.with_source(self._front.filename, self._front.source) from None
+                    # The compiler crashed on vector code (PoCL 3.0 on some float16
+                    # kernels): 8 lanes are the next safest, scalar code the last.
+                    narrower = 8 if width > 8 else 1
+                    reason = e.diagnostics[0].message
+                    warnings.warn(f"fusec: {reason}; retrying {self.name} with vectors of {narrower}", stacklevel=2)
+                    info = dataclasses.replace(
+                        self.kernels[0].device,
+                        vector_width=narrower,
+                        vectors_per_item=self.kernels[0].device.vectors_per_item if narrower > 1 else 1,
+                    )
+                    self.source, self.kernels = generate(self.graph, self.groups, info)
+                    self.plan = self._plan()
+                    continue
+                self._launcher = Launcher(self.runtime, self.graph, self.kernels, program)
+        return self._launcher.program
 
     def _plan(self) -> dict:
         """The launch plan, naming the device its source was generated for."""
-        dev = self.runtime.device
         plan = make_plan(self.graph, self.kernels)
-        plan["device"] = {"name": dev.name.strip(), "platform": dev.platform.name.strip()}
+        plan["device"] = self.runtime.device_names
         return plan
 
     def _trials(self):
@@ -208,165 +189,137 @@ class CompiledGraph(GradientCalls):
 
     # -- calling -------------------------------------------------------------------
 
-    def __call__(self, *args, **kwargs):
-        import pyopencl.array as cla
-
+    def __call__(self, *args, out=None, **kwargs):
+        """The graph's outputs (a tuple for several). Arrays go in and come out as
+        the first array argument's kind (NumPy, a DLPack array such as a PyTorch
+        CPU tensor, or a pyopencl array); `out=` writes into the caller's arrays."""
         bound = bind_arguments(self.name, self.param_names, args, kwargs)
-        on_device = any(isinstance(v, cla.Array) for v in bound.values())
-        return self._run(bound, on_device)
+        launcher = self._launcher or (self.build() and self._launcher)
+        return launcher.call(bound, out)
 
     def bind(self, **constants) -> BoundGraph:
         """This graph with some parameters fixed, e.g. a layer's weights for
         inference: `layer = g.bind(w=w, b=b); y = layer(x)`. The values are
         copied to the device once (later changes to the arrays are not seen),
         and weights that a GEMM repacks are packed once, at the first call."""
-        from .bound import BoundGraph
-
         return BoundGraph(self, constants)
 
-    def _run(self, bound: dict, on_device: bool, pinned: BoundGraph | None = None):
-        import pyopencl as cl
-        import pyopencl.array as cla
+    # -- gradients (compiled with grad=True) ---------------------------------------
 
-        sizes: dict[str, int] = dict(pinned.sizes) if pinned else {}
-        values = dict(pinned.values) if pinned else {}
-        for p in self.params:
-            if p["name"] not in values:
-                values[p["name"]] = check_argument(p, bound[p["name"]], sizes, self.runtime.context)
-        self.build()
-        queue = self.runtime.queue
-        # On a device sharing the host's memory (a CPU), NumPy arrays are used
-        # in place: no copy in, outputs written straight into NumPy arrays.
-        zero_copy = not on_device and self.runtime.host_memory
-        buffers = dict(pinned.buffers) if pinned else {}
-        for p in self.params:
-            v = values[p["name"]]
-            if p["name"] in buffers:
-                continue
-            if len(p["shape"]) and v.size:
-                buffers[p["name"]] = v.data if isinstance(v, cla.Array) else self._input_buffer(v, zero_copy)
-            elif len(p["shape"]):  # empty: a reduction over it still launches (and reads nothing)
-                buffers[p["name"]] = self._scratch(p["dtype"], 1)
-        out_arrays, out_buffers = [], []
-        for o in self.graph.graph["outputs"]:
-            data = self.graph.nodes[o]
-            shape = tuple(resolve(d, sizes) for d in data["shape"])
-            dtype = dt.NUMPY[dt.concrete(data["dtype"])]
-            if zero_copy:
-                arr = aligned_empty(shape, dtype, self.runtime.info.host_ptr_alignment)
-                buf = cl.Buffer(self.runtime.context, cl.mem_flags.WRITE_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=arr) if arr.size else None
-            else:
-                arr = cla.empty(queue, shape, dtype, allocator=self.runtime.allocator)
-                buf = arr.data if arr.size else None
-            out_arrays.append(arr)
-            out_buffers.append(buf)
-        from .runtime.programs import SCALAR_ARG
+    @property
+    def backward(self) -> CompiledGraph:
+        """The vector-Jacobian product alone: forward inputs and cotangents in, gradients out."""
+        return self._derived("backward")
 
-        # values kernels leave for later kernels: node -> buffer (an output's own, if it is one)
-        stored = {o: buf for o, buf in zip(self.graph.graph["outputs"], out_buffers, strict=True)}
-        for kernel in self.kernels:
-            group = kernel.group
-            # a kernel computing only from bound values ran at the first call: its results are kept
-            constant = pinned is not None and group.name in pinned.constant_kernels
-            if constant and group.name in pinned.kept:
-                stored.update(pinned.kept[group.name])
-                continue
-            for node in group.stores:
-                data = self.graph.nodes[node]
-                count = math.prod(resolve(d, sizes) for d in data["shape"])
-                stored[node] = self._scratch(data["dtype"], count)
-            if constant:
-                pinned.kept[group.name] = {node: stored[node] for node in group.stores}
-            shape = tuple(resolve(d, sizes) for d in group.shape)
-            counts = kernel.counts(shape, sizes)
-            if group.kind == "reduction":
-                if counts["m"] == 0:
-                    continue
-                dtype = self.graph.nodes[group.anchor]["dtype"]
-                partial = self._scratch(dtype, counts["m"] * counts["chunks"], compute=True)
-            elif math.prod(shape) == 0:
-                continue
-            kept, gemm_options = None, {}
-            if group.kind == "gemm" and kernel.packs:
-                # a bound w is packed once, by the first call, and kept
-                keep = pinned is not None and group.operands[1] in pinned.constant_nodes
-                kept = pinned.packed.get(group.name) if keep else None
-                gemm_options = {"w_bound": keep}
-                packed = kept or self._scratch(
-                    self.graph.nodes[group.anchor]["dtype"], kernel.packed_elements(counts, keep), compute=True
+    @property
+    def forward_backward(self) -> CompiledGraph:
+        """Outputs and gradients in one pass (what `value_and_grad` runs)."""
+        return self._derived("forward_backward")
+
+    def _derived(self, kind: str) -> CompiledGraph:
+        if kind not in self.derived:
+            raise CallError(f"{self.name} was compiled without gradients; compile with grad=True")
+        return self.derived[kind]
+
+    def value_and_grad(self, *args, grad_outputs=None, **kwargs):
+        """The outputs (as a call returns them) and {parameter name: gradient}
+        for every float parameter. `grad_outputs`: the cotangent of each output
+        (one array for a single output, else a sequence with None for
+        non-float outputs); it may be left out when every float output is a
+        scalar, as in PyTorch's `backward()`."""
+        fb = self.forward_backward
+        results = fb(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
+        results = results if isinstance(results, tuple) else (results,)
+        n = fb.graph.graph["forward_outputs"]
+        outputs = results[0] if n == 1 else tuple(results[:n])
+        return outputs, dict(zip(fb.graph.graph["grad_of"], results[n:], strict=True))
+
+    def vjp(self, *args, grad_outputs=None, **kwargs) -> dict:
+        """{parameter name: gradient}: the backward pass alone, from the forward's inputs."""
+        bwd = self.backward
+        results = bwd(*self._inputs(args, kwargs), *self._cotangents(grad_outputs))
+        results = results if isinstance(results, tuple) else (results,)
+        return dict(zip(bwd.graph.graph["grad_of"], results, strict=True))
+
+    def _inputs(self, args, kwargs) -> list:
+        bound = bind_arguments(self.name, self.param_names, args, kwargs)
+        return [bound[name] for name in self.param_names]
+
+    def _cotangents(self, grad_outputs) -> list:
+        """The cotangent arguments of the derived graphs, in their parameter order."""
+        outs = [self.graph.nodes[o] for o in self.graph.graph["outputs"]]
+        floats = [i for i, o in enumerate(outs) if dt.is_float(o["dtype"])]
+        if grad_outputs is None:
+            if any(outs[i]["shape"] for i in floats):
+                raise CallError(
+                    f"{self.name}: grad_outputs is needed (one cotangent per output); only scalar"
+                    " outputs default to 1"
                 )
-                if keep and kept is None:
-                    pinned.packed[group.name] = packed
-                if kernel.packs_x:
-                    xpacked = self._scratch(self.graph.nodes[group.anchor]["dtype"], kernel.packed_x_elements(counts), compute=True)
-            n = math.prod(shape)
-            # a reduction's epilogue indexes its result
-            oshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.anchor]["shape"]) if group.anchor is not None else ()
-            for entry, spec, global_size, local_size in kernel.launches(shape, sizes, **gemm_options):
-                if kept is not None and entry == f"{group.name}_pack":
-                    continue
-                call_args = []
-                for name, kind, dtype in spec:
-                    if kind == "size":
-                        call_args.append(np.int64(n))
-                    elif kind == "dim":
-                        call_args.append(np.int64(shape[int(name[1:])]))
-                    elif kind in ("psize", "pdim"):  # a GEMM's x prologue indexes x
-                        xshape = tuple(resolve(d, sizes) for d in self.graph.nodes[group.operands[0]]["shape"])
-                        call_args.append(np.int64(math.prod(xshape) if kind == "psize" else xshape[int(name[1:])]))
-                    elif kind == "osize":
-                        call_args.append(np.int64(math.prod(oshape)))
-                    elif kind == "odim":
-                        call_args.append(np.int64(oshape[int(name[1:])]))
-                    elif kind == "count":
-                        call_args.append(np.int64(counts[name]))
-                    elif kind == "scalar":
-                        call_args.append(SCALAR_ARG[dtype](values[name]))
-                    elif kind == "buffer":
-                        call_args.append(buffers[name])
-                    elif kind == "operand":  # a GEMM's x or w: a parameter's buffer or a stored value
-                        call_args.append(buffers[name] if name in buffers else stored[int(name[4:])])
-                    elif kind in ("temp", "store"):
-                        call_args.append(stored[int(name[4:])])
-                    elif kind == "partial":
-                        call_args.append(partial)
-                    elif kind == "packed":
-                        call_args.append(xpacked if name == "xpacked" else packed)
-                    else:
-                        call_args.append(out_buffers[int(name[3:])])
-                self._cl_kernels[entry](queue, global_size, local_size, *call_args)
-        if on_device:
-            result = out_arrays
-        elif zero_copy:
-            for arr, buf in zip(out_arrays, out_buffers, strict=True):
-                if buf is not None:  # mapping makes the device's writes visible in `arr`
-                    mapped, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, arr.shape, arr.dtype)
-                    mapped.base.release(queue)
-            queue.finish()
-            result = out_arrays
-        else:
-            result = [o.get(queue) for o in out_arrays]
-        return result[0] if len(result) == 1 else tuple(result)
+            return [dt.NUMPY[outs[i]["dtype"]].type(1) for i in floats]
+        if len(outs) == 1 and not isinstance(grad_outputs, tuple | list):
+            grad_outputs = (grad_outputs,)
+        if not isinstance(grad_outputs, tuple | list) or len(grad_outputs) != len(outs):
+            raise CallError(f"{self.name}: grad_outputs needs one entry per output ({len(outs)})")
+        for i, (o, ct) in enumerate(zip(outs, grad_outputs, strict=True)):
+            if i not in floats and ct is not None:
+                raise CallError(f"{self.name}: output {i} is {o['dtype']}, not float: its grad_outputs entry must be None")
+            if i in floats and ct is None:
+                raise CallError(f"{self.name}: grad_outputs[{i}] is None, but output {i} is float")
+        return [grad_outputs[i] for i in floats]
 
-    def _scratch(self, dtype: str, count: int, compute: bool = False):
-        """A device buffer for `count` values of `dtype` (in its compute type if `compute`)."""
-        from .codegen.opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
 
-        ctype = (COMPUTE if compute else STORAGE)[dtype]
-        return self.runtime.allocator(max(1, count) * CTYPE_BYTES[ctype])
+class BoundGraph:
+    """A compiled graph with some parameters fixed (`CompiledGraph.bind`); called
+    with the others, positionally in the graph's order or by name. Bound values
+    are copied to the device once; what depends on them alone (a GEMM's packed
+    weight, a weight's cast) is computed by the first call and kept."""
 
-    def _input_buffer(self, arr: np.ndarray, zero_copy: bool):
-        import pyopencl as cl
+    def __init__(self, graph: CompiledGraph, constants: dict):
+        from .runtime.launcher import pin
 
-        if zero_copy and arr.ctypes.data % self.runtime.info.host_ptr_alignment == 0:
-            return cl.Buffer(self.runtime.context, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=arr)
-        # A copy into a pooled buffer: creating a buffer from host memory
-        # allocates (and page-faults) afresh every call, 1.8 ms for 4 MiB on
-        # Intel's runtime against 0.1 ms for this. The queue is in order and the
-        # call waits for it before returning, so `arr` outlives the copy.
-        buf = self.runtime.allocator(arr.nbytes)
-        cl.enqueue_copy(self.runtime.queue, buf, arr, is_blocking=False)
-        return buf
+        self.graph = graph
+        self.name = graph.name
+        bad = [k for k in constants if k not in graph.param_names]
+        if bad:
+            raise CallError(f"{graph.name}() has no parameter {bad[0]!r} (parameters: {', '.join(graph.param_names)})")
+        self.param_names = [n for n in graph.param_names if n not in constants]
+        self._pinned = pin(graph.runtime, graph.graph, graph.kernels, constants)
+
+    @property
+    def values(self) -> dict:
+        return self._pinned.values
+
+    @property
+    def computed_once(self) -> list[str]:
+        """The launches the first call ran and later calls skip: packing a bound
+        weight (`<group>_pack`), groups computing from bound values alone."""
+        return sorted(self._pinned.done)
+
+    def __call__(self, *args, out=None, **kwargs):
+        bound = bind_arguments(self.name, self.param_names, args, kwargs)
+        launcher = self.graph._launcher or (self.graph.build() and self.graph._launcher)
+        return launcher.call(bound, out, self._pinned)
+
+    def __repr__(self) -> str:
+        return f"<fusec graph {self.name} with {', '.join(self.values)} bound>"
+
+
+def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
+    """{parameter name: value} for a call, or a CallError naming what is wrong."""
+    if len(args) > len(names):
+        raise CallError(f"{graph}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+    bound = dict(zip(names, args, strict=False))
+    for k, v in kwargs.items():
+        if k not in names:
+            raise CallError(f"{graph}() has no parameter {k!r} (parameters: {', '.join(names)})")
+        if k in bound:
+            raise CallError(f"{graph}() got parameter {k!r} twice")
+        bound[k] = v
+    missing = [n for n in names if n not in bound]
+    if missing:
+        raise CallError(f"{graph}() is missing {', '.join(repr(m) for m in missing)}")
+    return bound
+
 
 
 def register_primitive(

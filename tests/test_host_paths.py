@@ -11,8 +11,8 @@ TEXT = "graph f(x: f32[B, N], b: f32[N], m: bool[B, N]) {\n y = where(m, x * 2 +
 @pytest.mark.parametrize("zero_copy", [True, False])
 def test_host_paths_agree(zero_copy):
     g = fusec.compile(TEXT)["f"]
-    saved = g.runtime.host_memory
-    g.runtime.host_memory = zero_copy and saved
+    saved = g.runtime.system_svm
+    g.runtime.system_svm = zero_copy and saved
     try:
         rng = np.random.default_rng(3)
         x = rng.standard_normal((5, 37)).astype(np.float32)
@@ -29,4 +29,4 @@ def test_host_paths_agree(zero_copy):
         empty = g(np.zeros((0, 37), np.float32), b, np.zeros((0, 37), bool))
         assert empty[0].shape == (0, 37)
     finally:
-        g.runtime.host_memory = saved
+        g.runtime.system_svm = saved

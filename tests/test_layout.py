@@ -80,6 +80,16 @@ def test_imports_point_down_the_pipeline():
     assert not upward, "imports that point up the pipeline:\n" + "\n".join(upward)
 
 
+def test_only_the_runtime_imports_pyopencl():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in fusec_files()
+        for line, target in imports_of(path)
+        if target.split(".")[0] == "pyopencl" and layer_of(module_name(path)) != layer_of("fusec.runtime")
+    ]
+    assert not offenders, "pyopencl imported outside fusec/runtime: " + ", ".join(offenders)
+
+
 def test_kernels_cache_imports_nothing_of_fusec():
     for path in sorted((ROOT / "kernels_cache").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+CL_DEVICE_TYPE_CPU = 1 << 1  # cl.h's value of the CPU bit in a device's type
+
 # Measured on this project's CPUs, per driver:
 # - PoCL 3.0 reports a preferred float width of 16 and does not vectorise
 #   scalar code. Where its LLVM target has AVX-512, a heavy chain ran 1.5x
@@ -61,9 +63,8 @@ class DeviceInfo:
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
-        import pyopencl as cl
-
-        is_cpu = bool(dev.type & cl.device_type.CPU)
+        """From what a pyopencl device reports (read duck-typed: no pyopencl here)."""
+        is_cpu = bool(dev.type & CL_DEVICE_TYPE_CPU)
         pocl = "Portable Computing Language" in dev.platform.name
         max_bytes = 32 if pocl and is_cpu and pocl_target(dev.version) not in AVX512_TARGETS else 64
         width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH, max_bytes // 4))

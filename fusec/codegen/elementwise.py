@@ -16,9 +16,18 @@ from ..ir import dtypes as dt
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup, view_root
 from .device import DeviceInfo
+from .kernel_args import (
+    KernelArg,
+    Launch,
+    Output,
+    Param,
+    Stored,
+    c_parameter,
+    extent_args,
+    trial_kind,
+)
 from .opencl_c import (
     COMPUTE,
-    LONG_KINDS,
     MASK,
     STORAGE,
     c_name,
@@ -33,19 +42,17 @@ from .opencl_c import (
 
 
 class ElementwiseKernel:
-    """Source for one fusion group. `args` lists (name, kind, dtype) in launch order."""
+    """Source for one fusion group. `args` lists its `KernelArg`s in launch order."""
 
     # The index space's element count and extents, as kernel arguments. A
-    # reduction's epilogue, in the same kernel as other code, names its own
-    # ("en", "e0", ...: kinds "osize", "odim", the reduction's result shape).
-    size_arg, dim_prefix, dim_kind = ("n", "size"), "d", "dim"
+    # reduction's epilogue and a GEMM's prologue, in the same kernel as other
+    # code, name their own ("en", "e0", ...: the reduction's result shape).
+    space, size_name, dim_prefix = "group", "n", "d"
 
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         self.g, self.group, self.device = g, group, device
         self.ndim = len(group.shape)
-        d = self.dim_prefix
-        self.args: list[tuple[str, str, str]] = [(*self.size_arg, "i64")]
-        self.args += [(f"{d}{i}", self.dim_kind, "i64") for i in range(self.ndim)]
+        self.args: list[KernelArg] = extent_args(self.space, self.size_name, self.dim_prefix, self.ndim)
         self.input_kind, self.c_names = {}, {}
         passed = set()  # memory already among the arguments (a view and its root share it)
         for p in group.inputs:
@@ -59,13 +66,13 @@ class ElementwiseKernel:
                 continue
             passed.add(root)
             if stored:
-                self.args.append((temp_name(root), "temp", rdata["dtype"]))
+                self.args.append(KernelArg(temp_name(root), Stored(root), rdata["dtype"]))
             else:
-                self.args.append((rdata["name"], "scalar" if by_value else "buffer", rdata["dtype"]))
+                self.args.append(KernelArg(rdata["name"], Param(rdata["name"], by_value), rdata["dtype"]))
         for index, node in group.outputs:
-            self.args.append((f"out{index}", "output", g.nodes[node]["dtype"]))
+            self.args.append(KernelArg(f"out{index}", Output(index), g.nodes[node]["dtype"]))
         for node in group.stores:
-            self.args.append((temp_name(node), "store", g.nodes[node]["dtype"]))
+            self.args.append(KernelArg(temp_name(node), Stored(node, write=True), g.nodes[node]["dtype"]))
 
     def _input_kind(self, shape, in_memory: bool = True) -> str:
         if len(shape) == 0:
@@ -246,19 +253,7 @@ class ElementwiseKernel:
         return names[node]
 
     def signature(self) -> list[str]:
-        params = []
-        for name, kind, dtype in self.args:
-            if kind in LONG_KINDS:
-                params.append(f"const long {name}")
-            elif kind == "scalar":
-                params.append(f"const {COMPUTE[dtype]} {c_name(name)}")
-            elif kind == "buffer":
-                params.append(f"__global const {STORAGE[dtype]} *restrict {c_name(name)}")
-            elif kind == "temp":
-                params.append(f"__global const {STORAGE[dtype]} *restrict {name}")
-            else:
-                params.append(f"__global {STORAGE[dtype]} *restrict {name}")
-        return params
+        return [c_parameter(a) for a in self.args]
 
     @property
     def local_size(self) -> int:
@@ -269,18 +264,6 @@ class ElementwiseKernel:
         items = -(-n // self.elements_per_item)
         return -(-items // self.local_size) * self.local_size
 
-    def trial_args(self) -> list[str]:
-        """Argument kinds for a launch that does nothing (n = 0): "buffer" or a C scalar type."""
-        kinds = []
-        for _, kind, dtype in self.args:
-            if kind in LONG_KINDS:
-                kinds.append("long")
-            elif kind == "scalar":
-                kinds.append(COMPUTE[dtype])
-            else:
-                kinds.append("buffer")
-        return kinds
-
     @property
     def entry_points(self) -> list[str]:
         return [self.group.name]
@@ -288,13 +271,13 @@ class ElementwiseKernel:
     def counts(self, shape, sizes=None) -> dict[str, int]:
         return {}
 
-    def launches(self, shape, sizes=None) -> list[tuple[str, list, tuple, tuple]]:
-        """(entry point, argument list, global size, local size) for the index space `shape`."""
-        return [(self.group.name, self.args, (self.global_size(math.prod(shape)),), (self.local_size,))]
+    def launches(self, shape, sizes=None) -> list[Launch]:
+        """The launches for the index space `shape` (`sizes`: the graph's symbols)."""
+        return [Launch(self.group.name, tuple(self.args), (self.global_size(math.prod(shape)),), (self.local_size,))]
 
-    def trial_launches(self) -> list[tuple[str, list, tuple]]:
+    def trial_launches(self) -> list[tuple[str, list[str], tuple]]:
         """(entry point, argument kinds, work-group shape) for a launch that does nothing."""
-        return [(self.group.name, self.trial_args(), (self.local_size,))]
+        return [(self.group.name, [trial_kind(a) for a in self.args], (self.local_size,))]
 
     @property
     def elements_per_item(self) -> int:

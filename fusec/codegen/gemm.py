@@ -19,14 +19,15 @@ from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
-from .opencl_c import COMPUTE, LONG_KINDS, temp_name
+from .kernel_args import Count, KernelArg, Launch, Param, Scratch, Stored, c_parameter, trial_kind
+from .opencl_c import COMPUTE, temp_name
 
 
 class _Prologue(ElementwiseKernel):
     """The elementwise ops computing a GEMM's x as it is loaded, over x's own
     index space (named apart from the epilogue's)."""
 
-    size_arg, dim_prefix, dim_kind = ("qn", "psize"), "q", "pdim"
+    space, size_name, dim_prefix = "prologue", "qn", "q"
 
 
 class GemmKernel(ElementwiseKernel):
@@ -45,8 +46,10 @@ class GemmKernel(ElementwiseKernel):
         self.operand_args = []
         for node in (self.x, self.w):
             data = g.nodes[node]
-            name = data["name"] if data["op"] == "param" else temp_name(node)
-            self.operand_args.append((name, "operand", data["dtype"]))
+            if data["op"] == "param":
+                self.operand_args.append(KernelArg(data["name"], Param(data["name"]), data["dtype"]))
+            else:
+                self.operand_args.append(KernelArg(temp_name(node), Stored(node), data["dtype"]))
 
         def known(dims):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
@@ -66,9 +69,9 @@ class GemmKernel(ElementwiseKernel):
         self.packs = bool(getattr(self.layout, "packs", False))
         # A transposed x is repacked into row panels first as well (GemmLayout.packs_x)
         self.packs_x = bool(getattr(self.layout, "packs_x", False))
-        packed = ("packed", "packed", self.dtype)
-        xpacked = ("xpacked", "packed", self.dtype)
-        counts = [("M", "count", "i64"), ("N", "count", "i64"), ("K", "count", "i64")]
+        packed = KernelArg("packed", Scratch("packed"), self.dtype)
+        xpacked = KernelArg("xpacked", Scratch("xpacked"), self.dtype)
+        counts = [KernelArg(name, Count(name), "i64") for name in ("M", "N", "K")]
         self.pack_args = counts[1:] + [self.operand_args[1], packed]
         self.xpack_args = [counts[0], counts[2], self.operand_args[0], xpacked]
         # A cheap prologue computes x as it is loaded (fuse.gemm_prologue): its
@@ -80,8 +83,8 @@ class GemmKernel(ElementwiseKernel):
                 f"{group.name}_prologue", tuple(g.nodes[self.x]["shape"]), group.prologue, group.prologue_inputs,
                 (), "",
             ), device)
-            taken = {name for name, _, _ in self.pro.args}
-            extra = self.pro.args + [a for a in self.args if a[0] not in taken]
+            taken = {a.name for a in self.pro.args}
+            extra = self.pro.args + [a for a in self.args if a.name not in taken]
         self.extra_args = extra
         head = counts + ([] if self.pro else [xpacked if self.packs_x else self.operand_args[0]])
         self.main_args = head + [packed if self.packs else self.operand_args[1]] + extra
@@ -120,16 +123,16 @@ class GemmKernel(ElementwiseKernel):
         c = self.counts(shape, sizes)
         if self._use_small(c, w_bound):
             global_size, local_size = self.generator.launch_geometry(self.small, c["M"], c["N"], c["K"])
-            return [(f"{self.group.name}_small", self.small_args, global_size, local_size)]
+            return [Launch(f"{self.group.name}_small", tuple(self.small_args), global_size, local_size)]
         global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
-        main = (self.group.name, self.main_args, global_size, local_size)
+        main = Launch(self.group.name, tuple(self.main_args), global_size, local_size)
         launches = [main]
         if self.packs:
             pack_global, pack_local = self.generator.pack_geometry(self.layout, c["N"], c["K"])
-            launches.insert(0, (f"{self.group.name}_pack", self.pack_args, pack_global, pack_local))
+            launches.insert(0, Launch(f"{self.group.name}_pack", tuple(self.pack_args), pack_global, pack_local))
         if self.packs_x:
             xpack_global, xpack_local = self.generator.xpack_geometry(self.layout, c["M"], c["K"])
-            launches.insert(0, (f"{self.group.name}_xpack", self.xpack_args, xpack_global, xpack_local))
+            launches.insert(0, Launch(f"{self.group.name}_xpack", tuple(self.xpack_args), xpack_global, xpack_local))
         return launches
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
@@ -138,8 +141,7 @@ class GemmKernel(ElementwiseKernel):
 
     def trial_launches(self):
         def kinds(args):
-            return ["long" if k in LONG_KINDS else COMPUTE[d] if k == "scalar" else "buffer"
-                    for _, k, d in args]
+            return [trial_kind(a) for a in args]
 
         _, local = self.generator.launch_geometry(self.layout, 1, 1, 1)
         trials = [(self.group.name, kinds(self.main_args), local or (1,))]
@@ -171,10 +173,7 @@ class GemmKernel(ElementwiseKernel):
 
     def source(self) -> str:
         gemm_source = self.generator.gemm_source
-        signatures = dict(zip([a[0] for a in self.args], self.signature(), strict=True))
-        if self.pro:
-            signatures.update(zip([a[0] for a in self.pro.args], self.pro.signature(), strict=True))
-        params = [signatures[name] for name, _, _ in self.extra_args]
+        params = [c_parameter(a) for a in self.extra_args]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         pro = [self.g.nodes[n]["op"] for n in self.group.prologue]
         head = [

@@ -19,7 +19,6 @@ CTYPE_BYTES = {"char": 1, "uchar": 1, "half": 2, "int": 4, "float": 4, "long": 8
 
 
 # argument kinds passed as `long` by value: extents, element counts
-LONG_KINDS = ("size", "dim", "count", "osize", "odim", "psize", "pdim")
 
 
 def vec(t: str, w: int) -> str:

@@ -12,8 +12,8 @@ import math
 import networkx as nx
 
 from ..passes.fuse import view_root
-from .elementwise import ElementwiseKernel
-from .opencl_c import COMPUTE, CTYPE_BYTES, LONG_KINDS, STORAGE, temp_name
+from .kernel_args import Count, Extent, KernelArg, Output, Param, Stored
+from .opencl_c import COMPUTE, CTYPE_BYTES, STORAGE, temp_name
 
 PLAN_VERSION = 1
 # What the kernels must be built with (the runtime builds with the same).
@@ -32,7 +32,7 @@ def size_expr(shape) -> str:
     return "*".join(parts)
 
 
-def make_plan(g: nx.DiGraph, kernels: list[ElementwiseKernel]) -> dict:
+def make_plan(g: nx.DiGraph, kernels: list) -> dict:
     params = [g.nodes[p] for p in g.graph["params"]]
     outputs = [g.nodes[o] for o in g.graph["outputs"]]
     plan_kernels, scratch = [], []
@@ -108,40 +108,37 @@ def _reads(g, grp) -> list[str]:
     return [_memory_name(g, view_root(g, p)) for p in grp.inputs]
 
 
-def _arg(g, k, spec, values: dict) -> dict:
+# the plan's name for each kind of argument (docs/plan.md)
+_EXTENT_KINDS = {"group": ("size", "dim"), "prologue": ("psize", "pdim"), "result": ("osize", "odim")}
+
+
+def _arg(g, k, arg: KernelArg, values: dict) -> dict:
     """One argument of a launch, as the plan describes it."""
-    name, kind, dtype = spec
-    if kind in LONG_KINDS:
-        ctype = "long"
-    elif kind in ("scalar", "partial"):
-        ctype = COMPUTE[dtype]  # by value, or a reduction's partials in its accumulator type
-    else:
-        ctype = STORAGE[dtype]
-    arg = {"name": name, "kind": kind, "dtype": dtype, "ctype": ctype, "bytes": CTYPE_BYTES[ctype]}
-    if kind == "size":
-        arg["value"] = size_expr(k.group.shape)
-    elif kind == "dim":
-        arg["value"] = str(_dims(k.group.shape)[int(name[1:])])
-    elif kind in ("psize", "pdim"):  # a GEMM's x prologue: x's index space
-        xshape = g.nodes[k.group.operands[0]]["shape"]
-        arg["value"] = size_expr(xshape) if kind == "psize" else str(_dims(xshape)[int(name[1:])])
-    elif kind in ("osize", "odim"):  # a reduction's epilogue: its result's index space
-        result = g.nodes[k.group.anchor]["shape"]
-        arg["value"] = size_expr(result) if kind == "osize" else str(_dims(result)[int(name[1:])])
-    elif kind == "count":
-        arg["value"] = values[name]
-    elif kind == "output":
-        arg["output"] = int(name[3:])
-    elif kind == "temp" and int(name[4:]) in g.graph["outputs"]:
+    src = arg.source
+    out = {"name": arg.name, "kind": "", "dtype": arg.dtype, "ctype": arg.ctype, "bytes": CTYPE_BYTES[arg.ctype]}
+    if isinstance(src, Extent):
+        # the kernel's own index space, a GEMM prologue's (x) or a reduction epilogue's (its result)
+        shape = {"group": k.group.shape, "prologue": g.nodes[k.group.operands[0]]["shape"] if k.group.operands else (),
+                 "result": g.nodes[k.group.anchor]["shape"] if k.group.anchor is not None else ()}[src.space]
+        size_kind, dim_kind = _EXTENT_KINDS[src.space]
+        out["kind"] = size_kind if src.axis is None else dim_kind
+        out["value"] = size_expr(shape) if src.axis is None else str(_dims(shape)[src.axis])
+    elif isinstance(src, Count):
+        out["kind"], out["value"] = "count", values[src.name]
+    elif isinstance(src, Param):
+        out["kind"], out["param"] = ("scalar" if src.by_value else "buffer"), src.name
+    elif isinstance(src, Output):
+        out["kind"], out["output"] = "output", src.index
+    elif isinstance(src, Stored) and not src.write and src.node in g.graph["outputs"]:
         # a stored value that is also a graph output: read from the output's buffer
-        arg["kind"], arg["output"] = "output", g.graph["outputs"].index(int(name[4:]))
-    elif kind in ("temp", "store"):
-        arg["scratch"] = name
-    elif kind == "partial":
-        arg["scratch"] = f"{k.group.name}_partial"
-    else:
-        arg["param"] = name
-    return arg
+        out["kind"], out["output"] = "output", g.graph["outputs"].index(src.node)
+    elif isinstance(src, Stored):
+        out["kind"], out["scratch"] = ("store" if src.write else "temp"), arg.name
+    elif src.role == "partial":
+        out["kind"], out["scratch"] = "partial", f"{k.group.name}_partial"
+    else:  # w's column panels, or x's row panels
+        out["kind"], out["scratch"] = "packed", f"{k.group.name}_{src.role}"
+    return out
 
 
 def _reduction_launches(g, k) -> tuple[list, list]:
@@ -193,17 +190,7 @@ def _gemm_launches(g, k) -> tuple[list, list]:
     values = {"M": m, "N": n, "K": kk}
     packed_name, xpacked_name = f"{grp.name}_packed", f"{grp.name}_xpacked"
 
-    operand_node = {name: node for (name, _, _), node in zip(k.operand_args, grp.operands, strict=True)}
-
     def arg(spec):
-        name, kind, dtype = spec
-        if kind == "operand":  # x or w: a param or a stored value
-            in_memory = "buffer" if g.nodes[operand_node[name]]["op"] == "param" else "temp"
-            spec = (name, in_memory, dtype)
-        if kind == "packed":  # w's column panels, or x's row panels ("xpacked")
-            return {"name": name, "kind": "packed", "dtype": dtype, "ctype": COMPUTE[dtype],
-                    "bytes": CTYPE_BYTES[COMPUTE[dtype]],
-                    "scratch": xpacked_name if name == "xpacked" else packed_name}
         return _arg(g, k, spec, values)
 
     args = [arg(spec) for spec in k.main_args]

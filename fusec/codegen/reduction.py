@@ -31,7 +31,8 @@ from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
-from .opencl_c import COMPUTE, LONG_KINDS, convert, render
+from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
+from .opencl_c import COMPUTE, convert, render
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 
@@ -40,7 +41,7 @@ class _Epilogue(ElementwiseKernel):
     """The elementwise ops on a reduction's result, in its finish kernel, over
     the result's own index space (named apart from the operand's)."""
 
-    size_arg, dim_prefix, dim_kind = ("en", "osize"), "e", "odim"
+    space, size_name, dim_prefix = "result", "en", "e"
 
 
 class ReductionKernel(ElementwiseKernel):
@@ -60,8 +61,8 @@ class ReductionKernel(ElementwiseKernel):
         self.operand_dtype = data["operand_dtypes"][0]  # what each element is read as
         self.axes, _ = self.prim.reduce_shape(tuple(group.shape), self.attrs)
         self.kept = tuple(i for i in range(self.ndim) if i not in self.axes)
-        counts = [("m", "count", "i64"), ("r", "count", "i64"), ("chunks", "count", "i64")]
-        partial = [("partial", "partial", self.dtype)]
+        counts = [KernelArg(name, Count(name), "i64") for name in ("m", "r", "chunks")]
+        partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
         self.finish_args = partial + counts + self.epi.args
 
@@ -81,14 +82,14 @@ class ReductionKernel(ElementwiseKernel):
         the kept axes are trailing: a bias's gradient, summed over rows)."""
         return self.prefix_width
 
-    def launches(self, shape, sizes=None) -> list[tuple[str, list, tuple, tuple]]:
-        """(entry point, argument list, global size, local size) for each stage."""
+    def launches(self, shape, sizes=None) -> list[Launch]:
+        """Each stage's launch."""
         c = self.counts(shape)
         ls = self.local_size
         items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
         return [
-            (f"{self.group.name}_partial", self.partial_args, (-(-items // ls) * ls,), (ls,)),
-            (f"{self.group.name}_finish", self.finish_args, (-(-c["m"] // ls) * ls,), (ls,)),
+            Launch(f"{self.group.name}_partial", tuple(self.partial_args), (-(-items // ls) * ls,), (ls,)),
+            Launch(f"{self.group.name}_finish", tuple(self.finish_args), (-(-c["m"] // ls) * ls,), (ls,)),
         ]
 
     @property
@@ -97,7 +98,7 @@ class ReductionKernel(ElementwiseKernel):
 
     def trial_launches(self) -> list[tuple[str, list]]:
         stages = zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)
-        return [(name, _trial_kinds(args), (self.local_size,)) for name, args in stages]
+        return [(name, [trial_kind(a) for a in args], (self.local_size,)) for name, args in stages]
 
     # -- source -----------------------------------------------------------------
 
@@ -193,7 +194,8 @@ class ReductionKernel(ElementwiseKernel):
         name, acc = self.group.name, self.acc
         init = render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
         w, wp = self.suffix_width, self.prefix_width
-        sig = [p for p, (_, kind, _) in zip(self.signature(), self.args, strict=True) if kind in ("size", "dim", "buffer", "scalar", "temp")]
+        # the prologue's arguments; the epilogue's outputs and stores are the finish kernel's
+        sig = [c_parameter(a) for a in self.args if not a.writes]
         sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         out = [
@@ -226,8 +228,3 @@ class ReductionKernel(ElementwiseKernel):
         lines, names = self.epi.compute(1, "o", preset={self.group.anchor: "acc"})
         out += ["    " + line for line in lines + self.epi.stores(1, "o", names)]
         return "\n".join(out + ["}", ""])
-
-
-def _trial_kinds(args) -> list[str]:
-    return ["long" if kind in LONG_KINDS else COMPUTE[dtype] if kind == "scalar" else "buffer" for _, kind, dtype in args]
-

@@ -10,7 +10,6 @@ import threading
 import time
 import warnings
 
-import numpy as np
 import pyopencl as cl
 
 from kernels_cache import KernelCache, cache_key, default_cache_dir
@@ -92,7 +91,13 @@ class Runtime:
             self.context = cl.Context([self.device])
             self.queue = cl.CommandQueue(self.context)
         self.info = DeviceInfo.from_cl(self.device)
-        self.host_memory = bool(self.device.host_unified_memory) and os.environ.get("FUSEC_ZERO_COPY", "1") != "0"
+        # Host arrays are passed in place where the device reads any host address
+        # (fine-grained system SVM: Intel's CPU runtime, PoCL's CPU device);
+        # FUSEC_ZERO_COPY=0 copies them through device buffers instead.
+        self.system_svm = bool(_svm_capabilities(self.device) & cl.device_svm_capabilities.FINE_GRAIN_SYSTEM) and (
+            os.environ.get("FUSEC_ZERO_COPY", "1").strip() != "0"
+        )
+        self.device_names = {"name": self.device.name.strip(), "platform": self.device.platform.name.strip()}
         # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
         # time in first-touch page faults than the kernel spends computing.
         import pyopencl.tools as cl_tools
@@ -209,6 +214,13 @@ class Runtime:
         return prg, reply["binary"], reply["log"], reply["seconds"]
 
 
+def _svm_capabilities(dev: cl.Device) -> int:
+    try:
+        return dev.svm_capabilities
+    except (cl.Error, AttributeError):  # an OpenCL 1.x device
+        return 0
+
+
 def quiet_build(prg: cl.Program, **kw) -> cl.Program:
     """Build with fusec's options. A driver's chatter (Intel's runtime logs every
     build) is kept in the cache entry's build log, not shown as a warning."""
@@ -248,7 +260,3 @@ def _open_cache(cache_dir) -> KernelCache | None:
     directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
     max_size = os.environ.get("FUSEC_CACHE_MAX_SIZE", 1 << 30)
     return KernelCache(directory, max_size=max_size)
-
-
-SCALAR_ARG = {"f16": np.float32, "f32": np.float32, "f64": np.float64,
-              "i32": np.int32, "i64": np.int64, "bool": np.int32}
