@@ -326,7 +326,8 @@ def test_values_computed_from_bound_weights_alone_are_computed_once(monkeypatch)
         launched = []
         enqueue = launcher_module.cl.enqueue_nd_range_kernel
         monkeypatch.setattr(launcher_module.cl, "enqueue_nd_range_kernel",
-                            lambda q, k, *a, **kw: (launched.append(k.function_name), enqueue(q, k, *a, **kw))[1])
+                            lambda q, k, *a, launched=launched, enqueue=enqueue, **kw:
+                            (launched.append(k.function_name), enqueue(q, k, *a, **kw))[1])
         x2 = rng.standard_normal((150, 33)).astype(dtype)
         np.testing.assert_array_equal(layer(x), first)
         assert launched and not once & set(launched), f"launched again: {once & set(launched)}"
