@@ -52,7 +52,8 @@ def test_kernels_of_8_byte_values_get_fewer_lanes_where_vectors_are_limited_to_3
     from fusec.codegen import generate
     from fusec.passes import fuse
 
-    narrow = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=32)
+    # PoCL on a target without AVX-512 (where sin computes through double)
+    narrow = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=32, quirks=frozenset({"vector_trig_inexact"}))
     text = """
 graph f(x: f64[N], y: f32[N], i: i64[N]) {
     return x * 2.0, sin(y), i + 1, y * 3.0
@@ -108,3 +109,28 @@ graph f(x: f32[B, N], r: f32[N], h: f16[B, N], m: bool[B, N]) {
         np.testing.assert_array_equal(h2, h * np.float16(2))
         np.testing.assert_array_equal(big, want > 0.5)
         np.testing.assert_allclose(s, want.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_driver_bugs_are_quirks_of_the_device_description():
+    pocl = DeviceInfo.from_cl(fake_device("Portable Computing Language", "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3", 16, 16))
+    intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
+    assert pocl.quirks == {"vector_trig_inexact"}
+    assert intel.quirks == {"select_drops_signed_zero"}
+
+
+def test_templates_follow_the_quirks_and_a_device_without_them_gets_plain_code():
+    """sin through double only where vector sin is inexact (so an f32 sin needs
+    no fp64 elsewhere); relu and where on bits only where selects lose -0.0."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.passes import fuse
+
+    (g,) = compile_graphs("graph f(x: f32[N], m: bool[N]) {\n    return where(m, relu(sin(x)), x)\n}").graphs
+
+    def source(quirks):
+        return generate(g, fuse(g), DeviceInfo(vector_width=8, fp64=False, quirks=frozenset(quirks)))[0]
+
+    plain = source(())
+    assert "double" not in plain and "as_uint" not in plain and "sin(p" in plain
+    assert "convert_double8" in source({"vector_trig_inexact"})
+    assert "as_uint8" in source({"select_drops_signed_zero"})

@@ -39,6 +39,17 @@ LOCAL_SIZE = 64  # explicit, so the worker's trial launch generates the code the
 PAGE = 4096
 
 
+# Driver bugs fusec works around, by the name templates key their variants on
+QUIRKS = {
+    # PoCL's CPU float8 sin/cos: wrong in every lane with a small argument when
+    # another lane holds a huge one; computed through double where it has fp64
+    "vector_trig_inexact": "PoCL on CPUs",
+    # `v < 0 ? 0 : v` over an f16 input compiled as if zeros had no sign (relu(-0.0)
+    # gave +0.0) in some mixes of ops: float selects on zero bounds compare bits
+    "select_drops_signed_zero": "Intel's CPU runtime",
+}
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     name: str = "generic"
@@ -60,6 +71,9 @@ class DeviceInfo:
     # the registers in use); Intel's compiler merges scalar stores badly
     # (a light chain 1.5 -> 4.3 ms), so only where vloadN is a call.
     compose_vector_access: bool = False
+    # Driver bugs that templates work around (`Primitive.template_for`); a device
+    # without one gets plain code. See QUIRKS.
+    quirks: frozenset[str] = frozenset()
 
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
@@ -94,6 +108,10 @@ class DeviceInfo:
             local_mem_size=dev.local_mem_size,
             max_vector_bytes=max_bytes,
             compose_vector_access=pocl and is_cpu,
+            quirks=frozenset(q for q, has in (
+                ("vector_trig_inexact", pocl and is_cpu and "cl_khr_fp64" in exts),
+                ("select_drops_signed_zero", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
+            ) if has),
         )
 
     def for_element_bytes(self, size: int) -> DeviceInfo:

@@ -216,7 +216,7 @@ class ElementwiseKernel:
                         # (maximum, <, ...): arithmetic sees bools as 0/1, as torch
                         fields[name] = f"(-{fields[name]})"
             category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
-            template = prim.template_for(category, attrs)
+            template = prim.template_for(category, attrs, self.device.quirks)
             result_ct = MASK[ct] if prim.dtype_rule in ("compare", "logical") else ct
             cap = prim.max_width.get(t_dtype, w)
             if "double{W}" in template:  # computed in double whatever the dtype (sin, cos)

@@ -112,7 +112,7 @@ class ReductionKernel(ElementwiseKernel):
     def _combine(self, acc: str, x: str, w: int = 1) -> str:
         category = "float" if dt.is_float(self.dtype) else "int"
         fields = {"acc": acc, "x": x}
-        return render(self.prim.template_for(category), fields, self.acc, self.attrs, w, w, self.acc)
+        return render(self.prim.template_for(category, quirks=self.device.quirks), fields, self.acc, self.attrs, w, w, self.acc)
 
     @property
     def suffix_width(self) -> int:

@@ -95,14 +95,20 @@ class Primitive:
         """Operands of the op itself (without optional inputs)."""
         return len(self.inputs) - len(self.optional_inputs)
 
-    def template_for(self, category: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str:
+    def template_for(self, category: str, attrs: Mapping[str, object] = MappingProxyType({}),
+                     quirks: frozenset[str] = frozenset()) -> str:
         """The forward template for a dtype category ("float", "int" or "bool").
 
-        A key `"float|approximate=tanh"` holds the variant for that attribute value.
+        A key `"float|approximate=tanh"` holds the variant for that attribute
+        value; a key `"float@QUIRK"` the variant for a device with that quirk
+        (`DeviceInfo.quirks`: a driver bug the plain template would meet).
         """
         if isinstance(self.forward, str):
             return self.forward
         for cat in (category, "int" if category == "bool" else None, "float"):
+            for quirk in sorted(quirks):
+                if f"{cat}@{quirk}" in self.forward:
+                    return self.forward[f"{cat}@{quirk}"]
             for name, value in attrs.items():
                 key = f"{cat}|{name}={value}"
                 if key in self.forward:

@@ -49,7 +49,7 @@ __kernel void chain_k0(
             const float16 p0 = vload16(0, in_x + i);
             const float16 v2 = (p0 * ((float16)(2.0f)));  // mul
             const float16 v4 = (v2 + ((float16)(1.0f)));  // add
-            const float16 v5 = ((((float16)(0.0f)) == ((float16)(0.0f)) ? ((as_uint16(v4) - as_uint16(-((float16)(0.0f))) - (uint16)(1)) < as_uint16((float16)(INFINITY))) : v4 < ((float16)(0.0f))) ? ((float16)(0.0f)) : v4);  // relu
+            const float16 v5 = (v4 < ((float16)(0.0f)) ? ((float16)(0.0f)) : v4);  // relu
             const float16 v7 = (v5 - ((float16)(0.5f)));  // sub
             const float16 v8 = (((float16)(1.0f)) / (((float16)(1.0f)) + fu_exp_float16(-(v7))));  // sigmoid
             vstore16(v8, 0, out0 + i);
@@ -58,7 +58,7 @@ __kernel void chain_k0(
             const float16 p0 = vload16(0, in_x + i);
             const float16 v2 = (p0 * ((float16)(2.0f)));  // mul
             const float16 v4 = (v2 + ((float16)(1.0f)));  // add
-            const float16 v5 = ((((float16)(0.0f)) == ((float16)(0.0f)) ? ((as_uint16(v4) - as_uint16(-((float16)(0.0f))) - (uint16)(1)) < as_uint16((float16)(INFINITY))) : v4 < ((float16)(0.0f))) ? ((float16)(0.0f)) : v4);  // relu
+            const float16 v5 = (v4 < ((float16)(0.0f)) ? ((float16)(0.0f)) : v4);  // relu
             const float16 v7 = (v5 - ((float16)(0.5f)));  // sub
             const float16 v8 = (((float16)(1.0f)) / (((float16)(1.0f)) + fu_exp_float16(-(v7))));  // sigmoid
             vstore16(v8, 0, out0 + i);
@@ -68,7 +68,7 @@ __kernel void chain_k0(
             const float p0 = in_x[j];
             const float v2 = (p0 * 2.0f);  // mul
             const float v4 = (v2 + 1.0f);  // add
-            const float v5 = ((0.0f == 0.0f ? ((as_uint(v4) - as_uint(-0.0f) - (uint)(1)) < as_uint((float)(INFINITY))) : v4 < 0.0f) ? 0.0f : v4);  // relu
+            const float v5 = (v4 < 0.0f ? 0.0f : v4);  // relu
             const float v7 = (v5 - 0.5f);  // sub
             const float v8 = (1.0f / (1.0f + fu_exp_float(-(v7))));  // sigmoid
             out0[j] = v8;

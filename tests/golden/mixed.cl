@@ -21,7 +21,7 @@ __kernel void mixed_k0(
             const int16 v5 = convert_int16((p1 && v4));  // logical_and
             const float16 v7 = (p0 * ((float16)(2.0f)));  // mul
             const float16 v8 = convert_float16((p2));  // cast
-            const float16 v9 = as_float16((as_int16(v7) & (-((int16)(v5) & (int16)(1)))) | (as_int16(v8) & ~(-((int16)(v5) & (int16)(1)))));  // where
+            const float16 v9 = (v5 ? v7 : v8);  // where
             const int16 v10 = convert_int16((p1 || v4));  // logical_or
             const int16 v12 = (p2 * ((int16)(2)));  // mul
             const int16 v14 = (v12 + ((int16)(1)));  // add
@@ -37,7 +37,7 @@ __kernel void mixed_k0(
             const int16 v5 = convert_int16((p1 && v4));  // logical_and
             const float16 v7 = (p0 * ((float16)(2.0f)));  // mul
             const float16 v8 = convert_float16((p2));  // cast
-            const float16 v9 = as_float16((as_int16(v7) & (-((int16)(v5) & (int16)(1)))) | (as_int16(v8) & ~(-((int16)(v5) & (int16)(1)))));  // where
+            const float16 v9 = (v5 ? v7 : v8);  // where
             const int16 v10 = convert_int16((p1 || v4));  // logical_or
             const int16 v12 = (p2 * ((int16)(2)));  // mul
             const int16 v14 = (v12 + ((int16)(1)));  // add
@@ -54,7 +54,7 @@ __kernel void mixed_k0(
             const int v5 = (int)((p1 && v4));  // logical_and
             const float v7 = (p0 * 2.0f);  // mul
             const float v8 = ((float)((p2)));  // cast
-            const float v9 = as_float((as_int(v7) & (-((int)(v5) & (int)(1)))) | (as_int(v8) & ~(-((int)(v5) & (int)(1)))));  // where
+            const float v9 = (v5 ? v7 : v8);  // where
             const int v10 = (int)((p1 || v4));  // logical_or
             const int v12 = (p2 * 2);  // mul
             const int v14 = (v12 + 1);  // add

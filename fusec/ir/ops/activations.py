@@ -37,9 +37,10 @@ def _int_clamp(v: str, lo: str, hi: str) -> str:
     return f"({low} > {hi} ? {hi} : {low})"
 
 
-# Floats: the same selects, but a comparison with a bound that is zero (relu,
-# relu6, clamp(min=0), hardtanh(0, ...)) is made on the bits. Why: Intel's CPU
-# runtime compiled `v < 0 ? 0 : v` over an f16 input, in some mixes of ops
+# Floats: the same selects (NaN stays NaN, -0.0 stays -0.0 on a tie). On a
+# device with the quirk select_drops_signed_zero, a comparison with a bound
+# that is zero (relu, relu6, clamp(min=0), hardtanh(0, ...)) is made on the
+# bits. Why: Intel's CPU runtime compiled `v < 0 ? 0 : v` over an f16 input, in some mixes of ops
 # (relu with relu6; clamp(min=0) with elu and hardtanh(0, 0)), as if zeros had
 # no sign: it narrowed the select to the half's bits and widened the condition
 # to v <= 0, so relu(-0.0) gave +0.0 (torch keeps v on a tie: -0.0). isless,
@@ -66,8 +67,9 @@ def _float_clamp(v: str, lo: str, hi: str | None) -> str:
     return f"(({hi} == {{ZERO}} ? {_above_zero(low)} : {low} > {hi}) ? {hi} : {low})"
 
 
-def _clamp_templates(v: str, lo: str, hi: str) -> dict[str, str]:
-    return {"float": _float_clamp(v, lo, hi), "int": _int_clamp(v, lo, hi)}
+def _clamp_templates(v: str, lo: str, hi: str | None) -> dict[str, str]:
+    plain = _int_clamp(v, lo, hi) if hi is not None else f"({v} < {lo} ? {lo} : {v})"
+    return {"float": plain, "float@select_drops_signed_zero": _float_clamp(v, lo, hi), "int": plain}
 
 
 GELU_EXACT = f"({_c('0.5')} * {{x}} * ({{ONE}} + erf({{x}} * {_c(SQRT1_2)})))"
@@ -203,7 +205,7 @@ for entry in [
     Primitive(
         "relu",
         ("x",),
-        {"float": _float_clamp("{x}", "{ZERO}", None), "int": "({x} < {ZERO} ? {ZERO} : {x})"},
+        _clamp_templates("{x}", "{ZERO}", None),
         _np_relu,
         backward={"x": "where(out <= 0, 0, g)"},  # torch's threshold_backward: 0 at 0
     ),

@@ -43,8 +43,8 @@ def _compare(name, infix, ufunc):
     )
 
 
-# Floats pick the bits of a or b with integer masks, not `cond ? a : b`: over
-# an f16 input, Intel's CPU runtime compiled where(x < 0, 0, x) as if zeros had
+# On a device with the quirk select_drops_signed_zero, floats pick the bits of
+# a or b with integer masks, not `cond ? a : b`: over an f16 input, Intel's CPU runtime compiled where(x < 0, 0, x) as if zeros had
 # no sign (it narrows the select to the half's bits and widens the condition
 # to x <= 0), so -0.0 gave +0.0 (see activations' `_float_clamp`). The mask
 # `-((M)(cond) & 1)` is all ones for a true cond, scalar (1) or vector (-1).
@@ -64,7 +64,8 @@ for entry in [
     Primitive(
         "where",
         ("cond", "a", "b"),
-        {"float": _FLOAT_WHERE, "int": "({cond} ? {a} : {b})"},
+        {"float": "({cond} ? {a} : {b})", "float@select_drops_signed_zero": _FLOAT_WHERE,
+         "int": "({cond} ? {a} : {b})"},
         _where,
         dtype_rule="where",
         backward={"a": "where(cond, g, 0)", "b": "where(cond, 0, g)"},  # cond is bool: none

@@ -80,14 +80,15 @@ for entry in [
     # torch: -0.5 * g * out ** 3, its cube being out * out * out
     _unary_float("rsqrt", "rsqrt({x})", _rsqrt, doc="1 / sqrt(x)",
                  backward={"x": "-0.5 * g * (out * out * out)"}),
-    # Through double: PoCL's float8 sin/cos go wrong in every lane with a small
-    # argument (sin(1e-30) = 0.0099, cos(1e-3) = 0.99997) when another lane of
-    # the vector holds a huge one (1e30, inf). double8 and scalar are correct.
-    # For a double T the conversions are no-ops.
-    _unary_float("sin", "convert_{T}(sin(convert_double{W}({x})))", _float_only(np.sin),
-                 backward={"x": "g * cos(x)"}),
-    _unary_float("cos", "convert_{T}(cos(convert_double{W}({x})))", _float_only(np.cos),
-                 backward={"x": "g * -sin(x)"}),
+    # On a device with the quirk vector_trig_inexact (PoCL's CPU device), float8
+    # sin/cos go wrong in every lane with a small argument (sin(1e-30) = 0.0099,
+    # cos(1e-3) = 0.99997) when another lane holds a huge one (1e30, inf); double8
+    # and scalar are correct there, so they compute through double. For a double T
+    # the conversions are no-ops.
+    _unary_float("sin", {"float": "sin({x})", "float@vector_trig_inexact": "convert_{T}(sin(convert_double{W}({x})))"},
+                 _float_only(np.sin), backward={"x": "g * cos(x)"}),
+    _unary_float("cos", {"float": "cos({x})", "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))"},
+                 _float_only(np.cos), backward={"x": "g * -sin(x)"}),
     _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
     # torch's sigmoid_backward: g * (1 - out) * out
