@@ -197,3 +197,16 @@ def test_a_strided_input_too_big_to_copy_is_a_call_error(prog):
     x = np.broadcast_to(np.float32(1), (1 << 20, 1 << 20))  # a view of one float: 4 TiB as a copy
     with pytest.raises(fusec.CallError, match="parameter 'x'.*cannot be copied"):
         prog["f"](x, np.zeros(1 << 20, np.float32), 1.0)
+
+
+def test_bound_graphs_made_and_dropped_one_after_another_keep_their_own_values():
+    """A binding's prepared launches point at its own buffers: a new binding
+    (which may reuse a dropped one's address) must never see another's."""
+    g = fusec.compile("graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return relu(linear(x, w, b))\n}")["lin"]
+    x = rng.standard_normal((300, 24)).astype(np.float32)
+    for i in range(12):
+        w = rng.standard_normal((9, 24)).astype(np.float32)
+        b = rng.standard_normal(9).astype(np.float32)
+        layer = g.bind(w=w, b=b)
+        np.testing.assert_allclose(layer(x), np.maximum(x @ w.T + b, 0), rtol=1e-4, atol=1e-4, err_msg=f"binding {i}")
+        del layer

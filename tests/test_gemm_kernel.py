@@ -386,9 +386,26 @@ def test_transposed_operands_in_the_panel_layout(rt, ta, tb, width):
         check(out, reference("store", x, w, None), k)
 
 
-def test_transposed_operands_are_cpu_only():
-    with pytest.raises(ValueError, match="CPU"):
-        gemm.choose_layout(GPU, None, None, None, ta=True)
+@pytest.mark.parametrize("ta, tb", [(False, False), (True, False), (True, True)])
+def test_transposed_operands_on_a_gpu_take_the_naive_layout(rt, ta, tb):
+    """The tiled layout reads x·wᵀ only; a GPU's dx = g·w and dw = gᵀ·x take the
+    naive layout (a work-item per element), built and run here like the others."""
+    layout = gemm.choose_layout(GPU, None, None, None, ta=ta, tb=tb)
+    assert layout.kind == "naive" and not layout.packs and (layout.ta, layout.tb) == (ta, tb)
+    main, _ = build(rt, layout, "store")
+    ctx, queue, mf = rt.context, rt.queue, cl.mem_flags
+    for m, k, n in SHAPES[:8]:
+        x, w, _ = data(m, k, n)
+        x_stored = np.ascontiguousarray(x.T) if ta else x
+        w_stored = w if tb else np.ascontiguousarray(w.T)
+        xb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x_stored)
+        wb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=w_stored)
+        out = np.full((m, n), np.nan, np.float32)
+        ob = cl.Buffer(ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=out)
+        gs, ls = gemm.launch_geometry(layout, m, n, k)
+        main(queue, gs, ls, np.int64(m), np.int64(n), np.int64(k), xb, wb, ob)
+        cl.enqueue_copy(queue, out, ob)
+        check(out, x @ w.T, k)
 
 
 @pytest.mark.parametrize("name", ["panel16", "dot16", "tiled"])

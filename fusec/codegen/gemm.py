@@ -17,6 +17,7 @@ import networkx as nx
 from ..ir.ops.linalg import gemm_dims
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup
+from . import gemm_layouts
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Param, Scratch, Stored, c_parameter, trial_kind
@@ -54,21 +55,19 @@ class GemmKernel(ElementwiseKernel):
         def known(dims):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
 
-        self.generator = _generator(self.ta, self.tb, device.is_cpu)
         m, n, k = known(self.m_dims), known(self.n_dims), known(self.k_dims)
-        transposed = {} if isinstance(self.generator, _Naive) else {"ta": self.ta, "tb": self.tb}
-        self.layout = self.generator.choose_layout(device, m, n, k, self.dtype, **transposed)
+        self.layout = gemm_layouts.choose_layout(device, m, n, k, self.dtype, ta=self.ta, tb=self.tb)
         # With M unknown until the call, a layout that packs w on every call is
         # kept for large M, and one that reads w as stored is built beside it for
         # small M, where packing costs more than it saves (64x4096->4096).
         self.small = None
-        if m is None and getattr(self.layout, "packs", False) and (self.ta, self.tb) == (False, True):
-            self.small = self.generator.choose_layout(device, m, n, k, self.dtype, pack="never")
+        if m is None and self.layout.packs and (self.ta, self.tb) == (False, True):
+            self.small = gemm_layouts.choose_layout(device, m, n, k, self.dtype, pack="never")
         # A layout may want w repacked (panels) by a kernel of its own first; that
         # happens on every call, since fusec cannot know whether w changed.
-        self.packs = bool(getattr(self.layout, "packs", False))
+        self.packs = self.layout.packs
         # A transposed x is repacked into row panels first as well (GemmLayout.packs_x)
-        self.packs_x = bool(getattr(self.layout, "packs_x", False))
+        self.packs_x = self.layout.packs_x
         packed = KernelArg("packed", Scratch("packed"), self.dtype)
         xpacked = KernelArg("xpacked", Scratch("xpacked"), self.dtype)
         counts = [KernelArg(name, Count(name), "i64") for name in ("M", "N", "K")]
@@ -107,52 +106,52 @@ class GemmKernel(ElementwiseKernel):
     def _use_small(self, counts: dict, w_bound: bool) -> bool:
         # A bound w (CompiledGraph.bind) is packed once, after which the packed
         # layout wins at every M (measured 1 to 100 rows: 1.1-1.2x the small one).
-        return self.small is not None and not w_bound and counts["M"] < self.generator.PER_CALL_PACK_MIN_M
+        return self.small is not None and not w_bound and counts["M"] < gemm_layouts.PER_CALL_PACK_MIN_M
 
     def packed_elements(self, counts: dict, w_bound: bool = False) -> int:
         if not self.packs or self._use_small(counts, w_bound):
             return 0
-        return self.generator.packed_elements(self.layout, counts["N"], counts["K"])
+        return gemm_layouts.packed_elements(self.layout, counts["N"], counts["K"])
 
     def packed_x_elements(self, counts: dict) -> int:
-        return self.generator.packed_x_elements(self.layout, counts["M"], counts["K"]) if self.packs_x else 0
+        return gemm_layouts.packed_x_elements(self.layout, counts["M"], counts["K"]) if self.packs_x else 0
 
     def launches(self, shape, sizes=None, w_bound: bool = False):
         """(entry point, argument spec, global size, local size) per launch;
         `w_bound`: w is bound and kept packed (the pack launch is skipped by the caller)."""
         c = self.counts(shape, sizes)
         if self._use_small(c, w_bound):
-            global_size, local_size = self.generator.launch_geometry(self.small, c["M"], c["N"], c["K"])
+            global_size, local_size = gemm_layouts.launch_geometry(self.small, c["M"], c["N"], c["K"])
             return [Launch(f"{self.group.name}_small", tuple(self.small_args), global_size, local_size)]
-        global_size, local_size = self.generator.launch_geometry(self.layout, c["M"], c["N"], c["K"])
+        global_size, local_size = gemm_layouts.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         main = Launch(self.group.name, tuple(self.main_args), global_size, local_size)
         launches = [main]
         if self.packs:
-            pack_global, pack_local = self.generator.pack_geometry(self.layout, c["N"], c["K"])
+            pack_global, pack_local = gemm_layouts.pack_geometry(self.layout, c["N"], c["K"])
             launches.insert(0, Launch(f"{self.group.name}_pack", tuple(self.pack_args), pack_global, pack_local))
         if self.packs_x:
-            xpack_global, xpack_local = self.generator.xpack_geometry(self.layout, c["M"], c["K"])
+            xpack_global, xpack_local = gemm_layouts.xpack_geometry(self.layout, c["M"], c["K"])
             launches.insert(0, Launch(f"{self.group.name}_xpack", tuple(self.xpack_args), xpack_global, xpack_local))
         return launches
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
         """The launch geometry as size expressions over the graph's symbols, for the plan."""
-        return self.generator.launch_geometry_exprs(self.layout, m, n, k)
+        return gemm_layouts.launch_geometry_exprs(self.layout, m, n, k)
 
     def trial_launches(self):
         def kinds(args):
             return [trial_kind(a) for a in args]
 
-        _, local = self.generator.launch_geometry(self.layout, 1, 1, 1)
+        _, local = gemm_layouts.launch_geometry(self.layout, 1, 1, 1)
         trials = [(self.group.name, kinds(self.main_args), local or (1,))]
         if self.packs:
-            _, pack_local = self.generator.pack_geometry(self.layout, 1, 1)
+            _, pack_local = gemm_layouts.pack_geometry(self.layout, 1, 1)
             trials.insert(0, (f"{self.group.name}_pack", kinds(self.pack_args), pack_local))
         if self.packs_x:
-            _, xpack_local = self.generator.xpack_geometry(self.layout, 1, 1)
+            _, xpack_local = gemm_layouts.xpack_geometry(self.layout, 1, 1)
             trials.insert(0, (f"{self.group.name}_xpack", kinds(self.xpack_args), xpack_local))
         if self.small:
-            _, small_local = self.generator.launch_geometry(self.small, 1, 1, 1)
+            _, small_local = gemm_layouts.launch_geometry(self.small, 1, 1, 1)
             trials.append((f"{self.group.name}_small", kinds(self.small_args), small_local))
         return trials
 
@@ -172,7 +171,7 @@ class GemmKernel(ElementwiseKernel):
         return lines, names[self.x]
 
     def source(self) -> str:
-        gemm_source = self.generator.gemm_source
+        gemm_source = gemm_layouts.gemm_source
         params = [c_parameter(a) for a in self.extra_args]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         pro = [self.g.nodes[n]["op"] for n in self.group.prologue]
@@ -181,66 +180,10 @@ class GemmKernel(ElementwiseKernel):
             f"// {self.g.nodes[self.group.anchor]['op']} with a fused epilogue ({len(ops)}): "
             f"{' '.join(ops) if ops else '(store)'}" + (f"; x computed as loaded: {' '.join(pro)}" if pro else ""),
         ]
-        kw = dict(ctype=self.ctype, epilogue=self.epilogue, epilogue_params=params)
+        kw = dict(ctype=self.ctype, epilogue=self.epilogue, epilogue_params=params, vector_epilogue=self.epilogue)
         if self.pro:
             kw["x_load"] = self.x_load
-        if not isinstance(self.generator, _Naive):  # fusec.gemm: whole blocks take a vector epilogue
-            kw["vector_epilogue"] = self.epilogue
         body = gemm_source(self.group.name, self.layout, **kw)
         if self.small:
             body += "\n" + gemm_source(f"{self.group.name}_small", self.small, **kw)
         return "\n".join(head) + "\n" + body
-
-
-
-# -- a plain generator, for the layouts fusec.gemm does not cover: one
-# work-item per result element, either operand transposed
-
-
-class _Naive:
-    def __init__(self, ta: bool, tb: bool):
-        self.ta, self.tb = ta, tb
-
-    def choose_layout(self, device, m, n, k, dtype="f32"):
-        return ("naive", 16)
-
-    def launch_geometry(self, layout, m, n, k):
-        ls = layout[1]
-        return ((-(-n // ls) * ls, m), (ls, 1))
-
-    def launch_geometry_exprs(self, layout, m, n, k):
-        ls = layout[1]
-        return [f"ceil(({n}) / {ls}) * {ls}", m], [ls, 1]
-
-    def gemm_source(self, name, layout, *, ctype, epilogue, epilogue_params, x_load=None):
-        x_param = [] if x_load else [f"__global const {ctype} *restrict x"]
-        params = ["const long M", "const long N", "const long K", *x_param,
-                  f"__global const {ctype} *restrict w", *epilogue_params]
-        b = "w[col * K + k]" if self.tb else "w[k * N + col]"  # op(w)[k, col]
-        if x_load:  # a prologue computes x (never transposed then)
-            lines, value = x_load("row", "k", 1)
-            loop = ["    for (long k = 0; k < K; ++k) {", *("        " + s for s in lines),
-                    f"        acc = ({value}) * {b} + acc;", "    }"]
-        else:
-            a = "x[k * M + row]" if self.ta else "x[row * K + k]"  # op(x)[row, k]
-            loop = [f"    for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;"]
-        body = [
-            f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")",
-            "{",
-            "    const long col = get_global_id(0), row = get_global_id(1);",
-            "    if (col >= N || row >= M) return;",
-            f"    {ctype} acc = 0;",
-            *loop,
-            *("    " + line for line in epilogue("acc", "row", "col")),
-            "}",
-            "",
-        ]
-        return "\n".join(body)
-
-
-def _generator(ta: bool, tb: bool, is_cpu: bool):
-    """fusec.gemm; the plain kernel for transposed operands on GPUs (gemm's
-    tiled layout reads x @ wᵀ only)."""
-    from . import gemm_layouts as gemm
-
-    return gemm if (ta, tb) == (False, True) or is_cpu else _Naive(ta, tb)

@@ -325,3 +325,23 @@ def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
             body += ["    " + s for s in _element(epilogue, f"gm_a{i}_{j}", row, col)]
         body.append("}")
     return body
+
+
+def naive_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
+    """One work-item per result element, either operand transposed: what a GPU
+    runs for autodiff's dx = g·w and dw = gᵀ·x (the tiled layout reads x·wᵀ only)."""
+    b = "w[col * K + k]" if layout.tb else "w[k * N + col]"  # op(w)[k, col]
+    if x_load:  # a prologue computes x (never transposed then)
+        lines, value = x_load("row", "k", 1)
+        loop = ["for (long k = 0; k < K; ++k) {", *("    " + s for s in lines),
+                f"    acc = ({value}) * {b} + acc;", "}"]
+    else:
+        a = "x[k * M + row]" if layout.ta else "x[row * K + k]"  # op(x)[row, k]
+        loop = [f"for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;"]
+    return [
+        "const long col = get_global_id(0), row = get_global_id(1);",
+        "if (col >= N || row >= M) return;",
+        f"{ctype} acc = 0;",
+        *loop,
+        *_element(epilogue, "acc", "row", "col"),
+    ]

@@ -98,6 +98,7 @@ from .gemm_kernels import (
     VectorEpilogue,
     XLoad,
     dot_body,
+    naive_body,
     pack_kernel,
     panel_body,
     tiled_body,
@@ -113,7 +114,8 @@ DEFAULT_LOCAL_MEMORY = 32 * 1024  # OpenCL 1.2's minimum CL_DEVICE_LOCAL_MEM_SIZ
 class GemmLayout:
     """How the product is blocked; everything the generator and the launch need.
 
-    kind     "panel", "dot" or "tiled" (see the module docstring)
+    kind     "panel", "dot", "tiled" (see the module docstring) or "naive" (a
+             work-item per result element: GPUs, either operand transposed)
     rows     result rows per work-item
     cols     result columns per work-item (panel: the panel width P)
     vector   lanes of the vector type (panel: along N; dot: along K; tiled: 1)
@@ -158,6 +160,7 @@ class GemmLayout:
 # -- choosing a layout ------------------------------------------------------------------
 
 
+NAIVE_GROUP = 16  # work-items along N in a naive layout's work-group
 PER_CALL_PACK_MIN_M = 128  # below this known M, packing on every call costs more than it saves
 
 
@@ -192,8 +195,8 @@ def choose_layout(
         raise ValueError(f"pack must be 'once', 'per_call' or 'never', not {pack!r}")
     size = SIZEOF[CTYPES[dtype]]
     if (ta, tb) != (False, True):
-        if not device.is_cpu:
-            raise ValueError("transposed operands are supported by the CPU (panel) layout only")
+        if not device.is_cpu:  # the tiled layout reads x·wᵀ only
+            return GemmLayout("naive", 1, 1, 1, (NAIVE_GROUP, 1), ta=ta, tb=tb)
         pack = "once"  # the panel layout reads any operand order: packing handles w's
     if not device.is_cpu:
         memory = local_memory or getattr(device, "local_mem_size", None) or DEFAULT_LOCAL_MEMORY
@@ -247,6 +250,8 @@ def launch_geometry(
     if layout.kind == "tiled":
         tm, tn = layout.tile
         return (_ceil(n, tn) * g0, _ceil(m, tm) * g1), (g0, g1)
+    if layout.kind == "naive":
+        return (_ceil(n, g0) * g0, m), (g0, g1)
     blocks_m = _ceil(max(m, 1), layout.rows)
     blocks_n = _ceil(max(n, 1), layout.cols)
     return (_ceil(blocks_m, g0) * g0, _ceil(blocks_n, g1) * g1), (g0, g1)
@@ -260,6 +265,8 @@ def launch_geometry_exprs(
     if layout.kind == "tiled":
         tm, tn = layout.tile
         return [f"ceil(({n}) / {tn}) * {g0}", f"ceil(({m}) / {tm}) * {g1}"], [g0, g1]
+    if layout.kind == "naive":
+        return [f"ceil(({n}) / {g0}) * {g0}", m], [g0, g1]
     return [
         f"ceil(ceil(({m}) / {layout.rows}) / {g0}) * {g0}",
         f"ceil(ceil(({n}) / {layout.cols}) / {g1}) * {g1}",
@@ -344,11 +351,13 @@ def gemm_source(
         *epilogue_params,
     ]
     head = f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")"
-    gen = {"panel": panel_body, "dot": dot_body, "tiled": tiled_body}[layout.kind]
+    gen = {"panel": panel_body, "dot": dot_body, "tiled": tiled_body, "naive": naive_body}[layout.kind]
     body = gen(layout, ctype, epilogue, vector_epilogue, x_load)
     if layout.kind == "tiled":
         g0, g1 = layout.group
         attr = f"__attribute__((reqd_work_group_size({g0}, {g1}, 1)))\n"
+    elif layout.kind == "naive":
+        attr = ""
     else:
         # already vectorised: Intel's compiler then builds no variant across work-items
         # (half the build time and binary; that variant spilled where it was picked)
@@ -376,5 +385,7 @@ def _describe(layout: GemmLayout, ctype: str) -> str:
         )
     if layout.kind == "dot":
         return f"{layout.rows} rows x {layout.cols} columns per work-item, {ctype}{layout.vector} along K"
+    if layout.kind == "naive":
+        return "one result element per work-item, " + ("x transposed" if layout.ta else "w as stored")
     tm, tn = layout.tile
     return f"{tm} x {tn} tiles, K steps of {layout.tile_k}, {layout.rows} x {layout.cols} per work-item"

@@ -12,6 +12,7 @@ import math
 import networkx as nx
 
 from ..passes.fuse import view_root
+from . import gemm_layouts
 from .kernel_args import Count, Extent, KernelArg, Output, Param, Stored
 from .opencl_c import COMPUTE, CTYPE_BYTES, STORAGE, temp_name
 
@@ -201,7 +202,7 @@ def _gemm_launches(g, k) -> tuple[list, list]:
     w_read = _memory_name(g, grp.operands[1])
     launches, scratch = [], []
     if k.packs:
-        pack_global, pack_local = k.generator.pack_geometry_exprs(k.layout, n, kk)
+        pack_global, pack_local = gemm_layouts.pack_geometry_exprs(k.layout, n, kk)
         launches.append({
             "name": f"{grp.name}_pack", "ops": ["pack"], "args": [arg(spec) for spec in k.pack_args],
             "elements": f"({n})*({kk})", "elements_per_work_item": None, "global_size": pack_global,
@@ -209,10 +210,10 @@ def _gemm_launches(g, k) -> tuple[list, list]:
             "why": "the GEMM's layout reads w as column panels",
         })
         scratch.append({"name": packed_name, "ctype": COMPUTE[k.dtype],
-                        "elements": k.generator.packed_elements_expr(k.layout, n, kk)})
+                        "elements": gemm_layouts.packed_elements_expr(k.layout, n, kk)})
         w_read = packed_name
     if k.packs_x:
-        xpack_global, xpack_local = k.generator.xpack_geometry_exprs(k.layout, m, kk)
+        xpack_global, xpack_local = gemm_layouts.xpack_geometry_exprs(k.layout, m, kk)
         launches.insert(0, {
             "name": f"{grp.name}_xpack", "ops": ["pack"], "args": [arg(spec) for spec in k.xpack_args],
             "elements": f"({m})*({kk})", "elements_per_work_item": None, "global_size": xpack_global,
@@ -220,7 +221,7 @@ def _gemm_launches(g, k) -> tuple[list, list]:
             "why": "the GEMM reads a transposed x as row panels",
         })
         scratch.append({"name": xpacked_name, "ctype": COMPUTE[k.dtype],
-                        "elements": k.generator.packed_x_elements_expr(k.layout, m, kk)})
+                        "elements": gemm_layouts.packed_x_elements_expr(k.layout, m, kk)})
         x_reads = [xpacked_name]
     launches.append({
         "name": grp.name,

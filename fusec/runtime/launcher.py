@@ -47,6 +47,8 @@ class Pinned:
     done: set = field(default_factory=set)  # launches that ran once and need not run again
     result_kind: str = "numpy"  # outputs' kind when the call itself passes no array
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # each thread's prepared shape signatures for this binding: they point at its buffers
+    local: threading.local = field(default_factory=threading.local)
 
 
 def pin(runtime, graph: nx.DiGraph, kernels: list, constants: dict) -> Pinned:
@@ -114,8 +116,8 @@ class Launcher:
 
     def call(self, bound: dict, out=None, pinned: Pinned | None = None):
         values = check_arguments(self.params, bound, self.runtime.context, pinned)
-        key = (id(pinned), *(values.sizes.get(s) for s in self.symbols))
-        cache = self._thread_cache()
+        key = tuple(values.sizes.get(s) for s in self.symbols)
+        cache = self._thread_cache(pinned.local if pinned is not None else self._local)
         prepared = cache.get(key)
         if prepared is None:
             prepared = self._prepare(values.sizes, pinned)
@@ -160,10 +162,11 @@ class Launcher:
             pinned.done.add(launch.once)
             return True
 
-    def _thread_cache(self) -> OrderedDict:
-        cache = getattr(self._local, "prepared", None)
+    @staticmethod
+    def _thread_cache(local: threading.local) -> OrderedDict:
+        cache = getattr(local, "prepared", None)
         if cache is None:
-            cache = self._local.prepared = OrderedDict()
+            cache = local.prepared = OrderedDict()
         return cache
 
     def _array_arg(self, arr, copies):
