@@ -1,8 +1,8 @@
 """Each op's backward template against torch.autograd, op by op, in f32 and f64.
 
-Generated from a table, like tests/test_ops_opencl.py: every differentiable
-op has a spec below (the torch callable, its attribute variants, the kinks
-worth hitting, tolerances), and an op without one fails
+Generated from the table of tests/op_specs.py, like tests/test_ops_opencl.py:
+every differentiable op has a spec there (the torch callable, its attribute
+variants, the kinks worth hitting, tolerances), and an op without one fails
 `test_every_differentiable_op_has_a_grad_spec`. torch.autograd is the oracle.
 
 Inputs hold the awkward values (signed zeros, infinities, NaN, tiny and huge
@@ -18,164 +18,29 @@ a parameter) and a dozen cases share one graph with one output each.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
 
 import fusec  # noqa: E402
 from fusec.ir import dtypes as dt  # noqa: E402
 from fusec.ir.registry import all_primitives  # noqa: E402
 from fusec.passes.autodiff import check_backward  # noqa: E402
+from tests.op_specs import GRAD_ATOL, GRAD_RTOL, INF, NAN, SPECS, OpSpec  # noqa: E402
 
-INF, NAN = float("inf"), float("nan")
 N = 300  # elements per input
 # parameters, cotangents, outputs and gradients of a dozen cases: within
 # PoCL's 1 KiB of kernel arguments
 CASES_PER_GRAPH = 12
 NP = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
-TORCH = {"f16": torch.float16, "f32": torch.float32, "f64": torch.float64, "bool": torch.bool}
 
 SPECIAL = [0.0, -0.0, INF, -INF, NAN, 1e-30, -1e-30, 1e-40, -1e-40, 1e30, -1e30, 0.5, -0.5, 1.0, -1.0,
            2.0, -2.0, 3.0, -3.0, 6.0, -6.0, 0.1, 1.5, -2.5, 7.25, 20.0, 21.0, -20.0, 100.0, -100.0]  # fmt: skip
 PAIR_VALUES = [0.0, -0.0, INF, -INF, NAN, 1e-40, 1e30, -1e30, 0.5, -0.5, 1.0, -1.0, 2.0, -2.5, 3.0,
                100.0]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How to check one op's gradient against torch.
-
-    `torch`: fn(*tensors, **attrs) in the order of the registry's inputs.
-    `variants`: attribute sets, each a tuple of (name, value) pairs.
-    `kinks`: x values worth hitting beside SPECIAL (unary ops).
-    `rtol`/`atol` per dtype, over DEFAULT_*: the error allowed is
-    atol * |g| + rtol * max(|torch's|, the smallest normal number).
-    """
-
-    torch: Callable
-    variants: tuple = ((),)
-    kinks: tuple = ()
-    rtol: dict = field(default_factory=dict)
-    atol: dict = field(default_factory=dict)
-    # torch's vectorised f32 gelu gives nan at +inf (its scalar loop and f64
-    # give inf, as fusec): there the forward value is compared with f64's
-    value_inf_from_f64: bool = False
-
-
-# f32: a few ulps (2^-23 is 1.2e-7) relative; f64 likewise. `atol` is per unit
-# of cotangent. Where a derivative subtracts numbers near 1 (tanh's 1 - out^2
-# at out = tanh(6), sigmoid's 1 - out, expm1's out + 1 at out = -1 + 6e-17,
-# gelu's and mish's terms) the error is a rounding of those numbers, an ulp
-# of 1, whatever the result's size; torch's tanh and ours differ by an ulp
-# there, and ours fuses 1 - out * out into one rounding: 2 ulps of 1.
-DEFAULT_RTOL = {"f32": 5e-7, "f64": 1e-15}
-DEFAULT_ATOL = {"f32": 0.0, "f64": 0.0}
-TRANSCENDENTAL = {"f32": 2e-6, "f64": 4e-15}
-CANCELS = {"f32": 2.4e-7, "f64": 4.5e-16}
-
-
-def _clamp(x, min=None, max=None):
-    return torch.clamp(x, min=min, max=max)
-
-
-def _prelu(x, w):
-    # torch's weight is per channel (dim 1): lay x out as [1, C] to pair elementwise
-    return F.prelu(x.reshape(1, -1), w.reshape(-1)).reshape(-1)
-
-
-SPECS: dict[str, Spec] = {
-    # arithmetic
-    "add": Spec(torch.add),
-    "sub": Spec(torch.sub),
-    "mul": Spec(torch.mul),
-    "div": Spec(torch.div),
-    "pow": Spec(torch.pow, rtol=TRANSCENDENTAL),
-    "neg": Spec(torch.neg),
-    "abs": Spec(torch.abs),
-    "reciprocal": Spec(torch.reciprocal),
-    "square": Spec(torch.square),
-    "maximum": Spec(torch.maximum),
-    "minimum": Spec(torch.minimum),
-    # math
-    "exp": Spec(torch.exp, rtol=TRANSCENDENTAL),
-    "log": Spec(torch.log),
-    "log1p": Spec(torch.log1p),
-    "expm1": Spec(torch.expm1, rtol=TRANSCENDENTAL, atol=CANCELS),
-    "sqrt": Spec(torch.sqrt),
-    "rsqrt": Spec(torch.rsqrt, rtol=TRANSCENDENTAL),
-    "sin": Spec(torch.sin, rtol=TRANSCENDENTAL, atol=CANCELS),
-    "cos": Spec(torch.cos, rtol=TRANSCENDENTAL, atol=CANCELS),
-    "tanh": Spec(torch.tanh, rtol=TRANSCENDENTAL, atol=CANCELS),
-    "sigmoid": Spec(torch.sigmoid, rtol=TRANSCENDENTAL, atol=CANCELS),
-    "erf": Spec(torch.erf, rtol=TRANSCENDENTAL),
-    "floor": Spec(torch.floor),
-    "ceil": Spec(torch.ceil),
-    "round": Spec(torch.round),
-    "sign": Spec(torch.sign),
-    # activations
-    "relu": Spec(F.relu),
-    "relu6": Spec(F.relu6),
-    "hardtanh": Spec(
-        lambda x, min_val=-1.0, max_val=1.0: F.hardtanh(x, min_val, max_val),
-        variants=((), (("min_val", -2.0), ("max_val", 3.0)), (("min_val", 0.0), ("max_val", 0.0))),
-        kinks=(-2.0, 3.0),
-    ),
-    "clamp": Spec(
-        _clamp,
-        variants=(
-            (("min", 0.0),),
-            (("max", 1.0),),
-            (("min", -1.0), ("max", 2.0)),
-            (("min", 2.0), ("max", -1.0)),
-            (("min", 0.0), ("max", 0.0)),
-        ),
-    ),
-    "leaky_relu": Spec(
-        lambda x, alpha=0.01: F.leaky_relu(x, alpha), variants=((), (("alpha", 0.2),))
-    ),
-    "elu": Spec(
-        lambda x, alpha=1.0: F.elu(x, alpha), variants=((), (("alpha", 0.5),)), rtol=TRANSCENDENTAL
-    ),
-    "selu": Spec(F.selu, rtol=TRANSCENDENTAL),
-    "celu": Spec(
-        lambda x, alpha=1.0: F.celu(x, alpha), variants=((), (("alpha", 2.0),)), rtol=TRANSCENDENTAL
-    ),
-    "gelu": Spec(
-        lambda x, approximate="none": F.gelu(x, approximate=approximate),
-        variants=((), (("approximate", "tanh"),)),
-        kinks=(-5.0, -4.0, 4.0, 10.0, -10.0, -13.2),
-        rtol=TRANSCENDENTAL,
-        # the tanh form's derivative multiplies tanh's rounding by up to
-        # |x| sqrt(2/pi) (1 + 3 * 0.044715 x^2) / 2: 5 at x = -4, 22 at -7
-        atol={"f32": 5e-6, "f64": 2e-14},
-        value_inf_from_f64=True,
-    ),
-    "silu": Spec(F.silu, kinks=(-30.0, 30.0, -90.0), rtol=TRANSCENDENTAL, atol=CANCELS),
-    "mish": Spec(F.mish, kinks=(-30.0, 30.0, -90.0), rtol=TRANSCENDENTAL, atol=CANCELS),
-    "softplus": Spec(
-        lambda x, beta=1.0, threshold=20.0: F.softplus(x, beta, threshold),
-        variants=((), (("beta", 2.0), ("threshold", 10.0)), (("beta", 0.5), ("threshold", 5.0))),
-        kinks=(19.99, 20.01, 5.0, 4.99, 5.01, 10.0, 9.99, 10.01),
-        rtol=TRANSCENDENTAL,
-    ),
-    # torch multiplies by 1/6 rounded to float even in f64 (0.16666667163...,
-    # 3e-8 above 1/6); fusec's is 1/6 in the compute type
-    "hardsigmoid": Spec(F.hardsigmoid, kinks=(2.99, -2.99), rtol={"f64": 4e-8}),
-    "hardswish": Spec(F.hardswish, kinks=(2.99, -2.99)),
-    "prelu": Spec(_prelu),
-    # logic; cond is bool
-    "where": Spec(torch.where),
-    # conversion: the cotangent cast back; none through an integer or bool result
-    "cast": Spec(
-        lambda x, dtype: x.to(TORCH[dtype]),
-        variants=tuple((("dtype", d),) for d in ("f16", "f32", "f64", "bool")),
-    ),
-}
 
 
 # -- the registry's side ------------------------------------------------------------
@@ -218,10 +83,11 @@ def test_backward_templates_are_well_formed(name):
 
 
 def test_every_differentiable_op_has_a_grad_spec():
-    assert _differentiable_ops() - set(SPECS) == set(), (
-        "ops without a spec in tests/test_grad_ops.py"
+    assert _differentiable_ops() - set(SPECS) == set(), "ops without a spec in tests/op_specs.py"
+    gradient_only = {n for n, s in SPECS.items() if s.kinks or s.grad_rtol or s.grad_atol}
+    assert gradient_only - _differentiable_ops() == set(), (
+        "gradient kinks or tolerances for ops that are not differentiable"
     )
-    assert set(SPECS) - _differentiable_ops() == set(), "specs for ops that are not differentiable"
 
 
 # -- cases ------------------------------------------------------------------------------
@@ -233,14 +99,14 @@ class Case:
     op: str
     variant: tuple
     roles: tuple  # the registry's input names, in order
-    spec: Spec
+    spec: OpSpec
 
 
 def _cases() -> list[Case]:
     out = []
-    for name in sorted(SPECS):
+    for name in sorted(_differentiable_ops() & set(SPECS)):
         prim = all_primitives()[name]
-        for variant in SPECS[name].variants:
+        for variant in (tuple(attrs.items()) for attrs in SPECS[name].variants):
             cid = name + (f"[{','.join(f'{k}={v}' for k, v in variant)}]" if variant else "")
             out.append(Case(cid, name, variant, prim.inputs, SPECS[name]))
     return out
@@ -391,16 +257,21 @@ def test_grad_matches_torch(dtype, k, i):
     inputs, cts, ys, grads = run_chunk(dtype, k)
     mine = {f"{r}{i}": inputs[f"{r}{i}"] for r in case.roles}
     want_y, want = torch_grads(case, i, inputs, cts[i])
-    if case.spec.value_inf_from_f64 and dtype == "f32":
+    if case.spec.inf_from_f64 and dtype == "f32":
         x = inputs[f"x{i}"]
         wide = case.spec.torch(torch.from_numpy(x.astype(np.float64)), **dict(case.variant))
         want_y = np.where(x == INF, wide.numpy().astype(np.float32), want_y)
     out_dtype = _out_dtype(case, dtype)
-    rtol = case.spec.rtol.get(out_dtype, DEFAULT_RTOL.get(out_dtype, 1e-3))
-    # the forward too, loosely: tests/test_ops_opencl.py pins it
-    assert_close(ys[i], want_y, None, max(rtol, 1e-5), 1e-6, f"{dtype} {case.id} value", mine)
-    rtol = case.spec.rtol.get(dtype, DEFAULT_RTOL[dtype])
-    atol = case.spec.atol.get(dtype, DEFAULT_ATOL[dtype])
+    rtol = case.spec.grad_rtol.get(out_dtype, GRAD_RTOL.get(out_dtype, 1e-3))
+    # the forward too, loosely (tests/test_ops_opencl.py pins it), where defined
+    keep = np.ones(N, dtype=bool)
+    if case.spec.defined is not None:
+        keep = case.spec.defined(mine[f"{case.roles[0]}{i}"], **dict(case.variant))
+    defined = {p: v[keep] for p, v in mine.items()}
+    what = f"{dtype} {case.id} value"
+    assert_close(ys[i][keep], want_y[keep], None, max(rtol, 1e-5), 1e-6, what, defined)
+    rtol = case.spec.grad_rtol.get(dtype, GRAD_RTOL[dtype])
+    atol = case.spec.grad_atol.get(dtype, GRAD_ATOL[dtype])
     for p in want:
         near0 = _near_zero(case, i, mine, p, atol) if dtype == "f32" else None
         what = f"{dtype} {case.id} d/d{p[: -len(str(i))]}"

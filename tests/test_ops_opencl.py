@@ -1,9 +1,10 @@
 """Every elementwise op, compiled to OpenCL and run, agrees with PyTorch (CPU).
 
-Generated from the registry: each op has a spec below (the torch callable that
-is the oracle, which dtypes it takes, its attribute variants and tolerance),
-and an op without one fails `test_every_op_has_a_spec`. torch is the
-independent oracle; the registry's own NumPy references are not used here.
+Generated from the registry: each op has a spec in tests/op_specs.py (the
+torch callable that is the oracle, which dtypes it takes, its attribute
+variants and tolerance), and an op without one fails
+`test_every_op_has_a_spec`. torch is the independent oracle; the registry's
+own NumPy references are not used here.
 
 To keep builds few, the cases of one input dtype share one graph with many
 outputs (one kernel); every case is still its own test. Each graph runs at
@@ -26,18 +27,14 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-F = torch.nn.functional
 
 import fusec  # noqa: E402
 from fusec.ir.registry import all_primitives  # noqa: E402
+from tests.op_specs import DTYPES, INF, NAN, RTOL, SPECS, OpSpec  # noqa: E402
 
-INF, NAN = float("inf"), float("nan")
 SIZES = (1, 7, 8, 9, 37, 1000)  # and the whole pool (its length is not a multiple of 8)
-DTYPES = ("f16", "f32", "f64", "i32", "i64", "bool")
 NP = {"f16": np.float16, "f32": np.float32, "f64": np.float64,
       "i32": np.int32, "i64": np.int64, "bool": np.bool_}  # fmt: skip
-TORCH = {"f16": torch.float16, "f32": torch.float32, "f64": torch.float64,
-         "i32": torch.int32, "i64": torch.int64, "bool": torch.bool}  # fmt: skip
 
 # Awkward float values: signed zeros, infinities, NaN, tiny (1e-40 is an f32
 # subnormal), huge, small integers and the kinks of the activations.
@@ -51,143 +48,22 @@ INT_SPECIAL = [0, 1, -1, 2, -2, 3, -3, 5, 6, 7, -7, 20, 21, 100, -100, 999, -100
 POOL = 341  # elements per input; 341 = 42 * 8 + 5, so the pool has a tail too
 
 
-@dataclass(frozen=True)
-class Spec:
-    """How to check one op against torch.
-
-    `ints`: None (floats only), "same" (integer inputs keep their dtype, as in
-    torch) or "float" (integer inputs compute in f32, as torch.exp(int) does).
-    `variants`: attribute sets to test, each as IR text and torch kwargs.
-    """
-
-    torch: Callable
-    ints: str | None = None
-    bools: bool = False  # also on bool operands
-    variants: tuple = ((),)  # tuples of (name, value) pairs
-    rtol: dict = field(default_factory=dict)  # per dtype, over DEFAULT_RTOL
-    atol: dict = field(default_factory=dict)
-    inf_from_f64: bool = False  # at x = +inf, torch's f64 answer (see gelu)
-
-
-DEFAULT_RTOL = {"f16": 2e-3, "f32": 1e-5, "f64": 1e-12}
-TRANSCENDENTAL = {"f32": 2e-5, "f64": 1e-12}
-
-
-def _clamp(x, min=None, max=None):
-    return torch.clamp(x, min=min, max=max)
-
-
-def _cast(dtype):
-    return lambda x: x.to(TORCH[dtype])
-
-
-SPECS: dict[str, Spec] = {
-    # arithmetic
-    "add": Spec(torch.add, ints="same", bools=True),
-    "sub": Spec(torch.sub, ints="same"),
-    "mul": Spec(torch.mul, ints="same", bools=True),
-    "div": Spec(torch.div, ints="float"),
-    "pow": Spec(torch.pow, ints="same", rtol={"f32": 2e-5}),
-    "neg": Spec(torch.neg, ints="same"),
-    "abs": Spec(torch.abs, ints="same"),
-    "reciprocal": Spec(torch.reciprocal, ints="float"),
-    "square": Spec(torch.square, ints="same"),
-    "maximum": Spec(torch.maximum, ints="same", bools=True),
-    "minimum": Spec(torch.minimum, ints="same", bools=True),
-    # math
-    "exp": Spec(torch.exp, ints="float", rtol=TRANSCENDENTAL),
-    "log": Spec(torch.log, ints="float", rtol=TRANSCENDENTAL),
-    "log1p": Spec(torch.log1p, ints="float", rtol=TRANSCENDENTAL),
-    "expm1": Spec(torch.expm1, ints="float", rtol=TRANSCENDENTAL),
-    "sqrt": Spec(torch.sqrt, ints="float"),
-    "rsqrt": Spec(torch.rsqrt, ints="float"),
-    # sin/cos of 1e30 depend on the argument reduction: an absolute tolerance.
-    "sin": Spec(torch.sin, ints="float", rtol=TRANSCENDENTAL, atol={"f32": 1e-6, "f64": 1e-13}),
-    "cos": Spec(torch.cos, ints="float", rtol=TRANSCENDENTAL, atol={"f32": 1e-6, "f64": 1e-13}),
-    "tanh": Spec(torch.tanh, ints="float", rtol=TRANSCENDENTAL),
-    "sigmoid": Spec(torch.sigmoid, ints="float", rtol=TRANSCENDENTAL),
-    "erf": Spec(torch.erf, ints="float", rtol=TRANSCENDENTAL),
-    "floor": Spec(torch.floor, ints="same"),
-    "ceil": Spec(torch.ceil, ints="same"),
-    "round": Spec(torch.round, ints="same"),
-    "sign": Spec(torch.sign, ints="same"),
-    # activations
-    "relu": Spec(F.relu, ints="same"),
-    "relu6": Spec(F.relu6, ints="same"),
-    "leaky_relu": Spec(
-        lambda x, alpha=0.01: F.leaky_relu(x, alpha), variants=((), (("alpha", 0.2),))
-    ),
-    "elu": Spec(
-        lambda x, alpha=1.0: F.elu(x, alpha), variants=((), (("alpha", 0.5),)), rtol=TRANSCENDENTAL
-    ),
-    "selu": Spec(F.selu, rtol=TRANSCENDENTAL),
-    "celu": Spec(
-        lambda x, alpha=1.0: F.celu(x, alpha), variants=((), (("alpha", 2.0),)), rtol=TRANSCENDENTAL
-    ),
-    # 1 + erf(x) cancels for x < -3 in f32: an absolute tolerance there, for
-    # f16 too, as it computes in f32 (torch's oracle as well): gelu(-5.47) came
-    # out -0.0 here and -2e-7 (3 f16 subnormal steps) from torch.
-    "gelu": Spec(
-        lambda x, approximate="none": F.gelu(x, approximate=approximate),
-        variants=((), (("approximate", "tanh"),)),
-        rtol={"f32": 2e-5, "f64": 1e-12},
-        atol={"f16": 1e-6, "f32": 1e-6, "f64": 1e-15},
-        inf_from_f64=True,
-    ),
-    "silu": Spec(F.silu, rtol=TRANSCENDENTAL),
-    "mish": Spec(F.mish, rtol=TRANSCENDENTAL),
-    "softplus": Spec(
-        lambda x, beta=1.0, threshold=20.0: F.softplus(x, beta, threshold),
-        variants=((), (("beta", 2.0), ("threshold", 10.0)), (("beta", 0.5), ("threshold", 5.0))),
-        rtol=TRANSCENDENTAL,
-    ),
-    "hardtanh": Spec(
-        lambda x, min_val=-1.0, max_val=1.0: F.hardtanh(x, min_val, max_val),
-        ints="same",
-        variants=((), (("min_val", -2.0), ("max_val", 3.0)), (("min_val", 0.0), ("max_val", 0.0))),
-    ),
-    "hardsigmoid": Spec(F.hardsigmoid),
-    "hardswish": Spec(F.hardswish),
-    # torch's weight is per channel (dim 1): lay x out as [1, C] to pair elementwise.
-    "prelu": Spec(lambda x, w: F.prelu(x.reshape(1, -1), w.reshape(-1)).reshape(-1)),
-    "clamp": Spec(
-        _clamp,
-        ints="same",
-        variants=((("min", 0.0),), (("max", 1.0),), (("min", -1.0), ("max", 2.0)),
-                  (("min", 2.0), ("max", -1.0))),  # fmt: skip
-    ),
-    # logic
-    **{
-        name: Spec(getattr(torch, name), ints="same", bools=True)
-        for name in ("eq", "ne", "lt", "le", "gt", "ge")
-    },
-    "logical_and": Spec(torch.logical_and, ints="same", bools=True),
-    "logical_or": Spec(torch.logical_or, ints="same", bools=True),
-    "logical_not": Spec(torch.logical_not, ints="same", bools=True),
-    "where": Spec(torch.where, ints="same", bools=True),
-    # conversion: one variant per target dtype; float -> int only where in range
-    "cast": Spec(
-        lambda x, dtype: x.to(TORCH[dtype]),
-        ints="same",
-        bools=True,
-        variants=tuple((("dtype", d),) for d in DTYPES),
-    ),
-}
-
-
 # fusec's own ops, taken when this module is imported (at collection): ops that
 # other tests register at run time (register_primitive) are theirs to check.
 BUILTIN_OPS = frozenset(all_primitives())
+# Elementwise ops that IR text can call. Not here: reductions (sum_to, sum,
+# ...; not elementwise, so not one output element per input element) and
+# internal ops (zeros_like, sum_to: made by autodiff, IR cannot name them).
+ELEMENTWISE = frozenset(
+    n for n in BUILTIN_OPS
+    if all_primitives()[n].kind == "elementwise" and not all_primitives()[n].internal
+)  # fmt: skip
+OPS = sorted(ELEMENTWISE & set(SPECS))
 
 
 def test_every_op_has_a_spec():
-    prims = all_primitives()
-    # Elementwise ops that IR text can call. Not here: reductions (sum_to, sum,
-    # ...; not elementwise, so not one output element per input element) and
-    # internal ops (zeros_like, sum_to: made by autodiff, IR cannot name them).
-    elementwise = {n for n in BUILTIN_OPS if prims[n].kind == "elementwise" and not prims[n].internal}
-    assert elementwise - set(SPECS) == set(), "ops without a spec in tests/test_ops_opencl.py"
-    assert set(SPECS) - elementwise == set(), "specs for ops that are not registered"
+    assert ELEMENTWISE - set(SPECS) == set(), "ops without a spec in tests/op_specs.py"
+    assert set(SPECS) - BUILTIN_OPS == set(), "specs for ops that are not registered"
 
 
 # -- inputs ----------------------------------------------------------------------
@@ -250,7 +126,8 @@ class Case:
     ir: str  # the expression in IR
     oracle: Callable  # dict of torch tensors -> torch tensor
     inputs: tuple  # names of the inputs it reads
-    spec: Spec
+    spec: OpSpec
+    attrs: dict = field(default_factory=dict)
 
 
 def _attr_ir(variant) -> str:
@@ -266,32 +143,27 @@ def cases_for(dtype: str) -> list[Case]:
     """Every op that takes `dtype`, with each attribute variant."""
     category = "bool" if dtype == "bool" else ("int" if dtype in ("i32", "i64") else "float")
     out = []
-    for name in sorted(SPECS):
-        spec = SPECS[name]
-        prim = all_primitives()[name] if name in all_primitives() else None
+    for name in OPS:
+        spec, prim = SPECS[name], all_primitives()[name]
         if category == "int" and spec.ints is None:
             continue
         if category == "bool" and not spec.bools:
             continue
-        arity = prim.arity if prim else 1
-        if name == "where":
+        if prim.dtype_rule == "where":
             args = ("c", "a", "b")
-        elif name == "pow" and category == "int":
+        elif spec.int_exponent and category == "int":
             args = ("a", "e")
         else:
-            args = ("x",) if arity == 1 else ("a", "b")
-        for variant in spec.variants:
-            if category != "float" and name in ("hardtanh", "clamp") and variant:
-                # integer bounds for integer inputs (a float bound would promote)
-                variant = tuple((k, int(v)) for k, v in variant)
-            kwargs = dict(variant)
+            args = ("x",) if prim.arity == 1 else ("a", "b")
+        for attrs in spec.int_variants if category == "int" else spec.variants:
+            variant = tuple(attrs.items())
 
-            def oracle(t, fn=spec.torch, args=args, kwargs=kwargs):
+            def oracle(t, fn=spec.torch, args=args, kwargs=attrs):
                 return fn(*(t[a] for a in args), **kwargs)
 
             ir = f"{name}({', '.join(args)}{_attr_ir(variant)})"
             cid = name + (f"[{_variant_id(variant)}]" if variant else "")
-            out.append(Case(cid, name, ir, oracle, args, spec))
+            out.append(Case(cid, name, ir, oracle, args, spec, attrs))
     return out
 
 
@@ -318,7 +190,7 @@ INT_LITERAL_CASES = [
 def literal_cases(dtype):
     table = {"f16": FLOAT_LITERAL_CASES, "f32": FLOAT_LITERAL_CASES, "f64": FLOAT_LITERAL_CASES,
              "i32": INT_LITERAL_CASES, "i64": INT_LITERAL_CASES}.get(dtype, [])  # fmt: skip
-    return [Case(f"literal[{ir}]", "literal", ir, fn, ("x",), Spec(fn)) for ir, fn in table]
+    return [Case(f"literal[{ir}]", "literal", ir, fn, ("x",), OpSpec(fn)) for ir, fn in table]
 
 
 ALL_CASES = {d: cases_for(d) + literal_cases(d) for d in DTYPES}
@@ -396,15 +268,11 @@ def _oracle(case: Case, dtype: str, inputs: dict) -> np.ndarray:
         return case.oracle(wide).to(probe.dtype).numpy()
 
 
-def _comparable(case: Case, dtype: str, inputs: dict) -> np.ndarray:
+def _comparable(case: Case, inputs: dict) -> np.ndarray:
     """Elements where the answer is defined: float -> int casts only in range."""
-    mask = np.ones(len(inputs["x"]), dtype=bool)
-    if case.op == "cast" and dtype in ("f16", "f32", "f64"):
-        target = case.ir.split("dtype=")[1].rstrip(")")
-        if target in ("i32", "i64"):
-            x = inputs["x"].astype(np.float64)
-            mask = np.isfinite(x) & (np.abs(x) < 2**31)
-    return mask
+    if case.spec.defined is None:
+        return np.ones(len(inputs["x"]), dtype=bool)
+    return case.spec.defined(inputs[case.inputs[0]], **case.attrs)
 
 
 def assert_matches(got, want, rtol, atol, what, inputs):
@@ -456,14 +324,14 @@ def test_op_matches_torch(dtype, index):
     for label, inputs, outs in run_all(dtype):
         want = _oracle(case, dtype, inputs)
         out = {np.float16: "f16", np.float32: "f32", np.float64: "f64"}.get(want.dtype.type, "int")
-        rtol = case.spec.rtol.get(out, DEFAULT_RTOL.get(out, 0.0))
+        rtol = case.spec.rtol.get(out, RTOL.get(out, 0.0))
         if out == "f16":
-            rtol = DEFAULT_RTOL["f16"]  # within an f16 ulp of the rounded f32 answer
+            rtol = RTOL["f16"]  # within an f16 ulp of the rounded f32 answer
         atol = case.spec.atol.get(out, 0.0)
         if case.spec.inf_from_f64 and out in ("f16", "f32"):
             # torch's vectorised f32 gelu gives nan at +inf (its scalar path and
             # f64 give inf): there the consistent answer, inf, is pinned.
             want = np.where(inputs["x"] == INF, want.dtype.type(INF), want)
-        keep = _comparable(case, dtype, inputs)
+        keep = _comparable(case, inputs)
         sub = {k: v[keep] for k, v in inputs.items()}
         assert_matches(outs[index][keep], want[keep], rtol, atol, f"{dtype} {case.ir} ({label})", sub)
