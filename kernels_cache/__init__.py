@@ -4,7 +4,7 @@ It stores bytes; the caller does the OpenCL work.  Nothing here imports fusec
 or pyopencl.  See docs/cache.md.
 """
 
-from .config import default_cache_dir, parse_size
+from .config import SettingError, default_cache_dir, parse_seconds, parse_size, setting
 from .format import FORMAT_VERSION, cache_key
 from .store import CacheEntry, CacheWarning, EntryInfo, KernelCache
 
@@ -14,7 +14,10 @@ __all__ = [
     "CacheWarning",
     "EntryInfo",
     "KernelCache",
+    "SettingError",
     "cache_key",
     "default_cache_dir",
+    "parse_seconds",
     "parse_size",
+    "setting",
 ]
