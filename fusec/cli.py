@@ -197,7 +197,10 @@ def cmd_cache(args) -> int:
     if cache is None:
         raise UserError("the kernel cache is off (FUSEC_CACHE=0)")
     if args.action == "stats":
-        for k, v in cache.stats().items():
+        stats = cache.stats()
+        if "remote" not in stats:  # no remote tier: its counters would only be zeros
+            stats = {k: v for k, v in stats.items() if not k.startswith("remote_")}
+        for k, v in stats.items():
             print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     elif args.action == "ls":
         for e in cache.entries():

@@ -10,13 +10,17 @@ import re
 import threading
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pyopencl as cl
 
 from kernels_cache import (
     KernelCache,
+    RemoteSettings,
+    RemoteTier,
     SettingError,
+    TieredCache,
     cache_key,
     default_cache_dir,
     parse_seconds,
@@ -290,7 +294,22 @@ def _open_cache(cache_dir) -> KernelCache | None:
     directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
     max_size = _setting("FUSEC_CACHE_MAX_SIZE", parse_size, 1 << 30)
     build_timeout()  # a bad value is reported now, not at the first cold build
+    remote = _open_remote()
+    if remote is not None:
+        return TieredCache(directory, remote, max_size=max_size)
     return KernelCache(directory, max_size=max_size)
+
+
+def _open_remote() -> RemoteTier | None:
+    """The Redis tier FUSEC_REMOTE_CACHE names (see docs/cache.md), or None."""
+    secret = os.environ.get("FUSEC_CACHE_SECRET") or None
+    settings = RemoteSettings(
+        url="",
+        secret=secret.encode() if secret else None,
+        ttl=_setting("FUSEC_REMOTE_CACHE_TTL", parse_seconds, None),
+        max_entry=_setting("FUSEC_REMOTE_CACHE_MAX_ENTRY", parse_size, 64 << 20),
+    )
+    return _setting("FUSEC_REMOTE_CACHE", lambda url: RemoteTier(replace(settings, url=url)), None)
 
 
 SCALAR_ARG = {"f16": np.float32, "f32": np.float32, "f64": np.float64,

@@ -21,7 +21,10 @@ import filelock
 
 from .safety import make_private_dirs, read_regular
 
-COUNTERS = ("hits", "misses", "builds", "build_seconds", "build_seconds_saved", "corrupt_dropped")
+COUNTERS = ("hits", "misses", "builds", "build_seconds", "build_seconds_saved", "corrupt_dropped",
+            # the remote tier's (remote.py); zero without one
+            "remote_hits", "remote_misses", "remote_writes", "remote_errors",
+            "remote_auth_failures", "remote_corrupt")  # fmt: skip
 FLUSH_EVERY = 64
 LOCK_TIMEOUT = 0.5  # seconds; a busy stats file is not worth waiting for
 
