@@ -32,6 +32,10 @@ class UnsafeFile(OSError):
     """An entry path that is not a plain regular file (a link, a FIFO, a device...)."""
 
 
+class TooLarge(UnsafeFile):
+    """A regular file over the size the reader allows."""
+
+
 def untrusted_reason(path: Path, *, follow: bool) -> str | None:
     """Why `path` (an existing folder) must not be trusted, or None if it may.
 
@@ -83,7 +87,7 @@ def read_regular(path: Path, limit: int) -> tuple[bytes, tuple[int, int]]:
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFile(f"{path} is not a regular file")
         if st.st_size > limit:
-            raise UnsafeFile(f"{path} is {st.st_size} bytes, over the {limit}-byte limit")
+            raise TooLarge(f"{path} is {st.st_size} bytes, over the {limit}-byte limit")
         return f.read(limit + 1), (st.st_dev, st.st_ino)
 
 
