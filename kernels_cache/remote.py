@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import struct
 import threading
 import time
@@ -36,6 +37,10 @@ _reported: set[tuple[str, str]] = set()
 _reported_mutex = threading.Lock()
 
 
+class _Never(Exception):
+    """Stands for redis.ResponseError until redis is imported."""
+
+
 class RemoteWarning(UserWarning):
     """The remote tier failed, or served an entry that does not verify; fusec goes on."""
 
@@ -47,7 +52,7 @@ class RemoteSettings:
     ttl: float | None = None  # seconds an entry lives in Redis; None: until evicted
     max_entry: int = 64 << 20  # bytes; larger entries are neither written nor read
     connect_timeout: float = 0.25
-    op_timeout: float = 0.5
+    op_timeout: float = 0.4  # per socket read: a stalled server costs this once (bench: <= 0.5 s)
     break_seconds: float = 30.0  # after a failure, Redis is left alone this long
 
 
@@ -64,37 +69,49 @@ class RemoteTier:
     """get/put/delete of verified entries in Redis, and a build lock across machines."""
 
     def __init__(self, settings: RemoteSettings, count: Callable[..., None] | None = None):
+        if importlib.util.find_spec("redis") is None:
+            raise ValueError("the remote cache needs the redis package: pip install 'fusec[redis]'")
+        parts = urlsplit(settings.url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{redact(settings.url)!r} is not a redis://, rediss:// or unix:// URL")
         try:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-        except ImportError:
-            raise ValueError(
-                "the remote cache needs the redis package: pip install 'fusec[redis]'"
-            ) from None
-        scheme = urlsplit(settings.url).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(
-                f"{redact(settings.url)!r} is not a redis://, rediss:// or unix:// URL"
-            )
-        try:
-            self.client = redis.Redis.from_url(
-                settings.url,
-                socket_connect_timeout=settings.connect_timeout,
-                socket_timeout=settings.op_timeout,
-                retry=Retry(NoBackoff(), 0),  # a retry doubles the delay a dead server costs
-                health_check_interval=0,
-            )
-        except (ValueError, TypeError) as exc:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+            db = parts.path.strip("/")
+            if parts.scheme != "unix" and db and not db.isdigit():
+                raise ValueError(f"the database must be a number, not {db!r}")
+        except ValueError as exc:
             raise ValueError(f"{redact(settings.url)!r}: {exc}") from None
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._lock_errors: tuple[type[BaseException], ...] = (redis.exceptions.LockError,)
-        self._response_error = redis.ResponseError
+        self._client = None
+        self._client_mutex = threading.Lock()
+        # Until redis is imported; then its errors too (ValueError: a URL option it refuses).
+        self._errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+        self._response_error: type[BaseException] = _Never
         self.settings = settings
         self.where = redact(settings.url)
         self.count = count or (lambda **_: None)
         self._down_until = 0.0  # monotonic time before which Redis is not asked
         self._no_writes_until = 0.0  # the same for writes only (a full server still serves)
+
+    @property
+    def client(self):
+        """The redis-py client, made on first use: `import redis` takes 50-120 ms
+        here, and a process whose kernels all hit the local folder never needs it."""
+        with self._client_mutex:
+            if self._client is None:
+                import redis
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                self._errors = (redis.RedisError, OSError, ValueError)
+                self._response_error = redis.ResponseError
+                self._client = redis.Redis.from_url(
+                    self.settings.url,
+                    socket_connect_timeout=self.settings.connect_timeout,
+                    socket_timeout=self.settings.op_timeout,
+                    retry=Retry(NoBackoff(), 0),  # a retry doubles what a dead server costs
+                    health_check_interval=0,
+                )
+            return self._client
 
     @property
     def authenticated(self) -> bool:
@@ -242,11 +259,11 @@ class RemoteTier:
         name = self._name(key) + ":lock"
         held = None
         if self._available():
-            lock = self.client.lock(name, timeout=max(expiry or timeout, 1.0), blocking=False,
-                                    thread_local=False)  # fmt: skip
             deadline = time.monotonic() + timeout
             delay = 0.01
             try:
+                lock = self.client.lock(name, timeout=max(expiry or timeout, 1.0), blocking=False,
+                                        thread_local=False)  # fmt: skip
                 while True:
                     if lock.acquire(blocking=False):
                         held = lock
@@ -263,5 +280,5 @@ class RemoteTier:
             if held is not None:
                 try:
                     held.release()  # token-checked: never frees a lock that expired and moved on
-                except (*self._lock_errors, *self._errors):
+                except self._errors:
                     pass

@@ -422,3 +422,16 @@ def test_bad_remote_settings_are_one_line_errors(tmp_path, name, value):
     out = fusec_cache_stats(env)
     assert out.returncode == 1 and out.stderr.startswith(f"fusec: error: {name}: "), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_local_hits_never_import_redis(tmp_path, redis_server):
+    script = (
+        "import sys, numpy as np, fusec\n"
+        "x = np.ones(8, np.float32)\n"
+        "fusec.compile('graph f(x: f32[N]) {\\n return x * 2.0\\n}')['f'](x)\n"
+        "print('redis' in sys.modules)\n"
+    )
+    env = fusec_env(tmp_path / "cache", redis_server)
+    runs = [subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]  # fmt: skip
+    assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
