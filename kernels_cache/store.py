@@ -171,8 +171,11 @@ class KernelCache:
             _remove(path)
         self._stats.add(corrupt_dropped=1)
 
-    def put(self, key: str, binary: bytes, meta: dict[str, Any]) -> bool:
-        """Store an entry atomically; False (and one warning per instance) if the disk refuses."""
+    def put(self, key: str, binary: bytes, meta: dict[str, Any], durable: bool = True) -> bool:
+        """Store an entry atomically; False (and one warning per instance) if the disk refuses.
+
+        durable=False skips the fsync (4 ms here) for a copy that exists elsewhere:
+        after a power cut the file may be damaged, which a read detects and drops."""
         path = self.entry_path(key)
         data = encode_entry(key, bytes(binary), meta)
         tmp = None
@@ -186,7 +189,8 @@ class KernelCache:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())  # the data must be on disk before the name points at it
+                if durable:
+                    os.fsync(f.fileno())  # the data must be on disk before the name points at it
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:

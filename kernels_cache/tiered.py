@@ -31,12 +31,13 @@ class TieredCache(KernelCache):
         if found is None:
             return None
         binary, meta = found
-        super().put(key, binary, meta)  # keep a local copy: the next process hits on disk
+        # A local copy, so the next process hits on disk; Redis keeps the durable one.
+        super().put(key, binary, meta, durable=False)
         self._seconds_of[key] = _seconds(meta)
         return CacheEntry(key, binary, meta)
 
-    def put(self, key: str, binary: bytes, meta: dict[str, Any]) -> bool:
-        stored = super().put(key, binary, meta)
+    def put(self, key: str, binary: bytes, meta: dict[str, Any], durable: bool = True) -> bool:
+        stored = super().put(key, binary, meta, durable)
         self.remote.put(key, encode_entry(key, bytes(binary), meta))
         return stored
 
