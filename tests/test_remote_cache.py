@@ -435,3 +435,36 @@ def test_local_hits_never_import_redis(tmp_path, redis_server):
     runs = [subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=300) for _ in range(2)]  # fmt: skip
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
+
+
+@pytest.mark.parametrize("reply", [b":99999999999999\r\n", b"+OK\r\n", b"\x00garbage\xff\r\n"])
+def test_a_server_answering_nonsense_never_fails_a_get(tmp_path, reply):
+    """Something at the URL that is not Redis, or lies: an integer, a status, or noise
+    for every command. A miss and one warning; never an exception or a huge allocation."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                while conn.recv(65536):
+                    conn.sendall(reply * 4)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        cache = TieredCache(tmp_path, RemoteTier(RemoteSettings(url=f"redis://127.0.0.1:{port}/0")))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for name in "abc":
+                assert cache.get(key_of(name)) is None
+                cache.put(key_of(name), b"bin", {})
+                with cache.lock(key_of(name), timeout=2):
+                    pass
+        assert 1 <= len(remote_warnings(caught)) <= 2, remote_warnings(caught)
+        assert KernelCache(tmp_path).get(key_of("a")).binary == b"bin"
+    finally:
+        listener.close()
