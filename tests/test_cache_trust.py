@@ -216,6 +216,24 @@ def test_a_fifo_at_an_entry_path_does_not_hang(tmp_path):
     assert count == "1" and "not a regular file" in rest and rest.strip().endswith("False")
 
 
+def test_a_compile_with_a_fifo_at_its_entry_path_does_not_hang(tmp_path):
+    key = victim_key(tmp_path)
+    cache = KernelCache(tmp_path / "cache")
+    cache.put(key_of("other"), b"x", {})
+    path = cache.entry_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    script = ("import numpy as np, fusec\n"
+              "x = np.arange(1, 9, dtype=np.float32)\n"
+              f"print(fusec.compile({VICTIM!r})['f'](x).tolist())\n")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == str((X * 2).tolist()), out.stderr
+    assert "not a regular file" in out.stderr and "Traceback" not in out.stderr
+    assert KernelCache(tmp_path / "cache").get(key) is not None  # rebuilt in the FIFO's place
+
+
 def test_entries_skip_a_fifo_without_hanging(tmp_path):
     cache = KernelCache(tmp_path)
     cache.put(key_of("good"), b"x", {"name": "good"})
