@@ -96,7 +96,11 @@ def child() -> None:
 
     runtime = Runtime.shared()
     device = f"{runtime.device.platform.name.strip()} / {runtime.device.name.strip()}"
-    print(json.dumps({"ms": rows, "remote_s": spent[0], "stats": runtime.cache.stats(), "device": device}))
+    print(
+        json.dumps(
+            {"ms": rows, "remote_s": spent[0], "stats": runtime.cache.stats(), "device": device}
+        )
+    )
 
 
 def start_redis(folder: str):
@@ -165,14 +169,19 @@ def main(repeats: int = 5) -> list[str]:
         add(f"remote tier (bench/cache_remote.py): graphs {', '.join(GRAPHS)}; "
             f"{repeats} fresh processes per row, POCL_KERNEL_CACHE=0")  # fmt: skip
         load = os.getloadavg()
-        add(f"device: {run(root, url)['device']}; load average {load[0]:.2f} {load[1]:.2f} "
-            f"{load[2]:.2f} at the start")  # fmt: skip  (this first process fills Redis)
+        add(
+            f"device: {run(root, url)['device']}; load average {load[0]:.2f} {load[1]:.2f} "
+            f"{load[2]:.2f} at the start"
+        )  # fmt: skip  (this first process fills Redis)
         warm_local = tempfile.mkdtemp(dir=root)
         run(root, None, local=warm_local)
         remote_runs = [run(root, url) for _ in range(repeats)]
         local_runs = [run(root, None, local=warm_local) for _ in range(repeats)]
         add("a  compile + first call, ms     first graph  other graphs (median, max)  process wall")
-        for label, runs in (("remote warm, local empty", remote_runs), ("local warm (reference)", local_runs)):
+        for label, runs in (
+            ("remote warm, local empty", remote_runs),
+            ("local warm (reference)", local_runs),
+        ):
             first = [r["ms"][next(iter(GRAPHS))] for r in runs]
             rest = [v for r in runs for n, v in r["ms"].items() if n != next(iter(GRAPHS))]
             every = [v for r in runs for v in r["ms"].values()]

@@ -64,7 +64,9 @@ def parse_seconds(text: str) -> float:
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise ValueError(f"invalid duration {text!r}: expected a number of seconds, e.g. 120") from None
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number of seconds, e.g. 120"
+        ) from None
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"invalid duration {text!r}: expected a positive number of seconds")
     return value

@@ -76,7 +76,9 @@ class RemoteTier:
             raise ValueError("the remote cache needs the redis package: pip install 'fusec[redis]'")
         parts = urlsplit(settings.url)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"{redact(settings.url)!r} is not a redis://, rediss:// or unix:// URL")
+            raise ValueError(
+                f"{redact(settings.url)!r} is not a redis://, rediss:// or unix:// URL"
+            )
         try:
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
             db = parts.path.strip("/")
@@ -118,8 +120,12 @@ class RemoteTier:
         return self.settings.secret is not None
 
     def describe(self) -> str:
-        how = "authenticated (HMAC-SHA256)" if self.authenticated else (
-            "unauthenticated: entries are checked for integrity only (set FUSEC_CACHE_SECRET)"
+        how = (
+            "authenticated (HMAC-SHA256)"
+            if self.authenticated
+            else (
+                "unauthenticated: entries are checked for integrity only (set FUSEC_CACHE_SECRET)"
+            )
         )
         return f"{self.where}, {how}"
 
@@ -158,7 +164,9 @@ class RemoteTier:
 
     def _mac(self, name: str, entry: bytes) -> bytes:
         assert self.settings.secret is not None
-        return hmac.new(self.settings.secret, name.encode() + b"\0" + entry, hashlib.sha256).digest()
+        return hmac.new(
+            self.settings.secret, name.encode() + b"\0" + entry, hashlib.sha256
+        ).digest()
 
     def get(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """The verified (binary, meta) stored for key, or None (absent, bad, or Redis down)."""
@@ -181,7 +189,9 @@ class RemoteTier:
             # A server (or something posing as one) may answer anything: bytes(n) of
             # an integer reply would allocate n bytes.
             if not isinstance(size, int) or not isinstance(value, bytes):
-                raise CorruptEntry(f"unexpected replies {type(size).__name__}, {type(value).__name__}")
+                raise CorruptEntry(
+                    f"unexpected replies {type(size).__name__}, {type(value).__name__}"
+                )
             if size > limit:
                 raise CorruptEntry(f"{size} bytes, over the {limit}-byte limit")
             entry = self._unwrap(name, bytes(value))

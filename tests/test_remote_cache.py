@@ -146,7 +146,9 @@ def test_password_is_not_shown(redis_server):
     assert "hunter2" not in RemoteTier(RemoteSettings(url=url)).describe()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:1/0", "redis://127.0.0.1:notaport/0", "nonsense"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/0", "redis://127.0.0.1:notaport/0", "nonsense"]
+)
 def test_bad_urls_are_refused(url):
     with pytest.raises(ValueError):
         RemoteTier(RemoteSettings(url=url))
@@ -235,7 +237,10 @@ def test_a_killed_server_costs_one_warning_and_little_time(tmp_path, redis_serve
             with cache.lock(key_of(name), timeout=5) as locked:
                 assert locked is False
         later = time.monotonic() - start
-    assert len(remote_warnings(caught)) == 1 and "kernels are built locally" in remote_warnings(caught)[0]
+    assert (
+        len(remote_warnings(caught)) == 1
+        and "kernels are built locally" in remote_warnings(caught)[0]
+    )
     assert first < 2 and later < 1, (first, later)  # the circuit breaker leaves Redis alone
     assert cache.stats()["remote_errors"] == 1
 
@@ -253,7 +258,9 @@ def test_an_unreachable_address_costs_the_connect_timeout(tmp_path):
 def test_a_sleeping_server_times_out(tmp_path, redis_server):
     cache = TieredCache(tmp_path, tier(redis_server))
     assert cache.get(key_of("warm")) is None  # connected
-    sleeper = threading.Thread(target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", 3))
+    sleeper = threading.Thread(
+        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", 3)
+    )
     sleeper.start()
     time.sleep(0.2)
     try:
@@ -322,7 +329,9 @@ def test_four_cold_processes_build_each_kernel_once(tmp_path, redis_server):
     models = tmp_path / "models"
     models.mkdir()
     for i in range(4):
-        (models / f"m{i}.ir").write_text(f"graph g{i}(x: f32[N]) {{\n return tanh(x * {i + 2}) + {i}\n}}\n")
+        (models / f"m{i}.ir").write_text(
+            f"graph g{i}(x: f32[N]) {{\n return tanh(x * {i + 2}) + {i}\n}}\n"
+        )
     procs = [
         subprocess.Popen([sys.executable, "-m", "fusec.cli", "warmup", str(models)], cwd=REPO,
                          env=fusec_env(tmp_path / f"cache{p}", redis_server),
@@ -385,7 +394,9 @@ def test_a_wrong_secret_rebuilds_and_overwrites(tmp_path, redis_server):
     assert b["remote_auth_failures"] >= 1 and (b["builds"], b["remote_writes"]) == (1, 1)
     third = run("c", "beta")  # beta's rebuild overwrote alpha's entry
     c = KernelCache(tmp_path / "c").stats()
-    assert third.stdout.strip() == expected and (c["remote_hits"], c["builds"]) == (1, 0), third.stderr
+    assert third.stdout.strip() == expected and (c["remote_hits"], c["builds"]) == (1, 0), (
+        third.stderr
+    )
 
 
 # -- settings and `fusec cache stats` --------------------------------------------------------
