@@ -33,6 +33,7 @@ NAMESPACE = f"fusec:kc:v{FORMAT_VERSION}:"  # a new format never reads old entri
 WRAP = struct.Struct("<4sB32s")
 WRAP_MAGIC = b"KCR1"
 AUTHENTICATED = 1
+LOCK_LIFE = 10.0  # seconds a build lock outlives a holder that died
 
 # Warnings already given in this process, by (redacted url, kind): a tier reports
 # each kind of trouble once, however many KernelCaches share it.
@@ -265,19 +266,19 @@ class RemoteTier:
     # -- one build across machines -----------------------------------------------
 
     @contextlib.contextmanager
-    def build_lock(self, key: str, timeout: float, expiry: float | None = None) -> Iterator[bool]:
+    def build_lock(self, key: str, timeout: float, life: float = LOCK_LIFE) -> Iterator[bool]:
         """Yield True while holding key's build lock, or False once another holder's
-        entry is in Redis, the wait passed `timeout`, or Redis failed.  The lock (a
-        token and an expiry, so a holder that dies frees it) only saves duplicate
-        builds: the caller re-reads the cache and builds if still missing."""
+        entry is in Redis, the wait passed `timeout`, or Redis failed.  The lock has a
+        token and lives `life` seconds, renewed by its live holder, so a holder that
+        dies frees it within `life`.  It only saves duplicate builds: the caller
+        re-reads the cache and builds if the entry is still missing."""
         name = self._name(key) + ":lock"
         held = None
         if self._available():
             deadline = time.monotonic() + timeout
             delay = 0.01
             try:
-                lock = self.client.lock(name, timeout=max(expiry or timeout, 1.0), blocking=False,
-                                        thread_local=False)  # fmt: skip
+                lock = self.client.lock(name, timeout=life, blocking=False, thread_local=False)
                 while True:
                     if lock.acquire(blocking=False):
                         held = lock
@@ -288,11 +289,24 @@ class RemoteTier:
                     delay = min(delay * 2, 0.5)  # waiters back off: many machines, one server
             except Exception as exc:  # any fault of the tier: see the docstring
                 self._fail(exc, "locking")
+        stop = threading.Event()
+        if held is not None:
+            threading.Thread(target=_renew, args=(held, life, stop), daemon=True).start()
         try:
             yield held is not None
         finally:
+            stop.set()
             if held is not None:
                 try:
                     held.release()  # token-checked: never frees a lock that expired and moved on
                 except Exception:  # releasing is best effort: the lock expires
                     pass
+
+
+def _renew(lock, life: float, stop: threading.Event) -> None:
+    """Keep a held lock alive however long the build takes (every third of its life)."""
+    while not stop.wait(life / 3):
+        try:
+            lock.reacquire()  # token-checked, like release
+        except Exception:  # lost it (expired, Redis gone): a second build is harmless
+            return

@@ -51,7 +51,7 @@ class TieredCache(KernelCache):
         deadline = time.monotonic() + timeout
         with super().lock(key, timeout=timeout) as local:
             remaining = max(0.0, deadline - time.monotonic())
-            with self.remote.build_lock(key, timeout=remaining, expiry=timeout) as remote:
+            with self.remote.build_lock(key, timeout=remaining) as remote:
                 yield local and remote
 
     def stats(self) -> dict[str, Any]:

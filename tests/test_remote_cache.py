@@ -297,7 +297,7 @@ def test_a_dead_holders_lock_expires(redis_server):
         [sys.executable, "-c",
          "import sys, os; from kernels_cache import *; from kernels_cache.remote import *\n"
          "t = RemoteTier(RemoteSettings(url=sys.argv[1]))\n"
-         "cm = t.build_lock(sys.argv[2], timeout=5, expiry=1); assert cm.__enter__()\n"
+         "cm = t.build_lock(sys.argv[2], timeout=5, life=1); assert cm.__enter__()\n"
          "os._exit(0)  # dies holding it\n", redis_server.url, key],
         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, capture_output=True, text=True,
     )  # fmt: skip
@@ -306,6 +306,17 @@ def test_a_dead_holders_lock_expires(redis_server):
     with tier(redis_server).build_lock(key, timeout=10) as held:
         assert held is True
     assert time.monotonic() - start < 5  # freed by the expiry, not by the wait's end
+
+
+def test_a_live_holder_keeps_its_lock_past_its_life(redis_server):
+    key = key_of("k")
+    with tier(redis_server).build_lock(key, timeout=5, life=1) as held:
+        assert held
+        time.sleep(2.5)  # a long build: the lock would have expired twice without renewal
+        with tier(redis_server).build_lock(key, timeout=0.5, life=1) as other:
+            assert other is False
+        assert redis_server.client().pttl(f"fusec:kc:v1:{key}:lock") > 0
+    assert not redis_server.client().exists(f"fusec:kc:v1:{key}:lock")  # released at the end
 
 
 def test_a_waiter_stops_when_the_entry_appears(redis_server):
