@@ -305,7 +305,7 @@ def _open_remote() -> RemoteTier | None:
     secret = os.environ.get("FUSEC_CACHE_SECRET") or None
     settings = RemoteSettings(
         url="",
-        secret=secret.encode() if secret else None,
+        secret=os.fsencode(secret) if secret else None,  # any bytes the variable holds
         ttl=_setting("FUSEC_REMOTE_CACHE_TTL", parse_seconds, None),
         max_entry=_setting("FUSEC_REMOTE_CACHE_MAX_ENTRY", parse_size, 64 << 20),
     )
