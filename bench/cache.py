@@ -5,6 +5,7 @@ memo, against pyopencl's caching and a raw binary load, all in one run (~1-2 min
     python bench/cache.py                 # 6 graphs, 5 fresh processes per scenario
     python bench/cache.py --repeats 7     # more processes per scenario
     python bench/cache.py --json out.json # raw numbers as well
+    python bench/cache.py --no-remote     # skip the Redis tier's section (bench/cache_remote.py)
 
 Every scenario runs in fresh processes (`python bench/cache.py --child ...`), each
 building the same 6 graphs in order, so a process's first graph (which pays for
@@ -367,6 +368,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5, help="fresh processes per scenario (default 5)")
     ap.add_argument("--json", metavar="PATH", help="write the raw numbers here")
+    ap.add_argument("--no-remote", action="store_true", help="skip the Redis tier (bench/cache_remote.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--fusec-cache", help=argparse.SUPPRESS)
     ap.add_argument("--pyopencl-dir", help=argparse.SUPPRESS)
@@ -522,6 +524,13 @@ def main(argv=None) -> int:
     add(f"  forced pyopencl binary cache: {bin_hows}; {checks['pyopencl_bincache_files']} files in it")
     add(f"  fusec cache (hits, misses) per process: cold {sorted(set(map(tuple, cold_hits)))}, "
         f"warm {sorted(set(map(tuple, warm_hits)))}; {checks['fusec_cache_entries']} entries (.kc) in the filled cache")
+    if not args.no_remote:
+        log("the remote tier")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import cache_remote
+
+        add("")
+        lines += cache_remote.main(repeats=R)
     text = "\n".join(lines)
     print(text)
     if args.json:

@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--check", action="store_true",
                    help="build nothing; exit 1 if any kernel would need building (a CI gate)")
 
-    cache = sub.add_parser("cache", help="inspect or trim the kernel cache")
-    cache.add_argument("action", choices=["stats", "ls", "clear", "prune"])
+    cache = sub.add_parser("cache", help="inspect, trim, export or import the kernel cache")
+    cache.add_argument("action", choices=["stats", "ls", "clear", "prune", "export", "import"])
+    cache.add_argument("file", nargs="?", metavar="FILE", help="for export/import: the archive")
     cache.add_argument("--max-size", help="for prune: target size, e.g. 500M")
     return p
 
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
             parse_size(args.max_size)
         except ValueError as e:
             parser.error(f"--max-size: {e}")
+    if args.command == "cache" and (args.action in ("export", "import")) != bool(args.file):
+        parser.error("cache export and cache import take a FILE (and only they do)")
     try:
         return COMMANDS[args.command](args)
     except CompileError as e:  # already FILE:LINE:COL: error: ..., line and caret
@@ -197,15 +200,32 @@ def cmd_cache(args) -> int:
     if cache is None:
         raise UserError("the kernel cache is off (FUSEC_CACHE=0)")
     if args.action == "stats":
-        for k, v in cache.stats().items():
+        stats = cache.stats()
+        if "remote" not in stats:  # no remote tier: its counters would only be zeros
+            stats = {k: v for k, v in stats.items() if not k.startswith("remote_")}
+        for k, v in stats.items():
             print(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
     elif args.action == "ls":
         for e in cache.entries():
             print(f"{e.key[:16]}  {e.size:>10}  {e.name or '?'}  {e.build_seconds * 1e3:.0f} ms build")
     elif args.action == "clear":
         print(f"removed {cache.clear()} entries")
-    else:
+    elif args.action == "prune":
         print(f"removed {cache.prune(parse_size(args.max_size))} entries")
+    elif args.action == "export":
+        from kernels_cache.archive import export_archive
+
+        print(f"exported {export_archive(cache, Path(args.file))} entries to {args.file}")
+    else:
+        from kernels_cache.archive import ArchiveError, import_archive
+
+        try:
+            result = import_archive(cache, Path(args.file))
+        except ArchiveError as e:
+            raise UserError(str(e)) from None
+        if result.stored < result.entries:
+            raise UserError(f"the cache stored {result.stored} of the archive's {result.entries} entries")
+        print(f"imported {result.entries} entries from {args.file}")
     return EXIT_OK
 
 

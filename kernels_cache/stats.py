@@ -14,11 +14,17 @@ import os
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import filelock
 
-COUNTERS = ("hits", "misses", "builds", "build_seconds", "build_seconds_saved", "corrupt_dropped")
+from .safety import make_private_dirs, read_regular
+
+COUNTERS = ("hits", "misses", "builds", "build_seconds", "build_seconds_saved", "corrupt_dropped",
+            # the remote tier's (remote.py); zero without one
+            "remote_hits", "remote_misses", "remote_writes", "remote_errors",
+            "remote_auth_failures", "remote_corrupt")  # fmt: skip
 FLUSH_EVERY = 64
 LOCK_TIMEOUT = 0.5  # seconds; a busy stats file is not worth waiting for
 
@@ -30,8 +36,9 @@ def _zero() -> dict[str, float]:
 
 
 class Stats:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, trusted: Callable[[], bool] = lambda: True):
         self.path = path
+        self._trusted = trusted  # never read or write stats in a folder the cache distrusts
         self.session = _zero()  # everything counted by this instance
         self._pending = _zero()  # counted but not yet in stats.json
         self._events = 0
@@ -58,7 +65,9 @@ class Stats:
         if not any(pending.values()):
             return True
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self._trusted():
+                raise PermissionError("untrusted cache folder")
+            make_private_dirs(self.path.parent)
             with filelock.FileLock(f"{self.path}.lock", timeout=LOCK_TIMEOUT):
                 totals = self.read()
                 for name, value in pending.items():
@@ -74,8 +83,10 @@ class Stats:
     def read(self) -> dict[str, float]:
         """The persisted totals; zeros for a missing or damaged file."""
         totals = _zero()
+        if not self._trusted():
+            return totals
         try:
-            stored = json.loads(self.path.read_bytes())
+            stored = json.loads(read_regular(self.path, limit=1 << 20)[0])
         except (OSError, ValueError):
             return totals
         if isinstance(stored, dict):

@@ -6,7 +6,8 @@ Safety rests on three plain rules, none of which needs a lock:
   * every read is verified (magic, version, lengths, sha256, key), and a bad
     entry is a warning and a miss, never an exception;
   * failing to write is a warning and a False, never an exception.
-The per-key lock only saves duplicate builds across processes.
+The per-key lock only saves duplicate builds across processes.  And the cache
+trusts only folders its user owns and alone may write (see safety.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .format import (
     encode_entry,
     read_meta,
 )
+from .safety import make_private_dirs, open_regular, read_regular, untrusted_reason
 from .stats import Stats
 
 SUFFIX = ".kc"
@@ -41,7 +43,7 @@ STALE_TEMP_SECONDS = 3600  # a temp file this old was left by a crashed writer
 
 
 class CacheWarning(UserWarning):
-    """The cache dropped a damaged entry or cannot write; the program goes on."""
+    """The cache dropped a damaged entry, cannot write, or distrusts its folder; the program goes on."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class KernelCache:
         self.directory = Path(directory)
         self.max_size = parse_size(max_size)
         self.root = self.directory / f"v{FORMAT_VERSION}"  # a new format starts afresh
-        self._stats = Stats(self.root / "stats.json")
+        self._stats = Stats(self.root / "stats.json", trusted=self.trusted)
+        self._verdict: bool | None = None  # the folder's trust, once it has been judged
         self._warned_write = False
         self._seconds_of: dict[str, float] = {}  # key -> build_seconds, for hits' savings
 
@@ -98,17 +101,38 @@ class KernelCache:
         # Two-character fan-out keeps folders small on file systems that slow down with size.
         return self.root / key[:2] / f"{key}{SUFFIX}"
 
+    def trusted(self) -> bool:
+        """Whether the folder may be used: ours, and writable by us alone (warns once if not)."""
+        if self._verdict is not None:
+            return self._verdict
+        if not os.path.lexists(self.directory):
+            return True  # nothing to distrust yet; put creates it private
+        where, reason = self.directory, untrusted_reason(self.directory, follow=True)
+        if reason is None:
+            where, reason = self.root, untrusted_reason(self.root, follow=False)
+        if reason is None:
+            if self.root.is_dir():
+                self._verdict = True  # only we (or root) can change that now
+            return True
+        self._verdict = False
+        warnings.warn(
+            f"kernel cache: not using {where}: {reason}; kernels are built without the "
+            "disk cache (see docs/cache.md, 'Whom the cache trusts')",
+            CacheWarning,
+            stacklevel=3,
+        )
+        return False
+
     # -- entries -------------------------------------------------------------
 
     def get(self, key: str) -> CacheEntry | None:
         """The verified entry for key, or None. Counts nothing: see record_hit/record_miss."""
         path = self.entry_path(key)
+        if not self.trusted():
+            return None
         identity = None
         try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                identity = (st.st_dev, st.st_ino)
-                data = f.read()
+            data, identity = read_regular(path, limit=max(self.max_size, 1 << 20))
             binary, meta = decode_entry(key, data)
         except (FileNotFoundError, NotADirectoryError):
             return None  # not cached (or no usable cache folder at all): a plain miss
@@ -122,7 +146,15 @@ class KernelCache:
         self._seconds_of[key] = _seconds(meta)
         return CacheEntry(key, binary, meta)
 
-    def _drop(self, path: Path, identity: tuple[int, int] | None, why: Exception) -> None:
+    def drop(self, key: str, why: str) -> None:
+        """Remove key's entry because the caller found it unusable (say, its binary
+        does not hold the expected kernels): one warning, counted in corrupt_dropped."""
+        path = self.entry_path(key)
+        if self.trusted() and os.path.lexists(path):
+            self._drop(path, None, why)
+        self._seconds_of.pop(key, None)
+
+    def _drop(self, path: Path, identity: tuple[int, int] | None, why: object) -> None:
         warnings.warn(
             f"kernel cache: dropping damaged entry {path} ({why}); it will be rebuilt",
             CacheWarning,
@@ -139,18 +171,26 @@ class KernelCache:
             _remove(path)
         self._stats.add(corrupt_dropped=1)
 
-    def put(self, key: str, binary: bytes, meta: dict[str, Any]) -> bool:
-        """Store an entry atomically; False (and one warning per instance) if the disk refuses."""
+    def put(self, key: str, binary: bytes, meta: dict[str, Any], durable: bool = True) -> bool:
+        """Store an entry atomically; False (and one warning per instance) if the disk refuses.
+
+        durable=False skips the fsync (4 ms here) for a copy that exists elsewhere:
+        after a power cut the file may be damaged, which a read detects and drops."""
         path = self.entry_path(key)
         data = encode_entry(key, bytes(binary), meta)
         tmp = None
+        if not self.trusted():
+            return False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
+            if not self.trusted():  # someone else's folder appeared at our path meanwhile
+                return False
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())  # the data must be on disk before the name points at it
+                if durable:
+                    os.fsync(f.fileno())  # the data must be on disk before the name points at it
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:
@@ -174,6 +214,8 @@ class KernelCache:
         """(mtime, key, size, path) of every entry; removes stale temp files on the way."""
         found = []
         now = time.time()
+        if not self.trusted():
+            return []
         try:
             folders = [d for d in os.scandir(self.root) if d.is_dir() and len(d.name) == 2]
         except OSError:
@@ -185,7 +227,7 @@ class KernelCache:
                 continue
             for item in items:
                 try:
-                    st = item.stat()
+                    st = item.stat(follow_symlinks=False)
                 except OSError:
                     continue  # removed by another process meanwhile
                 if item.name.endswith(SUFFIX):
@@ -201,7 +243,7 @@ class KernelCache:
         infos = []
         for mtime, key, size, path in self._scan():
             try:
-                with open(path, "rb") as f:
+                with open_regular(path) as f:
                     meta = read_meta(f)
             except (OSError, CorruptEntry):
                 meta = {}
@@ -228,6 +270,8 @@ class KernelCache:
     def clear(self) -> int:
         """Remove every entry (and lock file); the number of entries removed."""
         removed = sum(_remove(path) for _, _, _, path in self._scan())
+        if not self.trusted():
+            return removed
         shutil.rmtree(self.root / "locks", ignore_errors=True)
         self._seconds_of.clear()
         return removed
@@ -241,7 +285,9 @@ class KernelCache:
         path = self.root / "locks" / f"{key}.lock"
         held = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.trusted():
+                raise PermissionError("untrusted cache folder")
+            make_private_dirs(path.parent)
             candidate = filelock.FileLock(str(path), timeout=timeout)
             candidate.acquire()
             held = candidate
@@ -272,8 +318,10 @@ class KernelCache:
         self._stats.add(builds=1, build_seconds=float(seconds))
 
     def _read_seconds(self, key: str) -> float:
+        if not self.trusted():
+            return 0.0
         try:
-            with open(self.entry_path(key), "rb") as f:
+            with open_regular(self.entry_path(key)) as f:
                 return _seconds(read_meta(f))
         except (OSError, CorruptEntry):
             return 0.0

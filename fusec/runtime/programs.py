@@ -6,13 +6,26 @@ The only module (with the build worker) that imports pyopencl.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import warnings
+from dataclasses import replace
 
 import pyopencl as cl
 
-from kernels_cache import KernelCache, cache_key, default_cache_dir
+from kernels_cache import (
+    KernelCache,
+    RemoteSettings,
+    RemoteTier,
+    SettingError,
+    TieredCache,
+    cache_key,
+    default_cache_dir,
+    parse_seconds,
+    parse_size,
+    setting,
+)
 
 from ..codegen.device import DeviceInfo
 from ..codegen.plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
@@ -22,6 +35,10 @@ from .drivers import register_pip_drivers
 
 class DeviceError(FusecError):
     """No usable OpenCL device."""
+
+
+class ConfigError(FusecError):
+    """An environment variable with an unusable value (the message names it)."""
 
 
 def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
@@ -141,7 +158,12 @@ class Runtime:
             return True
         if self.cache is None:
             return False
-        return self.cache.get(cache_key(self.key_components(source, BUILD_OPTIONS))) is not None
+        # Load it, as a compile would: an entry whose binary the driver refuses or
+        # that lacks the kernels is not cached (and is dropped).
+        prg = self._load(cache_key(self.key_components(source, BUILD_OPTIONS)), source, count=False)
+        if prg is not None:
+            self._programs[source] = prg
+        return prg is not None
 
     def program(self, source: str, name: str = "kernel", trials=()) -> cl.Program:
         """A built program: from this process's memo, the disk cache, or a fresh build."""
@@ -152,18 +174,18 @@ class Runtime:
         key = cache_key(components) if self.cache else None
         if self.cache is None:
             prg = self._build(source, name, key, components, trials)
-        elif (prg := self._load(key)) is None:
+        elif (prg := self._load(key, source)) is None:
             # Processes building the same kernel take turns, so it is built
             # once; the lock only saves work (it times out, and a process
             # that cannot take it builds anyway).
-            with self.cache.lock(key, timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120"))):
-                prg = self._load(key, count=False)
+            with self.cache.lock(key, timeout=build_timeout()):
+                prg = self._load(key, source, count=False)
                 if prg is None:
                     prg = self._build(source, name, key, components, trials)
         self._programs[source] = prg
         return prg
 
-    def _load(self, key: str, count: bool = True):
+    def _load(self, key: str, source: str, count: bool = True):
         entry = self.cache.get(key)
         if entry is None:
             if count:
@@ -174,6 +196,16 @@ class Runtime:
         except cl.Error as e:  # a binary the driver no longer takes is a miss
             warnings.warn(f"fusec: cached program {key[:12]} did not load ({e}); rebuilding", stacklevel=3)
             self.cache.record_miss(key)
+            return None
+        # A binary with a valid checksum can still be another program's (a bad
+        # writer, a planted entry): it must define the kernels this source does.
+        missing = set(_KERNEL_NAME.findall(source)) - set(
+            prg.get_info(cl.program_info.KERNEL_NAMES).split(";")
+        )
+        if missing:
+            self.cache.drop(key, f"its binary lacks kernel(s) {', '.join(sorted(missing))}")
+            if count:
+                self.cache.record_miss(key)
             return None
         self.cache.record_hit(key)
         return prg
@@ -248,15 +280,46 @@ def _worker():
 
         from .build_worker import BuildWorker
 
-        worker = BuildWorker(timeout=float(os.environ.get("FUSEC_BUILD_TIMEOUT", "120")))
+        worker = BuildWorker(timeout=build_timeout())
         _WORKERS.worker = worker
         atexit.register(worker.close)
     return worker
+
+
+_KERNEL_NAME = re.compile(r"__kernel\s+void\s+(\w+)\s*\(")
+
+
+def _setting(name: str, parse, default):
+    try:
+        return setting(name, os.environ.get(name), parse, default)
+    except SettingError as e:
+        raise ConfigError(str(e)) from None
+
+
+def build_timeout() -> float:
+    return _setting("FUSEC_BUILD_TIMEOUT", parse_seconds, 120.0)
 
 
 def _open_cache(cache_dir) -> KernelCache | None:
     if os.environ.get("FUSEC_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
-    max_size = os.environ.get("FUSEC_CACHE_MAX_SIZE", 1 << 30)
+    max_size = _setting("FUSEC_CACHE_MAX_SIZE", parse_size, 1 << 30)
+    build_timeout()  # a bad value is reported now, not at the first cold build
+    remote = _open_remote()
+    if remote is not None:
+        return TieredCache(directory, remote, max_size=max_size)
     return KernelCache(directory, max_size=max_size)
+
+
+def _open_remote() -> RemoteTier | None:
+    """The Redis tier FUSEC_REMOTE_CACHE names (see docs/cache.md), or None."""
+    secret = os.environ.get("FUSEC_CACHE_SECRET") or None
+    settings = RemoteSettings(
+        url="",
+        secret=os.fsencode(secret) if secret else None,  # any bytes the variable holds
+        ttl=_setting("FUSEC_REMOTE_CACHE_TTL", parse_seconds, None),
+        max_entry=_setting("FUSEC_REMOTE_CACHE_MAX_ENTRY", parse_size, 64 << 20),
+    )
+    return _setting("FUSEC_REMOTE_CACHE", lambda url: RemoteTier(replace(settings, url=url)), None)
+
