@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("devices", parents=[as_json], help="list OpenCL devices and say which fusec uses")
     d.add_argument("--device", metavar="NAME", help="say which device this name would choose")
 
-    w = sub.add_parser("warmup", parents=[device],
+    w = sub.add_parser("warmup", parents=[device, as_json],
                        help="compile every .ir file under PATHs into the kernel cache")
     w.add_argument("paths", nargs="+", metavar="PATH")
     w.add_argument("--grad", action="store_true", help="also build backward kernels")
@@ -363,18 +363,21 @@ def _local_time(seconds: float) -> str:
 
 
 def cmd_warmup(args) -> int:
-    from .warmup import terminal_progress, warmup
+    from .warmup import ProgressLog, warmup
 
+    log = ProgressLog(sys.stderr)
     try:
         report = warmup(args.paths, jobs=args.jobs, check=args.check, grad=args.grad, device=args.device,
-                        progress=terminal_progress())
+                        progress=log)
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
-    for label in report.missing:
-        print(f"{label}: not in the cache", file=sys.stderr)
+    finally:
+        log.close()
     for _, why in report.failed:
         print(why, file=sys.stderr)
     print(("check: " if args.check else "warmup: ") + report.summary(), file=sys.stderr)
+    if args.json:
+        _print_json(report.as_json())
     return EXIT_OK if report.ok else EXIT_INPUT
 
 
