@@ -14,7 +14,7 @@ from .diagnostics import CompileError, FusecError
 from .version import __version__
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
-EMIT = ["source", "plan", "graph", "all"]
+EMIT = ["source", "plan", "graph", "all", "dot", "svg"]
 
 
 class UserError(Exception):
@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--outdir", help="write <graph>.cl and <graph>.json (launch plan) here")
     c.add_argument("--grad", action="store_true", help="also build backward kernels")
     c.add_argument("--graph", action="append", metavar="NAME", help="only this graph (repeatable)")
-    c.add_argument("--emit", choices=EMIT, help="print this to stdout")
+    c.add_argument("--emit", choices=EMIT,
+                   help="print this to stdout (dot/svg: the fusion as a picture; builds nothing)")
 
     k = sub.add_parser("check", parents=[as_json], help="parse and type-check only")
     k.add_argument("file")
@@ -173,6 +174,8 @@ def _select(front_names: list[str], every: list, wanted: list[str] | None, filen
 
 
 def cmd_compile(args) -> int:
+    if args.emit in ("dot", "svg"):
+        return _emit_picture(args)
     from .ir.graph import dump
 
     prog = _program(args.file, args.grad, args.device)
@@ -199,6 +202,29 @@ def cmd_compile(args) -> int:
         _print_json({"version": 1, "file": args.file, "graphs": [g.plan for g in graphs]})
     if outdir:
         print(f"wrote {len(graphs) * 2} files to {outdir}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _emit_picture(args) -> int:
+    """--emit dot|svg: the fusion, from the front end alone (no device, nothing built)."""
+    from .render_dot import fusion_dot, render_svg
+
+    if args.outdir:
+        raise UserError(f"--emit {args.emit} prints the picture; -o writes kernels: use one or the other")
+    front = _front(args.file, args.grad)
+    names = [g.graph["name"] for g in front.graphs]
+    every = [(d.graph["name"], name, d)
+             for name, g in zip(names, front.graphs, strict=True)
+             for d in (g, *front.derived.get(name, {}).values())]
+    dot = fusion_dot(_select(names, every, args.graph, args.file))
+    if args.emit == "dot":
+        sys.stdout.write(dot)
+        return EXIT_OK
+    svg = render_svg(dot)
+    if svg is None:
+        raise UserError("--emit svg needs Graphviz's `dot` program, which is not installed "
+                        "(e.g. apt-get install graphviz); --emit dot prints the graph it would draw")
+    sys.stdout.write(svg)
     return EXIT_OK
 
 
