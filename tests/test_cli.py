@@ -157,7 +157,7 @@ def test_device_flag_picks_the_device(fusec):
     chosen = select_device()
     p = fusec("compile", ACT, "--emit", "plan", "--device", chosen.name.strip(), env={"FUSEC_DEVICE": "nope"})
     assert p.returncode == 0, p.stderr  # --device wins over FUSEC_DEVICE
-    assert json.loads(p.stdout)["graphs"][0]["device"]["name"] == chosen.name.strip()
+    assert chosen.name.strip() in json.loads(p.stdout)["graphs"][0]["device"]["name"]
     assert list_devices()
 
 
@@ -256,7 +256,8 @@ def test_devices_json(fusec):
         assert d["index"] == i and d["chosen"] == (i == doc["chosen"])
     name = doc["devices"][-1]["name"]
     picked = json.loads(fusec("devices", "--json", "--device", name).stdout)
-    assert picked["devices"][picked["chosen"]]["name"] == name and picked["requested_by"] == "--device"
+    got = picked["devices"][picked["chosen"]]  # the first whose platform or name holds it
+    assert name.lower() in (got["platform"] + got["name"]).lower() and picked["requested_by"] == "--device"
 
 
 # -- the cache ------------------------------------------------------------------------
