@@ -7,6 +7,8 @@ miss which part of the cache key differs from the nearest cached entry.
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import threading
 import time
@@ -153,11 +155,13 @@ def _show(components: dict, part: str, other: dict) -> str:
 
 
 def warmup(
-    paths, *, jobs: int = 1, check: bool = False, grad: bool = False, device=None, progress=None
+    paths, *, jobs: int = 1, check: bool = False, grad: bool = False, device=None, cache_dir=None,
+    progress=None,
 ) -> WarmupReport:
     """Build (or with check=True, only look up) every graph under `paths`; with
     `grad`, their backward and forward+backward graphs too. `progress(done,
-    total, result)` is called as each graph finishes."""
+    total, result)` is called once with (0, total, None) when the graphs are
+    known, then as each graph finishes."""
     from .api import compile as fusec_compile
     from .codegen.plan import BUILD_OPTIONS
 
@@ -167,7 +171,7 @@ def warmup(
     tasks: list = []
     for f in find_ir_files(paths):
         try:
-            prog = fusec_compile(f, device=device, grad=grad)
+            prog = fusec_compile(f, device=device, grad=grad, cache_dir=cache_dir)
         except CompileError as e:
             tasks.append(GraphResult(str(f), None, "failed", detail=e.text))
             continue
@@ -215,6 +219,8 @@ def warmup(
             if progress:
                 progress(done, len(tasks), r)
 
+    if progress:
+        progress(0, len(tasks), None)  # the work is known: a bar can start
     for i, r in enumerate(results):
         if r is not None:
             finished(i, r)
@@ -237,11 +243,15 @@ class ProgressLog:
         self.live = self.stream.isatty()
         self.bar = None
 
-    def __call__(self, done: int, total: int, r: GraphResult) -> None:
+    def __call__(self, done: int, total: int, r: GraphResult | None) -> None:
         from tqdm import tqdm
 
         if self.live and self.bar is None:
-            self.bar = tqdm(total=total, file=self.stream, unit="graph", leave=False, dynamic_ncols=True)
+            # a terminal that reports no size (a bare pty) would get no bar at all
+            size = {"dynamic_ncols": True} if _columns(self.stream) else {"ncols": 80, "nrows": 24}
+            self.bar = tqdm(total=total, file=self.stream, unit="graph", leave=False, **size)
+        if r is None:
+            return
         took = f" in {r.seconds:.2f} s" if r.status in ("built", "built_elsewhere") else ""
         why = f": {r.detail}" if r.status == "missing" and r.detail else ""
         line = f"[{done}/{total}] {r.label}: {STATUS_TEXT[r.status]}{took}{why}"
@@ -256,3 +266,10 @@ class ProgressLog:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return 0

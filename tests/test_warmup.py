@@ -108,6 +108,7 @@ def test_on_a_terminal_a_live_bar():
 
     term = Terminal()
     log = ProgressLog(term)
+    log(0, 2, None)
     log(1, 2, GraphResult("m.ir", "a", "built", 0.5))
     log(2, 2, GraphResult("m.ir", "b", "cached"))
     log.close()
@@ -160,3 +161,43 @@ def test_warmup_json_lists_every_graph_in_file_order(tmp_path):
     assert set(doc) == {"ok", "check", "seconds", "counts", "graphs"}
     assert [(g["graph"], g["status"]) for g in doc["graphs"]] == [("a", "built"), ("b", "built"), (None, "failed")]
     assert "unknown name 'y'" in doc["graphs"][2]["detail"]
+
+
+def test_a_graph_another_process_built_meanwhile_is_told_apart(tmp_path, monkeypatch):
+    """Not cached when looked up, then loaded rather than built: another process built it."""
+    from fusec.runtime import Runtime
+    from fusec.warmup import warmup
+
+    (tmp_path / "m.ir").write_text("graph m(x: f32[N]) {\n return sin(x) * 5\n}\n")
+    cache = tmp_path / "cache"
+    assert fusec("warmup", str(tmp_path / "m.ir"), cache=cache).returncode == 0  # the other process
+    monkeypatch.setattr(Runtime, "is_cached", lambda self, source: False)  # it had not finished yet
+    report = warmup([tmp_path / "m.ir"], cache_dir=cache)
+    assert [(r.graph, r.status) for r in report.results] == [("m", "built_elsewhere")]
+    assert report.summary().startswith("0 built here, 1 by another process, 0 already cached")
+
+
+def test_on_a_real_terminal_the_bar_runs_and_the_lines_stay(tmp_path):
+    """A pseudo-terminal that reports no size, as CI runners' and `script`'s do: still a bar."""
+    import pty
+
+    (tmp_path / "t.ir").write_text("graph t(x: f32[N]) {\n return cos(x) + 2\n}\n")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "fusec", "warmup", str(tmp_path)], stderr=follower,
+                          stdout=subprocess.PIPE, env=env, cwd=REPO, timeout=300)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal is closed and drained
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    shown = b"".join(chunks).decode()
+    assert proc.returncode == 0, shown
+    assert "0/1 [" in shown and "graph/s]" in shown  # tqdm's bar, from before the first build
+    assert f"[1/1] {tmp_path}/t.ir:t: built in " in shown and "warmup: 1 built here" in shown
