@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "compile" and args.emit in ("dot", "svg") and args.outdir:
+        parser.error(f"--emit {args.emit} prints a picture and builds nothing; -o writes built kernels: use one")
+    if args.command == "cache" and args.max_size and args.action != "prune":
+        parser.error(f"--max-size is for cache prune, not cache {args.action}")
     if args.command == "cache" and args.action == "prune":
         from kernels_cache import parse_size
 
@@ -157,20 +161,20 @@ def _program(path: str, grad: bool = False, device=None):
     return fusec.compile(Path(path), grad=grad, device=device)
 
 
-def _select(front_names: list[str], every: list, wanted: list[str] | None, filename: str) -> list:
+def _select(every: list, wanted: list[str] | None, filename: str) -> list:
     """The graphs --graph names (each with its backward graphs, if built), in file order.
 
-    `every` holds (name, owner, item): owner is the file's graph a derived one
-    (`mlp_bwd`) belongs to. A name may be a file's graph or a derived one.
+    `every` holds (name, owner, item): owner is the file's graph that a derived
+    one (`mlp_bwd`) belongs to, and a file's graph's own name. A name may be a
+    file's graph or a derived one.
     """
     if not wanted:
         return [item for _, _, item in every]
     known = [name for name, _, _ in every]
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        listed = ", ".join(known)
-        raise UserError(f"no graph {unknown[0]!r} in {filename} (graphs: {listed})")
-    return [item for name, owner, item in every if name in wanted or (owner in wanted and owner in front_names)]
+        raise UserError(f"no graph {unknown[0]!r} in {filename} (graphs: {', '.join(known)})")
+    return [item for name, owner, item in every if name in wanted or owner in wanted]
 
 
 def cmd_compile(args) -> int:
@@ -181,7 +185,7 @@ def cmd_compile(args) -> int:
     prog = _program(args.file, args.grad, args.device)
     outdir = Path(args.outdir) if args.outdir else None
     every = [(d.name, g.name, d) for g in prog for d in (g, *g.derived.values())]
-    graphs = _select(prog.graphs, every, args.graph, args.file)
+    graphs = _select(every, args.graph, args.file)
     if outdir:
         outdir.mkdir(parents=True, exist_ok=True)
     for g in graphs:
@@ -209,14 +213,12 @@ def _emit_picture(args) -> int:
     """--emit dot|svg: the fusion, from the front end alone (no device, nothing built)."""
     from .render_dot import fusion_dot, render_svg
 
-    if args.outdir:
-        raise UserError(f"--emit {args.emit} prints the picture; -o writes kernels: use one or the other")
     front = _front(args.file, args.grad)
     names = [g.graph["name"] for g in front.graphs]
     every = [(d.graph["name"], name, d)
              for name, g in zip(names, front.graphs, strict=True)
              for d in (g, *front.derived.get(name, {}).values())]
-    dot = fusion_dot(_select(names, every, args.graph, args.file))
+    dot = fusion_dot(_select(every, args.graph, args.file))
     if args.emit == "dot":
         sys.stdout.write(dot)
         return EXIT_OK

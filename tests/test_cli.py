@@ -316,7 +316,7 @@ def cli(capsys, monkeypatch, cache_dir):
      ["cache"], ["cache", "prune"], ["cache", "prune", "--max-size", "lots"],
      ["warmup", ACT, "--jobs", "0"], ["warmup", ACT, "-j", "-2"], ["warmup", ACT, "--jobs", "many"],
      ["compile", ACT, "--emit", "png"], ["run", ACT, "--input", "x"], ["run", ACT, "--input", "=1"],
-     ["devices", "--jsn"], ["check", ACT, "--device", "x"]],
+     ["devices", "--jsn"], ["check", ACT, "--device", "x"], ["cache", "ls", "--max-size", "1M"]],
     ids=lambda a: " ".join(a) or "nothing",
 )
 def test_usage_errors_exit_2(cli, args):

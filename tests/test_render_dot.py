@@ -197,6 +197,7 @@ def test_emit_svg(cli):
     assert out.lstrip().startswith("<?xml") and out.rstrip().endswith("</svg>") and "act_k0" in out
 
 
-def test_emit_picture_with_outdir_is_an_error(cli, tmp_path):
+def test_emit_picture_with_outdir_is_a_usage_error(cli, tmp_path):
     code, out, err = cli("compile", "examples/act.ir", "--emit", "dot", "-o", tmp_path)
-    assert code == 1 and "use one or the other" in err
+    assert code == 2 and "--emit dot prints a picture and builds nothing" in err
+    assert not any(tmp_path.iterdir())
