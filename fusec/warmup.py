@@ -128,16 +128,22 @@ def explain_miss(components: dict, cached: list[tuple[str | None, dict]], name: 
     if not cached:
         return "the cache has no entry to compare with"
 
+    order = list(dict.fromkeys(KEY_PARTS.values()))
+
     def parts(other: dict) -> list[str]:
-        differing = {KEY_PARTS.get(k, k) for k in other.keys() | components.keys() if other.get(k) != components.get(k)}
-        return sorted(differing, key=lambda p: list(KEY_PARTS.values()).index(p) if p in KEY_PARTS.values() else 99)
+        keys = other.keys() | components.keys()
+        differing = {KEY_PARTS.get(k, k) for k in keys if other.get(k) != components.get(k)}
+        return sorted(differing, key=lambda p: order.index(p) if p in order else len(order))
 
     nearest_name, nearest = min(cached, key=lambda e: (len(parts(e[1])), e[0] != name))
     diff = parts(nearest)
     if not diff:
-        return "an entry with the same key parts exists: it did not load (damaged, or another driver build)"
-    said = [part if part == "source" else f"{part} ({_show(nearest, part, components)!r} cached, {_show(components, part, nearest)!r} now)"
-            for part in diff]
+        return "an entry with the same key parts exists but did not load (damaged, or removed meanwhile)"
+    said = [
+        part if part == "source"  # kernel code: no short way to show it
+        else f"{part} ({_show(nearest, part, components)!r} cached, {_show(components, part, nearest)!r} now)"
+        for part in diff
+    ]
     return f"nearest entry ({nearest_name or '?'}) differs in " + "; ".join(said)
 
 
