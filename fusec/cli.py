@@ -269,7 +269,12 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-DEVICE_TYPES = {1: "default", 2: "CPU", 4: "GPU", 8: "accelerator", 16: "custom"}  # CL_DEVICE_TYPE_* bits
+# CL_DEVICE_TYPE_* bits; a device may also carry DEFAULT (1) beside its kind
+DEVICE_TYPES = {4: "GPU", 2: "CPU", 8: "accelerator", 16: "custom", 1: "default"}
+
+
+def _device_type(bits: int) -> str:
+    return next((name for bit, name in DEVICE_TYPES.items() if bits & bit), str(bits))
 
 
 def cmd_devices(args) -> int:
@@ -302,7 +307,7 @@ def cmd_devices(args) -> int:
             "index": i,
             "platform": platform.name.strip(),
             "name": dev.name.strip(),
-            "type": DEVICE_TYPES.get(dev.type & 31, str(dev.type)),
+            "type": _device_type(dev.type),
             "version": dev.version.strip(),
             "driver_version": dev.driver_version.strip(),
             "usable": broken_reason(dev) is None,

@@ -436,3 +436,9 @@ def test_human_sizes():
 
     assert [human_size(n) for n in (0, 1023, 1024, 12_600, 5 << 20, 3 << 30)] == [
         "0 B", "1023 B", "1.0 KiB", "12.3 KiB", "5.0 MiB", "3.0 GiB"]
+
+
+def test_device_types():
+    from fusec.cli import _device_type
+
+    assert [_device_type(b) for b in (2, 4, 4 | 1, 8, 1, 0)] == ["CPU", "GPU", "GPU", "accelerator", "default", "0"]
