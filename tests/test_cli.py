@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +22,9 @@ ACT = "examples/act.ir"
 
 
 def fusec_command() -> list[str]:
-    script = shutil.which("fusec", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "fusec.cli"]
+    # `python -m fusec` is the `fusec` program, and runs the code under test
+    # (an installed `fusec` script may belong to another checkout)
+    return [sys.executable, "-m", "fusec"]
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +103,62 @@ def test_emit_source_is_the_golden_source(fusec):
 def test_emit_plan_is_json(fusec):
     p = fusec("compile", "tests/golden/dag.ir", "--emit", "plan")
     assert p.returncode == 0, p.stderr
-    plan = json.loads(p.stdout)
+    doc = json.loads(p.stdout)
+    assert doc["version"] == 1 and doc["file"] == "tests/golden/dag.ir"
+    (plan,) = doc["graphs"]
     assert plan["graph"] == "dag"
     assert [k["name"] for k in plan["kernels"]] == ["dag_k0", "dag_k1"]
+
+
+@needs_device
+def test_emit_plan_is_one_document_for_a_file_of_several_graphs(fusec):
+    p = fusec("compile", ACT, "--emit", "plan")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)  # one document: json.loads rejects two
+    assert [g["graph"] for g in doc["graphs"]] == ["act", "head"]
+
+
+@needs_device
+def test_compile_graph_selects_graphs(fusec, tmp_path):
+    p = fusec("compile", ACT, "--graph", "head", "-o", tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["head.cl", "head.json"]
+    assert "act:" not in p.stderr and "head: 1 kernel(s)" in p.stderr
+    p = fusec("compile", ACT, "--graph", "head", "--graph", "act", "--emit", "plan")
+    assert [g["graph"] for g in json.loads(p.stdout)["graphs"]] == ["act", "head"]  # file order
+
+
+@needs_device
+def test_compile_graph_with_grad_brings_the_backward_graphs(fusec):
+    p = fusec("compile", ACT, "--grad", "--graph", "head")
+    assert p.returncode == 0, p.stderr
+    assert [line.split(":")[0] for line in p.stderr.splitlines()] == ["head", "head_bwd", "head_fwd_bwd"]
+
+
+@needs_device
+def test_compile_unknown_graph_lists_the_graphs(fusec):
+    p = fusec("compile", ACT, "--graph", "nope")
+    assert p.returncode == 1
+    assert p.stderr == "fusec: error: no graph 'nope' in examples/act.ir (graphs: act, head)\n"
+
+
+@needs_device
+def test_device_that_matches_nothing_is_a_clean_error(fusec):
+    for args in (["compile", ACT], ["run", ACT, "--graph", "act", "--input", "s=1"], ["warmup", ACT]):
+        p = fusec(*args, "--device", "no-such-device-anywhere")
+        assert p.returncode == 1, (args, p.stderr)
+        assert "no OpenCL device matches 'no-such-device-anywhere'" in p.stderr
+
+
+@needs_device
+def test_device_flag_picks_the_device(fusec):
+    from fusec.runtime import list_devices, select_device
+
+    chosen = select_device()
+    p = fusec("compile", ACT, "--emit", "plan", "--device", chosen.name.strip(), env={"FUSEC_DEVICE": "nope"})
+    assert p.returncode == 0, p.stderr  # --device wins over FUSEC_DEVICE
+    assert chosen.name.strip() in json.loads(p.stdout)["graphs"][0]["device"]["name"]
+    assert list_devices()
 
 
 @needs_device
@@ -174,6 +227,37 @@ def test_devices(fusec):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines and sum(line.startswith("*") for line in lines) == 1
+    chosen = next(line for line in lines if line.startswith("*"))
+    assert lines[-1].startswith("fusec uses: ") and lines[-1][len("fusec uses: "):].split(" (")[0] in chosen
+
+
+@needs_device
+def test_devices_when_fusec_device_matches_none(fusec):
+    p = fusec("devices", env={"FUSEC_DEVICE": "no-such-device"})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert not any(line.startswith("*") for line in lines)
+    assert lines[-1].startswith("fusec uses: nothing, FUSEC_DEVICE='no-such-device' matches none of these")
+    doc = json.loads(fusec("devices", "--json", env={"FUSEC_DEVICE": "no-such-device"}).stdout)
+    assert doc["chosen"] is None and doc["requested"] == "no-such-device"
+    assert doc["requested_by"] == "FUSEC_DEVICE" and doc["default"] is not None
+
+
+@needs_device
+def test_devices_json(fusec):
+    p = fusec("devices", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert set(doc) == {"devices", "chosen", "reason", "requested", "requested_by", "default"}
+    assert doc["devices"] and doc["chosen"] == doc["default"]
+    for i, d in enumerate(doc["devices"]):
+        assert set(d) == {"index", "platform", "name", "type", "version", "driver_version", "usable",
+                          "unusable_reason", "chosen"}
+        assert d["index"] == i and d["chosen"] == (i == doc["chosen"])
+    name = doc["devices"][-1]["name"]
+    picked = json.loads(fusec("devices", "--json", "--device", name).stdout)
+    got = picked["devices"][picked["chosen"]]  # the first whose platform or name holds it
+    assert name.lower() in (got["platform"] + got["name"]).lower() and picked["requested_by"] == "--device"
 
 
 # -- the cache ------------------------------------------------------------------------
@@ -187,7 +271,16 @@ def test_cache_commands(fusec, tmp_path):
     assert stats.returncode == 0 and "entries: 2" in stats.stdout
     ls = fusec("cache", "ls", env=env)
     assert ls.returncode == 0
-    assert sorted(line.split()[2] for line in ls.stdout.splitlines()) == ["act", "head"]
+    header, *rows = ls.stdout.splitlines()
+    assert header.split() == ["KEY", "SIZE", "BUILD", "LAST", "USED", "NAME"]
+    assert sorted(row.split()[-1] for row in rows) == ["act", "head"]
+    assert all(row.split()[2] in ("B", "KiB", "MiB") for row in rows)  # 12.3 KiB
+    listed = json.loads(fusec("cache", "ls", "--json", env=env).stdout)
+    assert listed["directory"] == env["FUSEC_CACHE_DIR"]
+    assert sorted(e["name"] for e in listed["entries"]) == ["act", "head"]
+    assert all(set(e) == {"key", "name", "size", "last_used", "build_seconds"} for e in listed["entries"])
+    stats = json.loads(fusec("cache", "stats", "--json", env=env).stdout)
+    assert stats["entries"] == 2 and stats["bytes"] == sum(e["size"] for e in listed["entries"])
     prune = fusec("cache", "prune", "--max-size", "1M", env=env)
     assert prune.returncode == 0 and prune.stdout.startswith("removed ")
     clear = fusec("cache", "clear", env=env)
@@ -220,7 +313,10 @@ def cli(capsys, monkeypatch, cache_dir):
 @pytest.mark.parametrize(
     "args",
     [[], ["frobnicate"], ["check"], ["compile"], ["run"], ["compile", ACT, "--emit", "asm"],
-     ["cache"], ["cache", "prune"], ["cache", "prune", "--max-size", "lots"]],
+     ["cache"], ["cache", "prune"], ["cache", "prune", "--max-size", "lots"],
+     ["warmup", ACT, "--jobs", "0"], ["warmup", ACT, "-j", "-2"], ["warmup", ACT, "--jobs", "many"],
+     ["compile", ACT, "--emit", "png"], ["run", ACT, "--input", "x"], ["run", ACT, "--input", "=1"],
+     ["devices", "--jsn"], ["check", ACT, "--device", "x"], ["cache", "ls", "--max-size", "1M"]],
     ids=lambda a: " ".join(a) or "nothing",
 )
 def test_usage_errors_exit_2(cli, args):
@@ -275,7 +371,6 @@ def test_bom_is_accepted(cli, tmp_path):
 @pytest.mark.parametrize(
     "inputs, message",
     [
-        (["x"], "--input expects NAME=FILE.npy, NAME=NUMBER or NAME=true|false"),
         (["x=nothing-here"], "is neither a .npy file, a number, true nor false"),
         ([f"x={ACT}"], "cannot read input 'x' from 'examples/act.ir': not a .npy array file"),
         (["x=missing.npy"], "cannot read input 'x'"),
@@ -296,3 +391,54 @@ def test_run_unknown_graph(cli):
     code, out, err = cli("run", ACT, "--graph", "nope", "--input", "s=1")
     assert code == 1
     assert err == "fusec: error: no graph 'nope' in examples/act.ir (graphs: act, head)\n"
+
+
+def test_version(fusec):
+    from fusec.version import __version__
+
+    p = fusec("--version")
+    assert (p.returncode, p.stdout) == (0, f"fusec {__version__}\n")
+
+
+def test_python_m_fusec_is_the_fusec_program(cli):
+    p = subprocess.run([sys.executable, "-m", "fusec", "check", ACT], cwd=ROOT, capture_output=True, text=True)
+    assert (p.returncode, p.stdout) == (0, "examples/act.ir: ok (2 graphs)\n")
+    assert (0, p.stdout, "") == cli("check", ACT)
+
+
+def test_check_json(cli):
+    code, out, err = cli("check", ACT, "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out) == {"file": ACT, "ok": True, "graphs": ["act", "head"], "diagnostics": []}
+
+
+def test_check_json_gives_diagnostics_as_data(cli, tmp_path):
+    bad = tmp_path / "bad.ir"
+    bad.write_text("graph g(x: f32[N]) {\n  return y\n}\n")
+    code, out, err = cli("check", bad, "--json")
+    assert code == 1 and err == ""
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["graphs"] == []
+    (d,) = doc["diagnostics"]
+    assert (d["file"], d["line"], d["col"], d["severity"]) == (str(bad), 2, 10, "error")
+    assert "'y'" in d["message"]
+
+
+def test_check_json_missing_file(cli):
+    code, out, err = cli("check", "no/such.ir", "--json")
+    assert code == 1
+    (d,) = json.loads(out)["diagnostics"]
+    assert d == {"file": "no/such.ir", "line": None, "col": None, "severity": "error", "message": "no such file"}
+
+
+def test_human_sizes():
+    from fusec.cli import human_size
+
+    assert [human_size(n) for n in (0, 1023, 1024, 12_600, 5 << 20, 3 << 30)] == [
+        "0 B", "1023 B", "1.0 KiB", "12.3 KiB", "5.0 MiB", "3.0 GiB"]
+
+
+def test_device_types():
+    from fusec.cli import _device_type
+
+    assert [_device_type(b) for b in (2, 4, 4 | 1, 8, 1, 0)] == ["CPU", "GPU", "GPU", "accelerator", "default", "0"]

@@ -122,6 +122,7 @@ class Runtime:
         self.allocator = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
         self.cache = _open_cache(cache_dir)
         self._programs: dict[str, cl.Program] = {}
+        self.built_here: set[str] = set()  # sources this process built (warmup tells them from others')
 
     @classmethod
     def shared(cls, device=None, cache_dir=None) -> Runtime:
@@ -211,6 +212,7 @@ class Runtime:
         return prg
 
     def _build(self, source: str, name: str, key, components, trials=()):
+        self.built_here.add(source)
         if _isolated():
             prg, binary, log, seconds = self._build_in_worker(source, name, trials)
         else:

@@ -1,0 +1,8 @@
+"""`python -m fusec` is the `fusec` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
