@@ -456,3 +456,14 @@ def test_broadcast_index_for_every_pair_of_small_shapes():
     args = [rand(*s) if s else np.float32(0.25) for s in cases]
     for got, a, s in zip(g(x, *args), args, cases, strict=True):
         np.testing.assert_allclose(got, x + a, rtol=1e-6, err_msg=f"shape {s}")
+
+
+def test_a_parameter_returned_beside_a_reduction_of_it_fuses_without_a_cycle():
+    """The copy of x into an output is no producer of x: the reduction reads x
+    from the start (this once raised 'fusion groups depend on each other in a cycle')."""
+    g = fusec.compile("graph f(x: f32[B, N], s: f32) {\n    m = sum(x, axis=1, keepdim=true)\n    return x - m * s, x\n}")["f"]
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    y, same = g(x, 0.5)
+    np.testing.assert_allclose(y, x - x.sum(axis=1, keepdims=True) * 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(same, x)
+    assert not np.shares_memory(same, x)

@@ -220,7 +220,9 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
 
 def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     """Groups ordered so that each runs after those storing what it reads (stable)."""
-    producer = {n: grp.name for grp in groups for n in (*grp.stores, *(o for _, o in grp.outputs))}
+    # a parameter returned as an output is copied by a group, but every group can read it from the start
+    producer = {n: grp.name for grp in groups for n in (*grp.stores, *(o for _, o in grp.outputs))
+                if g.nodes[n]["op"] != "param"}
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
