@@ -7,7 +7,7 @@ and separate ops), PyTorch eager and torch.compile, in one run.
     python bench/linear.py --json out.json
     FUSEC_DEVICE=pthread python bench/linear.py   # on PoCL, where Intel's runtime is also installed
 
-Shapes (M x K -> N, float32): 256x784->256, 4096x1024->1024, 64x4096->4096;
+Shapes (M x K -> N, float32): 100x333->77, 256x784->256, 4096x1024->1024, 64x4096->4096;
 then forward+backward of the same layer (y, dx, dw, db: 6 M N K flops),
 fusec's forward_backward against torch eager autograd and torch.compile.
 
@@ -22,6 +22,9 @@ enough times for ~20 ms, the same count for all; GFLOP/s counts 2 M N K):
                packed once, by the first call, and reused
   fusec 2-pass fusec's GEMM alone, then a second fusec kernel for relu(y + b):
                what the fused epilogue saves
+  np fusec     the fused graph called as a NumPy user calls it: NumPy arrays in
+               (default alignment), a NumPy array out
+  np bound     the same with w and b bound from NumPy arrays
   numpy        np.maximum(x @ w.T + b, 0) (OpenBLAS matmul, then two passes)
   torch        torch.relu(F.linear(x, w, b)), 2 threads
   t.compile    the same, torch.compile'd
@@ -50,7 +53,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from elementwise import fmt_ms, log, machine_header, med, run_row, table  # noqa: E402
 
-SHAPES = [(256, 784, 256), (4096, 1024, 1024), (64, 4096, 4096)]
+SHAPES = [(100, 333, 77), (256, 784, 256), (4096, 1024, 1024), (64, 4096, 4096)]
 FUSED = "graph f(x: f32[M, K], w: f32[N, K], b: f32[N]) {\n    return relu(linear(x, w, b))\n}\n"
 GEMM_ONLY = "graph f(x: f32[M, K], w: f32[N, K]) {\n    return linear(x, w)\n}\n"
 EPILOGUE = "graph f(y: f32[M, N], b: f32[N]) {\n    return relu(y + b)\n}\n"
@@ -154,6 +157,10 @@ def main(argv=None) -> int:
             return r
 
         methods["fusec"], methods["fusec bound"], methods["fusec 2-pass"] = run_fused, run_bound, run_two_pass
+        # as a NumPy user calls it: NumPy arrays in (default alignment), a NumPy array out
+        methods["np fusec"] = lambda x=x, w=w, b=b: fused(x, w, b)
+        host_bound = fused.bind(w=w, b=b)
+        methods["np bound"] = lambda x=x, host_bound=host_bound: host_bound(x)
         methods["numpy"] = lambda x=x, w=w, b=b: np.maximum(x @ w.T + b, 0)
         xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
         methods["torch"] = lambda xt=xt, wt=wt, bt=bt: torch.relu(F.linear(xt, wt, bt))
@@ -213,11 +220,15 @@ def main(argv=None) -> int:
     sm_err = float(np.abs(softmax(xd).get(queue) - torch.softmax(xt, -1).numpy()).max())
     sm_meds = {name: med(s) for name, s in run_row(sm, 1, rounds).items()}
 
-    names = ["fusec", "fusec bound", "fusec 2-pass", "numpy", "torch", "t.compile"]
+    names = ["fusec", "fusec bound", "fusec 2-pass", "np fusec", "np bound", "numpy", "torch", "t.compile"]
     out = ["\nlinear + bias + relu: GFLOP/s (median)"]
     out.append(table(["shape"] + names, [
         [r["shape"]] + [f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-" for n in names]
         for r in rows]))
+    out.append("\nNumPy in, NumPy out, against NumPy (targets: bound >= 1.0x, weights passed per call >= 0.9x)")
+    out.append(table(["shape", "np fusec vs numpy", "np bound vs numpy"], [
+        [r["shape"], f"{r['median_s']['numpy'] / r['median_s']['np fusec']:.2f}x",
+         f"{r['median_s']['numpy'] / r['median_s']['np bound']:.2f}x"] for r in rows]))
     out.append("\nfusec's speed relative to each (> 1: fusec faster)")
     out.append(table(["shape"] + [f"vs {n}" for n in names[1:]], [
         [r["shape"]] + [f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x" if n in r["median_s"] else "-"
