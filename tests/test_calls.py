@@ -210,3 +210,16 @@ def test_bound_graphs_made_and_dropped_one_after_another_keep_their_own_values()
         layer = g.bind(w=w, b=b)
         np.testing.assert_allclose(layer(x), np.maximum(x @ w.T + b, 0), rtol=1e-4, atol=1e-4, err_msg=f"binding {i}")
         del layer
+
+
+def test_more_shape_signatures_than_a_thread_keeps_prepared(prog):
+    """Past 8 signatures the oldest is dropped and its kernel objects serve the
+    next new one: every argument is set again, so results stay right."""
+    g = prog["f"]
+    for rows in [*range(1, 21), 3, 1, 17]:  # 20 signatures, then old ones again
+        x = rng.standard_normal((rows, 5 + rows)).astype(np.float32)
+        b = rng.standard_normal(5 + rows).astype(np.float32)
+        y, total = g(x, b, 0.25)
+        want_y, want_total = reference(x, b, 0.25)
+        np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6, err_msg=f"{rows} rows")
+        np.testing.assert_allclose(total, want_total, rtol=1e-4, atol=1e-4)
