@@ -110,7 +110,6 @@ class Launcher:
         self.output_index = {node: i for i, node in enumerate(graph.graph["outputs"])}
         self.symbols = sorted({d for p in self.params for d in p["shape"] if not isinstance(d, int)})
         self._local = threading.local()
-        self._alloc_lock = threading.Lock()
 
     # -- a call --------------------------------------------------------------------
 
@@ -190,7 +189,8 @@ class Launcher:
     def _new_output(self, shape, dtype, on_device: bool):
         try:
             if on_device:
-                return cla.empty(self.runtime.queue, shape, dtype, allocator=self.runtime.allocator)
+                with self.runtime.allocator_lock:
+                    return cla.empty(self.runtime.queue, shape, dtype, allocator=self.runtime.allocator)
             return np.empty(shape, dtype)
         except (MemoryError, cl.MemoryError, ValueError) as e:
             nbytes = math.prod(shape) * np.dtype(dtype).itemsize
@@ -293,7 +293,7 @@ class Launcher:
         return spare
 
     def _alloc(self, nbytes: int):
-        with self._alloc_lock:  # the memory pool is shared by every thread
+        with self.runtime.allocator_lock:  # the memory pool is shared by every thread and graph
             try:
                 return self.runtime.allocator(max(1, nbytes))
             except cl.MemoryError as e:

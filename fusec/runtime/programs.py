@@ -120,6 +120,7 @@ class Runtime:
         import pyopencl.tools as cl_tools
 
         self.allocator = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
+        self.allocator_lock = threading.Lock()  # calls from many threads share the pool
         self.cache = _open_cache(cache_dir)
         self._programs: dict[str, cl.Program] = {}
         self.built_here: set[str] = set()  # sources this process built (warmup tells them from others')
