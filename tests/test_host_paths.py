@@ -30,3 +30,24 @@ def test_host_paths_agree(zero_copy):
         assert empty[0].shape == (0, 37)
     finally:
         g.runtime.system_svm = saved
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_a_call_mixing_device_and_host_arrays_is_done_when_it_returns(zero_copy):
+    """Device outputs (the first array is a device array), but a host input: the
+    caller may overwrite that input as soon as the call returns."""
+    import pyopencl.array as cla
+
+    g = fusec.compile("graph h(a: f32[N], b: f32[N]) {\n    return a * b + 1.0\n}")["h"]
+    saved = g.runtime.system_svm
+    g.runtime.system_svm = zero_copy and saved
+    try:
+        a = np.arange(1 << 16, dtype=np.float32)
+        b = np.full(1 << 16, 2.0, np.float32)
+        da = cla.to_device(g.runtime.queue, a)
+        out = g(da, b)
+        b[:] = -7.0  # at once: the kernel must have read b already
+        assert isinstance(out, cla.Array)
+        np.testing.assert_array_equal(out.get(), a * 2.0 + 1.0)
+    finally:
+        g.runtime.system_svm = saved

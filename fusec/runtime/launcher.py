@@ -152,8 +152,10 @@ class Launcher:
             cl.enqueue_nd_range_kernel(queue, kernel, launch.global_size, launch.local_size)
         for host, buf in copies:
             cl.enqueue_copy(queue, host, buf, is_blocking=False)
-        if copies or not all(isinstance(o, cla.Array) for o in outputs):
-            queue.finish()  # the host may read the outputs (and reuse the inputs) now
+        # Only a call whose arrays all live on the device returns before its kernels
+        # finish; with any host array in it, the caller may read or reuse that array now.
+        if not all(isinstance(a, cla.Array) for a in (*outputs, *values.arrays.values()) if not _is_scalar(a)):
+            queue.finish()
         results = [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
         return results[0] if len(results) == 1 else tuple(results)
 
@@ -314,6 +316,10 @@ def _writable_alias(arr: np.ndarray) -> np.ndarray:
     though the kernels never write their inputs."""
     raw = (ctypes.c_char * arr.nbytes).from_address(arr.ctypes.data)
     return np.frombuffer(raw, np.uint8)
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, np.generic)
 
 
 def _as_tuple(out):
