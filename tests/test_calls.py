@@ -223,3 +223,43 @@ def test_more_shape_signatures_than_a_thread_keeps_prepared(prog):
         want_y, want_total = reference(x, b, 0.25)
         np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6, err_msg=f"{rows} rows")
         np.testing.assert_allclose(total, want_total, rtol=1e-4, atol=1e-4)
+
+
+def test_a_sliced_device_array_is_read_from_its_own_offset(prog):
+    import pyopencl.array as cla
+
+    g = prog["k"]
+    queue = g.runtime.queue
+    whole = cla.to_device(queue, np.arange(20, dtype=np.int32))
+    part = whole[5:15]
+    assert part.offset
+    np.testing.assert_array_equal(g(part, 1).get(), np.arange(5, 15) + 1)
+    with pytest.raises(fusec.CallError, match="view into a larger device buffer"):
+        g(part, 1, out=cla.zeros(queue, 20, np.int32)[5:15])
+
+
+def test_bound_weights_packed_once_under_concurrent_first_calls():
+    """Eight threads make a bound graph's first call together: the packing of w
+    is enqueued once, before any thread's product reads it."""
+    g = fusec.compile("graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w, b)\n}")["lin"]
+    w = rng.standard_normal((33, 64)).astype(np.float32)
+    b = rng.standard_normal(33).astype(np.float32)
+    for _ in range(3):
+        layer = g.bind(w=w, b=b)
+        xs = [rng.standard_normal((200 + i, 64)).astype(np.float32) for i in range(8)]
+        results, errors = [None] * 8, []
+
+        def call(i, layer=layer, xs=xs, results=results, errors=errors):
+            try:
+                results[i] = layer(xs[i])
+            except Exception as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors
+        for x, y in zip(xs, results, strict=True):
+            np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-4, atol=1e-4)

@@ -76,7 +76,8 @@ def check_argument(p: dict, value, sizes: dict, context=None):
             raise CallError(f"parameter {name!r}: device array belongs to another OpenCL context")
         if not value.flags.c_contiguous:
             raise CallError(f"parameter {name!r}: device array must be C-contiguous")
-        arr, kind = value, "device"
+        # a view into a larger buffer (a slice): kernels take whole buffers, so a copy
+        arr, kind = (value.copy() if value.offset else value), "device"
     else:
         arr, kind = _host_view(name, value, _want(dtype, shape)), "foreign"
         if isinstance(value, np.ndarray):
@@ -189,5 +190,7 @@ def check_out(out, shapes: list[tuple], dtypes: list) -> list:
             raise CallError(f"out[{i}] must be C-contiguous")
         if isinstance(arr, np.ndarray) and not arr.flags.writeable:
             raise CallError(f"out[{i}] is read-only")
+        if isinstance(arr, cla.Array) and arr.offset:
+            raise CallError(f"out[{i}] is a view into a larger device buffer (offset {arr.offset}); pass a whole array")
         checked.append(arr)
     return checked

@@ -139,17 +139,13 @@ class Launcher:
         in_args = {name: self._array_arg(v, None) if isinstance(v, np.ndarray | cla.Array) else v
                    for name, v in values.arrays.items()}
         for launch in prepared.launches:
-            if launch.once is not None and not self._first_time(pinned, launch):
+            if launch.once is None:
+                self._enqueue(launch, out_args, in_args)
                 continue
-            kernel = launch.kernel
-            for index, src in launch.per_call:
-                if isinstance(src, Output):
-                    kernel.set_arg(index, out_args[src.index])
-                elif isinstance(src, Stored):  # a graph output a later kernel reads
-                    kernel.set_arg(index, out_args[self.output_index[src.node]])
-                else:
-                    kernel.set_arg(index, in_args[src.name])
-            cl.enqueue_nd_range_kernel(queue, kernel, launch.global_size, launch.local_size)
+            with pinned.lock:  # enqueued before any other thread's launch that reads what it computes
+                if launch.once not in pinned.done:
+                    self._enqueue(launch, out_args, in_args)
+                    pinned.done.add(launch.once)
         for host, buf in copies:
             cl.enqueue_copy(queue, host, buf, is_blocking=False)
         # Only a call whose arrays all live on the device returns before its kernels
@@ -159,12 +155,16 @@ class Launcher:
         results = [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
         return results[0] if len(results) == 1 else tuple(results)
 
-    def _first_time(self, pinned: Pinned, launch: PreparedLaunch) -> bool:
-        with pinned.lock:  # the in-order queue runs it before any later launch reading its result
-            if launch.once in pinned.done:
-                return False
-            pinned.done.add(launch.once)
-            return True
+    def _enqueue(self, launch: PreparedLaunch, out_args: list, in_args: dict) -> None:
+        kernel = launch.kernel
+        for index, src in launch.per_call:
+            if isinstance(src, Output):
+                kernel.set_arg(index, out_args[src.index])
+            elif isinstance(src, Stored):  # a graph output a later kernel reads
+                kernel.set_arg(index, out_args[self.output_index[src.node]])
+            else:
+                kernel.set_arg(index, in_args[src.name])
+        cl.enqueue_nd_range_kernel(self.runtime.queue, kernel, launch.global_size, launch.local_size)
 
     @staticmethod
     def _thread_cache(local: threading.local) -> OrderedDict:
