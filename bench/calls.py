@@ -31,12 +31,14 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
+warnings.simplefilter("ignore", cl.CompilerWarning)  # Intel's runtime logs every build
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fusec  # noqa: E402
 
