@@ -8,13 +8,20 @@ Needs the `onnx` package (`pip install fusec[onnx]`).
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
 from ..api import compile as compile_ir
 from ..diagnostics import CompileError
 from .convert import Converter, Imported
 from .model import MAX_BYTES, MAX_OPSET, MIN_OPSET, OnnxImportError, load_model
 from .ops import OPS
 
-__all__ = ["OnnxImportError", "OnnxProgram", "from_onnx", "onnx_to_ir", "SUPPORTED_OPS", "MIN_OPSET", "MAX_OPSET"]
+__all__ = ["OnnxImportError", "OnnxProgram", "from_onnx", "onnx_to_ir", "write_imported", "SUPPORTED_OPS",
+           "MIN_OPSET", "MAX_OPSET"]
 
 SUPPORTED_OPS = frozenset(OPS)
 
@@ -25,12 +32,41 @@ def onnx_to_ir(path_or_model, *, graph_name: str | None = None, max_bytes: int =
     from ..api import compile_graphs
 
     model, where = load_model(path_or_model, max_bytes)
-    imported = Converter(model, where, graph_name).run(OPS)
+    converter = Converter(model, where, graph_name)
+    if graph_name is not None and converter.graph_name != graph_name:
+        raise OnnxImportError(f"graph name {graph_name!r} is not a valid IR name (a letter or _, then letters, "
+                              f"digits or _; not an op name or keyword): {converter.graph_name!r} would be")
+    imported = converter.run(OPS)
     try:
         compile_graphs(imported.text, filename=f"{where} (imported)")
     except CompileError as e:
         raise OnnxImportError(f"{where}: the imported graph does not check:\n{e.text}") from None
     return imported
+
+
+def write_imported(imported: Imported, ir_path: Path) -> list[Path]:
+    """The IR at `ir_path` and, if the model has initializers, their values in the
+    .npz beside it (keys: the IR parameter names), each written whole or not at all."""
+    files = [(ir_path, imported.text.encode())]
+    if imported.initializers:
+        npz = tempfile.SpooledTemporaryFile()
+        np.savez(npz, **imported.initializers)
+        npz.seek(0)
+        files.append((ir_path.with_suffix(".npz"), npz.read()))
+    temps = []
+    try:
+        for path, data in files:
+            fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+            temps.append(temp)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for (path, _), temp in zip(files, temps, strict=True):
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            if os.path.exists(temp):
+                os.unlink(temp)
+    return [path for path, _ in files]
 
 
 class OnnxProgram:
