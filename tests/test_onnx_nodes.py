@@ -115,7 +115,7 @@ def check_case(case) -> str | None:
     return None
 
 
-SUPPORTED_NODE_TESTS = sorted(fo.SUPPORTED_OPS - {"Constant"})
+SUPPORTED_NODE_TESTS = sorted(fo.SUPPORTED_OPS)
 
 
 @pytest.mark.parametrize("op_type", SUPPORTED_NODE_TESTS)

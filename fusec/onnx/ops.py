@@ -131,8 +131,9 @@ def cast_like(ctx: NodeContext):
 @op("Clip")
 def clip(ctx: NodeContext):
     x = ctx.arg(0)
-    # opset 11 on: min and max are optional inputs; before, attributes
-    bounds = {"min": ctx.attr("min"), "max": ctx.attr("max")}
+    # min and max are optional inputs from opset 11 (the attribute form is older
+    # than the opsets fusec imports); constant ones become clamp's attributes
+    bounds = {"min": None, "max": None}
     runtime = {}
     for i, key in ((1, "min"), (2, "max")):
         if ctx.has(i):
