@@ -147,6 +147,16 @@ def test_names_that_collide_get_distinct_identifiers():
     np.testing.assert_allclose(prog[prog.graphs[0]](a, b), -np.exp(a + b), rtol=1e-6)
 
 
+def test_outputs_that_are_inputs_or_constants():
+    m = model([h.make_node("Constant", [], ["c"], value_float=2.5)], [h.make_tensor_value_info("x", T.FLOAT, [3])],
+              [h.make_tensor_value_info("x", T.FLOAT, [3]), h.make_tensor_value_info("c", T.FLOAT, [])])
+    prog = fusec.from_onnx(m)
+    x = np.float32([1, -2, 3])
+    same, c = prog[prog.graphs[0]](x)
+    np.testing.assert_array_equal(same, x)
+    assert c.dtype == np.float32 and c.shape == () and c == 2.5
+
+
 def test_unsupported_nodes_are_listed_together():
     m = gemm_mlp(13)
     m.graph.node.insert(1, h.make_node("Conv", ["onnx::Relu_5", "fc2.weight"], ["conv"], name="conv_1"))
@@ -167,6 +177,9 @@ def test_unsupported_nodes_are_listed_together():
     ("uint8 input", "type UINT8 is not one fusec has"),
     ("not a model", "expected a path or an onnx.ModelProto"),
     ("runtime axes", "axes are computed at run time"),
+    ("negative dim", "1 graph input or output fusec cannot import:\n  graph input 'x': dimension 0 is -3"),
+    ("no opset", "imports no ai.onnx opset"),
+    ("shapes clash", r"does not check:\n.*cannot broadcast operands of shapes \[3\] and \[4\]"),
 ])
 def test_bad_models_give_clear_errors(case, message):
     if case == "opset 11":
@@ -186,6 +199,16 @@ def test_bad_models_give_clear_errors(case, message):
         m = model([h.make_node("ReduceSum", ["x", "axes"], ["y"])],
                   [h.make_tensor_value_info("x", T.FLOAT, [2, 3]), h.make_tensor_value_info("axes", T.INT64, [1])],
                   [h.make_tensor_value_info("y", T.FLOAT, [1, 3])])
+    elif case == "negative dim":
+        m = model([h.make_node("Relu", ["x"], ["y"])], [h.make_tensor_value_info("x", T.FLOAT, [-3])],
+                  [h.make_tensor_value_info("y", T.FLOAT, [-3])])
+    elif case == "no opset":
+        m = gemm_mlp(13)
+        del m.opset_import[0]
+    elif case == "shapes clash":
+        m = model([h.make_node("Add", ["x", "z"], ["y"])],
+                  [h.make_tensor_value_info("x", T.FLOAT, [3]), h.make_tensor_value_info("z", T.FLOAT, [4])],
+                  [h.make_tensor_value_info("y", T.FLOAT, [4])])
     else:
         m = 42
     with pytest.raises(fo.OnnxImportError, match=message):

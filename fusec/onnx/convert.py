@@ -126,11 +126,12 @@ class Converter:
             self._convert(index, node, ops)
         outputs = [self._output(info) for info in self.graph.output]
         if self.problems:
-            count = len(self.problems)
-            raise OnnxImportError(
-                f"{self.where}: {count} node{'s' if count != 1 else ''} fusec cannot import:\n  "
-                + "\n  ".join(self.problems)
-            )
+            nodes = sum(p.startswith("node ") for p in self.problems)
+            others = len(self.problems) - nodes
+            counted = [f"{n} {what}{'s' if n != 1 else ''}"
+                       for n, what in ((nodes, "node"), (others, "graph input or output")) if n]
+            raise OnnxImportError(f"{self.where}: {' and '.join(counted)} fusec cannot import:\n  "
+                                  + "\n  ".join(self.problems))
         body = "".join(f"    {s}\n" for s in self.statements)
         params = ",\n        ".join(self.params)
         text = (f"# imported from {self._comment(self.where)} by fusec import\n"
@@ -159,7 +160,9 @@ class Converter:
 
     def _dim(self, input_name: str, axis: int, dim) -> str:
         if dim.HasField("dim_value"):
-            return str(dim.dim_value)
+            if dim.dim_value < 0:
+                self.problems.append(f"graph input {input_name!r}: dimension {axis} is {dim.dim_value}")
+            return str(max(dim.dim_value, 0))
         if dim.HasField("dim_param") and dim.dim_param:
             return self.names("size", dim.dim_param)
         return self.names("size", f"{input_name}_dim{axis}")  # unnamed: a size of its own

@@ -46,7 +46,10 @@ def load_model(path_or_proto, max_bytes: int = MAX_BYTES) -> tuple[onnx.ModelPro
         raise OnnxImportError(f"expected a path or an onnx.ModelProto, got {type(path_or_proto).__name__}")
     _refuse_external_data(model, where)
     opset = default_opset(model)
-    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+    if opset is None:
+        raise OnnxImportError(f"{where}: the model imports no ai.onnx opset (fusec imports opsets "
+                              f"{MIN_OPSET} to {MAX_OPSET} of the standard operators)")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OnnxImportError(
             f"{where}: ai.onnx opset {opset} is not supported (fusec imports opsets {MIN_OPSET} to "
             f"{MAX_OPSET}; onnx.version_converter.convert_version can upgrade the model)"
