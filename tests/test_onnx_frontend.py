@@ -126,6 +126,15 @@ def test_initializers_are_bound_and_only_graph_inputs_remain(imported):
     assert len(prog.input_names) == len(m.graph.input)
 
 
+def test_an_imported_layer_fuses_as_a_written_one():
+    """Gemm, then Relu as its own node and statement: the bias add and the relu
+    still run in the GEMM's epilogue, as for relu(linear(x, w, b)) written by hand."""
+    prog = fusec.from_onnx(gemm_mlp(13))
+    prog[prog.graphs[0]](RNG.standard_normal((3, 20)).astype(np.float32))
+    gemms = [k["ops"] for k in prog.program[prog.graphs[0]].plan["kernels"] if "linear" in k["ops"]]
+    assert len(gemms) == 2 and gemms[0] == ["linear", "add", "relu"]
+
+
 def test_exported_names_are_mangled_into_identifiers():
     imported = fo.onnx_to_ir(gemm_mlp(13))
     assert imported.name == "torch_jit"
