@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .convert import NodeContext, Unsupported, literal
-from .model import DTYPES
+from .model import DTYPES, dtype_name
 
 OPS: dict = {}
 
@@ -114,8 +114,6 @@ def mean(ctx: NodeContext):
 def cast(ctx: NodeContext):
     to = ctx.attr("to")
     if to not in DTYPES:
-        from .model import dtype_name
-
         raise Unsupported(f"a cast to {dtype_name(to)}, which fusec lacks")
     return f"cast({ctx.arg(0)}, dtype={DTYPES[to]})"
 
