@@ -15,3 +15,12 @@ __all__ = [
     "compile_graphs",
     "register_primitive",
 ]
+
+
+def __getattr__(name: str):
+    # Front ends load on first use, so `import fusec` never imports onnx.
+    if name == "from_onnx":
+        from .onnx import from_onnx
+
+        return from_onnx
+    raise AttributeError(f"module 'fusec' has no attribute {name!r}")

@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
                    metavar="NAME=FILE.npy|NUMBER")
     r.add_argument("--output", "-o", help="write outputs to this .npz (out0, out1, ...)")
 
+    i = sub.add_parser("import", help="translate an ONNX model into an IR file (initializers: a .npz beside it)")
+    i.add_argument("file", metavar="MODEL.onnx")
+    i.add_argument("-o", "--output", metavar="MODEL.ir",
+                   help="write the IR here and the initializers to MODEL.npz (default: the IR on stdout)")
+    i.add_argument("--graph", metavar="NAME", help="name of the IR graph (default: the ONNX graph's name)")
+
     d = sub.add_parser("devices", parents=[as_json], help="list OpenCL devices and say which fusec uses")
     d.add_argument("--device", metavar="NAME", help="say which device this name would choose")
 
@@ -436,7 +442,25 @@ def cmd_warmup(args) -> int:
     return EXIT_OK if report.ok else EXIT_INPUT
 
 
+def cmd_import(args) -> int:
+    try:
+        from .onnx import onnx_to_ir, write_imported
+    except ImportError as e:
+        raise UserError(f"fusec import needs the onnx package ({e}): pip install 'fusec[onnx]'") from None
+    imported = onnx_to_ir(args.file, graph_name=args.graph)
+    if not args.output:
+        sys.stdout.write(imported.text)
+        if imported.initializers:
+            print(f"fusec: note: {len(imported.initializers)} initializers not written (-o MODEL.ir writes "
+                  "them to MODEL.npz)", file=sys.stderr)
+        return EXIT_OK
+    written = write_imported(imported, Path(args.output))
+    print(f"wrote {', '.join(map(str, written))}", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS = {
+    "import": cmd_import,
     "warmup": cmd_warmup,
     "compile": cmd_compile,
     "check": cmd_check,

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""An ONNX MLP imported by fusec (`fusec.from_onnx`) against onnxruntime on the
+CPU, at batch 1, 64 and 1024, in one run.
+
+    python bench/onnx_mlp.py            # writes nothing; paste the report into bench/results-onnx-mlp.txt
+    python bench/onnx_mlp.py --quick    # fewer rounds
+
+The model, as torch.onnx exports nn.Sequential(Linear(784, 512), ReLU(),
+Linear(512, 512), ReLU(), Linear(512, 10), Softmax(-1)): three Gemm (transB=1),
+float32, a symbolic batch. fusec runs it as three GEMM kernels (bias and ReLU in
+each epilogue) plus the softmax's reductions, with the weights bound (copied and
+packed once).
+
+Both sides take a NumPy array and return one (fusec's time includes the copies
+to and from its OpenCL device, which on a CPU device is host memory).
+onnxruntime: CPUExecutionProvider, default session options (intra-op threads:
+the physical cores). Times are medians of interleaved rounds; in each round
+every method runs back to back `reps` times (the same count for both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as bench/linear.py: idle BLAS threads spin
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from elementwise import fmt_ms, log, machine_header, med, run_row, table  # noqa: E402
+
+LAYERS = [784, 512, 512, 10]
+BATCHES = [1, 64, 1024]
+
+
+def mlp_model(seed: int = 0):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], [], "input"
+    for i, (k, n) in enumerate(zip(LAYERS, LAYERS[1:], strict=False)):
+        inits += [numpy_helper.from_array((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), f"fc{i}.weight"),
+                  numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), f"fc{i}.bias")]
+        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"gemm{i}"], transB=1))
+        x = f"gemm{i}"
+        if i < len(LAYERS) - 2:
+            nodes.append(helper.make_node("Relu", [x], [f"relu{i}"]))
+            x = f"relu{i}"
+    nodes.append(helper.make_node("Softmax", [x], ["probs"], axis=-1))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", LAYERS[0]])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", LAYERS[-1]])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = ap.parse_args(argv)
+
+    import onnxruntime as ort
+
+    import fusec
+
+    model = mlp_model()
+    prog = fusec.from_onnx(model)
+    mlp = prog[prog.graphs[0]]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    dev = mlp.graph.runtime.queue.device
+    print("\n".join(machine_header(dev, onnxruntime=ort.__version__)))
+    print(f"model: MLP {' -> '.join(map(str, LAYERS))}, ReLU, softmax; float32; "
+          f"load average {os.getloadavg()[0]:.2f} (2 CPUs shared with other work: noisy)")
+    log(f"fusec kernels: {len(mlp.graph.kernels) if mlp.graph.kernels else '?'}")
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for batch in BATCHES:
+        x = rng.standard_normal((batch, LAYERS[0])).astype(np.float32)
+        expected = session.run(None, {"input": x})[0]
+        np.testing.assert_allclose(mlp(x), expected, rtol=1e-4, atol=1e-6)  # the same numbers first
+        t0 = time.perf_counter()
+        session.run(None, {"input": x})
+        reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
+        methods = {
+            "fusec": lambda x=x, reps=reps: [mlp(x) for _ in range(reps)],
+            "onnxruntime": lambda x=x, reps=reps: [session.run(None, {"input": x}) for _ in range(reps)],
+        }
+        samples = run_row(methods, warm=2, rounds=5 if args.quick else 15)
+        fusec_t, ort_t = (med(samples[k]) / reps for k in ("fusec", "onnxruntime"))
+        rows.append([str(batch), fmt_ms(fusec_t), fmt_ms(ort_t), f"{ort_t / fusec_t:.2f}x"])
+        log(f"batch {batch}: done")
+    print()
+    print("time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster)")
+    print(table(["batch", "fusec", "onnxruntime", "fusec vs ort"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
