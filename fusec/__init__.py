@@ -1,7 +1,9 @@
 """fusec: a JIT fusion compiler from a small tensor IR to fused OpenCL kernels."""
 
+import importlib
+
 from .api import CompiledGraph, Program, compile, compile_graphs, register_primitive
-from .diagnostics import CallError, CompileError, FusecError
+from .diagnostics import CallError, CompileError, FusecError, TraceError
 from .version import __version__
 
 __all__ = [
@@ -10,8 +12,26 @@ __all__ = [
     "CompiledGraph",
     "FusecError",
     "Program",
+    "TraceError",
     "__version__",
     "compile",
     "compile_graphs",
+    "evaluate",
+    "jit",
     "register_primitive",
 ]
+
+_NUMPY_FRONT_END = ("jit", "evaluate")
+
+
+def __getattr__(name: str):
+    """`fusec.jit`, `fusec.evaluate` and `fusec.<op>` for every op in the registry
+    (ops registered later too), from the NumPy front end. The front ends sit
+    above the API, so they are imported by name when first used, never by
+    `import fusec` (which stays light and keeps the layering one-way)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    front_end = importlib.import_module("fusec.numpy")
+    if name in _NUMPY_FRONT_END:
+        return getattr(front_end, name)
+    return front_end.op_function(name)
