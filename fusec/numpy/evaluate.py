@@ -13,12 +13,15 @@ import functools
 import inspect
 import sys
 
+import numpy as np
+
 from ..diagnostics import TraceError
 from .jit import JitFunction, jit
 from .numpy_ops import UFUNCS, reduction
 
 # numexpr's function names that fusec lacks (a clear error rather than "unknown")
-MISSING = {"arcsin", "arccos", "arctan", "arctan2", "fmod", "complex", "contains", "prod"}
+MISSING = {"arcsin", "arccos", "arctan", "arctan2", "fmod", "contains", "prod"}
+COMPLEX = {"complex", "imag"}  # fusec has no complex dtypes
 FUNCTIONS = {
     **{
         name: UFUNCS[name]
@@ -49,7 +52,6 @@ FUNCTIONS = {
     # fusec has no complex dtypes: real arrays are their own real part and conjugate
     "conj": lambda x: x,
     "real": lambda x: x,
-    "imag": lambda x: _tracer_of(x).emit("zeros_like", (x,)),
     "sum": lambda x, axis=None: reduction("sum")(x, axis),
 }
 BINARY = {
@@ -118,17 +120,16 @@ class Interpreter(ast.NodeVisitor):
         op = BINARY.get(type(node.op))
         if op is None:
             raise _error(f"operator {type(node.op).__name__} is not supported by fusec", node)
-        left, right = self.visit(node.left), self.visit(node.right)
-        return _apply(UFUNCS[op], node, left, right)
+        return _apply(op, UFUNCS[op], node, self.visit(node.left), self.visit(node.right))
 
     def visit_UnaryOp(self, node):
         operand = self.visit(node.operand)
         if isinstance(node.op, ast.USub):
-            return _apply(UFUNCS["negative"], node, operand)
+            return _apply("negative", UFUNCS["negative"], node, operand)
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Invert):
-            return _apply(UFUNCS["invert"], node, operand)
+            return _apply("invert", UFUNCS["invert"], node, operand)
         raise _error("`not` is not numexpr's: use ~", node)
 
     def visit_Compare(self, node):
@@ -137,8 +138,13 @@ class Interpreter(ast.NodeVisitor):
             if type(op) not in COMPARE:
                 raise _error(f"comparison {type(op).__name__} is not supported", node)
             right = self.visit(comparator)
-            part = _apply(UFUNCS[COMPARE[type(op)]], node, left, right)
-            result = part if result is None else _apply(UFUNCS["logical_and"], node, result, part)
+            name = COMPARE[type(op)]
+            part = _apply(name, UFUNCS[name], node, left, right)
+            result = (
+                part
+                if result is None
+                else _apply("logical_and", UFUNCS["logical_and"], node, result, part)
+            )
             left = right
         return result
 
@@ -151,16 +157,22 @@ class Interpreter(ast.NodeVisitor):
             raise _error(
                 f"fusec has no {name} (numexpr's function): it is not in fusec's op registry", node
             )
+        if name in COMPLEX:
+            raise _error(f"{name}: fusec has no complex dtypes", node)
         if name not in FUNCTIONS:
             raise _error(f"unknown function {ast.unparse(node.func)!r}", node)
         args = [self.visit(a) for a in node.args]
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
-        return _apply(FUNCTIONS[name], node, *args, **kwargs)
+        return _apply(name, FUNCTIONS[name], node, *args, **kwargs)
 
 
-def _apply(function, node, *args, **kwargs):
+def _apply(name, function, node, *args, **kwargs):
     if not any(hasattr(a, "tracer") for a in args):
-        raise _error("an operation on constants alone: fusec.evaluate needs array operands", node)
+        # constants alone are folded here, in double, as numexpr folds them
+        fold = getattr(np, name, None)
+        if fold is None or kwargs:
+            raise _error(f"{name} of constants alone", node)
+        return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
     try:
         return function(*args, **kwargs)
     except ExpressionError:
@@ -224,4 +236,13 @@ def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
                 raise _error(f"name {name!r} is not defined")
             finally:
                 _current.pop()
-    return function(*values, out=out)
+    try:
+        return function(*values, out=out)
+    except ExpressionError:
+        raise
+    except TraceError as e:  # found when the traced text compiles: name the expression
+        _current.append(expr)
+        try:
+            raise _error(e.message) from None
+        finally:
+            _current.pop()

@@ -157,6 +157,10 @@ class Tracer:
                 else dt.WEAK_FLOAT
             )
             return literal_text(value), kind, ()
+        if (
+            isinstance(value, np.ndarray) and value.ndim == 0
+        ):  # a NumPy scalar, as a ufunc passes it
+            return self._operand(value.item(), op)
         if isinstance(value, np.ndarray):
             raise trace_error(
                 f"{op}: a NumPy array that is not an argument of the traced function (a global or a"
