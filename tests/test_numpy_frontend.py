@@ -254,3 +254,10 @@ def test_random_expressions_match_numpy(tree):
     np.testing.assert_allclose(
         fusec.jit(f)(env["x"], env["w"], env["b"]), ref, rtol=1e-9, atol=1e-12
     )
+
+
+def test_squares_are_products_not_pow():
+    x = rand(17)
+    f = fusec.jit(lambda x: x**2 + 3.0**x)
+    assert "square(x)" in f.ir(x) and "pow(3.0, x)" in f.ir(x)
+    np.testing.assert_allclose(f(x), x**2 + np.float32(3.0) ** x, rtol=1e-6)

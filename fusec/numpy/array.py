@@ -53,7 +53,13 @@ class TracedArray:
     __sub__, __rsub__ = _binary("sub"), _binary("sub", swap=True)
     __mul__, __rmul__ = _binary("mul"), _binary("mul", swap=True)
     __truediv__, __rtruediv__ = _binary("div"), _binary("div", swap=True)
-    __pow__, __rpow__ = _binary("pow"), _binary("pow", swap=True)
+    __rpow__ = _binary("pow", swap=True)
+
+    def __pow__(self, other):
+        if not isinstance(other, TracedArray | bool | int | float | np.generic):
+            return NotImplemented
+        return UFUNCS["power"](self, other)
+
     __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", swap=True)
     __lt__, __le__ = _binary("lt"), _binary("le")
     __gt__, __ge__ = _binary("gt"), _binary("ge")

@@ -110,7 +110,8 @@ class JitFunction:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
         ]
         self._simple = len(self._positional) == len(self.signature_of_fn.parameters)
-        self._traces: dict = {}
+        self._traces: dict = {}  # by signature
+        self._by_exact_shape: dict = {}  # by exact shapes: a bounded memo over _traces
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
 
@@ -137,6 +138,29 @@ class JitFunction:
         return names, values
 
     def _traced(self, names, values) -> Traced:
+        # Exact shapes first: a dict lookup for repeat calls, without working out
+        # the symbolic signature (which sizes equal which) each time.
+        exact = (
+            tuple(names),
+            tuple(
+                ("static", v) if n in self.static else (type(v), getattr(v, "dtype", None), getattr(v, "shape", None))
+                for n, v in zip(names, values, strict=True)
+            ),
+            generation(),
+        )
+        try:
+            traced = self._by_exact_shape.get(exact)
+        except TypeError:  # an unhashable static argument: the slow path says so
+            traced, exact = None, None
+        if traced is None:
+            traced = self._traced_by_signature(names, values)
+            if exact is not None:
+                if len(self._by_exact_shape) >= 64:
+                    self._by_exact_shape.pop(next(iter(self._by_exact_shape)))
+                self._by_exact_shape[exact] = traced
+        return traced
+
+    def _traced_by_signature(self, names, values) -> Traced:
         spec = signature(names, values, self.static)
         key = (
             tuple(names),

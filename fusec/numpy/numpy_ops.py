@@ -65,6 +65,11 @@ def _scaled_log(factor):
     return lambda x: _emit("mul", (_emit("log", (x,)), factor))
 
 
+def _is_two(value) -> bool:
+    """`x ** 2` is `x * x` (numexpr rewrites it too): exact, where `pow` is a libm call."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 2
+
+
 def _bool_only(name, fusec_op):
     """numexpr's `&`, `|`, `~` (and NumPy's bitwise ufuncs) on bools; fusec has no bitwise ints."""
 
@@ -85,7 +90,7 @@ UFUNCS = {
     "multiply": _op("mul"),
     "divide": _op("div"),
     "true_divide": _op("div"),
-    "power": _op("pow"),
+    "power": lambda a, b: _emit("square", (a,)) if _is_two(b) else _emit("pow", (a, b)),
     "negative": _op("neg"),
     "positive": lambda x: x,
     "absolute": _op("abs"),
