@@ -3,7 +3,7 @@
 
     python bench/frontends.py              # n = 2^10, 2^12, ..., 2^24
     python bench/frontends.py --quick      # n = 2^10, 2^20
-    python bench/frontends.py --rounds 9
+    python bench/frontends.py --rounds 9 --numexpr-threads 1
 
 Three float32 inputs a, b, c of n elements; host NumPy arrays in and out for
 every method (fusec's host copies are included: this is what a NumPy user
@@ -32,10 +32,14 @@ import numpy as np
 import fusec
 
 EXPRESSIONS = {
-    "where(a > 0, a * b + c, 0.1 * a)": lambda a, b, c: np.where(a > 0, a * b + c, np.float32(0.1) * a),
+    "where(a > 0, a * b + c, 0.1 * a)": lambda a, b, c: np.where(
+        a > 0, a * b + c, np.float32(0.1) * a
+    ),
     "tanh(a * b + c)": lambda a, b, c: np.tanh(a * b + c),
     "exp(-a * a) * sin(b) + cos(c)": lambda a, b, c: np.exp(-a * a) * np.sin(b) + np.cos(c),
-    "log1p(abs(a)) + sqrt(b * b + c * c)": lambda a, b, c: np.log1p(np.abs(a)) + np.sqrt(b * b + c * c),
+    "log1p(abs(a)) + sqrt(b * b + c * c)": lambda a, b, c: (
+        np.log1p(np.abs(a)) + np.sqrt(b * b + c * c)
+    ),
     "where((a > b) & (c < 0.5), arcsinh(a), tanh(b) ** 2)": lambda a, b, c: np.where(
         (a > b) & (c < np.float32(0.5)), np.arcsinh(a), np.tanh(b) ** 2
     ),
@@ -53,16 +57,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--numexpr-threads",
+        type=int,
+        help="numexpr's thread count (default: its own, the CPU count)",
+    )
     args = parser.parse_args()
+    if args.numexpr_threads:
+        numexpr.set_num_threads(args.numexpr_threads)
     sizes = [10, 20] if args.quick else list(range(10, 25, 2))
     rng = np.random.default_rng(0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     runtime = fusec.compile("graph probe(x: f32[N]) { return x }").runtime
-    print(f"python bench/frontends.py{' --quick' if args.quick else ''}  ({time.strftime('%Y-%m-%d %H:%M')})")
+    print(
+        f"python bench/frontends.py {' '.join(sys.argv[1:])}  ({time.strftime('%Y-%m-%d %H:%M')})"
+    )
     print(f"device:   {runtime.device_names['name']} ({runtime.device_names['platform']})")
-    print(f"host:     {platform.machine()}, {os.cpu_count()} CPUs, load average at start {load:.2f}")
-    print(f"versions: fusec {fusec.__version__}, numpy {np.__version__}, numexpr {numexpr.__version__}"
-          f" ({numexpr.get_num_threads()} threads)")
+    print(
+        f"host:     {platform.machine()}, {os.cpu_count()} CPUs, load average at start {load:.2f}"
+    )
+    print(
+        f"versions: fusec {fusec.__version__}, numpy {np.__version__}, numexpr {numexpr.__version__}"
+        f" ({numexpr.get_num_threads()} threads)"
+    )
     print("time per call, median of rounds; ratios above 1 mean fusec is faster\n")
     header = f"{'expression':54} {'n':>5} {'fusec':>10} {'numexpr':>10} {'numpy':>10} {'ne/fusec':>8} {'np/fusec':>8} {'ne dtype':>8}"
     print(header)
@@ -73,13 +90,16 @@ def main() -> None:
         # enough calls per timing to last ~20 ms at small n
         inner = max(1, min(2000, (1 << 21) // n))
         for expr, numpy_fn in EXPRESSIONS.items():
+            env = {"a": a, "b": b, "c": c}
             methods = {
-                "fusec": lambda e=expr: fusec.evaluate(e, local_dict={"a": a, "b": b, "c": c}),
-                "numexpr": lambda e=expr: numexpr.evaluate(e, local_dict={"a": a, "b": b, "c": c}),
-                "numpy": lambda f=numpy_fn: f(a, b, c),
+                "fusec": lambda e=expr, env=env: fusec.evaluate(e, local_dict=env),
+                "numexpr": lambda e=expr, env=env: numexpr.evaluate(e, local_dict=env),
+                "numpy": lambda f=numpy_fn, env=env: f(**env),
             }
             results = {name: fn() for name, fn in methods.items()}  # warm-up, and a check
-            err = np.max(np.abs(results["fusec"] - results["numpy"]) / (1 + np.abs(results["numpy"])))
+            err = np.max(
+                np.abs(results["fusec"] - results["numpy"]) / (1 + np.abs(results["numpy"]))
+            )
             if err > 1e-4:
                 sys.exit(f"{expr} at n=2^{log2n}: fusec differs from NumPy by {err:.3g}")
             times = {name: [] for name in methods}

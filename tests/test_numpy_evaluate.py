@@ -110,7 +110,12 @@ exprs = st.recursive(
     st.sampled_from(["a", "b", "c", "2.5", "0.5"]),
     lambda sub: (
         st.builds(lambda f, s: _safe(f, s), st.sampled_from(FUNCS), sub)
-        | st.builds(lambda left, op, right: f"({left} {op} {right})", sub, st.sampled_from(["+", "-", "*"]), sub)
+        | st.builds(
+            lambda left, op, right: f"({left} {op} {right})",
+            sub,
+            st.sampled_from(["+", "-", "*"]),
+            sub,
+        )
         # a branch names `b`: where over two literals is a weak (f32) value in fusec (docs/numpy.md)
         | st.builds(
             lambda left, op, right, x, y: f"where({left} {op} {right}, {x} + b, {y})",

@@ -261,3 +261,30 @@ def test_squares_are_products_not_pow():
     f = fusec.jit(lambda x: x**2 + 3.0**x)
     assert "square(x)" in f.ir(x) and "pow(3.0, x)" in f.ir(x)
     np.testing.assert_allclose(f(x), x**2 + np.float32(3.0) ** x, rtol=1e-6)
+
+
+def test_a_jitted_function_called_while_tracing_is_inlined():
+    inner = fusec.jit(lambda v: np.tanh(v) * 2)
+    outer = fusec.jit(lambda x, y: inner(x) + inner(y))
+    x, y = rand(11), rand(11)
+    np.testing.assert_allclose(outer(x, y), np.tanh(x) * 2 + np.tanh(y) * 2, rtol=1e-6, atol=1e-6)
+    assert outer.ir(x, y).count("tanh(") == 2
+
+
+def test_torch_cpu_tensors_in_and_out():
+    torch = pytest.importorskip("torch")
+    x, w = torch.randn(5, 6), torch.randn(6)
+    y = fusec.jit(lambda x, w: np.maximum(x * w, 0.0))(x, w)
+    assert isinstance(y, torch.Tensor)
+    torch.testing.assert_close(y, torch.relu(x * w))
+
+
+def test_calls_from_many_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = fusec.jit(lambda x, s: np.exp(x) * s)
+    inputs = [rand(n) for n in (10, 200, 3000, 10, 200, 3000, 77, 1)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda v: f(v, 0.5), inputs))
+    for v, r in zip(inputs, results, strict=True):
+        np.testing.assert_allclose(r, np.exp(v) * np.float32(0.5), rtol=1e-6)

@@ -12,6 +12,7 @@ import ast
 import functools
 import inspect
 import sys
+import threading
 
 import numpy as np
 
@@ -84,11 +85,16 @@ class ExpressionError(TraceError):
     """An expression `fusec.evaluate` cannot compile, pointing at the culprit's column."""
 
 
-_current: list[str] = []  # the expression being interpreted, for error messages
+_local = threading.local()
+
+
+def _current() -> list[str]:
+    """This thread's expressions being interpreted (for error messages)."""
+    return _local.__dict__.setdefault("stack", [])
 
 
 def _error(message: str, node=None) -> ExpressionError:
-    expr = _current[-1] if _current else ""
+    expr = _current()[-1] if _current() else ""
     col = getattr(node, "col_offset", None)
     caret = f"\n    {expr}\n    {' ' * col}^" if col is not None else f"\n    {expr}"
     err = ExpressionError(f"in expression {expr!r}: {message}")
@@ -186,7 +192,7 @@ def _apply(name, function, node, *args, **kwargs):
 @functools.lru_cache(maxsize=512)
 def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
     """The expression's names (in order of first use) and its jitted function."""
-    _current.append(expr)
+    _current().append(expr)
     try:
         try:
             tree = ast.parse(expr.strip(), mode="eval")
@@ -200,14 +206,14 @@ def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
                 if node.id not in names:
                     names.append(node.id)
     finally:
-        _current.pop()
+        _current().pop()
 
     def expression(*arrays):
-        _current.append(expr)
+        _current().append(expr)
         try:
             return Interpreter(dict(zip(names, arrays, strict=True))).visit(tree)
         finally:
-            _current.pop()
+            _current().pop()
 
     expression.__name__ = "expr"
     expression.__signature__ = inspect.Signature(
@@ -231,18 +237,18 @@ def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
         elif name in global_dict:
             values.append(global_dict[name])
         else:
-            _current.append(expr)
+            _current().append(expr)
             try:
                 raise _error(f"name {name!r} is not defined")
             finally:
-                _current.pop()
+                _current().pop()
     try:
         return function(*values, out=out)
     except ExpressionError:
         raise
     except TraceError as e:  # found when the traced text compiles: name the expression
-        _current.append(expr)
+        _current().append(expr)
         try:
             raise _error(e.message) from None
         finally:
-            _current.pop()
+            _current().pop()

@@ -18,6 +18,7 @@ from ..api import compile as compile_ir
 from ..diagnostics import CallError, CompileError, TraceError
 from ..ir import dtypes as dt
 from ..ir.registry import generation
+from .array import TracedArray
 from .tracer import Tracer, ir_name
 
 _PYTHON_SCALARS = (bool, int, float)
@@ -112,7 +113,7 @@ class JitFunction:
         self._simple = len(self._positional) == len(self.signature_of_fn.parameters)
         self._traces: dict = {}  # by signature
         self._by_exact_shape: dict = {}  # by exact shapes: a bounded memo over _traces
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a traced function may call another jitted one
         functools.update_wrapper(self, fn)
 
     def _arguments(self, args, kwargs) -> tuple[list[str], list]:
@@ -143,7 +144,9 @@ class JitFunction:
         exact = (
             tuple(names),
             tuple(
-                ("static", v) if n in self.static else (type(v), getattr(v, "dtype", None), getattr(v, "shape", None))
+                ("static", v)
+                if n in self.static
+                else (type(v), getattr(v, "dtype", None), getattr(v, "shape", None))
                 for n, v in zip(names, values, strict=True)
             ),
             generation(),
@@ -155,9 +158,10 @@ class JitFunction:
         if traced is None:
             traced = self._traced_by_signature(names, values)
             if exact is not None:
-                if len(self._by_exact_shape) >= 64:
-                    self._by_exact_shape.pop(next(iter(self._by_exact_shape)))
-                self._by_exact_shape[exact] = traced
+                with self._lock:  # calls may come from many threads
+                    if len(self._by_exact_shape) >= 64:
+                        self._by_exact_shape.pop(next(iter(self._by_exact_shape)))
+                    self._by_exact_shape[exact] = traced
         return traced
 
     def _traced_by_signature(self, names, values) -> Traced:
@@ -193,8 +197,6 @@ class JitFunction:
         result = self.fn(*rebuilt[0], **rebuilt[1])
         structure = type(result) if isinstance(result, tuple | list) else None
         outputs = list(result) if structure else [result]
-        from .array import TracedArray
-
         for i, out in enumerate(outputs):
             if not isinstance(out, TracedArray):
                 where = f"output {i}" if structure else "the result"
@@ -213,6 +215,8 @@ class JitFunction:
         return Traced(text, graph, params, arg_names, structure)
 
     def __call__(self, *args, out=None, **kwargs):
+        if out is None and any(isinstance(a, TracedArray) for a in (*args, *kwargs.values())):
+            return self.fn(*args, **kwargs)  # called while another function is traced: inline it
         names, values = self._arguments(args, kwargs)
         traced = self._traced(names, values)
         arrays = [v for n, v in zip(names, values, strict=True) if n not in self.static]
