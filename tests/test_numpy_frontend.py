@@ -288,3 +288,33 @@ def test_calls_from_many_threads():
         results = list(pool.map(lambda v: f(v, 0.5), inputs))
     for v, r in zip(inputs, results, strict=True):
         np.testing.assert_allclose(r, np.exp(v) * np.float32(0.5), rtol=1e-6)
+
+
+def test_every_registry_op_is_a_fusec_function_that_traces_to_valid_ir():
+    """Each op, called as fusec.<op> on traced arrays, writes IR that fusec's
+    own front end accepts (parse, types, shapes; no device needed)."""
+    from fusec.ir.dtypes import FROM_NUMPY
+    from fusec.ir.registry import all_primitives
+    from fusec.numpy.tracer import Tracer
+
+    special = {  # operands (as parameter specs) and attributes where f32[N0, N1] arrays will not do
+        "cast": ([("f32", ("N0", "N1"))], {"dtype": np.float16}),
+        "linear": ([("f32", ("N0", "N1")), ("f32", ("N2", "N1")), ("f32", ("N2",))], {}),
+        "matmul": ([("f32", ("N0", "N1")), ("f32", ("N1", "N2"))], {}),
+        "where": ([("bool", ("N0", "N1")), ("f32", ("N0", "N1")), ("f32", ("N1",))], {}),
+    }
+    ops = sorted(name for name, p in all_primitives().items() if not p.internal)
+    assert len(ops) > 50
+    for name in ops:
+        prim = all_primitives()[name]
+        specs, attrs = special.get(name, ([("f32", ("N0", "N1"))] * len(prim.inputs), {}))
+        tracer = Tracer()
+        args = [tracer.parameter(f"p{i}", dtype, shape) for i, (dtype, shape) in enumerate(specs)]
+        out = getattr(fusec, name)(*args, **attrs)
+        assert f"= {name}(" in tracer.statements[-1]
+        front = fusec.compile_graphs(tracer.text("g", [out]))
+        (graph,) = front.graphs
+        result = graph.nodes[graph.graph["outputs"][0]]
+        # the tracer's dtype and shape are what fusec infers for the text
+        assert result["dtype"] == FROM_NUMPY[out.dtype], name
+        assert tuple(result["shape"]) == out.shape_symbols, name
