@@ -318,3 +318,27 @@ def test_every_registry_op_is_a_fusec_function_that_traces_to_valid_ir():
         # the tracer's dtype and shape are what fusec infers for the text
         assert result["dtype"] == FROM_NUMPY[out.dtype], name
         assert tuple(result["shape"]) == out.shape_symbols, name
+
+
+def test_varargs_keywords_defaults_and_names_that_are_ops():
+    @fusec.jit
+    def f(x, *rest, scale=2.0, **named):
+        total = x * scale
+        for r in rest:
+            total = total + r
+        for v in named.values():
+            total = total - v
+        return total
+
+    x, y, z = rand(5), rand(5), rand(5)
+    np.testing.assert_allclose(f(x, y, y, scale=3.0, z=z), x * 3 + y + y - z, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(f(x), x * 2, rtol=1e-6)
+    assert "rest_0: f32[N0], rest_1: f32[N0], scale: f32, z: f32[N0]" in f.ir(
+        x, y, y, scale=3.0, z=z
+    )
+
+    def sum(graph, where):  # an op name and a keyword as names: mangled in the IR
+        return graph + where
+
+    assert "graph sum_(graph_: f32[N0], where_: f32[N0])" in fusec.jit(sum).ir(x, y)
+    np.testing.assert_allclose(fusec.jit(sum)(x, y), x + y, rtol=1e-6)

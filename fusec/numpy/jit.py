@@ -266,25 +266,24 @@ def _hashable(value):
 
 
 def _rebuild(sig, names, inputs, simple):
-    """(args, kwargs) for the traced call, undoing `_arguments`' flattening."""
+    """(args, kwargs) for the traced call, undoing `_arguments`' flattening
+    (`*rest` became rest_0, rest_1, ...; `**kw` its keys)."""
     if simple:
         return inputs, {}
     by_name = dict(zip(names, inputs, strict=True))
+    params = sig.parameters.values()
+    rest = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), None)
+
+    def from_rest(n):
+        return rest is not None and n.startswith(f"{rest}_") and n[len(rest) + 1 :].isdigit()
+
     args, kwargs = [], {}
-    for p in sig.parameters.values():
+    for p in params:
         if p.kind == p.VAR_POSITIONAL:
-            args += [
-                by_name[n]
-                for n in names
-                if n.startswith(f"{p.name}_") and n[len(p.name) + 1 :].isdigit()
-            ]
+            args += [by_name[n] for n in names if from_rest(n)]
         elif p.kind == p.VAR_KEYWORD:
             kwargs.update(
-                {
-                    n: v
-                    for n, v in by_name.items()
-                    if n not in sig.parameters and not n.startswith(f"{p.name}_")
-                }
+                {n: v for n, v in by_name.items() if n not in sig.parameters and not from_rest(n)}
             )
         elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             args.append(by_name[p.name])
