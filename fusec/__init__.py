@@ -32,6 +32,8 @@ def __getattr__(name: str):
     if name.startswith("__"):
         raise AttributeError(name)
     front_end = importlib.import_module("fusec.numpy")
+    if name == "numpy":  # `fusec.numpy.jit` without importing fusec.numpy first
+        return front_end
     if name in _NUMPY_FRONT_END:
         return getattr(front_end, name)
     return front_end.op_function(name)

@@ -178,7 +178,7 @@ def _if_on_values(x):
 BAD = [
     (_if_on_values, "truth value", inspect.getsourcelines(_if_on_values)[1] + 1),
     (lambda x: np.fft.fft(x), "numpy.fft.fft is not supported", None),
-    (lambda x: np.arctan(x), "np.arctan is not supported", None),
+    (lambda x: np.fmod(x, 2), "np.fmod is not supported", None),
     (lambda x: x.cumsum(), "no method or attribute 'cumsum'", None),
     (lambda x: float(x), r"float\(\) of a traced array", None),
     (lambda x: x[0], "indexing", None),
@@ -204,6 +204,7 @@ UNARY = {
     "neg": np.negative,
     "sin": np.sin,
     "sqrt_abs": lambda v: np.sqrt(np.abs(v)),
+    "arctan": np.arctan,
     "log1p_abs": lambda v: np.log1p(np.abs(v)),
     "square": np.square,
     "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
@@ -215,6 +216,7 @@ BINARY = {
     "max": np.maximum,
     "min": np.minimum,
     "where": lambda a, b: np.where(a > b, a, b * 0.5),
+    "arctan2": np.arctan2,
 }
 
 leaves = st.sampled_from(["x", "w", "b", 1.5, -0.25])

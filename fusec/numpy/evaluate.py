@@ -21,7 +21,7 @@ from .jit import JitFunction, jit
 from .numpy_ops import UFUNCS, reduction
 
 # numexpr's function names that fusec lacks (a clear error rather than "unknown")
-MISSING = {"arcsin", "arccos", "arctan", "arctan2", "fmod", "contains", "prod"}
+MISSING = {"fmod", "contains", "prod"}
 COMPLEX = {"complex", "imag"}  # fusec has no complex dtypes
 FUNCTIONS = {
     **{
@@ -33,6 +33,10 @@ FUNCTIONS = {
             "sinh",
             "cosh",
             "tanh",
+            "arcsin",
+            "arccos",
+            "arctan",
+            "arctan2",
             "arcsinh",
             "arccosh",
             "arctanh",
