@@ -344,3 +344,40 @@ def test_varargs_keywords_defaults_and_names_that_are_ops():
 
     assert "graph sum_(graph_: f32[N0], where_: f32[N0])" in fusec.jit(sum).ir(x, y)
     np.testing.assert_allclose(fusec.jit(sum)(x, y), x + y, rtol=1e-6)
+
+
+def test_new_lengths_in_a_new_process_load_the_build_from_the_disk_cache(tmp_path):
+    """The same signature writes the same IR text, so a second process with
+    other lengths builds nothing: its kernels come from the disk cache."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path), "PYTHONPATH": root}
+    run = (
+        "import sys, numpy as np, fusec\n"
+        "n = int(sys.argv[1])\n"
+        "x, w = np.ones((n, n + 1), np.float32), np.full(n + 1, 0.5, np.float32)\n"
+        "y = fusec.jit(lambda x, w: np.tanh(x * w).sum(axis=1))(x, w)\n"
+        "assert np.allclose(y, np.tanh(0.5) * (n + 1)), y\n"
+    )
+
+    def stats():
+        out = subprocess.run(
+            [sys.executable, "-m", "fusec", "cache", "stats", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return json.loads(out)
+
+    subprocess.run([sys.executable, "-c", run, "3"], env=env, check=True, cwd=root)
+    first = stats()
+    assert first["builds"] >= 1
+    subprocess.run([sys.executable, "-c", run, "700"], env=env, check=True, cwd=root)
+    second = stats()
+    assert second["builds"] == first["builds"]
+    assert second["hits"] > first["hits"]

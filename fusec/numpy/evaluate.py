@@ -101,8 +101,8 @@ def _error(message: str, node=None) -> ExpressionError:
     expr = _current()[-1] if _current() else ""
     col = getattr(node, "col_offset", None)
     caret = f"\n    {expr}\n    {' ' * col}^" if col is not None else f"\n    {expr}"
-    err = ExpressionError(f"in expression {expr!r}: {message}")
-    err.args = (f"{message}{caret}",)
+    err = ExpressionError(f"{message}{caret}")
+    err.message, err.expression, err.column = message, expr, col
     return err
 
 
