@@ -381,3 +381,13 @@ def test_new_lengths_in_a_new_process_load_the_build_from_the_disk_cache(tmp_pat
     second = stats()
     assert second["builds"] == first["builds"]
     assert second["hits"] > first["hits"]
+
+
+def test_out_writes_into_the_callers_arrays():
+    f = fusec.jit(lambda x, y: (x * y, x - y))
+    x, y = rand(4, 5), rand(5)
+    prod, diff = np.empty((4, 5), np.float32), np.empty((4, 5), np.float32)
+    got = f(x, y, out=(prod, diff))
+    assert got[0] is prod and got[1] is diff
+    np.testing.assert_array_equal(prod, x * y)
+    np.testing.assert_array_equal(diff, x - y)
