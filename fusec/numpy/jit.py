@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,13 +56,7 @@ def signature(names, values, static):
     """The cache key of a call and, per argument, what the tracer declares:
     ("array", dtype, dims) with dims symbols or 1, ("scalar", dtype), ("static", value)."""
     infos = [None if n in static else _array_info(v) for n, v in zip(names, values, strict=True)]
-    array_dtypes = []
-    for info in infos:
-        if info is not None:
-            if info[0] not in dt.FROM_NUMPY:
-                array_dtypes.append(None)
-            else:
-                array_dtypes.append(dt.FROM_NUMPY[info[0]])
+    array_dtypes = [dt.FROM_NUMPY[i[0]] for i in infos if i is not None and i[0] in dt.FROM_NUMPY]
     symbols: dict[int, str] = {}
     spec = []
     for name, value, info in zip(names, values, infos, strict=True):
@@ -76,7 +71,7 @@ def signature(names, values, static):
             dims = tuple(1 if n == 1 else symbols.setdefault(n, f"N{len(symbols)}") for n in shape)
             spec.append(("array", dt.FROM_NUMPY[dtype], dims))
         elif isinstance(value, _PYTHON_SCALARS):
-            spec.append(("scalar", scalar_dtype(value, [d for d in array_dtypes if d])))
+            spec.append(("scalar", scalar_dtype(value, array_dtypes)))
         else:
             raise CallError(
                 f"argument {name!r} is a {type(value).__name__}: fusec.jit takes arrays and numbers"
@@ -85,17 +80,16 @@ def signature(names, values, static):
     return tuple(spec)
 
 
+@dataclass(frozen=True)
 class Traced:
-    """One signature's graph: its IR text, compiled graph and output structure."""
+    """One signature's graph: its IR text, the compiled graph, its parameters'
+    IR names and the Python arguments they stand for, and the output container."""
 
-    def __init__(self, text, graph, params, arg_names, structure):
-        self.text, self.graph, self.params, self.arg_names, self.structure = (
-            text,
-            graph,
-            params,
-            arg_names,
-            structure,
-        )
+    text: str
+    graph: object
+    params: list
+    arg_names: list
+    structure: type | None
 
 
 class JitFunction:
