@@ -1,7 +1,9 @@
 """fusec: a JIT fusion compiler from a small tensor IR to fused OpenCL kernels."""
 
+import importlib
+
 from .api import CompiledGraph, Program, compile, compile_graphs, register_primitive
-from .diagnostics import CallError, CompileError, FusecError
+from .diagnostics import CallError, CompileError, FusecError, TraceError
 from .version import __version__
 
 __all__ = [
@@ -10,17 +12,33 @@ __all__ = [
     "CompiledGraph",
     "FusecError",
     "Program",
+    "TraceError",
     "__version__",
     "compile",
     "compile_graphs",
+    "evaluate",
+    "jit",
     "register_primitive",
 ]
 
+_NUMPY_FRONT_END = ("jit", "evaluate")
+
 
 def __getattr__(name: str):
-    # Front ends load on first use, so `import fusec` never imports onnx.
+    """The framework front ends, loaded on first use (they sit above the API, and
+    `import fusec` stays light: it never imports onnx): `fusec.from_onnx`, and
+    from the NumPy front end `fusec.jit`, `fusec.evaluate` and `fusec.<op>` for
+    every op in the registry (ops registered later too)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
     if name == "from_onnx":
         from .onnx import from_onnx
 
         return from_onnx
-    raise AttributeError(f"module 'fusec' has no attribute {name!r}")
+    # by name: `from . import numpy` would ask this very function for `numpy` first
+    front_end = importlib.import_module("fusec.numpy")
+    if name == "numpy":  # `fusec.numpy.jit` without importing fusec.numpy first
+        return front_end
+    if name in _NUMPY_FRONT_END:
+        return getattr(front_end, name)
+    return front_end.op_function(name)

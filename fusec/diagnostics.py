@@ -74,3 +74,15 @@ class CallError(FusecError, TypeError):
     """A compiled graph was called with the wrong arguments."""
 
 
+class TraceError(FusecError):
+    """A Python construct that `fusec.jit` or `fusec.evaluate` cannot trace into IR.
+
+    `filename` and `lineno` name the line of the user's code that did it.
+    """
+
+    def __init__(
+        self, message: str, filename: str | None = None, lineno: int | None = None, line: str = ""
+    ):
+        self.message, self.filename, self.lineno, self.line = message, filename, lineno, line
+        where = f"{filename}:{lineno}: " if filename else ""
+        super().__init__(f"{where}{message}" + (f"\n    {line.strip()}" if line.strip() else ""))

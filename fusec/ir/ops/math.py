@@ -1,4 +1,5 @@
-"""Math ops: exp log log1p expm1 sqrt rsqrt sin cos tanh sigmoid erf floor ceil round sign.
+"""Math ops: exp log log1p expm1 sqrt rsqrt sin cos tanh atan asin acos atan2 sigmoid erf floor
+ceil round sign.
 
 The transcendental ops are float-only (dtype_rule "float": exp of an int tensor
 is f32, as in PyTorch). floor/ceil/round/sign keep their operand's dtype; on
@@ -25,6 +26,19 @@ def _float_only(fn):
             return np.asarray(fn(x)).astype(x.dtype, copy=False)
 
     ref.__name__ = getattr(fn, "__name__", "ref")
+    return ref
+
+
+def _float_only2(fn):
+    """A reference for a binary float op, in the operands' promoted float dtype."""
+
+    def ref(a, b):
+        dtype = np.result_type(a, b)
+        dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(a.astype(dtype), b.astype(dtype))).astype(dtype, copy=False)
+
+    ref.__name__ = fn.__name__
     return ref
 
 
@@ -90,6 +104,20 @@ for entry in [
     _unary_float("cos", {"float": "cos({x})", "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))"},
                  _float_only(np.cos), backward={"x": "g * -sin(x)"}),
     _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
+    # the inverse trigonometric functions (numexpr's arcsin, arccos, arctan,
+    # arctan2); backward as torch's: g / (1 + x^2), g * rsqrt(1 - x^2), ...
+    _unary_float("atan", "atan({x})", _float_only(np.arctan), backward={"x": "g / (1 + x * x)"}),
+    _unary_float("asin", "asin({x})", _float_only(np.arcsin), backward={"x": "g * rsqrt(1 - x * x)"}),
+    _unary_float("acos", "acos({x})", _float_only(np.arccos), backward={"x": "-g * rsqrt(1 - x * x)"}),
+    Primitive(
+        "atan2", ("a", "b"), "atan2({a}, {b})", _float_only2(np.arctan2), dtype_rule="float",
+        doc="the angle of (b, a), as torch.atan2",
+        # torch's atan2_backward: 1 / (a^2 + b^2), but 0 where that is infinite
+        backward={
+            "a": "g * b * where(a * a + b * b == 0, 0, 1 / (a * a + b * b))",
+            "b": "g * -a * where(a * a + b * b == 0, 0, 1 / (a * a + b * b))",
+        },
+    ),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
     # torch's sigmoid_backward: g * (1 - out) * out
     _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid,

@@ -1,0 +1,61 @@
+"""The NumPy front end: `@fusec.jit`, `fusec.evaluate` and `fusec.<op>` functions.
+
+Each traces Python into ordinary IR text and compiles it with `fusec.compile`
+(the same pipeline and kernel cache as IR files). See docs/numpy.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from ..diagnostics import TraceError
+from ..ir.registry import generation, lookup
+from .array import TracedArray
+from .evaluate import evaluate
+from .jit import JitFunction, jit
+from .locate import trace_error
+
+__all__ = ["JitFunction", "TraceError", "TracedArray", "evaluate", "jit", "op_function"]
+
+
+def op_function(name: str):
+    """`fusec.<name>`: the registry's op as a function. On traced arrays (inside
+    `@fusec.jit`) it writes IR; on arrays it runs now, as a one-op jitted graph."""
+    prim = lookup(name)
+    if prim is None or prim.internal:
+        raise AttributeError(
+            f"module 'fusec' has no attribute {name!r} (and fusec has no op {name!r})"
+        )
+    required = [i for i in prim.inputs if i not in prim.optional_inputs]
+
+    def op(*operands, **attrs):
+        if not len(required) <= len(operands) <= len(prim.inputs):
+            raise trace_error(
+                f"fusec.{name}() takes {len(required)} operand(s) ({', '.join(prim.inputs)}), got {len(operands)}"
+            )
+        tracer = next((o.tracer for o in operands if isinstance(o, TracedArray)), None)
+        if tracer is not None:
+            return tracer.emit(name, operands, attrs)
+        return _eager(name, len(operands), tuple(sorted(attrs.items())), generation())(*operands)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (
+        prim.doc or f"fusec's {name} op ({', '.join(prim.inputs)}); attributes: {dict(prim.attrs)}"
+    )
+    return op
+
+
+@functools.lru_cache(maxsize=256)
+def _eager(name, count, attrs, _generation) -> JitFunction:
+    function = op_function(name)
+
+    def one_op(*xs):
+        return function(*xs, **dict(attrs))
+
+    one_op.__name__ = f"eager_{name}"
+    # named positional parameters x0, x1, ...: the traced graph's parameter names
+    one_op.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(count)]
+    )
+    return jit(one_op)

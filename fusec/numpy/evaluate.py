@@ -1,0 +1,258 @@
+"""`fusec.evaluate(expr)`: numexpr's expression language, compiled by fusec.
+
+The expression is parsed with Python's `ast` (never `eval`); a whitelist of
+nodes is interpreted over traced arrays by a `@fusec.jit` function whose
+parameters are the expression's names, so a call is cached by expression
+(the parse and the jitted function) and by signature (the compiled graph).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import sys
+import threading
+
+import numpy as np
+
+from ..diagnostics import TraceError
+from .jit import JitFunction, jit
+from .numpy_ops import UFUNCS, reduction
+
+# numexpr's function names that fusec lacks (a clear error rather than "unknown")
+MISSING = {"fmod", "contains", "prod"}
+COMPLEX = {"complex", "imag"}  # fusec has no complex dtypes
+FUNCTIONS = {
+    **{
+        name: UFUNCS[name]
+        for name in (
+            "sin",
+            "cos",
+            "tan",
+            "sinh",
+            "cosh",
+            "tanh",
+            "arcsin",
+            "arccos",
+            "arctan",
+            "arctan2",
+            "arcsinh",
+            "arccosh",
+            "arctanh",
+            "log",
+            "log10",
+            "log1p",
+            "exp",
+            "expm1",
+            "sqrt",
+            "abs",
+            "floor",
+            "ceil",
+            "maximum",
+            "minimum",
+        )
+    },
+    "where": lambda c, a, b: _tracer_of(c, a, b).emit("where", (c, a, b)),
+    # fusec has no complex dtypes: real arrays are their own real part and conjugate
+    "conj": lambda x: x,
+    "real": lambda x: x,
+    "sum": lambda x, axis=None: reduction("sum")(x, axis),
+}
+BINARY = {
+    ast.Add: "add",
+    ast.Sub: "subtract",
+    ast.Mult: "multiply",
+    ast.Div: "divide",
+    ast.Pow: "power",
+    ast.BitAnd: "bitwise_and",
+    ast.BitOr: "bitwise_or",
+}
+COMPARE = {
+    ast.Lt: "less",
+    ast.LtE: "less_equal",
+    ast.Gt: "greater",
+    ast.GtE: "greater_equal",
+    ast.Eq: "equal",
+    ast.NotEq: "not_equal",
+}
+
+
+def _tracer_of(*xs):
+    tracer = next((x.tracer for x in xs if hasattr(x, "tracer")), None)
+    if tracer is None:
+        raise _error("this function needs at least one array operand")
+    return tracer
+
+
+class ExpressionError(TraceError):
+    """An expression `fusec.evaluate` cannot compile, pointing at the culprit's column."""
+
+
+_local = threading.local()
+
+
+def _current() -> list[str]:
+    """This thread's expressions being interpreted (for error messages)."""
+    return _local.__dict__.setdefault("stack", [])
+
+
+def _error(message: str, node=None) -> ExpressionError:
+    expr = _current()[-1] if _current() else ""
+    col = getattr(node, "col_offset", None)
+    caret = f"\n    {expr}\n    {' ' * col}^" if col is not None else f"\n    {expr}"
+    err = ExpressionError(f"{message}{caret}")
+    err.message, err.expression, err.column = message, expr, col
+    return err
+
+
+class Interpreter(ast.NodeVisitor):
+    """Evaluates a numexpr expression's tree over traced arrays and numbers."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def generic_visit(self, node):
+        raise _error(f"{type(node).__name__} is not part of numexpr's expression language", node)
+
+    def visit_Expression(self, node):
+        return self.visit(node.body)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, bool | int | float):
+            return node.value
+        raise _error(f"constant {node.value!r}: only numbers and booleans", node)
+
+    def visit_Name(self, node):
+        return self.values[node.id]
+
+    def visit_BinOp(self, node):
+        op = BINARY.get(type(node.op))
+        if op is None:
+            raise _error(f"operator {type(node.op).__name__} is not supported by fusec", node)
+        return _apply(op, UFUNCS[op], node, self.visit(node.left), self.visit(node.right))
+
+    def visit_UnaryOp(self, node):
+        operand = self.visit(node.operand)
+        if isinstance(node.op, ast.USub):
+            return _apply("negative", UFUNCS["negative"], node, operand)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if isinstance(node.op, ast.Invert):
+            return _apply("invert", UFUNCS["invert"], node, operand)
+        raise _error("`not` is not numexpr's: use ~", node)
+
+    def visit_Compare(self, node):
+        result, left = None, self.visit(node.left)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            if type(op) not in COMPARE:
+                raise _error(f"comparison {type(op).__name__} is not supported", node)
+            right = self.visit(comparator)
+            name = COMPARE[type(op)]
+            part = _apply(name, UFUNCS[name], node, left, right)
+            result = (
+                part
+                if result is None
+                else _apply("logical_and", UFUNCS["logical_and"], node, result, part)
+            )
+            left = right
+        return result
+
+    def visit_BoolOp(self, node):
+        raise _error("`and`/`or` are not numexpr's: use & and |", node)
+
+    def visit_Call(self, node):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name in MISSING:
+            raise _error(
+                f"fusec has no {name} (numexpr's function): it is not in fusec's op registry", node
+            )
+        if name in COMPLEX:
+            raise _error(f"{name}: fusec has no complex dtypes", node)
+        if name not in FUNCTIONS:
+            raise _error(f"unknown function {ast.unparse(node.func)!r}", node)
+        args = [self.visit(a) for a in node.args]
+        kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
+        return _apply(name, FUNCTIONS[name], node, *args, **kwargs)
+
+
+def _apply(name, function, node, *args, **kwargs):
+    if not any(hasattr(a, "tracer") for a in args):
+        # constants alone are folded here, in double, as numexpr folds them
+        fold = getattr(np, name, None)
+        if fold is None or kwargs:
+            raise _error(f"{name} of constants alone", node)
+        return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
+    try:
+        return function(*args, **kwargs)
+    except ExpressionError:
+        raise
+    except TraceError as e:  # positioned in the expression, not in fusec's interpreter
+        raise _error(e.message, node) from None
+    except TypeError as e:
+        raise _error(str(e), node) from None
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
+    """The expression's names (in order of first use) and its jitted function."""
+    _current().append(expr)
+    try:
+        try:
+            tree = ast.parse(expr.strip(), mode="eval")
+        except SyntaxError as e:
+            raise _error(f"syntax error: {e.msg}") from None
+        names = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node not in (
+                getattr(c, "func", None) for c in ast.walk(tree)
+            ):
+                if node.id not in names:
+                    names.append(node.id)
+    finally:
+        _current().pop()
+
+    def expression(*arrays):
+        _current().append(expr)
+        try:
+            return Interpreter(dict(zip(names, arrays, strict=True))).visit(tree)
+        finally:
+            _current().pop()
+
+    expression.__name__ = "expr"
+    expression.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_ONLY) for n in names]
+    )
+    return tuple(names), jit(expression)
+
+
+def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
+    """numexpr's `evaluate`: the value of `expr` over the arrays it names, taken
+    from `local_dict`/`global_dict`, by default the caller's locals and globals."""
+    names, function = _compiled(expr)
+    if local_dict is None or global_dict is None:
+        frame = sys._getframe(1)
+        local_dict = frame.f_locals if local_dict is None else local_dict
+        global_dict = frame.f_globals if global_dict is None else global_dict
+    values = []
+    for name in names:
+        if name in local_dict:
+            values.append(local_dict[name])
+        elif name in global_dict:
+            values.append(global_dict[name])
+        else:
+            _current().append(expr)
+            try:
+                raise _error(f"name {name!r} is not defined")
+            finally:
+                _current().pop()
+    try:
+        return function(*values, out=out)
+    except ExpressionError:
+        raise
+    except TraceError as e:  # found when the traced text compiles: name the expression
+        _current().append(expr)
+        try:
+            raise _error(e.message) from None
+        finally:
+            _current().pop()

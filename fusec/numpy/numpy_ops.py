@@ -1,0 +1,220 @@
+"""NumPy's functions and numexpr's function names, as fusec ops.
+
+One table per fact: `UFUNCS` maps a ufunc name (also numexpr's function names,
+which are NumPy's) to a function of traced operands that emits IR; `FUNCTIONS`
+does the same for the NumPy functions that reach `__array_function__`.
+A name fusec cannot express is absent, and its use is a TraceError.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .locate import trace_error
+
+
+def _op(name):
+    return lambda *xs: _emit(name, xs)
+
+
+def _emit(name, operands, attrs=None):
+    tracer = next(o.tracer for o in operands if hasattr(o, "tracer"))
+    return tracer.emit(name, operands, attrs)
+
+
+def _tan(x):
+    return _emit("div", (_emit("sin", (x,)), _emit("cos", (x,))))
+
+
+def _sinh(x):  # expm1 keeps sinh accurate near 0, where exp(x) - exp(-x) cancels
+    return _emit(
+        "mul", (_emit("sub", (_emit("expm1", (x,)), _emit("expm1", (_emit("neg", (x,)),)))), 0.5)
+    )
+
+
+def _cosh(x):
+    return _emit(
+        "mul", (_emit("add", (_emit("exp", (x,)), _emit("exp", (_emit("neg", (x,)),)))), 0.5)
+    )
+
+
+def _arctanh(x):  # atanh(x) = log1p(2x / (1 - x)) / 2, accurate near 0
+    return _emit(
+        "mul", (_emit("log1p", (_emit("div", (_emit("mul", (x, 2)), _emit("sub", (1, x)))),)), 0.5)
+    )
+
+
+def _arcsinh(x):  # sign(x) * log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))), accurate near 0
+    a = _emit("abs", (x,))
+    sq = _emit("mul", (a, a))
+    root = _emit("add", (_emit("sqrt", (_emit("add", (sq, 1)),)), 1))
+    inner = _emit("add", (a, _emit("div", (sq, root))))
+    return _emit("mul", (_emit("sign", (x,)), _emit("log1p", (inner,))))
+
+
+def _arccosh(x):  # t = x - 1: log1p(t + sqrt(2t + t^2)), accurate near 1
+    t = _emit("sub", (x, 1))
+    return _emit(
+        "log1p", (_emit("add", (t, _emit("sqrt", (_emit("mul", (t, _emit("add", (t, 2)))),)))),)
+    )
+
+
+def _scaled_log(factor):
+    return lambda x: _emit("mul", (_emit("log", (x,)), factor))
+
+
+def _is_two(value) -> bool:
+    """`x ** 2` is `x * x` (numexpr rewrites it too): exact, where `pow` is a libm call."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 2
+
+
+def _bool_only(name, fusec_op):
+    """numexpr's `&`, `|`, `~` (and NumPy's bitwise ufuncs) on bools; fusec has no bitwise ints."""
+
+    def apply(*xs):
+        for x in xs:
+            if getattr(x, "dtype", np.dtype(bool)) != np.dtype(bool) and not isinstance(x, bool):
+                raise trace_error(
+                    f"{name} of {x.dtype} arrays: fusec has bitwise operations on bool only"
+                )
+        return _emit(fusec_op, xs)
+
+    return apply
+
+
+UFUNCS = {
+    "add": _op("add"),
+    "subtract": _op("sub"),
+    "multiply": _op("mul"),
+    "divide": _op("div"),
+    "true_divide": _op("div"),
+    "power": lambda a, b: _emit("square", (a,)) if _is_two(b) else _emit("pow", (a, b)),
+    "negative": _op("neg"),
+    "positive": lambda x: x,
+    "absolute": _op("abs"),
+    "abs": _op("abs"),
+    "reciprocal": _op("reciprocal"),
+    "square": _op("square"),
+    "sqrt": _op("sqrt"),
+    "exp": _op("exp"),
+    "expm1": _op("expm1"),
+    "exp2": lambda x: _emit("exp", (_emit("mul", (x, math.log(2.0))),)),
+    "log": _op("log"),
+    "log1p": _op("log1p"),
+    "log10": _scaled_log(1.0 / math.log(10.0)),
+    "log2": _scaled_log(1.0 / math.log(2.0)),
+    "sin": _op("sin"),
+    "cos": _op("cos"),
+    "tan": _tan,
+    "sinh": _sinh,
+    "cosh": _cosh,
+    "tanh": _op("tanh"),
+    "arctan": _op("atan"),
+    "arcsin": _op("asin"),
+    "arccos": _op("acos"),
+    "arctan2": _op("atan2"),
+    "arcsinh": _arcsinh,
+    "arccosh": _arccosh,
+    "arctanh": _arctanh,
+    "sign": _op("sign"),
+    "floor": _op("floor"),
+    "ceil": _op("ceil"),
+    "rint": _op("round"),
+    "maximum": _op("maximum"),
+    "minimum": _op("minimum"),
+    "greater": _op("gt"),
+    "greater_equal": _op("ge"),
+    "less": _op("lt"),
+    "less_equal": _op("le"),
+    "equal": _op("eq"),
+    "not_equal": _op("ne"),
+    "logical_and": _op("logical_and"),
+    "logical_or": _op("logical_or"),
+    "logical_not": _op("logical_not"),
+    "bitwise_and": _bool_only("&", "logical_and"),
+    "bitwise_or": _bool_only("|", "logical_or"),
+    "invert": _bool_only("~", "logical_not"),
+    "isnan": lambda x: _emit("ne", (x, x)),
+    "isinf": lambda x: _emit("eq", (_emit("abs", (x,)), math.inf)),
+    "isfinite": lambda x: _emit("lt", (_emit("abs", (x,)), math.inf)),
+    "matmul": _op("matmul"),
+}
+
+
+def _axes(x, axis) -> list[int]:
+    """Axes to reduce, from the last: NumPy's None (all), an int, or a tuple."""
+    ndim = x.ndim
+    axes = range(ndim) if axis is None else axis if isinstance(axis, tuple | list) else (axis,)
+    out = []
+    for a in axes:
+        if not isinstance(a, int | np.integer) or not -ndim <= a < ndim:
+            raise trace_error(f"axis {a!r} is out of bounds for an array of rank {ndim}")
+        out.append(int(a) % ndim)
+    return sorted(set(out), reverse=True)
+
+
+def reduction(op):
+    def reduce(x, axis=None, keepdims=False, **unsupported):
+        bad = {
+            k: v
+            for k, v in unsupported.items()
+            if v is not None and k != "out" and v is not np._NoValue
+        }
+        if bad or unsupported.get("out") is not None:
+            raise trace_error(f"{op}: fusec does not support {', '.join(bad) or 'out'}=")
+        if not hasattr(x, "tracer"):
+            raise trace_error(f"{op} of a {type(x).__name__}: only traced arrays can be reduced")
+        for a in _axes(x, axis):
+            x = x.tracer.emit(op, (x,), {"axis": a, "keepdim": bool(keepdims)})
+        return x
+
+    return reduce
+
+
+def _where(cond, a=None, b=None):
+    if a is None or b is None:
+        raise trace_error("where(cond) with one argument (nonzero) has a data-dependent shape")
+    return _emit("where", (cond, a, b))
+
+
+def _clip(x, a_min=None, a_max=None, **kwargs):
+    a_min = kwargs.pop("min", a_min)
+    a_max = kwargs.pop("max", a_max)
+    if kwargs:
+        raise trace_error(f"clip: fusec does not support {', '.join(kwargs)}=")
+    if all(isinstance(v, int | float | type(None)) for v in (a_min, a_max)):
+        return _emit("clamp", (x,), {"min": a_min, "max": a_max})
+    if a_min is not None:
+        x = _emit("maximum", (x, a_min))
+    return x if a_max is None else _emit("minimum", (x, a_max))
+
+
+def _round(x, decimals=0, out=None):
+    if decimals != 0 or out is not None:
+        raise trace_error("round: fusec rounds to integers only (decimals=0)")
+    return _emit("round", (x,))
+
+
+def _dot(a, b):
+    if a.ndim != 2 or getattr(b, "ndim", 0) != 2:
+        raise trace_error("dot: fusec traces dot of two matrices only (use matmul)")
+    return _emit("matmul", (a, b))
+
+
+FUNCTIONS = {
+    "sum": reduction("sum"),
+    "mean": reduction("mean"),
+    "max": reduction("max"),
+    "amax": reduction("max"),
+    "min": reduction("min"),
+    "amin": reduction("min"),
+    "where": _where,
+    "clip": _clip,
+    "round": _round,
+    "around": _round,
+    "dot": _dot,
+    "matmul": UFUNCS["matmul"],
+    "ndim": lambda x: x.ndim,
+}
