@@ -34,11 +34,13 @@ def __getattr__(name: str):
     if name == "from_onnx":
         from .onnx import from_onnx
 
+        globals()[name] = from_onnx  # found directly from now on
         return from_onnx
     # by name: `from . import numpy` would ask this very function for `numpy` first
     front_end = importlib.import_module("fusec.numpy")
     if name == "numpy":  # `fusec.numpy.jit` without importing fusec.numpy first
         return front_end
     if name in _NUMPY_FRONT_END:
-        return getattr(front_end, name)
+        globals()[name] = getattr(front_end, name)  # found directly from now on: calls stay cheap
+        return globals()[name]
     return front_end.op_function(name)
