@@ -341,7 +341,8 @@ class ElementwiseKernel(RowLayout):
             if w > 1:
                 # already vectorised: Intel's CPU compiler, vectorising across work-items
                 # besides, ran the row layout 2-3x slower without this hint
-                out[len(head)] = out[len(head)].replace("__kernel void", f"__kernel {self._hint(w)} void")
+                # (before `__kernel`, so that the line still reads `__kernel void <name>(`)
+                out[len(head)] = f"{self._hint(w)}\n{out[len(head)]}"
             return "\n".join(out + self._row_body(w, u) + ["}", ""])
         scalar = ["    " + line for line in self.body(1, "j")]
         if w == 1:

@@ -65,7 +65,8 @@ static inline float16 fu_tanh_float16(const float16 x)
 // fusec: graph dag, kernel dag_k0
 // fused ops (5): mul add tanh mul sub
 // elements per work-item: 32 (2 vectors of 16)
-__kernel __attribute__((vec_type_hint(float16))) void dag_k0(
+__attribute__((vec_type_hint(float16)))
+__kernel void dag_k0(
     const long n,
     const long d0,
     const long d1,
