@@ -151,10 +151,10 @@ def _reduction_launches(g, k) -> tuple[list, list]:
     shape = grp.shape
     m = size_expr(tuple(shape[i] for i in k.kept))
     r = size_expr(tuple(shape[i] for i in k.axes))
-    items = k.device.compute_units * 256
     from .reduction import MIN_STEPS_PER_ITEM
 
-    chunks = f"max(1, min(ceil({items} / ({m})), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
+    per_chunk = f"ceil(({m}) / {k.outputs_per_item})"
+    chunks = f"max(1, min(ceil({k.fill_items} / {per_chunk}), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
     values = {"m": m, "r": r, "chunks": chunks}
     node = g.nodes[grp.anchor]
     writes = [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores]

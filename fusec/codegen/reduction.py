@@ -35,6 +35,7 @@ from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_k
 from .opencl_c import COMPUTE, convert, render
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
+WORK_GROUPS_PER_UNIT = 4
 
 
 class _Epilogue(ElementwiseKernel):
@@ -72,9 +73,17 @@ class ReductionKernel(ElementwiseKernel):
         """m (outputs), r (elements per output) and chunks (partials per output)."""
         m = math.prod(shape[i] for i in self.kept)
         r = math.prod(shape[i] for i in self.axes)
-        items = self.device.compute_units * 256  # enough work-items to fill the device
-        chunks = max(1, min(-(-items // max(m, 1)), -(-r // MIN_STEPS_PER_ITEM)))
+        # work-items per chunk: outputs_per_item outputs each (a column sum's
+        # 1024 outputs are 128 vectors: 1 chunk of them used one core of two)
+        per_chunk = -(-m // self.outputs_per_item)
+        chunks = max(1, min(-(-self.fill_items // max(per_chunk, 1)), -(-r // MIN_STEPS_PER_ITEM)))
         return {"m": m, "r": r, "chunks": chunks}
+
+    @property
+    def fill_items(self) -> int:
+        """Work-items that fill the device: a few work-groups per compute unit
+        (more than one each, so that a busy core does not hold the others up)."""
+        return self.device.compute_units * self.local_size * WORK_GROUPS_PER_UNIT
 
     @property
     def outputs_per_item(self) -> int:
