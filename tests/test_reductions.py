@@ -208,3 +208,26 @@ def test_a_column_sum_of_few_columns_splits_its_rows_over_work_groups():
     counts = kernel.counts((4096, 1024))
     (partial, _) = kernel.launches((4096, 1024))
     assert counts["chunks"] > 1 and partial.global_size[0] // 256 >= 2 * device.compute_units
+
+
+def test_a_row_reduction_reads_broadcast_operands_without_division_per_element():
+    """sum(exp(x - m), axis=1) with m: [B, 1] (softmax's second pass): m is one
+    value per row, read at an offset computed once per work-item."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.codegen.device import DeviceInfo
+    from fusec.passes import fuse
+
+    text = "graph f(x: f32[B, N], m: f32[B, 1], w: f32[N]) {\n return sum(exp(x - m) * w, axis=1)\n}"
+    (graph,) = compile_graphs(text).graphs
+    source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
+    head = source.index("for (long q = (t / m) * 8")
+    loop = source[source.index("\n", head): source.index("float acc = vacc.s0;")]  # the loop's body
+    code = "\n".join(line.split("//")[0] for line in loop.splitlines())
+    assert "/" not in code and "%" not in code and "in_w + ob" in code
+    g = fusec.compile(text)["f"]
+    for shape in [(1, 1), (3, 1023), (7, 13)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        m = rng.standard_normal((shape[0], 1)).astype(np.float32)
+        w = rng.standard_normal(shape[1]).astype(np.float32)
+        np.testing.assert_allclose(g(x, m, w), (np.exp(x - m) * w).sum(1), rtol=1e-5, atol=1e-4)

@@ -10,6 +10,8 @@ Stage one, `<name>_partial`, writes `chunks` partial results per output.
 Work-item `t` takes:
 - trailing axes reduced (softmax's rows): output `t % m`, whose elements are
   contiguous, in vectors of the device's width, blocks dealt round the chunks;
+  a broadcast operand of the prologue (softmax's row max, a bias) is read at
+  an offset computed once per work-item, as in the row layout (row_layout.py);
 - leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
   every chunks-th row;
 - other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
@@ -66,6 +68,12 @@ class ReductionKernel(ElementwiseKernel):
         partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
         self.finish_args = partial + counts + self.epi.args
+        # Trailing axes reduced (softmax's rows): a broadcast operand of the
+        # prologue is read as in the row layout, one row per output (its offset
+        # once per work-item, no division per element), where its shape allows.
+        s = self.ndim - len(self.axes)
+        if self.suffix_width > 1 and self._broadcast_inputs() and self._splits_at(s):
+            self.split = s
 
     # -- sizes ------------------------------------------------------------------
 
@@ -184,12 +192,15 @@ class ReductionKernel(ElementwiseKernel):
         vinit = render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
+        col = ", c = q" if self.split is not None else ""
         out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
-        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", "    const long j = jo + q;"]
+        if self.split is not None:  # the row layout's offsets (elementwise.RowLayout): row o, column q
+            out += ["const long row = o;", *self._row_offsets("m")]
+        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", f"    const long j = jo + q{col};"]
         out += ["    " + line for line in vlines]
         out += [f"    vacc = {self._combine('vacc', vvalue, w)};", "}", f"{self.acc} acc = vacc.s0;"]
         out += [f"acc = {self._combine('acc', f'vacc.s{lane:x}')};" for lane in range(1, w)]
-        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", "    const long j = jo + q;"]
+        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", f"    const long j = jo + q{col};"]
         out += ["    " + line for line in lines]
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
 

@@ -26,14 +26,31 @@ class RowLayout:
         """The first axis of a row (rows: the axes before it), the smallest for
         which every broadcast operand is constant along a row or matches the
         output there; None when no operand is broadcast (the flat launch)."""
-        bcast = [p for p in self.group.inputs if self.input_kind[p] in ("row", "column")]
-        if not bcast:
+        if not self._broadcast_inputs():
             return None
-        shape = tuple(self.group.shape)
         for s in range(1, self.ndim):
-            if all(set(self._aligned(p)[s:]) == {1} or self._aligned(p)[s:] == shape[s:] for p in bcast):
+            if self._splits_at(s):
                 return s
         return None  # not reached: an operand's last axis is 1 or the output's
+
+    def _broadcast_inputs(self) -> list[int]:
+        return [p for p in self.group.inputs if self.input_kind[p] in ("row", "column")]
+
+    def _splits_at(self, s: int) -> bool:
+        """Whether rows from axis s on suit every broadcast operand (constant along a row, or whole)."""
+        shape = tuple(self.group.shape)
+        return all(set(self._aligned(p)[s:]) == {1} or self._aligned(p)[s:] == shape[s:]
+                   for p in self._broadcast_inputs())
+
+    def _row_offsets(self, rows: str) -> list[str]:
+        """`const long ob<p> = ...;` for each broadcast operand, at row `row` of `rows`."""
+        out = []
+        for p in self._broadcast_inputs():
+            offset = self._row_offset(p)
+            if "%" in offset or "/" in offset:  # 64-bit division is slow on CPUs: 32 bits where it fits
+                offset = f"(({rows} >> 32) ? {offset} : {self._row_offset(p, narrow=True)})"
+            out.append(f"const long ob{p} = {offset};")
+        return out
 
     def _row_offset(self, p: int, narrow: bool = False) -> str:
         """Operand p's flat offset at the start of row `row` (over the row axes);
@@ -66,12 +83,7 @@ class RowLayout:
             "    {",
             "        const long rb = row * inner;",
         ]
-        for p in self.group.inputs:
-            if self.input_kind[p] in ("row", "column"):
-                offset = self._row_offset(p)
-                if "%" in offset or "/" in offset:  # 64-bit division is slow on CPUs: 32 bits where it fits
-                    offset = f"((rows >> 32) ? {offset} : {self._row_offset(p, narrow=True)})"
-                out.append(f"        const long ob{p} = {offset};")
+        out += ["        " + line for line in self._row_offsets("rows")]
         scalar = ["const long j = rb + c;", *self.body(1, "j")]
         if w == 1:
             return out + ["        for (long c = c0; c < min(inner, c0 + " + str(e) + "); ++c) {"] + [
