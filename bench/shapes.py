@@ -13,6 +13,12 @@ Cases (f32, device-resident inputs for the `fusec` column):
             x), [B, D] * [D], [B, D] * [B, 1], NCHW * [C, 1, 1].
   sum-*     row (axis=1), column (axis=0) and full sums (sum of the row sums)
             and row max, at 4096 x 1024 and 4096 x 4096.
+  grad-*    a training step at 4096 x 1024 with broadcast w, b [D]: forward and
+            the x, w, b gradients of a scalar loss (sum of the light chain
+            above, or of a heavy one: gelu, sigmoid, tanh, silu, sqrt) or of
+            the chain itself with a [B, D] cotangent. fusec: forward_backward
+            (device-resident) and value_and_grad (NumPy in and out); torch and
+            t.compile: the forward, then torch.autograd.grad. No NumPy column.
   softmax-*, log_softmax-*   over rows of 64 to 4096 elements.
 
 Bytes counted per call: every input read once + every output written once.
@@ -74,6 +80,20 @@ def cases(quick: bool) -> list[dict]:
             _reduce(f"max-rows-{tag}", (rows, cols), "max(x, axis=1)",
                     lambda x: x.amax(1), lambda x: x.max(1)),
         ]
+    # a training step: forward + backward (x, w and b gradients) with broadcast w, b
+    light = "(x * w + b) * 0.5 - 0.125"
+    heavy = "silu(tanh(sigmoid(gelu(x * w + b))) + sqrt(abs(x) + 1.0))"
+    t_light = lambda x, w, b: torch.relu(x * w + b) * 0.5 - 0.125  # noqa: E731
+    t_heavy = lambda x, w, b: torch.nn.functional.silu(  # noqa: E731
+        torch.tanh(torch.sigmoid(torch.nn.functional.gelu(x * w + b))) + torch.sqrt(x.abs() + 1.0))
+    params = "x: f32[B, D], w: f32[D], b: f32[D]"
+    for kind, expr, tf in [("light", f"relu{light}", t_light)] + ([] if quick else [("heavy", heavy, t_heavy)]):
+        loss = f"sum(sum({expr}, axis=1), axis=0)"
+        out.append(dict(name=f"grad-{kind}-loss", grad=True, ir=f"graph f({params}) {{\n    return {loss}\n}}",
+                        shapes=[(4096, 1024), (1024,), (1024,)], ct=(),
+                        torch=lambda x, w, b, tf=tf: tf(x, w, b).sum()))
+        out.append(dict(name=f"grad-{kind}-[B,D]ct", grad=True, ir=f"graph f({params}) {{\n    return {expr}\n}}",
+                        shapes=[(4096, 1024), (1024,), (1024,)], ct=(4096, 1024), torch=tf))
     widths = [64, 1024] if quick else [64, 256, 1024, 4096]
     for cols in widths:
         out.append(_reduce(f"softmax-4096x{cols}", (4096, cols), "softmax(x, axis=1)",
@@ -119,7 +139,7 @@ def main(argv=None) -> int:
     print(f"python bench/shapes.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(), flush=True)
     for case in todo:
         log(f"{case['name']}: preparing")
-        g = fusec.compile(case["ir"])["f"]
+        g = fusec.compile(case["ir"], grad=case.get("grad", False))["f"]
         g.build()
         if queue is None:
             queue = g.runtime.queue
@@ -128,6 +148,9 @@ def main(argv=None) -> int:
             print("\n".join(machine_header(queue.device, **versions)), flush=True)
             print(f"load average at start {os.getloadavg()[0]:.2f}; rounds {rounds}", flush=True)
         arrays = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
+        if case.get("grad"):
+            rows.append(time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile))
+            continue
         devs = [cla.to_device(queue, a) for a in arrays]
         tens = [torch.from_numpy(a) for a in arrays]
         want = case["numpy"](*arrays)
@@ -170,6 +193,53 @@ def main(argv=None) -> int:
         log(f"{case['name']}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in t.items()))
     print(report(rows), flush=True)
     return 0
+
+
+def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
+    """Forward + backward: fusec's forward_backward (device-resident) and
+    value_and_grad (NumPy in and out) against torch's forward then autograd.grad."""
+    import pyopencl.array as cla
+    import torch
+
+    ct = rng.standard_normal(case["ct"]).astype(np.float32)
+    fb = g.forward_backward
+    fb.build()
+    devs = [cla.to_device(queue, a) for a in arrays] + [cla.to_device(queue, ct) if ct.ndim else np.float32(ct)]
+    tens = [torch.from_numpy(a).requires_grad_() for a in arrays]
+    ctt = torch.from_numpy(ct)
+
+    def fusec_dev():
+        r = fb(*devs)
+        queue.finish()
+        return r
+
+    def torch_step(f):
+        return lambda: torch.autograd.grad(f(*tens), tens, ctt)
+
+    methods = {"fusec": fusec_dev, "fusec-e2e": lambda: g.value_and_grad(*arrays, grad_outputs=ct),
+               "torch": torch_step(case["torch"])}
+    if use_compile:
+        torch._dynamo.reset()
+        tcf = torch.compile(case["torch"], dynamic=False)
+        t0 = time.perf_counter()
+        torch_step(tcf)()
+        log(f"{case['name']}: torch.compile built in {time.perf_counter() - t0:.1f} s")
+        methods["t.compile"] = torch_step(tcf)
+    want = [t.numpy() for t in methods["torch"]()]
+    got = [a.get(queue) for a in fusec_dev()[1:]]
+    for a, b, name in zip(got, want, "xwb", strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3 * max(1.0, float(np.abs(b).max())),
+                                   err_msg=f"{case['name']}: d{name}")
+    moved = sum(a.nbytes for a in arrays) * 2 + ct.nbytes + ct.nbytes  # inputs, ct; grads, value
+    n_copy = -(-moved // 8) // 8 * 8
+    src, dst = cla.empty(queue, (n_copy,), np.float32), cla.empty(queue, (n_copy,), np.float32)
+    for name, fn in copier.layouts(src.data, dst.data, n_copy).items():
+        methods["copy:" + name] = fn
+    samples = run_row(methods, 1, rounds)
+    t = {k: med(v) for k, v in samples.items() if not k.startswith("copy:")}
+    t["copy"] = min(med(v) for k, v in samples.items() if k.startswith("copy:"))
+    log(f"{case['name']}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in t.items()))
+    return case["name"], moved, t
 
 
 def report(rows) -> str:
