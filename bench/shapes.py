@@ -49,15 +49,25 @@ CHAIN = "relu(x * w + b) * 0.5 - 0.125"
 
 def _bcast(name, x_shape, wb_shape, dims):
     params = f"x: f32[{dims[0]}], w: f32[{dims[1]}], b: f32[{dims[1]}]"
-    return dict(name=name, ir=f"graph f({params}) {{\n    return {CHAIN}\n}}",
-                shapes=[x_shape, wb_shape, wb_shape],
-                torch=lambda x, w, b: (x * w + b).relu() * 0.5 - 0.125,
-                numpy=lambda x, w, b: np.maximum(x * w + b, np.float32(0)) * np.float32(0.5) - np.float32(0.125))
+    return dict(
+        name=name,
+        ir=f"graph f({params}) {{\n    return {CHAIN}\n}}",
+        shapes=[x_shape, wb_shape, wb_shape],
+        torch=lambda x, w, b: (x * w + b).relu() * 0.5 - 0.125,
+        numpy=lambda x, w, b: (
+            np.maximum(x * w + b, np.float32(0)) * np.float32(0.5) - np.float32(0.125)
+        ),
+    )
 
 
 def _reduce(name, shape, ir_expr, torch_f, numpy_f):
-    return dict(name=name, ir=f"graph f(x: f32[B, N]) {{\n    return {ir_expr}\n}}", shapes=[shape],
-                torch=torch_f, numpy=numpy_f)
+    return dict(
+        name=name,
+        ir=f"graph f(x: f32[B, N]) {{\n    return {ir_expr}\n}}",
+        shapes=[shape],
+        torch=torch_f,
+        numpy=numpy_f,
+    )
 
 
 def cases(quick: bool) -> list[dict]:
@@ -73,34 +83,88 @@ def cases(quick: bool) -> list[dict]:
     for rows, cols in [(4096, 1024)] + ([] if quick else [(4096, 4096)]):
         tag = f"{rows}x{cols}"
         out += [
-            _reduce(f"sum-rows-{tag}", (rows, cols), "sum(x, axis=1)", lambda x: x.sum(1), lambda x: x.sum(1)),
-            _reduce(f"sum-cols-{tag}", (rows, cols), "sum(x, axis=0)", lambda x: x.sum(0), lambda x: x.sum(0)),
-            _reduce(f"sum-full-{tag}", (rows, cols), "sum(sum(x, axis=1), axis=0)",
-                    lambda x: x.sum(), lambda x: np.asarray(x.sum())),
-            _reduce(f"max-rows-{tag}", (rows, cols), "max(x, axis=1)",
-                    lambda x: x.amax(1), lambda x: x.max(1)),
+            _reduce(
+                f"sum-rows-{tag}",
+                (rows, cols),
+                "sum(x, axis=1)",
+                lambda x: x.sum(1),
+                lambda x: x.sum(1),
+            ),
+            _reduce(
+                f"sum-cols-{tag}",
+                (rows, cols),
+                "sum(x, axis=0)",
+                lambda x: x.sum(0),
+                lambda x: x.sum(0),
+            ),
+            _reduce(
+                f"sum-full-{tag}",
+                (rows, cols),
+                "sum(sum(x, axis=1), axis=0)",
+                lambda x: x.sum(),
+                lambda x: np.asarray(x.sum()),
+            ),
+            _reduce(
+                f"max-rows-{tag}",
+                (rows, cols),
+                "max(x, axis=1)",
+                lambda x: x.amax(1),
+                lambda x: x.max(1),
+            ),
         ]
     # a training step: forward + backward (x, w and b gradients) with broadcast w, b
     light = "(x * w + b) * 0.5 - 0.125"
     heavy = "silu(tanh(sigmoid(gelu(x * w + b))) + sqrt(abs(x) + 1.0))"
     t_light = lambda x, w, b: torch.relu(x * w + b) * 0.5 - 0.125  # noqa: E731
     t_heavy = lambda x, w, b: torch.nn.functional.silu(  # noqa: E731
-        torch.tanh(torch.sigmoid(torch.nn.functional.gelu(x * w + b))) + torch.sqrt(x.abs() + 1.0))
+        torch.tanh(torch.sigmoid(torch.nn.functional.gelu(x * w + b))) + torch.sqrt(x.abs() + 1.0)
+    )
     params = "x: f32[B, D], w: f32[D], b: f32[D]"
-    for kind, expr, tf in [("light", f"relu{light}", t_light)] + ([] if quick else [("heavy", heavy, t_heavy)]):
+    for kind, expr, tf in [("light", f"relu{light}", t_light)] + (
+        [] if quick else [("heavy", heavy, t_heavy)]
+    ):
         loss = f"sum(sum({expr}, axis=1), axis=0)"
-        out.append(dict(name=f"grad-{kind}-loss", grad=True, ir=f"graph f({params}) {{\n    return {loss}\n}}",
-                        shapes=[(4096, 1024), (1024,), (1024,)], ct=(),
-                        torch=lambda x, w, b, tf=tf: tf(x, w, b).sum()))
-        out.append(dict(name=f"grad-{kind}-[B,D]ct", grad=True, ir=f"graph f({params}) {{\n    return {expr}\n}}",
-                        shapes=[(4096, 1024), (1024,), (1024,)], ct=(4096, 1024), torch=tf))
+        out.append(
+            dict(
+                name=f"grad-{kind}-loss",
+                grad=True,
+                ir=f"graph f({params}) {{\n    return {loss}\n}}",
+                shapes=[(4096, 1024), (1024,), (1024,)],
+                ct=(),
+                torch=lambda x, w, b, tf=tf: tf(x, w, b).sum(),
+            )
+        )
+        out.append(
+            dict(
+                name=f"grad-{kind}-[B,D]ct",
+                grad=True,
+                ir=f"graph f({params}) {{\n    return {expr}\n}}",
+                shapes=[(4096, 1024), (1024,), (1024,)],
+                ct=(4096, 1024),
+                torch=tf,
+            )
+        )
     widths = [64, 1024] if quick else [64, 256, 1024, 4096]
     for cols in widths:
-        out.append(_reduce(f"softmax-4096x{cols}", (4096, cols), "softmax(x, axis=1)",
-                           lambda x: torch.softmax(x, 1), _np_softmax))
+        out.append(
+            _reduce(
+                f"softmax-4096x{cols}",
+                (4096, cols),
+                "softmax(x, axis=1)",
+                lambda x: torch.softmax(x, 1),
+                _np_softmax,
+            )
+        )
         if not quick:
-            out.append(_reduce(f"log_softmax-4096x{cols}", (4096, cols), "log_softmax(x, axis=1)",
-                               lambda x: torch.log_softmax(x, 1), _np_log_softmax))
+            out.append(
+                _reduce(
+                    f"log_softmax-4096x{cols}",
+                    (4096, cols),
+                    "log_softmax(x, axis=1)",
+                    lambda x: torch.log_softmax(x, 1),
+                    _np_log_softmax,
+                )
+            )
     return out
 
 
@@ -115,11 +179,17 @@ def _np_log_softmax(x):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer cases, fewer rounds, no torch.compile")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer cases, fewer rounds, no torch.compile"
+    )
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
     ap.add_argument("--only", default="", help="run the cases whose name contains this")
-    ap.add_argument("--rounds", type=int, default=0, help="timed rounds per case (default 9, quick 5)")
+    ap.add_argument(
+        "--rounds", type=int, default=0, help="timed rounds per case (default 9, quick 5)"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/elementwise.py
 
@@ -136,7 +206,10 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     copier = queue = None
     rows = []
-    print(f"python bench/shapes.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(), flush=True)
+    print(
+        f"python bench/shapes.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
+        flush=True,
+    )
     for case in todo:
         log(f"{case['name']}: preparing")
         g = fusec.compile(case["ir"], grad=case.get("grad", False))["f"]
@@ -183,8 +256,13 @@ def main(argv=None) -> int:
             methods["copy:" + name] = fn
 
         got = fusec_dev().get(queue)
-        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * max(1.0, float(np.abs(want).max())),
-                                   err_msg=case["name"])
+        np.testing.assert_allclose(
+            got,
+            want,
+            rtol=2e-4,
+            atol=2e-4 * max(1.0, float(np.abs(want).max())),
+            err_msg=case["name"],
+        )
         warm = 1
         samples = run_row(methods, warm, rounds)
         rows.append((case["name"], moved, samples))
@@ -206,7 +284,9 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
     ct = rng.standard_normal(case["ct"]).astype(np.float32)
     fb = g.forward_backward
     fb.build()
-    devs = [cla.to_device(queue, a) for a in arrays] + [cla.to_device(queue, ct) if ct.ndim else np.float32(ct)]
+    devs = [cla.to_device(queue, a) for a in arrays] + [
+        cla.to_device(queue, ct) if ct.ndim else np.float32(ct)
+    ]
     tens = [torch.from_numpy(a).requires_grad_() for a in arrays]
     ctt = torch.from_numpy(ct)
 
@@ -218,8 +298,11 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
     def torch_step(f):
         return lambda: torch.autograd.grad(f(*tens), tens, ctt)
 
-    methods = {"fusec": fusec_dev, "fusec-e2e": lambda: g.value_and_grad(*arrays, grad_outputs=ct),
-               "torch": torch_step(case["torch"])}
+    methods = {
+        "fusec": fusec_dev,
+        "fusec-e2e": lambda: g.value_and_grad(*arrays, grad_outputs=ct),
+        "torch": torch_step(case["torch"]),
+    }
     if use_compile:
         torch._dynamo.reset()
         tcf = torch.compile(case["torch"], dynamic=False)
@@ -230,8 +313,13 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
     want = [t.numpy() for t in methods["torch"]()]
     got = [a.get(queue) for a in fusec_dev()[1:]]
     for a, b, name in zip(got, want, "xwb", strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3 * max(1.0, float(np.abs(b).max())),
-                                   err_msg=f"{case['name']}: d{name}")
+        np.testing.assert_allclose(
+            a,
+            b,
+            rtol=2e-3,
+            atol=2e-3 * max(1.0, float(np.abs(b).max())),
+            err_msg=f"{case['name']}: d{name}",
+        )
     moved = sum(a.nbytes for a in arrays) * 2 + ct.nbytes + ct.nbytes  # inputs, ct; grads, value
     n_copy = -(-moved // 8) // 8 * 8
     src, dst = cla.empty(queue, (n_copy,), np.float32), cla.empty(queue, (n_copy,), np.float32)
@@ -257,16 +345,27 @@ def report(rows, stat, stat_name: str) -> str:
     for name, moved, samples in rows:
         t = summary(samples, stat)
         best = min(t[k] for k in ("numpy", "torch", "t.compile") if k in t)
-        body.append([
-            name, f"{moved / 1e6:.0f}", *(f"{t[c] * 1e3:.3f}" if c in t else "-" for c in cols),
-            f"{moved / t['fusec'] / 1e9:.1f}", f"{best / t['fusec']:.2f}x", f"{t['copy'] / t['fusec']:.2f}x",
-            f"{best / t['fusec-e2e']:.2f}x",
-        ])
+        body.append(
+            [
+                name,
+                f"{moved / 1e6:.0f}",
+                *(f"{t[c] * 1e3:.3f}" if c in t else "-" for c in cols),
+                f"{moved / t['fusec'] / 1e9:.1f}",
+                f"{best / t['fusec']:.2f}x",
+                f"{t['copy'] / t['fusec']:.2f}x",
+                f"{best / t['fusec-e2e']:.2f}x",
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))  # noqa: E731
-    notes = (f"\nTime per call, ms ({stat_name}). GB/s: fusec's bytes (inputs read + output written) per second. "
-             "vs best: best of numpy, torch, t.compile / fusec (>1: fusec faster). vs copy: the copy kernel "
-             "moving as many bytes / fusec (1 = the bandwidth limit). e2e: fusec with NumPy in and out.")
+    line = lambda r: "  ".join(
+        str(v).rjust(w) if i else str(v).ljust(w)
+        for i, (v, w) in enumerate(zip(r, widths, strict=True))
+    )  # noqa: E731
+    notes = (
+        f"\nTime per call, ms ({stat_name}). GB/s: fusec's bytes (inputs read + output written) per second. "
+        "vs best: best of numpy, torch, t.compile / fusec (>1: fusec faster). vs copy: the copy kernel "
+        "moving as many bytes / fusec (1 = the bandwidth limit). e2e: fusec with NumPy in and out."
+    )
     return "\n".join([notes, line(head), "  ".join("-" * w for w in widths), *map(line, body)])
 
 

@@ -27,7 +27,9 @@ graph planes(x: f32[N, C, H, W], s: f32[C, 1, 1], t: f32[N, 1, 1, W], k: f64) {
 """
 
 
-@pytest.fixture(scope="module", params=DEVICES, ids=lambda d: f"{d.platform.name.strip()}: {d.name.strip()}")
+@pytest.fixture(
+    scope="module", params=DEVICES, ids=lambda d: f"{d.platform.name.strip()}: {d.name.strip()}"
+)
 def graphs(request):
     return fusec.compile(CHAIN, device=request.param)
 
@@ -35,14 +37,18 @@ def graphs(request):
 @pytest.mark.parametrize("b, d", [(1, 1), (7, 7), (3, 1023), (2, 1031), (13, 16), (5, 37)])
 def test_row_and_column_operands(graphs, b, d):
     g = graphs["rows"]
-    assert len(g.plan["kernels"]) == 1 and any(a["name"] == "inner" for a in g.plan["kernels"][0]["args"])
+    assert len(g.plan["kernels"]) == 1 and any(
+        a["name"] == "inner" for a in g.plan["kernels"][0]["args"]
+    )
     x, w = rng.standard_normal((b, d)).astype(np.float32), rng.standard_normal(d).astype(np.float32)
     c, h = rng.standard_normal((b, 1)).astype(np.float32), rng.standard_normal(d).astype(np.float16)
     m = rng.random((b, 1)) < 0.5
     y, sel, diff = g(x, w, c, h, m)
     want = np.maximum(x * w + c, 0) * np.float32(0.5) - np.float32(0.125)
     np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(sel, np.where(m, want, h.astype(np.float32) * x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        sel, np.where(m, want, h.astype(np.float32) * x), rtol=1e-6, atol=1e-6
+    )
     np.testing.assert_array_equal(diff, x - c)
 
 

@@ -14,7 +14,9 @@ from ..ir import dtypes as dt
 from .opencl_c import COMPUTE
 
 ROW_COUNTS = ("inner", "rows")
-ROW_VECTORS_CPU = 2  # vectors per work-item on CPUs (measured: 1 divided too often, NCHW ~15% slower)
+ROW_VECTORS_CPU = (
+    2  # vectors per work-item on CPUs (measured: 1 divided too often, NCHW ~15% slower)
+)
 
 
 class RowLayout:
@@ -39,15 +41,19 @@ class RowLayout:
     def _splits_at(self, s: int) -> bool:
         """Whether rows from axis s on suit every broadcast operand (constant along a row, or whole)."""
         shape = tuple(self.group.shape)
-        return all(set(self._aligned(p)[s:]) == {1} or self._aligned(p)[s:] == shape[s:]
-                   for p in self._broadcast_inputs())
+        return all(
+            set(self._aligned(p)[s:]) == {1} or self._aligned(p)[s:] == shape[s:]
+            for p in self._broadcast_inputs()
+        )
 
     def _row_offsets(self, rows: str) -> list[str]:
         """`const long ob<p> = ...;` for each broadcast operand, at row `row` of `rows`."""
         out = []
         for p in self._broadcast_inputs():
             offset = self._row_offset(p)
-            if "%" in offset or "/" in offset:  # 64-bit division is slow on CPUs: 32 bits where it fits
+            if (
+                "%" in offset or "/" in offset
+            ):  # 64-bit division is slow on CPUs: 32 bits where it fits
                 offset = f"(({rows} >> 32) ? {offset} : {self._row_offset(p, narrow=True)})"
             out.append(f"const long ob{p} = {offset};")
         return out
@@ -64,7 +70,9 @@ class RowLayout:
             inner = "".join(f" / {cast}{d}{j}" for j in range(i + 1, s))
             coord = f"({cast}row{inner} % {cast}{d}{i})" if i else f"({cast}row{inner})"
             coord = f"(long){coord}" if narrow else coord
-            terms.append(coord + "".join(f" * {d}{j}" for j in range(i + 1, self.ndim) if a[j] != 1))
+            terms.append(
+                coord + "".join(f" * {d}{j}" for j in range(i + 1, self.ndim) if a[j] != 1)
+            )
         return " + ".join(terms) or "0"
 
     def _row_body(self, w: int, u: int) -> list[str]:
@@ -86,22 +94,32 @@ class RowLayout:
         out += ["        " + line for line in self._row_offsets("rows")]
         scalar = ["const long j = rb + c;", *self.body(1, "j")]
         if w == 1:
-            return out + ["        for (long c = c0; c < min(inner, c0 + " + str(e) + "); ++c) {"] + [
-                "            " + line for line in scalar] + ["        }", "    }"]
+            return (
+                out
+                + ["        for (long c = c0; c < min(inner, c0 + " + str(e) + "); ++c) {"]
+                + ["            " + line for line in scalar]
+                + ["        }", "    }"]
+            )
         out += [f"        if (c0 + {e} <= inner) {{"]
         vector = self.body(w, "i")
         for k in range(u):
             out += [f"            {{ const long c = c0 + {k * w}; const long i = rb + c;"]
             out += ["                " + line for line in vector] + ["            }"]
         out += ["        } else {", "            for (long c = c0; c < inner; ++c) {"]
-        out += ["                " + line for line in scalar] + ["            }", "        }", "    }"]
+        out += ["                " + line for line in scalar] + [
+            "            }",
+            "        }",
+            "    }",
+        ]
         return out
 
     def _hint(self, w: int) -> str:
-        values = [n for _, n in self.group.outputs] + list(self.group.stores) + list(self.group.inputs)
+        values = (
+            [n for _, n in self.group.outputs] + list(self.group.stores) + list(self.group.inputs)
+        )
         ct = COMPUTE[dt.concrete(self.g.nodes[values[0]]["dtype"])] if values else "float"
         return f"__attribute__((vec_type_hint({ct}{w})))"
 
     def _row_vector(self, p: int) -> bool:
         """Whether broadcast operand p matches the output along a row (else it is constant there)."""
-        return set(self._aligned(p)[self.split:]) != {1}
+        return set(self._aligned(p)[self.split :]) != {1}
