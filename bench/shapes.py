@@ -357,10 +357,13 @@ def report(rows, stat, stat_name: str) -> str:
             ]
         )
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "  ".join(
-        str(v).rjust(w) if i else str(v).ljust(w)
-        for i, (v, w) in enumerate(zip(r, widths, strict=True))
-    )  # noqa: E731
+
+    def line(r):
+        return "  ".join(
+            str(v).rjust(w) if i else str(v).ljust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
+
     notes = (
         f"\nTime per call, ms ({stat_name}). GB/s: fusec's bytes (inputs read + output written) per second. "
         "vs best: best of numpy, torch, t.compile / fusec (>1: fusec faster). vs copy: the copy kernel "
