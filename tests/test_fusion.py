@@ -141,20 +141,22 @@ def test_broadcasting(case, n):
     close(g(*args), ref(*args).astype(np.float32))
 
 
-def test_broadcast_gather_and_fast_paths_are_both_in_the_source():
-    """Rows of whole vectors take a vector load, others a gather. That choice
-    exists only in vector kernels: whatever this device's width (1 gives
-    scalar kernels), the source is also checked as generated for width 8."""
-    text = "graph f(x: f32[B, N], r: f32[N]) {\n    return x + r\n}"
-    g = one(text)
-    w = g.kernels[0].device.vector_width
-    if w > 1:
-        assert f"% {w} == 0" in g.source
+def test_broadcast_operands_launch_over_rows_without_per_element_division():
+    """A broadcast operand makes the launch follow the output's rows: the
+    operand's offset is computed once per row, and the vector path reads it at
+    that offset + the column (no division there). Checked as generated for
+    width 8 whatever this device's width; rows of 13 leave a scalar tail."""
+    text = "graph f(x: f32[B, N], r: f32[N], c: f32[B, 1]) {\n    return x * r + c\n}"
     (graph,) = compile_graphs(text).graphs
-    source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
-    assert "% 8 == 0" in source
-    x, r = rand(5, 13), rand(13)  # 13: not whole vectors, so the gather runs here
-    close(g(x, r), x + r)
+    source, (kernel,) = generate(graph, fuse(graph), DeviceInfo(vector_width=8, is_cpu=False))
+    vector_path = source[source.index("if (c0 + 8 <= inner)"): source.index("} else {")]
+    vector_path = "\n".join(line.split("//")[0] for line in vector_path.splitlines())  # code, not comments
+    assert "/" not in vector_path and "%" not in vector_path
+    assert "vload8(0, in_r + ob" in vector_path and "((float8)(in_c[ob" in vector_path
+    assert kernel.counts((5, 13)) == {"inner": 13, "rows": 5}
+    g = one(text)
+    x, r, c = rand(5, 13), rand(13), rand(5, 1)
+    close(g(x, r, c), x * r + c)
 
 
 # -- dtypes ------------------------------------------------------------------------------

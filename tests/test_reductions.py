@@ -162,3 +162,72 @@ graph f(x: f32[B, N], c: f32[B], s: f32) {
     _, grads = g.value_and_grad(x, c, np.float32(0.5), grad_outputs=tuple(cts))
     np.testing.assert_allclose(grads["x"], tx.grad.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(grads["c"], tc.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+ROW_COL_FULL = """
+graph f(x: f32[B, N], w: f32[N], b: f32[B, 1]) {
+    y = relu(x * w + b)
+    return sum(y, axis=1) * 2.0, sum(y, axis=0) - 1.0, sum(sum(y, axis=1), axis=0), max(y, axis=0), min(x, axis=1)
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def row_col_full():
+    return fusec.compile(ROW_COL_FULL)["f"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (1023, 3), (3, 1023), (2053, 13), (5, 4099)])
+def test_row_column_and_full_sums_with_prologue_and_epilogue(row_col_full, shape):
+    """Row, column and full reductions of a broadcast prologue, with an elementwise
+    epilogue, on sizes that are not multiples of the vector width, against NumPy."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    b = rng.standard_normal((shape[0], 1)).astype(np.float32)
+    y = np.maximum(x.astype(np.float64) * w + b, 0)
+    rows, cols, full, top, low = row_col_full(x, w, b)
+    tol = dict(rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(rows, y.sum(1) * 2, **tol)
+    np.testing.assert_allclose(cols, y.sum(0) - 1, **tol)
+    np.testing.assert_allclose(full, y.sum(), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(top, y.max(0), rtol=1e-6, atol=1e-5)  # f32 rounding of x * w + b
+    np.testing.assert_array_equal(low, x.min(1))
+
+
+def test_a_column_sum_of_few_columns_splits_its_rows_over_work_groups():
+    """1024 columns are 128 vectors: the rows are split into chunks, so that
+    every compute unit has work (one chunk was one work-group on one core)."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.codegen.device import DeviceInfo
+    from fusec.passes import fuse
+
+    (graph,) = compile_graphs("graph f(x: f32[B, N]) {\n return sum(x, axis=0)\n}").graphs
+    device = DeviceInfo(vector_width=8, compute_units=2, local_size=256)
+    _, (kernel,) = generate(graph, fuse(graph), device)
+    counts = kernel.counts((4096, 1024))
+    (partial, _) = kernel.launches((4096, 1024))
+    assert counts["chunks"] > 1 and partial.global_size[0] // 256 >= 2 * device.compute_units
+
+
+def test_a_row_reduction_reads_broadcast_operands_without_division_per_element():
+    """sum(exp(x - m), axis=1) with m: [B, 1] (softmax's second pass): m is one
+    value per row, read at an offset computed once per work-item."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.codegen.device import DeviceInfo
+    from fusec.passes import fuse
+
+    text = "graph f(x: f32[B, N], m: f32[B, 1], w: f32[N]) {\n return sum(exp(x - m) * w, axis=1)\n}"
+    (graph,) = compile_graphs(text).graphs
+    source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
+    head = source.index("for (long q = (t / m) * 8")
+    loop = source[source.index("\n", head): source.index("float acc = vacc.s0;")]  # the loop's body
+    code = "\n".join(line.split("//")[0] for line in loop.splitlines())
+    assert "/" not in code and "%" not in code and "in_w + ob" in code
+    g = fusec.compile(text)["f"]
+    for shape in [(1, 1), (3, 1023), (7, 13)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        m = rng.standard_normal((shape[0], 1)).astype(np.float32)
+        w = rng.standard_normal(shape[1]).astype(np.float32)
+        np.testing.assert_allclose(g(x, m, w), (np.exp(x - m) * w).sum(1), rtol=1e-5, atol=1e-4)

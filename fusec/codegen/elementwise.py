@@ -4,6 +4,15 @@ The kernel covers a flat index space of `n` elements. Each work-item handles
 `W` consecutive elements as one vector (PoCL does not vectorise scalar code),
 and the last work-item finishes a ragged tail with the same body over scalars.
 Op spellings come from the registry's templates; nothing here knows an op.
+
+With broadcast operands (`x * w` with `w: [D]`, `[B, 1]`, `[C, 1, 1]`) the
+launch follows the output's layout instead: the index space is `rows` rows of
+`inner` contiguous elements, where each broadcast operand is either constant
+along a row (one value per row: `[B, 1]`, `[C, 1, 1]`) or equal to the
+output's trailing dimensions (`[D]`). A work-item takes one vector position
+of a row (and a few rows when rows are short); an operand's offset for the
+row is computed once per row, so the vector loop has no per-element division.
+Each row ends with its own scalar tail.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup, view_root
 from .device import DeviceInfo
 from .kernel_args import (
+    Count,
     KernelArg,
     Launch,
     Output,
@@ -39,9 +49,10 @@ from .opencl_c import (
     to_mask,
     vec,
 )
+from .row_layout import ROW_COUNTS, ROW_VECTORS_CPU, RowLayout
 
 
-class ElementwiseKernel:
+class ElementwiseKernel(RowLayout):
     """Source for one fusion group. `args` lists its `KernelArg`s in launch order."""
 
     # The index space's element count and extents, as kernel arguments. A
@@ -73,6 +84,11 @@ class ElementwiseKernel:
             self.args.append(KernelArg(f"out{index}", Output(index), g.nodes[node]["dtype"]))
         for node in group.stores:
             self.args.append(KernelArg(temp_name(node), Stored(node, write=True), g.nodes[node]["dtype"]))
+        # The row layout (see the module's doc): only a standalone elementwise
+        # kernel; a reduction's prologue or a GEMM's epilogue index their own way.
+        self.split = self._row_split() if self.space == "group" and group.kind == "elementwise" else None
+        if self.split is not None:
+            self.args += [KernelArg(name, Count(name), "i64") for name in ROW_COUNTS]
 
     def _input_kind(self, shape, in_memory: bool = True) -> str:
         if len(shape) == 0:
@@ -124,6 +140,10 @@ class ElementwiseKernel:
             return one if w == 1 else self._splat(one, dtype, w)
         if kind == "contiguous":
             return at(base) if w == 1 else self._vload(name, dtype, base, w)
+        if self.split is not None:  # the row layout: its offset for this row, + the column c
+            if not self._row_vector(p):
+                return at(f"ob{p}") if w == 1 else self._splat(at(f"ob{p}"), dtype, w)
+            return at(f"ob{p} + c") if w == 1 else self._vload(name, dtype, f"ob{p} + c", w)
         index = self._bcast_index(p, base)
         if w == 1:
             return at(index)
@@ -259,21 +279,36 @@ class ElementwiseKernel:
     def local_size(self) -> int:
         return self.device.local_size
 
-    def global_size(self, n: int) -> int:
-        """Work-items for n elements: ceil(n / elements_per_item), in whole work-groups."""
-        items = -(-n // self.elements_per_item)
-        return -(-items // self.local_size) * self.local_size
-
     @property
     def entry_points(self) -> list[str]:
         return [self.group.name]
 
     def counts(self, shape, sizes=None) -> dict[str, int]:
-        return {}
+        """The row layout's sizes: `rows` rows of `inner` elements."""
+        if self.split is None:
+            return {}
+        return {"inner": math.prod(shape[self.split:]), "rows": math.prod(shape[: self.split])}
+
+    def count_exprs(self, size_expr) -> dict[str, str]:
+        """`counts` as the plan's size expressions (`size_expr`: a shape's element count)."""
+        shape = self.group.shape
+        return {"inner": size_expr(shape[self.split:]), "rows": size_expr(shape[: self.split])}
+
+    def work_items(self, counts: dict, n) -> object:
+        """Work-items (before rounding to whole work-groups) for n elements, or
+        the row layout's `counts` (numbers, or the plan's expressions)."""
+        e = self.elements_per_item
+        if self.split is None:
+            return -(-n // e) if isinstance(n, int) else f"ceil(({n}) / {e})"
+        c = counts
+        if isinstance(c["inner"], int):
+            return -(-c["inner"] // e) * c["rows"]
+        return f"ceil(({c['inner']}) / {e})*({c['rows']})"
 
     def launches(self, shape, sizes=None) -> list[Launch]:
         """The launches for the index space `shape` (`sizes`: the graph's symbols)."""
-        return [Launch(self.group.name, tuple(self.args), (self.global_size(math.prod(shape)),), (self.local_size,))]
+        items, ls = self.work_items(self.counts(shape), math.prod(shape)), self.local_size
+        return [Launch(self.group.name, tuple(self.args), (-(-items // ls) * ls,), (ls,))]
 
     def trial_launches(self) -> list[tuple[str, list[str], tuple]]:
         """(entry point, argument kinds, work-group shape) for a launch that does nothing."""
@@ -282,10 +317,18 @@ class ElementwiseKernel:
     @property
     def elements_per_item(self) -> int:
         """Elements one work-item covers: the global size is ceil(n / this)."""
-        return self.device.vector_width * self.device.vectors_per_item
+        return self.device.vector_width * self._vectors_per_item
+
+    @property
+    def _vectors_per_item(self) -> int:
+        # the row layout divides once per work-item: CPUs take several vectors each
+        u = self.device.vectors_per_item
+        if self.split is not None and self.device.is_cpu and self.device.vector_width > 1:
+            return max(u, ROW_VECTORS_CPU)
+        return u
 
     def source(self) -> str:
-        w, u = self.device.vector_width, self.device.vectors_per_item
+        w, u = self.device.vector_width, self._vectors_per_item
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         head = [
             f"// fusec: graph {self.g.graph['name']}, kernel {self.group.name}",
@@ -294,6 +337,13 @@ class ElementwiseKernel:
         ]
         sig = ",\n    ".join(self.signature())
         out = head + [f"__kernel void {self.group.name}(\n    {sig})", "{"]
+        if self.split is not None:
+            if w > 1:
+                # already vectorised: Intel's CPU compiler, vectorising across work-items
+                # besides, ran the row layout 2-3x slower without this hint
+                # (before `__kernel`, so that the line still reads `__kernel void <name>(`)
+                out[len(head)] = f"{self._hint(w)}\n{out[len(head)]}"
+            return "\n".join(out + self._row_body(w, u) + ["}", ""])
         scalar = ["    " + line for line in self.body(1, "j")]
         if w == 1:
             out += ["    const long j = get_global_id(0);", "    if (j >= n) return;"]

@@ -54,15 +54,18 @@ def make_plan(g: nx.DiGraph, kernels: list) -> dict:
             scratch += more
             continue
         w = k.elements_per_item
+        # a launch over rows (broadcast operands) names its row counts
+        counts = k.count_exprs(size_expr) if k.split is not None else {}
+        items = k.work_items(counts, size_expr(grp.shape))
         plan_kernels.append(
             {
                 "name": grp.name,
                 "ops": [g.nodes[n]["op"] for n in grp.nodes],
-                "args": [_arg(g, k, a, {}) for a in k.args],
+                "args": [_arg(g, k, a, counts) for a in k.args],
                 "elements": size_expr(grp.shape),
                 "elements_per_work_item": w,
-                # ceil(n / w) work-items, rounded up to whole work-groups
-                "global_size": f"ceil(ceil(({size_expr(grp.shape)}) / {w}) / {k.local_size}) * {k.local_size}",
+                # ceil(n / w) work-items (per row, over the rows), rounded up to whole work-groups
+                "global_size": f"ceil(({items}) / {k.local_size}) * {k.local_size}",
                 "local_size": [k.local_size],
                 "reads": _reads(g, grp),
                 "writes": [f"out{i}" for i, _ in grp.outputs],
@@ -148,10 +151,10 @@ def _reduction_launches(g, k) -> tuple[list, list]:
     shape = grp.shape
     m = size_expr(tuple(shape[i] for i in k.kept))
     r = size_expr(tuple(shape[i] for i in k.axes))
-    items = k.device.compute_units * 256
     from .reduction import MIN_STEPS_PER_ITEM
 
-    chunks = f"max(1, min(ceil({items} / ({m})), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
+    per_chunk = f"ceil(({m}) / {k.outputs_per_item})"
+    chunks = f"max(1, min(ceil({k.fill_items} / {per_chunk}), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
     values = {"m": m, "r": r, "chunks": chunks}
     node = g.nodes[grp.anchor]
     writes = [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores]

@@ -10,6 +10,8 @@ Stage one, `<name>_partial`, writes `chunks` partial results per output.
 Work-item `t` takes:
 - trailing axes reduced (softmax's rows): output `t % m`, whose elements are
   contiguous, in vectors of the device's width, blocks dealt round the chunks;
+  a broadcast operand of the prologue (softmax's row max, a bias) is read at
+  an offset computed once per work-item, as in the row layout (row_layout.py);
 - leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
   every chunks-th row;
 - other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
@@ -35,6 +37,7 @@ from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_k
 from .opencl_c import COMPUTE, convert, render
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
+WORK_GROUPS_PER_UNIT = 4
 
 
 class _Epilogue(ElementwiseKernel):
@@ -65,6 +68,12 @@ class ReductionKernel(ElementwiseKernel):
         partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
         self.finish_args = partial + counts + self.epi.args
+        # Trailing axes reduced (softmax's rows): a broadcast operand of the
+        # prologue is read as in the row layout, one row per output (its offset
+        # once per work-item, no division per element), where its shape allows.
+        s = self.ndim - len(self.axes)
+        if self.suffix_width > 1 and self._broadcast_inputs() and self._splits_at(s):
+            self.split = s
 
     # -- sizes ------------------------------------------------------------------
 
@@ -72,9 +81,17 @@ class ReductionKernel(ElementwiseKernel):
         """m (outputs), r (elements per output) and chunks (partials per output)."""
         m = math.prod(shape[i] for i in self.kept)
         r = math.prod(shape[i] for i in self.axes)
-        items = self.device.compute_units * 256  # enough work-items to fill the device
-        chunks = max(1, min(-(-items // max(m, 1)), -(-r // MIN_STEPS_PER_ITEM)))
+        # work-items per chunk: outputs_per_item outputs each (a column sum's
+        # 1024 outputs are 128 vectors: 1 chunk of them used one core of two)
+        per_chunk = -(-m // self.outputs_per_item)
+        chunks = max(1, min(-(-self.fill_items // max(per_chunk, 1)), -(-r // MIN_STEPS_PER_ITEM)))
         return {"m": m, "r": r, "chunks": chunks}
+
+    @property
+    def fill_items(self) -> int:
+        """Work-items that fill the device: a few work-groups per compute unit
+        (more than one each, so that a busy core does not hold the others up)."""
+        return self.device.compute_units * self.local_size * WORK_GROUPS_PER_UNIT
 
     @property
     def outputs_per_item(self) -> int:
@@ -175,12 +192,15 @@ class ReductionKernel(ElementwiseKernel):
         vinit = render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
+        col = ", c = q" if self.split is not None else ""
         out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
-        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", "    const long j = jo + q;"]
+        if self.split is not None:  # the row layout's offsets (elementwise.RowLayout): row o, column q
+            out += ["const long row = o;", *self._row_offsets("m")]
+        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", f"    const long j = jo + q{col};"]
         out += ["    " + line for line in vlines]
         out += [f"    vacc = {self._combine('vacc', vvalue, w)};", "}", f"{self.acc} acc = vacc.s0;"]
         out += [f"acc = {self._combine('acc', f'vacc.s{lane:x}')};" for lane in range(1, w)]
-        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", "    const long j = jo + q;"]
+        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", f"    const long j = jo + q{col};"]
         out += ["    " + line for line in lines]
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
 

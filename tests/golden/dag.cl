@@ -65,6 +65,7 @@ static inline float16 fu_tanh_float16(const float16 x)
 // fusec: graph dag, kernel dag_k0
 // fused ops (5): mul add tanh mul sub
 // elements per work-item: 32 (2 vectors of 16)
+__attribute__((vec_type_hint(float16)))
 __kernel void dag_k0(
     const long n,
     const long d0,
@@ -74,49 +75,61 @@ __kernel void dag_k0(
     __global const float *restrict in_c,
     const float in_s,
     __global float *restrict out0,
-    __global float *restrict out1)
+    __global float *restrict out1,
+    const long inner,
+    const long rows)
 {
-    const long i0 = (long)get_global_id(0) * 32;
-    if (i0 + 32 <= n) {
-        { const long i = i0 + 0;
-            const float16 p0 = vload16(0, in_x + i);
-            const float16 p1 = ((d1 % 16 == 0) ? vload16(0, in_b + ((i) / 1 % d1)) : ((float16)(in_b[((i + 0) / 1 % d1)], in_b[((i + 1) / 1 % d1)], in_b[((i + 2) / 1 % d1)], in_b[((i + 3) / 1 % d1)], in_b[((i + 4) / 1 % d1)], in_b[((i + 5) / 1 % d1)], in_b[((i + 6) / 1 % d1)], in_b[((i + 7) / 1 % d1)], in_b[((i + 8) / 1 % d1)], in_b[((i + 9) / 1 % d1)], in_b[((i + 10) / 1 % d1)], in_b[((i + 11) / 1 % d1)], in_b[((i + 12) / 1 % d1)], in_b[((i + 13) / 1 % d1)], in_b[((i + 14) / 1 % d1)], in_b[((i + 15) / 1 % d1)])));
-            const float16 p2 = ((d1 % 16 == 0) ? ((float16)(in_c[((i) / (d1))])) : ((float16)(in_c[((i + 0) / (d1))], in_c[((i + 1) / (d1))], in_c[((i + 2) / (d1))], in_c[((i + 3) / (d1))], in_c[((i + 4) / (d1))], in_c[((i + 5) / (d1))], in_c[((i + 6) / (d1))], in_c[((i + 7) / (d1))], in_c[((i + 8) / (d1))], in_c[((i + 9) / (d1))], in_c[((i + 10) / (d1))], in_c[((i + 11) / (d1))], in_c[((i + 12) / (d1))], in_c[((i + 13) / (d1))], in_c[((i + 14) / (d1))], in_c[((i + 15) / (d1))])));
-            const float16 p3 = ((float16)(in_s));
-            const float16 v4 = (p0 * p3);  // mul
-            const float16 v5 = (v4 + p1);  // add
-            const float16 v6 = fu_tanh_float16(v5);  // tanh
-            const float16 v7 = (v6 * p2);  // mul
-            const float16 v8 = (v5 - p2);  // sub
-            vstore16(v7, 0, out0 + i);
-            vstore16(v8, 0, out1 + i);
-        }
-        { const long i = i0 + 16;
-            const float16 p0 = vload16(0, in_x + i);
-            const float16 p1 = ((d1 % 16 == 0) ? vload16(0, in_b + ((i) / 1 % d1)) : ((float16)(in_b[((i + 0) / 1 % d1)], in_b[((i + 1) / 1 % d1)], in_b[((i + 2) / 1 % d1)], in_b[((i + 3) / 1 % d1)], in_b[((i + 4) / 1 % d1)], in_b[((i + 5) / 1 % d1)], in_b[((i + 6) / 1 % d1)], in_b[((i + 7) / 1 % d1)], in_b[((i + 8) / 1 % d1)], in_b[((i + 9) / 1 % d1)], in_b[((i + 10) / 1 % d1)], in_b[((i + 11) / 1 % d1)], in_b[((i + 12) / 1 % d1)], in_b[((i + 13) / 1 % d1)], in_b[((i + 14) / 1 % d1)], in_b[((i + 15) / 1 % d1)])));
-            const float16 p2 = ((d1 % 16 == 0) ? ((float16)(in_c[((i) / (d1))])) : ((float16)(in_c[((i + 0) / (d1))], in_c[((i + 1) / (d1))], in_c[((i + 2) / (d1))], in_c[((i + 3) / (d1))], in_c[((i + 4) / (d1))], in_c[((i + 5) / (d1))], in_c[((i + 6) / (d1))], in_c[((i + 7) / (d1))], in_c[((i + 8) / (d1))], in_c[((i + 9) / (d1))], in_c[((i + 10) / (d1))], in_c[((i + 11) / (d1))], in_c[((i + 12) / (d1))], in_c[((i + 13) / (d1))], in_c[((i + 14) / (d1))], in_c[((i + 15) / (d1))])));
-            const float16 p3 = ((float16)(in_s));
-            const float16 v4 = (p0 * p3);  // mul
-            const float16 v5 = (v4 + p1);  // add
-            const float16 v6 = fu_tanh_float16(v5);  // tanh
-            const float16 v7 = (v6 * p2);  // mul
-            const float16 v8 = (v5 - p2);  // sub
-            vstore16(v7, 0, out0 + i);
-            vstore16(v8, 0, out1 + i);
-        }
-    } else {
-        for (long j = i0; j < n; ++j) {
-            const float p0 = in_x[j];
-            const float p1 = in_b[((j) / 1 % d1)];
-            const float p2 = in_c[((j) / (d1))];
-            const float p3 = in_s;
-            const float v4 = (p0 * p3);  // mul
-            const float v5 = (v4 + p1);  // add
-            const float v6 = fu_tanh_float(v5);  // tanh
-            const float v7 = (v6 * p2);  // mul
-            const float v8 = (v5 - p2);  // sub
-            out0[j] = v7;
-            out1[j] = v8;
+    const long t = get_global_id(0);
+    const long items = (inner + 31) / 32;
+    const long row = ((t | items) >> 32) ? t / items : (long)((uint)t / (uint)items);
+    const long c0 = (t - row * items) * 32;
+    if (row >= rows) return;
+    {
+        const long rb = row * inner;
+        const long ob1 = 0;
+        const long ob2 = (row);
+        if (c0 + 32 <= inner) {
+            { const long c = c0 + 0; const long i = rb + c;
+                const float16 p0 = vload16(0, in_x + i);
+                const float16 p1 = vload16(0, in_b + ob1 + c);
+                const float16 p2 = ((float16)(in_c[ob2]));
+                const float16 p3 = ((float16)(in_s));
+                const float16 v4 = (p0 * p3);  // mul
+                const float16 v5 = (v4 + p1);  // add
+                const float16 v6 = fu_tanh_float16(v5);  // tanh
+                const float16 v7 = (v6 * p2);  // mul
+                const float16 v8 = (v5 - p2);  // sub
+                vstore16(v7, 0, out0 + i);
+                vstore16(v8, 0, out1 + i);
+            }
+            { const long c = c0 + 16; const long i = rb + c;
+                const float16 p0 = vload16(0, in_x + i);
+                const float16 p1 = vload16(0, in_b + ob1 + c);
+                const float16 p2 = ((float16)(in_c[ob2]));
+                const float16 p3 = ((float16)(in_s));
+                const float16 v4 = (p0 * p3);  // mul
+                const float16 v5 = (v4 + p1);  // add
+                const float16 v6 = fu_tanh_float16(v5);  // tanh
+                const float16 v7 = (v6 * p2);  // mul
+                const float16 v8 = (v5 - p2);  // sub
+                vstore16(v7, 0, out0 + i);
+                vstore16(v8, 0, out1 + i);
+            }
+        } else {
+            for (long c = c0; c < inner; ++c) {
+                const long j = rb + c;
+                const float p0 = in_x[j];
+                const float p1 = in_b[ob1 + c];
+                const float p2 = in_c[ob2];
+                const float p3 = in_s;
+                const float v4 = (p0 * p3);  // mul
+                const float v5 = (v4 + p1);  // add
+                const float v6 = fu_tanh_float(v5);  // tanh
+                const float v7 = (v6 * p2);  // mul
+                const float v8 = (v5 - p2);  // sub
+                out0[j] = v7;
+                out1[j] = v8;
+            }
         }
     }
 }
