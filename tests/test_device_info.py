@@ -115,7 +115,7 @@ def test_driver_bugs_are_quirks_of_the_device_description():
     pocl = DeviceInfo.from_cl(fake_device("Portable Computing Language", "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3", 16, 16))
     intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
     assert pocl.quirks == {"vector_trig_inexact"}
-    assert intel.quirks == {"select_drops_signed_zero"}
+    assert intel.quirks == {"select_drops_signed_zero", "sincos_vectorizer_crash"}
 
 
 def test_templates_follow_the_quirks_and_a_device_without_them_gets_plain_code():

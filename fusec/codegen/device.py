@@ -47,6 +47,10 @@ QUIRKS = {
     # `v < 0 ? 0 : v` over an f16 input compiled as if zeros had no sign (relu(-0.0)
     # gave +0.0) in some mixes of ops: float selects on zero bounds compare bits
     "select_drops_signed_zero": "Intel's CPU runtime",
+    # sin and cos of one double vector value (cos(cos(x))'s gradient) crash its
+    # vectorizer (sycl-kernel-vec-clone, signal 11), scalar code too; an identity
+    # conversion around each call avoids it
+    "sincos_vectorizer_crash": "Intel's CPU runtime",
 }
 
 
@@ -111,6 +115,7 @@ class DeviceInfo:
             quirks=frozenset(q for q, has in (
                 ("vector_trig_inexact", pocl and is_cpu and "cl_khr_fp64" in exts),
                 ("select_drops_signed_zero", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
+                ("sincos_vectorizer_crash", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
             ) if has),
         )
 

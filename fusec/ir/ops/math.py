@@ -99,9 +99,13 @@ for entry in [
     # cos(1e-3) = 0.99997) when another lane holds a huge one (1e30, inf); double8
     # and scalar are correct there, so they compute through double. For a double T
     # the conversions are no-ops.
-    _unary_float("sin", {"float": "sin({x})", "float@vector_trig_inexact": "convert_{T}(sin(convert_double{W}({x})))"},
+    # On one with sincos_vectorizer_crash (Intel's CPU runtime), an identity
+    # conversion around the call keeps its vectorizer from crashing.
+    _unary_float("sin", {"float": "sin({x})", "float@vector_trig_inexact": "convert_{T}(sin(convert_double{W}({x})))",
+                         "float@sincos_vectorizer_crash": "convert_{T}(sin(convert_{T}({x})))"},
                  _float_only(np.sin), backward={"x": "g * cos(x)"}),
-    _unary_float("cos", {"float": "cos({x})", "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))"},
+    _unary_float("cos", {"float": "cos({x})", "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))",
+                         "float@sincos_vectorizer_crash": "convert_{T}(cos(convert_{T}({x})))"},
                  _float_only(np.cos), backward={"x": "g * -sin(x)"}),
     _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
     # the inverse trigonometric functions (numexpr's arcsin, arccos, arctan,
