@@ -3,7 +3,7 @@
 
 Importing this module imports torch; `import fusec` does not."""
 
-from .backend import backend
+from .compiler import backend
 from .explain import explain
 from .function import function
 

@@ -150,11 +150,14 @@ def where(e, n):
 
 
 def _transposed(e, i):
-    """The weight of mm/addmm operand i as `linear` wants it, when it is an
-    absorbed `t` of a 2-D value (x @ t(w) is linear(x, w)), else None."""
+    """The weight of mm/addmm operand i as `linear` wants it (x @ t(w) is
+    linear(x, w)): from an absorbed `t`, or from an input that is the
+    transpose of a contiguous matrix and is passed untransposed; else None."""
     arg = e.node.args[i]
     if getattr(arg, "target", None) in TRANSPOSES and e.absorbed(arg):
         return e.name_of(arg.args[0])
+    if e.passed_transposed(arg):
+        return e.name_of(arg)
     return None
 
 
@@ -171,10 +174,6 @@ def addmm(e, n):
         return f"linear({e.arg(1)}, {w}, {e.arg(0)})"
     product = f"linear({e.arg(1)}, {w})" if w else f"matmul({e.arg(1)}, {e.arg(2)})"
     return f"{product} + {e.arg(0)}"
-
-
-def absorbed_view(e, n):
-    raise AssertionError("an absorbed t is spelled by its mm/addmm")  # never emitted
 
 
 def reduce(op):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .backend import backend
+from .compiler import backend
 from .report import Explanation, collecting
 
 

@@ -5,6 +5,7 @@ FX names are mangled into IR names that are neither op names nor keywords."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 
@@ -91,9 +92,19 @@ def mangle(name: str, taken: set) -> str:
 class Emitter:
     """What a lowering entry sees of the node it spells (see `aten_ops`)."""
 
-    def __init__(self, names: dict, metas: dict, statements: list, taken: set, absorbed: set):
+    def __init__(
+        self,
+        names: dict,
+        metas: dict,
+        statements: list,
+        taken: set,
+        absorbed,
+        transposed=frozenset(),
+    ):
         self.names, self.metas, self.statements, self.taken = names, metas, statements, taken
         self.absorbed_nodes = absorbed
+        self.transposed_inputs = transposed
+        self.defined: set = set()  # the IR value names emitted so far
         self.node = None
         self._lets: dict = {}
 
@@ -166,20 +177,45 @@ class Emitter:
     def absorbed(self, node) -> bool:
         return node in self.absorbed_nodes
 
+    def passed_transposed(self, node) -> bool:
+        return node in self.transposed_inputs
+
     def let(self, expr: str) -> str:
         """A name for a subexpression that is used more than once."""
         if expr.isidentifier():
             return expr
         if expr not in self._lets:
-            name = mangle("t", self.taken)
+            name = mangle("tmp", self.taken)
             self.statements.append(f"{name} = {expr}")
             self._lets[expr] = name
+            self.defined.add(name)
         return self._lets[expr]
 
 
-def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> str:
-    """IR text of graph `name` computing `sub` (a fused partition) from
-    `inputs` (the fake tensors its placeholders receive)."""
+@dataclass
+class Lowered:
+    text: str
+    transposed: list[int]  # placeholders passed as x.t(): the transpose of a contiguous matrix
+    outputs: list[int]  # for each of the partition's outputs, which IR output holds it
+
+
+def weight_only_transpose(p, value) -> bool:
+    """An input that is a transposed contiguous matrix used only as mm/addmm
+    weights: passed as value.t() (contiguous, no copy), read by `linear`."""
+    if not isinstance(value, torch.Tensor) or value.dim() != 2 or value.is_contiguous():
+        return False
+    if not value.t().is_contiguous():
+        return False
+    slot = {torch.ops.aten.mm.default: 1, torch.ops.aten.addmm.default: 2}
+    return bool(p.users) and all(
+        u.target in slot and u.args[slot[u.target]] is p and p not in u.args[: slot[u.target]]
+        for u in p.users
+    )
+
+
+def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lowered:
+    """IR graph `name` computing `sub` (a fused partition) from `inputs` (the
+    fake tensors its placeholders receive)."""
     taken: set = set()
     placeholders = [n for n in sub.graph.nodes if n.op == "placeholder"]
     metas = {p: v for p, v in zip(placeholders, inputs, strict=True)}
@@ -187,12 +223,15 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> str:
     taken |= {s for s in sizes if isinstance(s, str)}
     names: dict = {}
     params = []
-    for p in placeholders:
+    transposed = [i for i, p in enumerate(placeholders) if weight_only_transpose(p, metas[p])]
+    for i, p in enumerate(placeholders):
         names[p] = mangle(p.name, taken)
-        params.append(f"{names[p]}: {ir_type(metas[p])}")
+        params.append(f"{names[p]}: {ir_type(metas[p].t() if i in transposed else metas[p])}")
     statements: list[str] = []
     absorbed = {n for n in sub.graph.nodes if n.op == "call_function" and absorbable_transpose(n)}
-    e = Emitter(names, metas, statements, taken, absorbed)
+    e = Emitter(names, metas, statements, taken, absorbed, {placeholders[i] for i in transposed})
+    defined = e.defined
+    defined |= {names[p] for p in placeholders}
     outputs: list = []
     for node in sub.graph.nodes:
         if node.op == "output":
@@ -207,19 +246,25 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> str:
             raise Unlowerable(f"no fusec lowering for {node.target}")
         e.node = node
         result = LOWERINGS[node.target](e, node)
-        if isinstance(result, tuple):
-            names[node] = result
+        if isinstance(result, tuple) or result in defined:
+            names[node] = (
+                result  # several results, or another value's name (clone, detach, getitem)
+            )
         else:
             names[node] = mangle(node.name, taken)
             statements.append(f"{names[node]} = {result}")
-    returned = []
+            defined.add(names[node])
+    returned, expected, positions = [], [], []
     for out in outputs:
-        if not isinstance(out, torch.fx.Node) or out in absorbed:
+        if not isinstance(out, torch.fx.Node) or out in absorbed or out in e.transposed_inputs:
             raise Unlowerable(f"the partition returns {out}, which has no IR value")
-        returned.append(e.name_of(out))
+        value = e.name_of(out)
+        if value not in returned:  # an output twice (x and its detach) is computed once
+            returned.append(value)
+            expected.append(metas.get(out, out.meta.get("val")))
+        positions.append(returned.index(value))
     text = f"graph {name}({', '.join(params)}) {{\n" + "".join(f"    {s}\n" for s in statements)
-    text = _cast_outputs(text, returned, [metas.get(o, o.meta.get("val")) for o in outputs])
-    return text
+    return Lowered(_cast_outputs(text, returned, expected), transposed, positions)
 
 
 def _cast_outputs(head: str, returned: list[str], expected: list) -> str:

@@ -67,6 +67,8 @@ def why_not(node) -> str | None:
         values = node.meta.get("val")
         for v in values if isinstance(values, tuple | list) else [values]:
             ir_type(v)
+        if node.target is operator.getitem and node.args[0].target not in LOWERINGS:
+            return f"a result of {node.args[0].target}, which stays in PyTorch"
         for a in node.all_input_nodes:
             if node.target is not operator.getitem:
                 ir_type(a.meta.get("val"))
@@ -112,21 +114,27 @@ class FusecPartition(torch.nn.Module):
     """A partition as a call of its fusec graph, falling back to the
     partition's own PyTorch code for a call fusec cannot take."""
 
-    def __init__(self, graph, torch_module):
+    def __init__(self, graph, torch_module, lowered):
         super().__init__()
         self.graph = graph
         self.torch_module = torch_module
+        self.transposed = frozenset(lowered.transposed)
+        self.outputs = lowered.outputs
 
     def forward(self, *args):
-        # DLPack refuses tensors that require grad; AOTAutograd passes parameters as they are
-        args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
         if not all(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in args):
             return self.torch_module(*args)
+        # DLPack refuses tensors that require grad; AOTAutograd passes parameters as they are
+        plain = [a.detach().t() if i in self.transposed else a.detach() for i, a in enumerate(args)]
         try:
-            return self.graph(*args)
+            result = self.graph(*plain)
         except FusecError as e:
             _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
             return self.torch_module(*args)
+        if len(self.outputs) == 1:
+            return result
+        result = result if isinstance(result, tuple) else (result,)
+        return tuple(result[i] for i in self.outputs)
 
 
 _GRAPH_IDS = itertools.count()
@@ -161,8 +169,8 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
         sub = getattr(fused, node.target)
         name = f"{kind}{graph_id}_{node.target}"
         try:
-            text = lower_partition(sub, [a.meta.get("val") for a in node.args], name)
-            graph = fusec_compile(text)[name]
+            lowered = lower_partition(sub, [a.meta.get("val") for a in node.args], name)
+            graph = fusec_compile(lowered.text)[name]
             graph.build()
         except (Unlowerable, FusecError) as e:
             report.failed.append(PartitionReport(name, nodes, 0, "", str(e)))
@@ -173,9 +181,9 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
             )
             report.failed.append(PartitionReport(name, nodes, 0, "", f"internal error: {e!r}"))
             continue
-        report.partitions.append(PartitionReport(name, nodes, len(graph.kernels), text))
-        setattr(fused, node.target, FusecPartition(graph, sub))
-        _log("ir", text)
+        report.partitions.append(PartitionReport(name, nodes, len(graph.kernels), lowered.text))
+        setattr(fused, node.target, FusecPartition(graph, sub, lowered))
+        _log("ir", lowered.text)
     fused.recompile()
     for sink in current_reports():
         sink.append(report)
