@@ -258,3 +258,16 @@ def test_an_unsupported_dtype_runs_in_pytorch():
     assert not report[0].partitions
     assert "bfloat16" in str(report)
     torch.testing.assert_close(torch.compile(fn, backend="fusec")(x), fn(x))
+
+
+def test_the_same_partition_compiled_twice_is_one_fusec_program():
+    def first(x):
+        return torch.tanh(x) * 3
+
+    def second(x):  # another function, the same graph
+        return torch.tanh(x) * 3
+
+    (x,) = inputs((16,), grad=False)
+    a, b = fusec.torch.explain(first, x), fusec.torch.explain(second, x)
+    assert a.graphs[0].name == b.graphs[0].name
+    assert a.graphs[0].name.startswith("fx_") and "tanh" in a.graphs[0].ir

@@ -5,7 +5,8 @@ and every other node stays a PyTorch op."""
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import hashlib
 import operator
 import os
 import sys
@@ -137,7 +138,13 @@ class FusecPartition(torch.nn.Module):
         return tuple(result[i] for i in self.outputs)
 
 
-_GRAPH_IDS = itertools.count()
+def named_by_content(lowered):
+    """The graph named after a hash of its text: the same partition compiled
+    again (a recompile, another instance of a block) is the same fusec
+    program, found in fusec's compile cache and its kernel cache."""
+    digest = hashlib.sha1(lowered.text.encode()).hexdigest()[:12]
+    text = lowered.text.replace("graph fx_partition(", f"graph fx_{digest}(", 1)
+    return dataclasses.replace(lowered, text=text)
 
 
 def _log(kind: str, text: str) -> None:
@@ -162,14 +169,16 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     report = GraphReport(kind=kind, fallbacks=fallbacks)
     # fuse_partitions names the i-th partition's submodule fused_<i>
     fused = partitioner.fuse_partitions(computing)
-    graph_id = next(_GRAPH_IDS)
     calls = {n.target: n for n in fused.graph.nodes if n.op == "call_module"}
     for i, nodes in enumerate(members):
         node = calls[f"fused_{i}"]
         sub = getattr(fused, node.target)
-        name = f"{kind}{graph_id}_{node.target}"
+        name = f"{kind} {node.target}"
         try:
-            lowered = lower_partition(sub, [a.meta.get("val") for a in node.args], name)
+            lowered = named_by_content(
+                lower_partition(sub, [a.meta.get("val") for a in node.args], "fx_partition")
+            )
+            name = lowered.text.split("(", 1)[0].removeprefix("graph ")
             graph = fusec_compile(lowered.text)[name]
             graph.build()
         except (Unlowerable, FusecError) as e:
