@@ -154,6 +154,10 @@ def main():
     args = parser.parse_args()
     sizes, rounds = ((16, 20), 5) if args.quick else ((16, 20, 22, 24), 9)
     torch.set_num_threads(os.cpu_count() or 1)
+    # every (chain, size, grad mode) is a recompile of the same function: past
+    # Dynamo's default limit of 8 it would silently run eagerly
+    torch._dynamo.config.recompile_limit = 1000
+    torch._dynamo.config.accumulated_recompile_limit = 10000
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; fusec device: "
         f"{fusec.compile('graph f(x: f32[N]) { return x * 2 }').runtime.device_names}"
