@@ -16,6 +16,7 @@ import torch
 from torch._decomp import get_decompositions
 from torch._dynamo.backends.common import aot_autograd
 from torch._functorch.aot_autograd import make_boxed_func
+from torch._functorch.partitioners import min_cut_rematerialization_partition
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
@@ -217,6 +218,10 @@ _aot = aot_autograd(
     bw_compiler=_backward,
     inference_compiler=_inference,
     decompositions=DECOMPOSITIONS,
+    # Save only what is costly to recompute (Inductor's choice): the default
+    # partition saves every intermediate, and a chain's forward then writes
+    # each of them to memory for the backward, where fusec recomputes in registers.
+    partition_fn=min_cut_rematerialization_partition,
 )
 
 
