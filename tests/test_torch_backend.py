@@ -271,3 +271,14 @@ def test_the_same_partition_compiled_twice_is_one_fusec_program():
     a, b = fusec.torch.explain(first, x), fusec.torch.explain(second, x)
     assert a.graphs[0].name == b.graphs[0].name
     assert a.graphs[0].name.startswith("fx_") and "tanh" in a.graphs[0].ir
+
+
+def test_identities_alone_make_no_fusec_graph():
+    def fn(x):
+        return torch.cumsum(x, 0).clone()
+
+    (x,) = inputs((8,), grad=False)
+    report = fusec.torch.explain(fn, x)
+    assert report.graphs == [], "a clone alone is not worth a copy kernel"
+    assert ("clone", "aten.clone.default") in [(n, op) for n, op, _ in report.fallbacks]
+    torch.testing.assert_close(torch.compile(fn, backend="fusec")(x), fn(x))

@@ -284,6 +284,8 @@ def getitem(e, n):
 
 
 TRANSPOSES = {aten.t.default, aten.permute.default}
+# ops that name their operand: a partition of these alone computes nothing
+NOT_COMPUTING = {aten.clone.default, aten.alias.default, aten.detach.default, operator.getitem}
 
 LOWERINGS = {
     aten.add.Tensor: scaled("add"),

@@ -22,7 +22,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 from ..api import compile as fusec_compile
 from ..diagnostics import FusecError
-from .aten_ops import LOWERINGS, Unlowerable
+from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .lower import Emitter, absorbable_transpose, ir_type, lower_partition
 from .report import GraphReport, PartitionReport, current_reports
 
@@ -159,11 +159,18 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     partitioner = CapabilityBasedPartitioner(
         gm, FusecSupport(reasons), allows_single_node_partition=True
     )
-    computing = [
-        p
-        for p in partitioner.propose_partitions()
-        if any(n.op == "call_function" and n.target in LOWERINGS for n in p.nodes)
-    ]
+    computing = []
+    for p in partitioner.propose_partitions():
+        # a partition of views and identities alone (a lone detach) would be a copy kernel
+        if any(
+            n.op == "call_function" and n.target in LOWERINGS and n.target not in NOT_COMPUTING
+            for n in p.nodes
+        ):
+            computing.append(p)
+        else:
+            reasons.update(
+                {n: "only views and identities here: nothing for fusec to compute" for n in p.nodes}
+            )
     members = [[(n.name, str(n.target)) for n in gm.graph.nodes if n in p.nodes] for p in computing]
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
     fallbacks = [(n.name, str(n.target), reasons[n]) for n in sorted(reasons, key=order.get)]
