@@ -100,3 +100,31 @@ def test_dynamic_batch_sizes_reuse_one_graph():
     (part,) = report[0].partitions
     header = part.ir.splitlines()[0]
     assert "f32[s" in header and "12]" in header, header
+
+
+def test_automatic_dynamic_shapes_after_a_batch_size_change():
+    def fn(x):
+        return torch.sigmoid(x) * x.sum(1, keepdim=True)
+
+    compiled = torch.compile(fn, backend=fusec.torch.backend)
+    with collecting(Explanation()) as report:
+        for batch in (3, 5, 11):
+            x = torch.randn(batch, 6)
+            torch.testing.assert_close(compiled(x), fn(x), rtol=1e-5, atol=1e-6)
+    # Dynamo specializes on the first size, then makes the batch dimension dynamic
+    assert len(report) == 2, "\n".join(str(g) for g in report)
+    assert "f32[3, 6]" in report[0].partitions[0].ir
+    assert "f32[s" in report[1].partitions[0].ir
+
+
+def test_fusec_log_fusion_prints_the_report(monkeypatch, capsys):
+    monkeypatch.setenv("FUSEC_LOG", "fusion,ir")
+
+    def fn(x):
+        return torch.erf(x) - 1
+
+    x = torch.randn(7)
+    torch.testing.assert_close(torch.compile(fn, backend=fusec.torch.backend)(x), fn(x))
+    err = capsys.readouterr().err
+    assert "inference graph: 2 node(s) in 1 fusec graph(s), 1 kernel(s)" in err
+    assert "erf(" in err and "graph fx_" in err
