@@ -282,3 +282,25 @@ def test_identities_alone_make_no_fusec_graph():
     assert report.graphs == [], "a clone alone is not worth a copy kernel"
     assert ("clone", "aten.clone.default") in [(n, op) for n, op, _ in report.fallbacks]
     torch.testing.assert_close(torch.compile(fn, backend="fusec")(x), fn(x))
+
+
+def test_zero_dimensional_tensors_come_back_as_tensors():
+    def fn(x, y):
+        return torch.exp(x) * y, (x + y).sum()
+
+    x, y = torch.tensor(0.5), torch.tensor(-2.0)
+    got = torch.compile(fn, backend="fusec")(x, y)
+    assert all(isinstance(t, torch.Tensor) and t.shape == () for t in got)
+    torch.testing.assert_close(got, fn(x, y))
+
+
+def test_unbiased_variance_over_a_symbolic_size():
+    def fn(x):
+        return torch.var(x, 1), torch.var_mean(x, (0, 1), keepdim=True)[0]
+
+    (x,) = inputs((5, 9), grad=False)
+    report = fusec.torch.explain(fn, x, dynamic=True)
+    assert len(report.graphs) == 1 and not report.fallbacks, str(report)
+    assert "f32[s" in report.graphs[0].ir
+    got = torch.compile(fn, backend="fusec", dynamic=True)(x)
+    torch.testing.assert_close(got, fn(x), rtol=1e-5, atol=1e-6)

@@ -195,6 +195,8 @@ def reduce(op):
 
 def var_mean(e, n, *, both=True):
     dims = e.dims(1)
+    if not dims:
+        raise Unlowerable("a variance over no dimension")
     keepdim = bool(n.kwargs.get("keepdim", False))
     correction = n.kwargs.get("correction")
     correction = 1 if correction is None else correction
@@ -207,8 +209,15 @@ def var_mean(e, n, *, both=True):
     for d in sorted(dims, reverse=True):
         sq = f"mean({sq}, axis={d}, keepdim={literal(keepdim)})"
     if correction:
-        count = e.static_count(dims)
-        sq = f"{sq} * {literal(count / (count - correction))}"
+        try:
+            count = e.static_count(dims)
+            sq = f"{sq} * {literal(count / (count - correction))}"
+        except Unlowerable:  # a symbolic size: count the elements (ones in x's shape, NaN or not)
+            ones = f"cast(where({x} == {x}, 1, 1), dtype={e.ir_dtype(e.meta(0).dtype)})"
+            for d in sorted(dims, reverse=True):
+                ones = f"sum({ones}, axis={d}, keepdim={literal(keepdim)})"
+            count = e.let(ones)
+            sq = f"{sq} * {count} / ({count} - {literal(correction)})"
     var = e.let(sq)
     if not both:
         return var

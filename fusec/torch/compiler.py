@@ -23,6 +23,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 from ..api import compile as fusec_compile
 from ..diagnostics import FusecError
 from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
+from .function import as_tensors
 from .lower import Emitter, absorbable_transpose, ir_type, lower_partition
 from .report import GraphReport, PartitionReport, current_reports
 
@@ -133,6 +134,7 @@ class FusecPartition(torch.nn.Module):
         except FusecError as e:
             _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
             return self.torch_module(*args)
+        result = as_tensors(result)
         if len(self.outputs) == 1:
             return result
         result = result if isinstance(result, tuple) else (result,)

@@ -16,7 +16,11 @@ def explain(fn, *args, dynamic: bool | None = None, **kwargs) -> Explanation:
     once; `str()` of it is the readable form. Gradients are computed with
     `torch.autograd.grad` (the backward graph is compiled too), so no `.grad`
     of the caller's tensors or parameters changes."""
-    compiled = torch.compile(fn, backend=backend, dynamic=dynamic)
+
+    def explaining(gm, example_inputs):  # a backend of its own: Dynamo's cached code is not reused
+        return backend(gm, example_inputs)
+
+    compiled = torch.compile(fn, backend=explaining, dynamic=dynamic)
     with collecting(Explanation()) as report:
         result = compiled(*args, **kwargs)
         outputs = [t for t in _tensors(result) if t.requires_grad and t.grad_fn is not None]

@@ -3,11 +3,20 @@ callable that autograd differentiates with fusec's fused backward graph."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..api import CompiledGraph
 from ..diagnostics import CallError
 from ..ir import dtypes as dt
+
+
+def as_tensors(result):
+    """A call's outputs as tensors: when every tensor argument is 0-d, fusec's
+    call path takes them as scalars and returns NumPy arrays (no copy back)."""
+    if isinstance(result, tuple):
+        return tuple(as_tensors(r) for r in result)
+    return result if isinstance(result, torch.Tensor) else torch.from_numpy(np.asarray(result))
 
 
 def function(graph: CompiledGraph):
@@ -31,7 +40,7 @@ def function(graph: CompiledGraph):
         def forward(ctx, *args):
             # DLPack refuses a tensor that requires grad; the data is the same
             plain = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
-            result = graph(*plain)
+            result = as_tensors(graph(*plain))
             ctx.save_for_backward(*[a for a in plain if isinstance(a, torch.Tensor)])
             ctx.arg_kinds = [isinstance(a, torch.Tensor) for a in plain]
             ctx.scalars = [None if isinstance(a, torch.Tensor) else a for a in plain]
@@ -49,7 +58,7 @@ def function(graph: CompiledGraph):
                 for is_tensor, s in zip(ctx.arg_kinds, ctx.scalars, strict=True)
             ]
             cotangents = [grads[i] for i in float_outputs]
-            result = graph.backward(*inputs, *cotangents)
+            result = as_tensors(graph.backward(*inputs, *cotangents))
             result = result if isinstance(result, tuple) else (result,)
             out: list = [None] * len(inputs)
             for name, grad in zip(grad_of, result, strict=True):

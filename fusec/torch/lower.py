@@ -152,11 +152,15 @@ class Emitter:
         )
 
     def axis(self, i) -> int:
+        if self.rank(0) == 0:
+            raise Unlowerable("a softmax of a 0-d tensor")
         return self.value(i, "dim") % max(self.rank(0), 1)
 
     def dims(self, i) -> list[int]:
         dims = self.value(i, "dim")
         rank = self.rank(0)
+        if rank == 0:  # torch reduces a 0-d tensor over dim 0 or -1: nothing to reduce
+            return []
         if dims is None or (isinstance(dims, list | tuple) and len(dims) == 0):
             return list(range(rank))
         dims = [dims] if isinstance(dims, int) else dims
