@@ -6,6 +6,16 @@ from .api import CompiledGraph, Program, compile, compile_graphs, register_primi
 from .diagnostics import CallError, CompileError, FusecError, TraceError
 from .version import __version__
 
+
+def __getattr__(name):
+    # `fusec.torch` without importing torch at `import fusec` time
+    if name == "torch":
+        import importlib
+
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module 'fusec' has no attribute {name!r}")
+
+
 __all__ = [
     "CallError",
     "CompileError",

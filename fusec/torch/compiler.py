@@ -1,0 +1,240 @@
+"""`torch.compile(model, backend="fusec")`: AOTAutograd hands fusec the ATen
+forward and backward graphs; torch's capability-based partitioner cuts each
+into maximal runs of ops fusec can lower, each run becomes one fusec graph,
+and every other node stays a PyTorch op."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import operator
+import os
+import sys
+import warnings
+
+import torch
+from torch._decomp import get_decompositions
+from torch._dynamo.backends.common import aot_autograd
+from torch._functorch.aot_autograd import make_boxed_func
+from torch._functorch.partitioners import min_cut_rematerialization_partition
+from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
+from torch.fx.passes.operator_support import OperatorSupportBase
+
+from ..api import compile as fusec_compile
+from ..diagnostics import FusecError
+from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
+from .function import as_tensors
+from .lower import Emitter, absorbable_transpose, ir_type, lower_partition
+from .report import GraphReport, PartitionReport, current_reports
+
+aten = torch.ops.aten
+
+# Composite ops decomposed before partitioning, into ops that have lowerings
+# (LayerNorm into var_mean/rsqrt/mul/add, its backward into sums and products).
+DECOMPOSITIONS = get_decompositions(
+    [
+        aten.native_layer_norm,
+        aten.native_layer_norm_backward,
+        aten.mse_loss,
+        aten.mse_loss_backward,
+        aten.hardswish_backward,
+        aten.hardsigmoid_backward,
+        aten.elu_backward,
+        aten.softplus_backward,
+        aten.mish_backward,
+        aten.addcmul,
+        aten.addcdiv,
+        aten.lerp,
+    ]
+)
+
+
+def why_not(node) -> str | None:
+    """None if fusec can run this node, else the reason it stays in PyTorch."""
+    if node.op != "call_function":
+        return f"{node.op} nodes stay in PyTorch"
+    if node.target in (aten.t.default, aten.permute.default):
+        if absorbable_transpose(node):
+            return None
+        return "a transpose that is not only the weight of mm/addmm on a contiguous matrix (a view in PyTorch)"
+    if node.target not in LOWERINGS:
+        return f"no fusec lowering for {node.target}"
+    if node.target is aten._to_copy.default:
+        extra = {k: v for k, v in node.kwargs.items() if k != "dtype" and v is not None}
+        if (
+            extra.get("layout", torch.strided) != torch.strided
+            or torch.device(extra.get("device", "cpu")).type != "cpu"
+        ):
+            return "a _to_copy that changes layout or device"
+    try:
+        values = node.meta.get("val")
+        for v in values if isinstance(values, tuple | list) else [values]:
+            ir_type(v)
+        if node.target is operator.getitem and node.args[0].target not in LOWERINGS:
+            return f"a result of {node.args[0].target}, which stays in PyTorch"
+        for a in node.all_input_nodes:
+            if node.target is not operator.getitem:
+                ir_type(a.meta.get("val"))
+        probe = Emitter(_ProbeNames(), _ProbeMetas(node), [], set(), _AbsorbedAll())
+        probe.node = node
+        LOWERINGS[node.target](probe, node)
+    except Unlowerable as e:
+        return str(e)
+    return None
+
+
+class _ProbeNames(dict):
+    """Every operand has a name while probing whether a node lowers."""
+
+    def __missing__(self, node):
+        return (node.name, node.name) if node.target is aten.var_mean.correction else node.name
+
+
+class _ProbeMetas(dict):
+    def __init__(self, node):
+        super().__init__({a: a.meta.get("val") for a in node.all_input_nodes})
+
+
+class _AbsorbedAll:
+    def __contains__(self, node):
+        return absorbable_transpose(node)
+
+
+class FusecSupport(OperatorSupportBase):
+    def __init__(self, reasons: dict):
+        self.reasons = reasons
+
+    def is_node_supported(self, submodules, node) -> bool:
+        if node.op in ("placeholder", "output"):
+            return False  # a graph's inputs and outputs are not computations
+        reason = why_not(node)
+        if reason is not None:
+            self.reasons[node] = reason
+        return reason is None
+
+
+class FusecPartition(torch.nn.Module):
+    """A partition as a call of its fusec graph, falling back to the
+    partition's own PyTorch code for a call fusec cannot take."""
+
+    def __init__(self, graph, torch_module, lowered):
+        super().__init__()
+        self.graph = graph
+        self.torch_module = torch_module
+        self.transposed = frozenset(lowered.transposed)
+        self.outputs = lowered.outputs
+
+    def forward(self, *args):
+        if not all(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in args):
+            return self.torch_module(*args)
+        # DLPack refuses tensors that require grad; AOTAutograd passes parameters as they are
+        plain = [a.detach().t() if i in self.transposed else a.detach() for i, a in enumerate(args)]
+        try:
+            result = self.graph(*plain)
+        except FusecError as e:
+            _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
+            return self.torch_module(*args)
+        result = as_tensors(result)
+        if len(self.outputs) == 1:
+            return result
+        result = result if isinstance(result, tuple) else (result,)
+        return tuple(result[i] for i in self.outputs)
+
+
+def named_by_content(lowered):
+    """The graph named after a hash of its text: the same partition compiled
+    again (a recompile, another instance of a block) is the same fusec
+    program, found in fusec's compile cache and its kernel cache."""
+    digest = hashlib.sha1(lowered.text.encode()).hexdigest()[:12]
+    text = lowered.text.replace("graph fx_partition(", f"graph fx_{digest}(", 1)
+    return dataclasses.replace(lowered, text=text)
+
+
+def _log(kind: str, text: str) -> None:
+    if kind in os.environ.get("FUSEC_LOG", "").replace(" ", "").split(","):
+        print(text, file=sys.stderr)
+
+
+def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
+    """Partition an ATen graph and put a fusec graph in place of every partition."""
+    reasons: dict = {}
+    partitioner = CapabilityBasedPartitioner(
+        gm, FusecSupport(reasons), allows_single_node_partition=True
+    )
+    computing = []
+    for p in partitioner.propose_partitions():
+        # a partition of views and identities alone (a lone detach) would be a copy kernel
+        if any(
+            n.op == "call_function" and n.target in LOWERINGS and n.target not in NOT_COMPUTING
+            for n in p.nodes
+        ):
+            computing.append(p)
+        else:
+            reasons.update(
+                {n: "only views and identities here: nothing for fusec to compute" for n in p.nodes}
+            )
+    members = [[(n.name, str(n.target)) for n in gm.graph.nodes if n in p.nodes] for p in computing]
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    fallbacks = [(n.name, str(n.target), reasons[n]) for n in sorted(reasons, key=order.get)]
+    report = GraphReport(kind=kind, fallbacks=fallbacks)
+    # fuse_partitions names the i-th partition's submodule fused_<i>
+    fused = partitioner.fuse_partitions(computing)
+    calls = {n.target: n for n in fused.graph.nodes if n.op == "call_module"}
+    for i, nodes in enumerate(members):
+        node = calls[f"fused_{i}"]
+        sub = getattr(fused, node.target)
+        name = f"{kind} {node.target}"
+        try:
+            lowered = named_by_content(
+                lower_partition(sub, [a.meta.get("val") for a in node.args], "fx_partition")
+            )
+            name = lowered.text.split("(", 1)[0].removeprefix("graph ")
+            graph = fusec_compile(lowered.text)[name]
+            graph.build()
+        except (Unlowerable, FusecError) as e:
+            report.failed.append(PartitionReport(name, nodes, 0, "", str(e)))
+            continue
+        except Exception as e:  # a fusec bug must not break the user's model: PyTorch runs it
+            warnings.warn(
+                f"fusec: {name} runs in PyTorch after an internal error: {e!r}", stacklevel=2
+            )
+            report.failed.append(PartitionReport(name, nodes, 0, "", f"internal error: {e!r}"))
+            continue
+        report.partitions.append(PartitionReport(name, nodes, len(graph.kernels), lowered.text))
+        setattr(fused, node.target, FusecPartition(graph, sub, lowered))
+        _log("ir", lowered.text)
+    fused.recompile()
+    for sink in current_reports():
+        sink.append(report)
+    _log("fusion", str(report))
+    return make_boxed_func(fused.forward)
+
+
+def _forward(gm, example_inputs):
+    return compile_aten_graph(gm, example_inputs, "forward")
+
+
+def _backward(gm, example_inputs):
+    return compile_aten_graph(gm, example_inputs, "backward")
+
+
+def _inference(gm, example_inputs):
+    return compile_aten_graph(gm, example_inputs, "inference")
+
+
+_aot = aot_autograd(
+    fw_compiler=_forward,
+    bw_compiler=_backward,
+    inference_compiler=_inference,
+    decompositions=DECOMPOSITIONS,
+    # Save only what is costly to recompute (Inductor's choice): the default
+    # partition saves every intermediate, and a chain's forward then writes
+    # each of them to memory for the backward, where fusec recomputes in registers.
+    partition_fn=min_cut_rematerialization_partition,
+)
+
+
+def backend(gm: torch.fx.GraphModule, example_inputs, **options):
+    """The Dynamo backend: `torch.compile(fn, backend="fusec")` (through the
+    `torch_dynamo_backends` entry point) or `backend=fusec.torch.backend`."""
+    return _aot(gm, example_inputs, **options)
