@@ -263,3 +263,10 @@ def test_bound_weights_packed_once_under_concurrent_first_calls():
         assert not errors, errors
         for x, y in zip(xs, results, strict=True):
             np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-4, atol=1e-4)
+
+
+def test_zero_dimensional_tensors_for_scalars_give_tensors_back():
+    g = fusec.compile("graph s(a: f32, b: f32) {\n    return a * b + 1.0\n}")["s"]
+    out = g(torch.tensor(2.0), torch.tensor(3.0))
+    assert isinstance(out, torch.Tensor) and out.shape == () and float(out) == 7.0
+    assert type(g(2.0, np.float32(3.0))) is np.ndarray

@@ -43,6 +43,7 @@ class CallValues:
 def check_arguments(params: list[dict], bound: dict, context, pinned=None) -> CallValues:
     values = CallValues(dict(pinned.sizes) if pinned is not None else {})
     kind = None
+    scalar_array = None  # the first 0-d array given for a scalar: its kind when no other array is given
     for p in params:
         name = p["name"]
         if pinned is not None and name in pinned.values:
@@ -53,11 +54,19 @@ def check_arguments(params: list[dict], bound: dict, context, pinned=None) -> Ca
             kind = arg_kind
             if arg_kind == "foreign":
                 values.to_foreign = _foreign_constructor(value)
+        elif arg_kind is None and scalar_array is None and _is_foreign_array(value):
+            scalar_array = value
         values.arrays[name] = checked
     if kind is None and pinned is not None:
         kind = pinned.result_kind
+    if kind is None and scalar_array is not None:  # a graph of scalars called with 0-d tensors
+        kind, values.to_foreign = "foreign", _foreign_constructor(scalar_array)
     values.result_kind = kind or "numpy"
     return values
+
+
+def _is_foreign_array(value) -> bool:
+    return hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray | np.generic | cla.Array)
 
 
 def check_argument(p: dict, value, sizes: dict, context=None):
