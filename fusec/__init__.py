@@ -6,16 +6,6 @@ from .api import CompiledGraph, Program, compile, compile_graphs, register_primi
 from .diagnostics import CallError, CompileError, FusecError, TraceError
 from .version import __version__
 
-
-def __getattr__(name):
-    # `fusec.torch` without importing torch at `import fusec` time
-    if name == "torch":
-        import importlib
-
-        return importlib.import_module(".torch", __name__)
-    raise AttributeError(f"module 'fusec' has no attribute {name!r}")
-
-
 __all__ = [
     "CallError",
     "CompileError",
@@ -36,11 +26,13 @@ _NUMPY_FRONT_END = ("jit", "evaluate")
 
 def __getattr__(name: str):
     """The framework front ends, loaded on first use (they sit above the API, and
-    `import fusec` stays light: it never imports onnx): `fusec.from_onnx`, and
-    from the NumPy front end `fusec.jit`, `fusec.evaluate` and `fusec.<op>` for
+    `import fusec` stays light: it never imports torch or onnx): `fusec.torch`,
+    `fusec.from_onnx`, and from the NumPy front end `fusec.jit`, `fusec.evaluate` and `fusec.<op>` for
     every op in the registry (ops registered later too)."""
     if name.startswith("__"):
         raise AttributeError(name)
+    if name == "torch":  # by name, as below
+        return importlib.import_module("fusec.torch")
     if name == "from_onnx":
         from .onnx import from_onnx
 

@@ -125,3 +125,17 @@ def test_the_layer_test_catches_an_upward_import(tmp_path):
     assert layer_of("fusec.ir.registry") < layer_of("fusec.frontend.parser")
     assert layer_of("fusec.codegen.plan") < layer_of("fusec.runtime.programs")
     assert layer_of("fusec") > layer_of("fusec.runtime")
+
+
+def test_import_fusec_stays_light_and_the_front_ends_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fusec\n"
+        "heavy = [m for m in ('torch', 'onnx', 'pyopencl', 'fusec.numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert callable(fusec.torch.function) and callable(fusec.from_onnx)\n"
+        "assert callable(fusec.jit) and callable(fusec.evaluate) and callable(fusec.tanh)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
