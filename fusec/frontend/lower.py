@@ -24,24 +24,51 @@ def template_ast(template: str):
     return value
 
 
+def evaluate(root, leaf, call, enter=None):
+    """Post-order over an expression AST without recursion: `leaf(e)` for a
+    name or literal, `call(e, operand_results)` for a call, after its operands,
+    and `enter(e)` for a call before them (a check that must come first).
+    Iterative because depth is data: generated IR nests 10,000 deep."""
+    values: list = []
+    work = [(root, False)]
+    while work:
+        e, operands_done = work.pop()
+        if not isinstance(e, Call):
+            values.append(leaf(e))
+        elif operands_done:
+            k = len(values) - len(e.args)
+            operands = values[k:]
+            del values[k:]
+            values.append(call(e, operands))
+        else:
+            if enter:
+                enter(e)
+            work.append((e, True))
+            work.extend((a, False) for a in reversed(e.args))
+    (result,) = values
+    return result
+
+
 def add_expression(g: nx.DiGraph, expr, env: dict, attrs: dict, pos, on_add=None) -> int:
     """Add the nodes of an expression AST to `g`. Names are looked up in `env`
     (node ids), then in `attrs` (values, which become literals); every node
     gets `pos`, and `on_add(node)` is called on each as it is added."""
 
-    def build(e) -> int:
-        if isinstance(e, Literal | Name) and not (isinstance(e, Name) and e.id in env):
-            n = add_node(g, "const", pos=pos, value=e.value if isinstance(e, Literal) else attrs[e.id])
-        elif isinstance(e, Name):
-            return env[e.id]
-        else:
-            args = [build(a) for a in e.args]
-            n = add_node(g, e.op, args, _check_attrs(lookup(e.op), e), pos)
+    def added(n: int) -> int:
         if on_add:
             on_add(n)
         return n
 
-    return build(expr)
+    def leaf(e) -> int:
+        if isinstance(e, Name) and e.id in env:
+            return env[e.id]
+        value = e.value if isinstance(e, Literal) else attrs[e.id]
+        return added(add_node(g, "const", pos=pos, value=value))
+
+    def call(e, args) -> int:
+        return added(add_node(g, e.op, args, _check_attrs(lookup(e.op), e), pos))
+
+    return evaluate(expr, leaf, call)
 
 
 def lower_module(module: Module) -> list[nx.DiGraph]:
@@ -98,38 +125,41 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     current = {"target": None}  # the statement being lowered
 
-    def expr(e) -> int:
+    def leaf(e) -> int:
         if isinstance(e, Literal):
             return add_node(g, "const", pos=e.pos, value=e.value)
-        if isinstance(e, Name):
-            if e.id in scope:
-                return scope[e.id]
-            if e.id == current["target"] and e.id not in scope:
-                raise error(f"{e.id!r} is used in its own definition", e.pos)
-            if e.id in later:
-                raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
-            if lookup(e.id) is not None and not lookup(e.id).internal:
-                raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
-            if e.id in DTYPES:
-                raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
-            if e.id in KEYWORDS:
-                raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
-            raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
-        assert isinstance(e, Call)
+        if e.id in scope:
+            return scope[e.id]
+        if e.id == current["target"] and e.id not in scope:
+            raise error(f"{e.id!r} is used in its own definition", e.pos)
+        if e.id in later:
+            raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
+        if lookup(e.id) is not None and not lookup(e.id).internal:
+            raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
+        if e.id in DTYPES:
+            raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
+        if e.id in KEYWORDS:
+            raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
+        raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
+
+    def enter(e: Call) -> None:
         prim = lookup(e.op)
-        if prim is not None and prim.internal:
-            prim = None  # made by passes only; to the user it is unknown
-        if prim is None:
+        if prim is None or prim.internal:  # internal ops are made by passes only
             hint = _suggest(e.op, [k for k, v in ops.items() if not v.internal])
             if e.op in scope:
                 raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
-        args = [expr(a) for a in e.args]
+
+    def call(e: Call, args: list[int]) -> int:
+        prim = lookup(e.op)
         attrs = _check_attrs(prim, e)
         if lowering := prim.lowering_for(len(args)):  # a composite: its definition, here
             text = lowering.format(**{k: ir_repr(v) for k, v in attrs})
             return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
         return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
+
+    def expr(e) -> int:
+        return evaluate(e, leaf, call, enter)
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
     if not returns:
