@@ -1,0 +1,99 @@
+"""What an attacker or a careless generator feeds the front end: literals out
+of range, constant expressions that overflow, attributes of the wrong type,
+clamp bounds of another kind, text that is not a file name, files that are
+not files. Each gets a positioned CompileError (or a clear error), never a
+traceback, a hang or a silently wrapped value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fusec.api import compile_graphs
+from fusec.diagnostics import CompileError, Pos
+
+
+def graph(body: str, params: str = "x: f32[4]") -> str:
+    return f"graph g({params}) {{\n    return {body}\n}}\n"
+
+
+def output(text: str) -> dict:
+    (g,) = compile_graphs(text).graphs
+    (out,) = g.graph["outputs"]
+    return g.nodes[out]
+
+
+def diagnostic(text: str):
+    with pytest.raises(CompileError) as info:
+        compile_graphs(text)
+    (d,) = info.value.diagnostics
+    return d
+
+
+# -- literals and constant folding --------------------------------------------
+
+
+def test_an_integer_to_a_negative_power_is_a_float_as_in_python():
+    # docs/ir.md: `2 ** -1` is allowed; NumPy's int64 power refused it (ValueError)
+    assert output(graph("2 ** -1"))["value"] == 0.5
+    assert output(graph("2 ** -1"))["dtype"] == "f32"
+    node = output(graph("2 ** -1 * k", "k: i32[4]"))
+    assert node["dtype"] == "f32"  # 0.5 * k, as torch: an int tensor times a float
+    (g,) = compile_graphs(graph("2 ** -1 * x")).graphs
+    assert sorted(d["value"] for _, d in g.nodes(data=True) if d["op"] == "const") == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "where"),
+    [
+        ("k * 2 ** 70", "k: i64[4]", Pos(2, 18)),  # gave 0
+        ("2 ** 63", "k: i64[4]", Pos(2, 14)),  # wrapped to -2**63
+        ("k + 9223372036854775807 * 2", "k: i64[4]", Pos(2, 36)),
+        ("-9223372036854775807 - 2", "k: i64[4]", Pos(2, 33)),
+    ],
+)
+def test_constant_folding_never_wraps(body, params, where):
+    d = diagnostic(graph(body, params))
+    assert "overflows int64" in d.message and d.pos == where
+
+
+def test_folding_up_to_the_int64_limits_is_exact():
+    assert output(graph("2 ** 62 + (2 ** 62 - 1)"))["value"] == 2**63 - 1
+    assert output(graph("-9223372036854775808"))["value"] == -(2**63)
+    assert output(graph("2 ** 62 * 1.5"))["value"] == 2.0**62 * 1.5
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "where", "words"),
+    [
+        ("k * 99999999999999999999", "k: i32[4]", Pos(2, 16), "integer literals are int64"),
+        ("k + 3000000000", "k: i32[4]", Pos(2, 16), "out of range for i32"),
+        ("k + -2147483649", "k: i32[4]", Pos(2, 16), "out of range for i32"),
+        ("where(b, k, 3000000000)", "b: bool[4], k: i32[4]", Pos(2, 24), "out of range for i32"),
+        ("k - 9223372036854775808", "k: i64[4]", Pos(2, 16), "out of range for i64"),
+        ("9223372036854775808", "k: i64[4]", Pos(2, 12), "out of range for i64"),
+        ("k * " + "9" * 4301, "k: i32[4]", Pos(2, 16), "(4301 digits)"),  # Python's int-str limit
+        ("x * 1e400", "x: f32[4]", Pos(2, 16), "write inf"),
+    ],
+)
+def test_literals_fit_the_type_they_are_used_as(body, params, where, words):
+    d = diagnostic(graph(body, params))
+    assert words in d.message and d.pos == where
+
+
+def test_literals_at_the_edges_of_their_type_are_fine():
+    for body in ("k + 2147483647", "k + -2147483648", "k * 0"):
+        assert output(graph(body, "k: i32[4]"))["dtype"] == "i32"
+    assert output(graph("k + -9223372036854775808", "k: i64[4]"))["dtype"] == "i64"
+    assert output(graph("x * 3000000000"))["dtype"] == "f32"  # read as a float: no wrap
+    assert output(graph("b + 3000000000", "b: bool[4]"))["dtype"] == "i64"
+    assert math.isinf(output(graph("inf"))["value"])
+
+
+def test_literal_folding_matches_python():
+    for expr in ("2 ** 10 - 3 * 7", "(5 - 8) * 4 ** 3", "7 / 2", "2.0 ** 70", "-2 ** 2"):
+        assert output(graph(expr))["value"] == eval(expr), expr  # noqa: S307 (our literals)
+    assert np.float32(output(graph("7 / 2"))["value"]) == np.float32(3.5)
