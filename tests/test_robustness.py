@@ -97,3 +97,84 @@ def test_literal_folding_matches_python():
     for expr in ("2 ** 10 - 3 * 7", "(5 - 8) * 4 ** 3", "7 / 2", "2.0 ** 70", "-2 ** 2"):
         assert output(graph(expr))["value"] == eval(expr), expr  # noqa: S307 (our literals)
     assert np.float32(output(graph("7 / 2"))["value"]) == np.float32(3.5)
+
+
+# -- attributes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "words"),
+    [
+        ('sum(x, keepdim="false")', "x: f32[2, 4]", 'keepdim must be true or false, got "false"; write keepdim=false'),
+        ("sum(x, keepdim=nan)", "x: f32[2, 4]", "keepdim must be true or false, got nan"),
+        ("max(x, keepdim=1)", "x: f32[2, 4]", "keepdim must be true or false, got 1"),
+        ("sum(x, axis=0.0)", "x: f32[2, 4]", "axis must be an integer, got 0.0"),
+        ("sum(x, axis=true)", "x: f32[2, 4]", "axis must be an integer, got true"),
+        ("clamp(k, min=nan)", "k: i32[4]", "clamp's min cannot be nan"),
+        ("clamp(x, max=nan)", "x: f32[4]", "clamp's max cannot be nan"),
+        ("hardtanh(k, min_val=nan)", "k: i32[4]", "hardtanh's min_val cannot be nan"),
+        ("leaky_relu(x, alpha=inf)", "x: f32[4]", "alpha must be finite, got inf"),
+        ("softplus(x, beta=-inf)", "x: f32[4]", "beta must be finite, got -inf"),
+        ("elu(x, alpha=true)", "x: f32[4]", "alpha must be a number, got true"),
+        ("clamp(k, min=3000000000)", "k: i32[4]", "min=3000000000 does not fit i32"),
+        ("hardtanh(k, min_val=-1e300)", "k: i32[4]", "min_val=-1e+300 does not fit i32"),
+    ],
+)
+def test_attributes_are_type_checked(body, params, words):
+    # keepdim="false" used to keep the dimension (any truthy value counted)
+    d = diagnostic(graph(body, params))
+    assert words in d.message and d.pos.line == 2
+
+
+def test_keepdim_false_drops_the_axis():
+    assert output(graph("sum(x, keepdim=false)", "x: f32[2, 4]"))["shape"] == (2,)
+    assert output(graph("sum(x, keepdim=true)", "x: f32[2, 4]"))["shape"] == (2, 1)
+
+
+def test_infinite_clamp_bounds_are_absent_bounds():
+    assert output(graph("clamp(k, min=-inf, max=inf)", "k: i32[4]"))["dtype"] == "i32"
+    assert output(graph("clamp(x, max=inf)"))["dtype"] == "f32"
+
+
+# (expression, parameter, torch's result) for torch.clamp's type promotion:
+# an integer or bool tensor with a float bound gives the default float dtype
+CLAMP_CASES = [
+    ("clamp(k, min=1.5, max=2.5)", "i32", lambda t: t.clamp(min=1.5, max=2.5)),
+    ("clamp(k, min=1, max=2)", "i32", lambda t: t.clamp(min=1, max=2)),
+    ("clamp(k, max=2.5) * 2", "i64", lambda t: t.clamp(max=2.5) * 2),
+    ("clamp(k, min=0.5)", "bool", lambda t: t.clamp(min=0.5)),
+    ("clamp(k, min=0, max=1)", "bool", lambda t: t.clamp(min=0, max=1)),
+    ("clamp(k, min=0.5)", "f16", lambda t: t.clamp(min=0.5)),
+    ("hardtanh(k)", "i32", lambda t: __import__("torch").nn.functional.hardtanh(t)),
+]
+
+
+def _input(dtype: str) -> np.ndarray:
+    from fusec.ir.dtypes import NUMPY
+
+    return np.arange(-1, 5) % 2 == 0 if dtype == "bool" else np.arange(-1, 5).astype(NUMPY[dtype])
+
+
+@pytest.mark.parametrize(("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES])
+def test_clamp_bounds_promote_as_torch(body, dtype, ref):
+    torch = pytest.importorskip("torch")
+    from fusec.ir.dtypes import FROM_NUMPY
+
+    text = graph(body, f"k: {dtype}[6]")
+    want = ref(torch.from_numpy(_input(dtype))).numpy()
+    assert output(text)["dtype"] == FROM_NUMPY[want.dtype]
+
+
+@pytest.mark.parametrize(("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES])
+def test_clamp_bounds_give_torchs_numbers(body, dtype, ref):
+    torch = pytest.importorskip("torch")
+    import fusec
+
+    try:
+        prog = fusec.compile(graph(body, f"k: {dtype}[6]"))
+        got = prog["g"](_input(dtype))
+    except fusec.FusecError as e:
+        pytest.skip(f"no usable OpenCL device: {e}")
+    want = ref(torch.from_numpy(_input(dtype))).numpy()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

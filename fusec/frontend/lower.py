@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 
 import networkx as nx
 
@@ -216,10 +217,8 @@ def _check_attrs(prim, call: Call):
             raise error(
                 f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos
             )
-        default = prim.attrs[name]
-        if isinstance(default, int | float) and not isinstance(default, bool) and default is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise error(f"{prim.name}'s {name} must be a number, got {ir_repr(value)}", pos)
+        if (why := _attr_type_error(prim.attrs[name], value)) is not None:
+            raise error(f"{prim.name}'s {name} {why}" + _quoted_hint(name, value), pos)
         given[name] = value
     for name, default in prim.attrs.items():
         if name not in given:
@@ -228,3 +227,28 @@ def _check_attrs(prim, call: Call):
             given[name] = default
     return tuple(given.items())
 
+
+
+def _attr_type_error(default, value) -> str | None:
+    """What `value` should have been, by the type of the attribute's default;
+    None if it is fine. Any truthy value counted as true before, so
+    keepdim="false" kept the dimension."""
+    got = f", got {ir_repr(value)}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false" + got
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer" + got
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number" + got
+        if math.isnan(value):
+            return "cannot be nan"
+        if math.isinf(value) and not math.isinf(default):
+            return "must be finite" + got
+    return None
+
+
+def _quoted_hint(name: str, value) -> str:
+    if isinstance(value, str) and value in ("true", "false"):
+        return f"; write {name}={value} without quotes"
+    return ""

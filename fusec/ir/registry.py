@@ -22,7 +22,9 @@ REQUIRED = object()  # attribute default meaning "must be given"
 #   where    first operand read as bool, the others promoted; result of that dtype
 #   cast     result is the `dtype` attribute; operand as it is
 #   sum      like promote, but integers and bools accumulate and result in i64 (torch.sum)
-DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum")
+#   bounds   like promote, with the numeric attributes given (not infinite) as weak
+#            literals: clamp(k, min=1.5) of an integer k is f32, as torch.clamp's
+DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum", "bounds")
 # view: the operand's memory under another shape (autodiff's unsqueeze); never
 # computed in a kernel, its operand is read from memory with the view's shape
 KINDS = ("elementwise", "gemm", "reduction", "view")
