@@ -178,3 +178,93 @@ def test_clamp_bounds_give_torchs_numbers(body, dtype, ref):
     want = ref(torch.from_numpy(_input(dtype))).numpy()
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
+
+
+# -- where text and arrays come from ------------------------------------------
+
+
+def test_text_with_a_nul_is_text_not_a_path():
+    # compile(text) tried the text as a path: ValueError: embedded null byte
+    from fusec.frontend.source import read_source
+
+    text = graph("x\0")
+    assert read_source(text) == ("<input>", text)
+    d = diagnostic(text)
+    assert "U+0000" in d.message and d.pos == Pos(2, 13)
+
+
+def test_a_string_is_a_path_only_when_it_can_be_one(tmp_path, monkeypatch):
+    from fusec.frontend.source import read_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.ir").write_text(graph("x"), encoding="utf-8")
+    assert read_source("g.ir") == ("g.ir", graph("x"))
+    assert read_source(tmp_path / "g.ir")[1] == graph("x")
+    assert read_source("graph g(x: f32) return x")[0] == "<input>"  # a one-line graph: text
+    with pytest.raises(CompileError, match="no such file"):
+        read_source("missing.ir")
+    with pytest.raises(CompileError, match="is a directory"):
+        read_source(str(tmp_path))
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/null", "fifo"])
+def test_ir_files_must_be_regular_files(special, tmp_path):
+    import os
+
+    from fusec.frontend.source import read_ir
+
+    if special == "fifo":
+        special = str(tmp_path / "fifo")
+        os.mkfifo(special)  # nobody writes it: reading it would block forever
+    elif not os.path.exists(special):
+        pytest.skip(f"no {special}")
+    with pytest.raises(CompileError, match="not a regular file"):
+        read_ir(special)
+
+
+def test_ir_files_are_bounded(tmp_path):
+    from fusec.frontend.source import read_ir
+
+    big = tmp_path / "big.ir"
+    with open(big, "wb") as f:
+        f.truncate(16 * 2**20 + 1)  # sparse: costs no disk
+    with pytest.raises(CompileError, match="larger than 16 MiB"):
+        read_ir(big)
+    with pytest.raises(CompileError, match="a binary file"):  # read, within a larger limit
+        read_ir(big, limit=32 * 2**20)
+
+
+def _npy_with_header(path, shape, dtype="<f4", payload=b""):
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(payload)
+
+
+def test_a_npy_header_must_match_the_file(tmp_path):
+    from fusec.frontend.source import InputFileError, load_npy
+
+    lying = tmp_path / "lying.npy"
+    _npy_with_header(lying, (10**11,), payload=b"\0" * 16)  # np.load: MemoryError
+    with pytest.raises(InputFileError, match="claims 100000000000 elements"):
+        load_npy(lying)
+    short = tmp_path / "short.npy"
+    _npy_with_header(short, (5,), payload=b"\0" * 16)
+    with pytest.raises(InputFileError, match="holds 16"):
+        load_npy(short)
+    pickled = tmp_path / "objects.npy"
+    np.save(pickled, np.array([1, "a"], dtype=object), allow_pickle=True)
+    with pytest.raises(InputFileError, match="pickle"):
+        load_npy(pickled)
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"\x93NUMPY\x01\x00\xff\xff{'descr'")
+    with pytest.raises(InputFileError, match="not a .npy array"):
+        load_npy(garbage)
+    with pytest.raises(InputFileError, match="not a regular file"):
+        load_npy("/dev/zero")
+    good = tmp_path / "good.npy"
+    want = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(good, want)
+    np.testing.assert_array_equal(load_npy(good), want)
+    np.save(good, np.zeros((0, 3), np.int64))
+    assert load_npy(good).shape == (0, 3)

@@ -20,7 +20,8 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 
 from ..diagnostics import CompileError, Diagnostic, Pos
-from .syntax_errors import character_diagnostic, offset_pos, token_diagnostic
+from .source import read_ir  # noqa: F401  (it lived here; callers may import it from here)
+from .syntax_errors import character_diagnostic, token_diagnostic
 
 # -- AST ---------------------------------------------------------------------
 
@@ -241,36 +242,6 @@ class _ToAST(Transformer):
 
     def literal(self, tok):
         return Literal(_literal_value(tok), _pos(tok))
-
-
-def read_ir(path) -> str:
-    """The text of an IR file (UTF-8, a byte-order mark allowed), or a CompileError
-    naming the file and what is wrong with it."""
-    name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        why = {
-            FileNotFoundError: "no such file",
-            IsADirectoryError: "is a directory, not an IR file",
-            PermissionError: "permission denied",
-        }.get(type(e), (e.strerror or str(e)).lower())
-        raise CompileError(Diagnostic(why), name, "") from None
-    if b"\0" in data:
-        # the source line of a binary file would only garble the terminal
-        before = data[: data.index(b"\0")].decode("utf-8", "replace")
-        where = offset_pos(before, len(before))
-        raise CompileError(Diagnostic("a binary file, not IR text", Pos(where.line, 1)), name, "")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        before = data[: e.start].decode("utf-8", "replace")
-        where = offset_pos(before, len(before))
-        raise CompileError(
-            Diagnostic(f"not UTF-8 text (byte 0x{data[e.start]:02x}); IR files are UTF-8", where),
-            name,
-            "",
-        ) from None
 
 
 def parse(text: str) -> Module:
