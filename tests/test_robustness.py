@@ -268,3 +268,43 @@ def test_a_npy_header_must_match_the_file(tmp_path):
     np.testing.assert_array_equal(load_npy(good), want)
     np.save(good, np.zeros((0, 3), np.int64))
     assert load_npy(good).shape == (0, 3)
+
+
+# -- found by bench/fuzz.py (the rest are files in tests/bad/fuzz_*.ir) ---------
+
+
+def test_sign_of_a_bool_folds_as_torch():
+    # NumPy's reference negated a bool: TypeError while folding sign(true)
+    assert output(graph("sign(true)"))["value"] is True
+    assert output(graph("sign(false)"))["value"] is False
+
+
+def test_bool_subtraction_is_refused_as_in_torch():
+    d = diagnostic(graph("a - b", "a: bool[4], b: bool[4]"))
+    assert "sub of bool operands is not supported" in d.message and d.pos == Pos(2, 14)
+    assert output(graph("a - 1", "a: bool[4]"))["dtype"] == "i64"  # with an int: fine
+
+
+def test_an_f16_gemm_of_one_value_twice_is_widened():
+    # linear(h, h): widen removed the edge h -> gemm twice (NetworkXError)
+    (g,) = compile_graphs(graph("linear(h, h)", "h: f16[4, 4]")).graphs
+    (out,) = g.graph["outputs"]
+    assert g.nodes[out]["dtype"] == "f16" and g.nodes[out]["shape"] == (4, 4)
+
+
+def test_thousands_of_diagnostics_render_in_linear_time():
+    # 9,000 diagnostics on a 600 kB file each split the whole file into lines
+    import time
+
+    def duplicates(n):
+        return "graph g(x: f32) {\n    return x\n}\n" * n
+
+    def render(n):
+        start = time.perf_counter()
+        with pytest.raises(CompileError) as info:
+            compile_graphs(duplicates(n))
+        assert len(info.value.diagnostics) == n - 1 and str(info.value)
+        return time.perf_counter() - start
+
+    small, big = min(render(1000) for _ in range(2)), min(render(4000) for _ in range(2))
+    assert big < 8 * small + 0.05

@@ -238,6 +238,8 @@ def _attr_type_error(default, value) -> str | None:
         return None if isinstance(value, bool) else "must be true or false" + got
     if isinstance(default, int):
         return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer" + got
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return "is out of range" + got + " (integers are int64)"
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number" + got

@@ -176,6 +176,15 @@ def _literal_value(tok: Token):
     return {"inf": float("inf"), "nan": float("nan"), "true": True, "false": False}[str(tok)]
 
 
+def _size(tok: Token) -> int:
+    digits = str(tok).lstrip("0") or "0"
+    if len(digits) > 18 or int(digits) >= 2**62:  # a buffer's bytes must fit int64
+        raise CompileError(
+            Diagnostic(f"size {_shorten(str(tok))} is out of range: a size is below 2**62", _pos(tok))
+        )
+    return int(digits)
+
+
 def _shorten(text: str) -> str:
     return text if len(text) <= 30 else f"{text[:12]}...({len(text)} characters)"
 
@@ -198,7 +207,7 @@ class _ToAST(Transformer):
         return (str(dtype), shape)
 
     def shape(self, *dims):
-        return tuple(int(d) if d.type == "INT" else str(d) for d in dims)
+        return tuple(_size(d) if d.type == "INT" else str(d) for d in dims)
 
     def assign(self, name, value):
         return Assign(str(name), value, _pos(name))

@@ -63,6 +63,8 @@ class Primitive:
     # Reductions: the result from the combined value, over `{acc}` and `{count}`
     # (the elements combined into it); "" keeps `{acc}` (mean's is {acc} / {count}).
     reduce_finish: str = ""
+    # False: a bool operand is an error (torch refuses -b and b - b; NumPy too)
+    bool_operands: bool = True
     internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
     # A composite op: an IR expression over other ops that replaces each call
     # (inputs by name, attribute values by `{name}`), e.g. softmax's.

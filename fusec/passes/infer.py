@@ -119,6 +119,13 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         )
     if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
         raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
+    if not prim.bool_operands and dt.category(operand[0]) == 0:
+        hint = "; for a logical not, write logical_not(x)" if len(args) == 1 else ""
+        raise error(
+            f"{prim.name} of bool operands is not supported (torch refuses it too){hint};"
+            " to compute with 0 and 1, cast to an integer dtype first (cast(b, dtype=i32))",
+            data["pos"],
+        )
     data["operand_dtypes"] = tuple(operand)
     data["dtype"] = result
     if prim.kind == "elementwise" and dt.category(operand[0]) == 1:

@@ -53,11 +53,16 @@ def fold_constants(g: nx.DiGraph) -> nx.DiGraph:
         values = [g.nodes[a]["value"] for a in data["args"]]
         attrs = dict(data["attrs"])
         category = dt.category(data["dtype"])
+        for a in data["args"]:  # 2**63 (only its negation is an int64) must not reach NumPy
+            _check_range(g.nodes[a], "i64")
         try:
-            value = _evaluate(prim, values, [_fold_dtype(t) for t in operand], attrs)
-        except ValueError:  # NumPy refuses an integer to a negative power: Python gives a float
-            value, category = _evaluate(prim, values, [np.float64] * len(values), attrs), 2
-            retype = True
+            try:
+                value = _evaluate(prim, values, [_fold_dtype(t) for t in operand], attrs)
+            except ValueError:  # NumPy refuses an integer to a negative power: Python gives a float
+                value, category = _evaluate(prim, values, [np.float64] * len(values), attrs), 2
+                retype = True
+        except (TypeError, ValueError, OverflowError, ArithmeticError) as e:
+            raise error(f"{prim.name} cannot be computed on these literals ({e})", data["pos"]) from None
         if category == 0:
             value = bool(value)
         elif category == 1:
@@ -107,18 +112,21 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
             uses.append((a, dt.concrete(t)))
     uses += [(o, dt.concrete(g.nodes[o]["dtype"])) for o in g.graph["outputs"]]
     for n, dtype in uses:
-        data = g.nodes[n]
-        value = data.get("value")
-        if data["op"] != "const" or isinstance(value, bool) or not isinstance(value, int):
-            continue
-        lo, hi = INT_RANGES.get(dtype, INT_RANGES["i64"]) if dt.category(dtype) == 1 else INT_RANGES["i64"]
-        if not lo <= value <= hi:
-            used = f"{dtype}, the dtype it is used as here" if dt.category(dtype) == 1 else "int64"
-            raise error(
-                f"integer literal {value} is out of range for {used} ({lo} to {hi});"
-                + (" cast the tensor to i64 first" if dtype == "i32" else " write a float literal"),
-                data["pos"],
-            )
+        _check_range(g.nodes[n], dtype)
+
+
+def _check_range(data: dict, dtype: str) -> None:
+    value = data.get("value")
+    if data["op"] != "const" or isinstance(value, bool) or not isinstance(value, int):
+        return
+    lo, hi = INT_RANGES.get(dtype, INT_RANGES["i64"]) if dt.category(dtype) == 1 else INT_RANGES["i64"]
+    if not lo <= value <= hi:
+        used = f"{dtype}, the dtype it is used as here" if dt.category(dtype) == 1 else "int64"
+        raise error(
+            f"integer literal {value} is out of range for {used} ({lo} to {hi});"
+            + (" cast the tensor to i64 first" if dtype == "i32" else " write a float literal"),
+            data["pos"],
+        )
 
 
 def _same_type(g, a, b) -> bool:

@@ -23,7 +23,8 @@ _MAX_MIN_BACKWARD = {
 
 for entry in [
     Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+", backward={"a": "g", "b": "g"}),
-    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"}),
+    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"},
+              bool_operands=False),
     Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*", backward={"a": "g * b", "b": "g * a"}),
     # True division, as torch.div: integers divide as floats.
     Primitive(
@@ -52,7 +53,7 @@ for entry in [
         # and scalar are right, float8 too.
         max_width={"f64": 4},
     ),
-    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}),
+    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}, bool_operands=False),
     Primitive(
         "abs", ("x",), {"float": "fabs({x})", "int": "(({x}) < {ZERO} ? -({x}) : ({x}))"}, np.abs,
         backward={"x": "g * sign(x)"},  # torch: g * sgn(x); 0 at 0 and at NaN
