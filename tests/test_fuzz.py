@@ -1,0 +1,113 @@
+"""No input gives a traceback or a hang: every text either compiles (the
+front end, as `fusec check` runs it, plus the backward graphs) or raises a
+CompileError with diagnostics that render.
+
+Hypothesis draws sentences of grammar/fusec.lark (`from_lark`) and mutations
+of a corpus: the bad files, the golden sources and the examples. A bounded,
+derandomized run here; `bench/fuzz.py` runs the long campaigns, and each
+failure either found becomes a file in tests/bad/ or a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.lark import from_lark  # noqa: E402
+
+from fusec.api import compile_graphs  # noqa: E402
+from fusec.diagnostics import CompileError  # noqa: E402
+from fusec.frontend.parser import _parser  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = sorted(
+    p.read_text(encoding="utf-8", errors="replace")
+    for pattern in ("tests/bad/*.ir", "tests/golden/*.ir", "examples/*.ir")
+    for p in ROOT.glob(pattern)
+)
+SNIPPETS = [
+    "(", ")", "[", "]", "{", "}", ",", "=", "\n", ";", "**", "-", "graph", "return", "x", "1e999",
+    "99999999999999999999", "9" * 4400, "nan", "inf", "sum(", "tanh(", "\0", "\t", "#", "'", '"',
+    "\r\n", "\u00e9", "\ufeff", "keepdim=", "axis=", "min=", "true", "f16", "@", "2 ** 70", "-true",
+]
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,  # the same inputs on every run: a CI failure is reproducible
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+
+
+def compiles_or_diagnoses(text: str) -> None:
+    try:
+        compile_graphs(text, grad=True)
+    except CompileError as e:
+        assert e.diagnostics
+        assert all(d.message for d in e.diagnostics)
+        assert str(e)
+
+
+def _grammar_strategy():
+    # the parser's own grammar; names drawn from a pool, so that some
+    # sentences name parameters, ops and keywords
+    # sentences name parameters, ops and keywords; words carry spaces so that
+    # `graph` and `x` do not run together into the name `graphx`
+    def words(*choices):
+        return st.sampled_from(choices).map(lambda w: f" {w} ")
+
+    explicit = {
+        "NAME": words("x", "y", "N", "B", "g", "sum", "relu", "clamp", "cast", "tanh", "alpha", "axis", "keepdim"),
+        "INT": words("0", "1", "2", "4", "2147483648", "9223372036854775808", "99999999999999999999"),
+        "FLOAT": words("0.5", ".5", "1e-3", "1e999", "2.5E+4"),
+        "COMMENT": st.just("# c\n"),
+    }
+    for name in ("GRAPH", "RETURN", "TRUE", "FALSE", "INF", "NAN"):
+        explicit[name] = words(name.lower())
+    explicit["DTYPE"] = words("f16", "f32", "f64", "i32", "i64", "bool")
+    return from_lark(_parser(), explicit=explicit)
+
+
+@FUZZ
+@given(_grammar_strategy())
+def test_grammar_sentences(text):
+    compiles_or_diagnoses(text)
+
+
+MUTATION = st.tuples(
+    st.sampled_from(["delete", "insert", "repeat", "move", "splice"]),
+    st.floats(0, 1),
+    st.integers(1, 200),
+    st.sampled_from(SNIPPETS) | st.text(max_size=3),
+    st.sampled_from([2, 10, 300, 2000]),
+)
+
+
+def mutate(text: str, steps) -> str:
+    for op, where, length, snippet, times in steps:
+        i = int(where * len(text))
+        j = min(len(text), i + length)
+        if op == "delete":
+            text = text[:i] + text[j:]
+        elif op == "insert":
+            text = text[:i] + snippet + text[i:]
+        elif op == "repeat":  # long chains and deep nesting
+            text = text[:i] + text[i:j] * times + text[j:]
+        elif op == "move":
+            rest = text[:i] + text[j:]
+            k = int(where * where * len(rest))
+            text = rest[:k] + text[i:j] + rest[k:]
+        else:
+            other = CORPUS[length % len(CORPUS)]
+            text = text[:i] + other[int(where * len(other)) :]
+    return text
+
+
+@FUZZ
+@given(st.sampled_from(CORPUS), st.lists(MUTATION, min_size=1, max_size=4))
+def test_corpus_mutations(text, steps):
+    compiles_or_diagnoses(mutate(text, steps))
