@@ -22,6 +22,7 @@ from hypothesis.extra.lark import from_lark  # noqa: E402
 from fusec.api import compile_graphs  # noqa: E402
 from fusec.diagnostics import CompileError  # noqa: E402
 from fusec.frontend.parser import _parser  # noqa: E402
+from fusec.ir.registry import REQUIRED, all_primitives  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted(
@@ -79,7 +80,7 @@ def test_grammar_sentences(text):
 
 
 MUTATION = st.tuples(
-    st.sampled_from(["delete", "insert", "repeat", "move", "splice"]),
+    st.sampled_from(["delete", "insert", "repeat", "move", "splice", "deepen"]),
     st.floats(0, 1),
     st.integers(1, 200),
     st.sampled_from(SNIPPETS) | st.text(max_size=3),
@@ -97,6 +98,13 @@ def mutate(text: str, steps) -> str:
             text = text[:i] + snippet + text[i:]
         elif op == "repeat":  # long chains and deep nesting
             text = text[:i] + text[i:j] * times + text[j:]
+        elif op == "deepen":  # a balanced chain or nesting around a returned value
+            r = text.find("return ", i)
+            if r >= 0:
+                r += len("return ")
+                e = text.find("\n", r) % (len(text) + 1)
+                left, right = [("tanh(", ")"), ("(", ")"), ("-", ""), ("x + ", ""), ("1 * ", "")][length % 5]
+                text = text[:r] + left * times + text[r:e] + right * times + text[e:]
         elif op == "move":
             rest = text[:i] + text[j:]
             k = int(where * where * len(rest))
@@ -111,3 +119,55 @@ def mutate(text: str, steps) -> str:
 @given(st.sampled_from(CORPUS), st.lists(MUTATION, min_size=1, max_size=4))
 def test_corpus_mutations(text, steps):
     compiles_or_diagnoses(mutate(text, steps))
+
+
+# -- random programs over the registry ------------------------------------------
+
+OPS = sorted(name for name, p in all_primitives().items() if not p.internal)
+LITERALS = ["0", "1", "-1", "2", "0.5", "-0.0", "inf", "nan", "true", "false", "2147483648",
+            "9223372036854775807", "9223372036854775808", "1e308", "1e-320", "2 ** -1", "2 ** 70"]
+ATTR_VALUES = ["true", "false", '"false"', "nan", "inf", "-inf", "0", "-1", "1", "1.5", "2147483648",
+               "9223372036854775808", '"tanh"', '"none"', "f16", "i32", "bool"]
+
+
+@st.composite
+def programs(draw):
+    params = [f"p{i}" for i in range(draw(st.integers(1, 3)))]
+    dtypes = st.sampled_from(["f32", "f16", "f64", "i32", "i64", "bool"])
+    shapes = st.sampled_from(["", "[N]", "[4]", "[B, N]", "[1, N]", "[0]", "[2, 3, 4]"])
+    sig = ", ".join(f"{p}: {draw(dtypes)}{draw(shapes)}" for p in params)
+
+    def call(args_and_op):
+        op, args, attrs = args_and_op
+        prim = all_primitives()[op]
+        given = [f"{k}={v}" for k, v in attrs if k in prim.attrs]
+        given += [f"{k}=f32" for k, d in prim.attrs.items() if d is REQUIRED and k not in dict(attrs)]
+        return f"{op}({', '.join(args[: len(prim.inputs)] + given)})"
+
+    leaves = st.sampled_from(params) | st.sampled_from(LITERALS)
+    exprs = st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "<", "=="]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            inner.map(lambda e: f"-{e}"),
+            st.tuples(
+                st.sampled_from(OPS),
+                st.lists(inner, min_size=1, max_size=3),
+                st.lists(st.tuples(st.sampled_from(["alpha", "axis", "keepdim", "min", "max", "min_val",
+                                                    "beta", "threshold", "approximate", "dtype"]),
+                                   st.sampled_from(ATTR_VALUES)), max_size=2, unique_by=lambda a: a[0]),
+            ).map(call),
+        ),
+        max_leaves=12,
+    )
+    body = [f"    v{i} = {draw(exprs)}" for i in range(draw(st.integers(1, 3)))]
+    names = params + [f"v{i}" for i in range(len(body))]
+    return f"graph g({sig}) {{\n" + "\n".join(body) + f"\n    return {draw(st.sampled_from(names))}\n}}\n"
+
+
+@FUZZ
+@given(programs())
+def test_random_programs(text):
+    compiles_or_diagnoses(text)
