@@ -308,3 +308,14 @@ def test_thousands_of_diagnostics_render_in_linear_time():
 
     small, big = min(render(1000) for _ in range(2)), min(render(4000) for _ in range(2))
     assert big < 8 * small + 0.05
+
+
+def test_an_integer_tensor_to_a_negative_literal_power_is_refused_as_in_torch():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        torch.tensor([2], dtype=torch.int32) ** -1
+    d = diagnostic(graph("k ** -1", "k: i32[4]"))
+    assert "negative integer power" in d.message and d.pos == Pos(2, 17)
+    assert diagnostic(graph("k ** (1 - 3)", "k: i64[4]")).pos == Pos(2, 20)  # folded first
+    assert output(graph("k ** -1.0", "k: i32[4]"))["dtype"] == "f32"
+    assert output(graph("x ** -1"))["dtype"] == "f32"

@@ -65,6 +65,9 @@ class Primitive:
     reduce_finish: str = ""
     # False: a bool operand is an error (torch refuses -b and b - b; NumPy too)
     bool_operands: bool = True
+    # inputs that may not be a negative literal when the op computes in an
+    # integer dtype (pow's exponent: torch refuses k ** -1 for an integer k)
+    int_nonnegative: tuple[str, ...] = ()
     internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
     # A composite op: an IR expression over other ops that replaces each call
     # (inputs by name, attribute values by `{name}`), e.g. softmax's.

@@ -108,8 +108,22 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
     for _, data in g.nodes(data=True):
         if data["op"] in ("param", "const"):
             continue
-        for a, t in zip(data["args"], data.get("operand_dtypes") or (), strict=False):
+        prim = lookup(data["op"])
+        for i, (a, t) in enumerate(zip(data["args"], data.get("operand_dtypes") or (), strict=False)):
             uses.append((a, dt.concrete(t)))
+            value = g.nodes[a].get("value")
+            if (
+                prim.inputs[i] in prim.int_nonnegative
+                and dt.category(t) == 1
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and value < 0
+            ):
+                raise error(
+                    f"an integer to a negative integer power is not allowed, as in torch"
+                    f" ({prim.name}); write {value}.0 for a float result",
+                    g.nodes[a]["pos"],
+                )
     uses += [(o, dt.concrete(g.nodes[o]["dtype"])) for o in g.graph["outputs"]]
     for n, dtype in uses:
         _check_range(g.nodes[n], dtype)

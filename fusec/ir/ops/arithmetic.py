@@ -52,6 +52,7 @@ for entry in [
         # pow(6.04e-7, -0.892) gave 0, pow(1.99e5, -882) gave 1.7e105); double4
         # and scalar are right, float8 too.
         max_width={"f64": 4},
+        int_nonnegative=("b",),
     ),
     Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}, bool_operands=False),
     Primitive(
