@@ -20,7 +20,8 @@ Inputs (each from its own seed, so a failure is reproducible by its seed):
             mostly nonsense to the checker)
 
 Each case runs in a worker process under a memory limit (RLIMIT_AS) and a
-per-case timeout (SIGALRM); a worker that dies is replaced and its case
+per-case timeout in CPU time (SIGPROF; ten times as long in wall-clock time,
+SIGALRM, for a case blocked on something); a worker that dies is replaced and its case
 counted. A 600 kB mutation (600,000 minus signs) takes ~15 s of linear
 work, so the timeout grows by 50 us per byte of input. Distinct failures (exception type + innermost fusec frame) are saved
 to --out as SEED.ir with SEED.txt (the traceback), and a progress line is
@@ -235,12 +236,18 @@ class CaseTimeout(BaseException):
 
 
 def _alarm(signum, frame):
-    raise CaseTimeout()
+    raise CaseTimeout("cpu" if signum == signal.SIGPROF else "wall")
+
+
+def _disarm() -> None:
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def worker(wid, start, stride, limit_s, mem_bytes, deadline, counts, current, failures):
     resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, _alarm)  # wall clock: a case blocked on something
+    signal.signal(signal.SIGPROF, _alarm)  # CPU time: a niced worker may wait, not hang
     sys.setrecursionlimit(10_000)  # a recursion the front end must not need
     seed, ok, err, local = start, 0, 0, 0
     while time.time() < deadline.value:
@@ -249,15 +256,18 @@ def worker(wid, start, stride, limit_s, mem_bytes, deadline, counts, current, fa
         try:
             text = make_case(seed)
             # linear work on a big input is not a hang: 50 us a byte on top
-            signal.setitimer(signal.ITIMER_REAL, limit_s + len(text) / 20_000)
+            limit = limit_s + len(text) / 20_000
+            signal.setitimer(signal.ITIMER_PROF, limit)
+            signal.setitimer(signal.ITIMER_REAL, 10 * limit)
             outcome = check(text)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _disarm()
             ok += outcome == "ok"
             err += outcome == "error"
-        except CaseTimeout:
-            failures.put((f"hang>{limit_s}s", seed, text, "no result within the time limit"))
+        except CaseTimeout as e:
+            _disarm()
+            failures.put((f"hang ({e.args[0]} time)", seed, text, f"no result within {limit:.0f} s of {e.args[0]} time"))
         except BaseException as e:  # noqa: BLE001  (everything is a finding here)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _disarm()
             failures.put((failure_key(e), seed, text, traceback.format_exc()))
         local += 1
         if local % 50 == 0:
@@ -277,7 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=int, default=0, help="stop after about this many inputs")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     ap.add_argument("--seed", type=int, default=0, help="first seed; worker w takes seed+w, +workers, ...")
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per input, plus 50 us a byte")
+    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per input, plus 50 us a byte")
     ap.add_argument("--memory", type=int, default=2048, help="MiB of address space per worker")
     ap.add_argument("--out", default="fuzz-failures", help="folder for the distinct failures")
     ap.add_argument("--replay", type=int, help="print the input of this seed and check it here")
