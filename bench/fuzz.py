@@ -20,8 +20,9 @@ Inputs (each from its own seed, so a failure is reproducible by its seed):
             mostly nonsense to the checker)
 
 Each case runs in a worker process under a memory limit (RLIMIT_AS) and a
-per-case timeout in CPU time (SIGPROF; ten times as long in wall-clock time,
-SIGALRM, for a case blocked on something); a worker that dies is replaced and its case
+per-case timeout in CPU time (SIGPROF), and in wall-clock time ten times as
+long but at least 10 minutes (SIGALRM: a case blocked on something; on a
+loaded machine a niced worker can wait minutes); a worker that dies is replaced and its case
 counted. A 600 kB mutation (600,000 minus signs) takes ~15 s of linear
 work, so the timeout grows by 50 us per byte of input. Distinct failures (exception type + innermost fusec frame) are saved
 to --out as SEED.ir with SEED.txt (the traceback), and a progress line is
@@ -258,14 +259,15 @@ def worker(wid, start, stride, limit_s, mem_bytes, deadline, counts, current, fa
             # linear work on a big input is not a hang: 50 us a byte on top
             limit = limit_s + len(text) / 20_000
             signal.setitimer(signal.ITIMER_PROF, limit)
-            signal.setitimer(signal.ITIMER_REAL, 10 * limit)
+            signal.setitimer(signal.ITIMER_REAL, max(600.0, 10 * limit))
             outcome = check(text)
             _disarm()
             ok += outcome == "ok"
             err += outcome == "error"
         except CaseTimeout as e:
             _disarm()
-            failures.put((f"hang ({e.args[0]} time)", seed, text, f"no result within {limit:.0f} s of {e.args[0]} time"))
+            within = limit if e.args[0] == "cpu" else max(600.0, 10 * limit)
+            failures.put((f"hang ({e.args[0]} time)", seed, text, f"no result within {within:.0f} s of {e.args[0]} time"))
         except BaseException as e:  # noqa: BLE001  (everything is a finding here)
             _disarm()
             failures.put((failure_key(e), seed, text, traceback.format_exc()))
