@@ -174,6 +174,8 @@ def test_clamp_bounds_give_torchs_numbers(body, dtype, ref):
         prog = fusec.compile(graph(body, f"k: {dtype}[6]"))
         got = prog["g"](_input(dtype))
     except fusec.FusecError as e:
+        if isinstance(e, CompileError):
+            raise  # only a missing device may skip this
         pytest.skip(f"no usable OpenCL device: {e}")
     want = ref(torch.from_numpy(_input(dtype))).numpy()
     assert got.dtype == want.dtype
