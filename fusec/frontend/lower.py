@@ -98,6 +98,21 @@ def _suggest(name: str, known) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# A graph costs about 4 kB of memory per node while it compiles (networkx
+# dicts, a few copies): 600,000 nodes took 2.3 GB. The bound keeps any input
+# within a few GB; generated graphs of 100,000 parameters stay far below it.
+MAX_GRAPH_NODES = 500_000
+
+
+def _bounded(g: nx.DiGraph, pos: Pos) -> None:
+    if g.graph["next_node"] >= MAX_GRAPH_NODES:
+        raise error(
+            f"graph {g.graph['name']!r} has more than {MAX_GRAPH_NODES:,} values (parameters,"
+            " literals and operations), the most fusec compiles; split it into several graphs",
+            pos,
+        )
+
+
 def lower_graph(gdef: GraphDef) -> nx.DiGraph:
     g = new_graph(gdef.name, gdef.pos)
     scope: dict[str, int] = {}
@@ -117,6 +132,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             )
 
     for p in gdef.params:
+        _bounded(g, p.pos)
         define(p.name, p.pos)
         node = add_node(g, "param", pos=p.pos, name=p.name, dtype=p.dtype, shape=p.shape)
         scope[p.name] = node
@@ -128,6 +144,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     def leaf(e) -> int:
         if isinstance(e, Literal):
+            _bounded(g, e.pos)
             return add_node(g, "const", pos=e.pos, value=e.value)
         if e.id in scope:
             return scope[e.id]
@@ -152,6 +169,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
 
     def call(e: Call, args: list[int]) -> int:
+        _bounded(g, e.pos)
         prim = lookup(e.op)
         attrs = _check_attrs(prim, e)
         if lowering := prim.lowering_for(len(args)):  # a composite: its definition, here

@@ -99,14 +99,24 @@ _INFIX = {
 }
 
 
+# Tokens in one text: the AST costs a few hundred bytes a token, so this bounds
+# it (to about 1 GB); 100,000 parameters of shape [N, 4] are 900,000 tokens.
+MAX_TOKENS = 4_000_000
+
+
 class _BracketNewlines:
-    """Post-lexer: inside ( ) and [ ] a newline is only white space, as in Python."""
+    """Post-lexer: inside ( ) and [ ] a newline is only white space, as in Python;
+    and a text has at most MAX_TOKENS tokens."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
         depth = 0
-        for tok in stream:
+        for count, tok in enumerate(stream):
+            if count >= MAX_TOKENS:
+                raise CompileError(
+                    Diagnostic(f"more than {MAX_TOKENS:,} tokens, the most fusec reads in one text", _pos(tok))
+                )
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
             elif tok.type in ("RPAR", "RSQB"):
