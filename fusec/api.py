@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -14,7 +13,8 @@ import networkx as nx
 from .codegen.plan import make_plan
 from .diagnostics import CallError, CompileError, Diagnostic
 from .frontend.lower import lower_module
-from .frontend.parser import parse, read_ir
+from .frontend.parser import parse
+from .frontend.source import read_source
 from .ir import dtypes as dt
 from .ir.graph import verify
 from .ir.keywords import KEYWORDS
@@ -32,15 +32,6 @@ class FrontEnd:
     graphs: list[nx.DiGraph]
     # with grad=True: graph name -> {"backward": vjp graph, "forward_backward": both}
     derived: dict = field(default_factory=dict)
-
-
-def read_source(path_or_text) -> tuple[str, str]:
-    """(filename, text): a path to a file, or IR text itself."""
-    if isinstance(path_or_text, os.PathLike) or (
-        isinstance(path_or_text, str) and "\n" not in path_or_text and "{" not in path_or_text
-    ):
-        return str(path_or_text), read_ir(path_or_text)
-    return "<input>", str(path_or_text)
 
 
 def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = False) -> FrontEnd:

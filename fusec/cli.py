@@ -243,13 +243,12 @@ def _load_input(spec: str):
     name, _, value = spec.partition("=")  # the form is checked by the parser (_input_spec)
     path = Path(value)
     if path.suffix == ".npy" or path.exists():
-        try:
-            return name, np.load(path, allow_pickle=False)
-        except OSError as e:
-            why = (e.strerror or str(e)).lower()
-            raise UserError(f"cannot read input {name!r} from {value!r}: {why}") from None
-        except ValueError:  # NumPy's words here are about unpickling, which we never do
-            raise UserError(f"cannot read input {name!r} from {value!r}: not a .npy array file") from None
+        from .frontend.source import InputFileError, load_npy
+
+        try:  # a regular file whose header matches its size, no pickles
+            return name, load_npy(path)
+        except InputFileError as e:
+            raise UserError(f"cannot read input {name!r} from {value!r}: {e}") from None
     if value in ("true", "false"):
         return name, value == "true"
     try:

@@ -442,3 +442,26 @@ def test_device_types():
     from fusec.cli import _device_type
 
     assert [_device_type(b) for b in (2, 4, 4 | 1, 8, 1, 0)] == ["CPU", "GPU", "GPU", "accelerator", "default", "0"]
+
+
+def test_check_refuses_special_files(fusec, tmp_path):
+    # /dev/zero was read until the OOM killer came; a FIFO blocked forever
+    fifo = tmp_path / "in.ir"
+    os.mkfifo(fifo)
+    for target in ("/dev/zero", fifo):
+        proc = fusec("check", target)
+        assert proc.returncode == 1
+        assert "not a regular file" in proc.stderr
+
+
+@needs_device
+def test_run_refuses_a_lying_npy_header(fusec, tmp_path):
+    # a header claiming 10^11 elements was a MemoryError traceback
+    ir = tmp_path / "g.ir"
+    ir.write_text("graph g(x: f32[N]) {\n    return x\n}\n", encoding="utf-8")
+    lying = tmp_path / "x.npy"
+    with open(lying, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**11,)})
+    proc = fusec("run", ir, "--input", f"x={lying}")
+    assert proc.returncode == 1
+    assert "claims 100000000000 elements of float32 (400000000000 bytes), but the file holds 0" in proc.stderr

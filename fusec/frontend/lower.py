@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 
 import networkx as nx
 
@@ -24,24 +25,51 @@ def template_ast(template: str):
     return value
 
 
+def evaluate(root, leaf, call, enter=None):
+    """Post-order over an expression AST without recursion: `leaf(e)` for a
+    name or literal, `call(e, operand_results)` for a call, after its operands,
+    and `enter(e)` for a call before them (a check that must come first).
+    Iterative because depth is data: generated IR nests 10,000 deep."""
+    values: list = []
+    work = [(root, False)]
+    while work:
+        e, operands_done = work.pop()
+        if not isinstance(e, Call):
+            values.append(leaf(e))
+        elif operands_done:
+            k = len(values) - len(e.args)
+            operands = values[k:]
+            del values[k:]
+            values.append(call(e, operands))
+        else:
+            if enter:
+                enter(e)
+            work.append((e, True))
+            work.extend((a, False) for a in reversed(e.args))
+    (result,) = values
+    return result
+
+
 def add_expression(g: nx.DiGraph, expr, env: dict, attrs: dict, pos, on_add=None) -> int:
     """Add the nodes of an expression AST to `g`. Names are looked up in `env`
     (node ids), then in `attrs` (values, which become literals); every node
     gets `pos`, and `on_add(node)` is called on each as it is added."""
 
-    def build(e) -> int:
-        if isinstance(e, Literal | Name) and not (isinstance(e, Name) and e.id in env):
-            n = add_node(g, "const", pos=pos, value=e.value if isinstance(e, Literal) else attrs[e.id])
-        elif isinstance(e, Name):
-            return env[e.id]
-        else:
-            args = [build(a) for a in e.args]
-            n = add_node(g, e.op, args, _check_attrs(lookup(e.op), e), pos)
+    def added(n: int) -> int:
         if on_add:
             on_add(n)
         return n
 
-    return build(expr)
+    def leaf(e) -> int:
+        if isinstance(e, Name) and e.id in env:
+            return env[e.id]
+        value = e.value if isinstance(e, Literal) else attrs[e.id]
+        return added(add_node(g, "const", pos=pos, value=value))
+
+    def call(e, args) -> int:
+        return added(add_node(g, e.op, args, _check_attrs(lookup(e.op), e), pos))
+
+    return evaluate(expr, leaf, call)
 
 
 def lower_module(module: Module) -> list[nx.DiGraph]:
@@ -70,6 +98,21 @@ def _suggest(name: str, known) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# A graph costs about 4 kB of memory per node while it compiles (networkx
+# dicts, a few copies): 600,000 nodes took 2.3 GB. The bound keeps any input
+# within a few GB; generated graphs of 100,000 parameters stay far below it.
+MAX_GRAPH_NODES = 500_000
+
+
+def _bounded(g: nx.DiGraph, pos: Pos) -> None:
+    if g.graph["next_node"] >= MAX_GRAPH_NODES:
+        raise error(
+            f"graph {g.graph['name']!r} has more than {MAX_GRAPH_NODES:,} values (parameters,"
+            " literals and operations), the most fusec compiles; split it into several graphs",
+            pos,
+        )
+
+
 def lower_graph(gdef: GraphDef) -> nx.DiGraph:
     g = new_graph(gdef.name, gdef.pos)
     scope: dict[str, int] = {}
@@ -89,6 +132,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
             )
 
     for p in gdef.params:
+        _bounded(g, p.pos)
         define(p.name, p.pos)
         node = add_node(g, "param", pos=p.pos, name=p.name, dtype=p.dtype, shape=p.shape)
         scope[p.name] = node
@@ -98,38 +142,43 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     current = {"target": None}  # the statement being lowered
 
-    def expr(e) -> int:
+    def leaf(e) -> int:
         if isinstance(e, Literal):
+            _bounded(g, e.pos)
             return add_node(g, "const", pos=e.pos, value=e.value)
-        if isinstance(e, Name):
-            if e.id in scope:
-                return scope[e.id]
-            if e.id == current["target"] and e.id not in scope:
-                raise error(f"{e.id!r} is used in its own definition", e.pos)
-            if e.id in later:
-                raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
-            if lookup(e.id) is not None and not lookup(e.id).internal:
-                raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
-            if e.id in DTYPES:
-                raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
-            if e.id in KEYWORDS:
-                raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
-            raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
-        assert isinstance(e, Call)
+        if e.id in scope:
+            return scope[e.id]
+        if e.id == current["target"] and e.id not in scope:
+            raise error(f"{e.id!r} is used in its own definition", e.pos)
+        if e.id in later:
+            raise error(f"{e.id!r} is used before its definition at line {later[e.id].line}", e.pos)
+        if lookup(e.id) is not None and not lookup(e.id).internal:
+            raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
+        if e.id in DTYPES:
+            raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
+        if e.id in KEYWORDS:
+            raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
+        raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
+
+    def enter(e: Call) -> None:
         prim = lookup(e.op)
-        if prim is not None and prim.internal:
-            prim = None  # made by passes only; to the user it is unknown
-        if prim is None:
+        if prim is None or prim.internal:  # internal ops are made by passes only
             hint = _suggest(e.op, [k for k, v in ops.items() if not v.internal])
             if e.op in scope:
                 raise error(f"{e.op!r} is a value, not an op; only ops can be called", e.pos)
             raise error(f"unknown op {e.op!r}" + hint, e.pos)
-        args = [expr(a) for a in e.args]
+
+    def call(e: Call, args: list[int]) -> int:
+        _bounded(g, e.pos)
+        prim = lookup(e.op)
         attrs = _check_attrs(prim, e)
         if lowering := prim.lowering_for(len(args)):  # a composite: its definition, here
             text = lowering.format(**{k: ir_repr(v) for k, v in attrs})
             return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
         return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
+
+    def expr(e) -> int:
+        return evaluate(e, leaf, call, enter)
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
     if not returns:
@@ -186,10 +235,8 @@ def _check_attrs(prim, call: Call):
             raise error(
                 f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos
             )
-        default = prim.attrs[name]
-        if isinstance(default, int | float) and not isinstance(default, bool) and default is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise error(f"{prim.name}'s {name} must be a number, got {ir_repr(value)}", pos)
+        if (why := _attr_type_error(prim.attrs[name], value)) is not None:
+            raise error(f"{prim.name}'s {name} {why}" + _quoted_hint(name, value), pos)
         given[name] = value
     for name, default in prim.attrs.items():
         if name not in given:
@@ -198,3 +245,30 @@ def _check_attrs(prim, call: Call):
             given[name] = default
     return tuple(given.items())
 
+
+
+def _attr_type_error(default, value) -> str | None:
+    """What `value` should have been, by the type of the attribute's default;
+    None if it is fine. Any truthy value counted as true before, so
+    keepdim="false" kept the dimension."""
+    got = f", got {ir_repr(value)}"
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false" + got
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer" + got
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return "is out of range" + got + " (integers are int64)"
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number" + got
+        if math.isnan(value):
+            return "cannot be nan"
+        if math.isinf(value) and not math.isinf(default):
+            return "must be finite" + got
+    return None
+
+
+def _quoted_hint(name: str, value) -> str:
+    if isinstance(value, str) and value in ("true", "false"):
+        return f"; write {name}={value} without quotes"
+    return ""

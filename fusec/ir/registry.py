@@ -22,7 +22,9 @@ REQUIRED = object()  # attribute default meaning "must be given"
 #   where    first operand read as bool, the others promoted; result of that dtype
 #   cast     result is the `dtype` attribute; operand as it is
 #   sum      like promote, but integers and bools accumulate and result in i64 (torch.sum)
-DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum")
+#   bounds   like promote, with the numeric attributes given (not infinite) as weak
+#            literals: clamp(k, min=1.5) of an integer k is f32, as torch.clamp's
+DTYPE_RULES = ("promote", "float", "compare", "logical", "where", "cast", "sum", "bounds")
 # view: the operand's memory under another shape (autodiff's unsqueeze); never
 # computed in a kernel, its operand is read from memory with the view's shape
 KINDS = ("elementwise", "gemm", "reduction", "view")
@@ -61,6 +63,11 @@ class Primitive:
     # Reductions: the result from the combined value, over `{acc}` and `{count}`
     # (the elements combined into it); "" keeps `{acc}` (mean's is {acc} / {count}).
     reduce_finish: str = ""
+    # False: a bool operand is an error (torch refuses -b and b - b; NumPy too)
+    bool_operands: bool = True
+    # inputs that may not be a negative literal when the op computes in an
+    # integer dtype (pow's exponent: torch refuses k ** -1 for an integer k)
+    int_nonnegative: tuple[str, ...] = ()
     internal: bool = False  # made by passes (autodiff's sum_to); not callable from IR text
     # A composite op: an IR expression over other ops that replaces each call
     # (inputs by name, attribute values by `{name}`), e.g. softmax's.

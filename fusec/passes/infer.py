@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
+import numpy as np
 
 from ..diagnostics import CompileError, Diagnostic, error
 from ..ir import dtypes as dt
@@ -57,6 +60,13 @@ def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[
     if rule == "where":
         common = dt.promote(*arg_dtypes[1:])
         return ["bool", common, common], common
+    if rule == "bounds":  # an infinite bound is an absent one: it lifts nothing
+        bounds = [v for v in attrs.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        weak = [_const_dtype(v) for v in bounds if not (isinstance(v, float) and math.isinf(v))]
+        common = dt.promote(*arg_dtypes, *weak)
+        if dt.category(common) == 0:
+            common = dt.WEAK_INT if dt.is_weak(common) else "i64"  # torch: bool with int bounds is i64
+        return [common] * len(arg_dtypes), common
     common = dt.promote(*arg_dtypes)
     if rule == "float":
         common = dt.to_float(common)
@@ -109,8 +119,17 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         )
     if prim.dtype_rule == "float" and dt.category(result) != 2 and not dt.is_weak(result):
         raise error(f"{prim.name} needs a float operand, got {result}", data["pos"])
+    if not prim.bool_operands and dt.category(operand[0]) == 0:
+        hint = "; for a logical not, write logical_not(x)" if len(args) == 1 else ""
+        raise error(
+            f"{prim.name} of bool operands is not supported (torch refuses it too){hint};"
+            " to compute with 0 and 1, cast to an integer dtype first (cast(b, dtype=i32))",
+            data["pos"],
+        )
     data["operand_dtypes"] = tuple(operand)
     data["dtype"] = result
+    if prim.kind == "elementwise" and dt.category(operand[0]) == 1:
+        _check_integer_attrs(prim, attrs, dt.concrete(operand[0]), data["pos"])
     if prim.kind == "gemm":
         got = [a["dtype"] for a in args]
         if not all(dt.is_float(d) and not dt.is_weak(d) for d in got) or len(set(got)) > 1:
@@ -128,6 +147,21 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
             raise error(f"{prim.name}: {e}", data["pos"]) from None
     else:
         data["shape"] = broadcast([a["shape"] for a in args], data["pos"])
+
+
+def _check_integer_attrs(prim, attrs: dict, dtype: str, pos) -> None:
+    """A numeric attribute an integer op computes with must fit its dtype
+    (an infinite bound stands for the type's limit); torch refuses the rest."""
+    info = np.iinfo(dt.NUMPY[dtype])
+    for name, value in attrs.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isinf(value):
+            continue
+        if not info.min <= value <= info.max:
+            raise error(
+                f"{prim.name}'s {name}={value!r} does not fit {dtype}, the dtype it computes in"
+                f" ({info.min} to {info.max})",
+                pos,
+            )
 
 
 def _settle_weak_outputs(g: nx.DiGraph) -> None:

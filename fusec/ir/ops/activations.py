@@ -226,6 +226,7 @@ for entry in [
         _clamp_templates("{x}", "{min}", "{max}"),
         _np_clamp,
         attrs={"min": float("-inf"), "max": float("inf")},
+        dtype_rule="bounds",  # clamp(k, min=1.5) of an integer k is f32, as torch's
         # torch's clamp_backward: the gradient passes at the bounds (unlike
         # hardtanh's) and is 0 at NaN; an infinite (absent) bound passes all
         backward={"x": "where(logical_and(x >= min, x <= max), g, 0)"},

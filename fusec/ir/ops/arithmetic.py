@@ -23,7 +23,8 @@ _MAX_MIN_BACKWARD = {
 
 for entry in [
     Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+", backward={"a": "g", "b": "g"}),
-    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"}),
+    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"},
+              bool_operands=False),
     Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*", backward={"a": "g * b", "b": "g * a"}),
     # True division, as torch.div: integers divide as floats.
     Primitive(
@@ -51,8 +52,9 @@ for entry in [
         # pow(6.04e-7, -0.892) gave 0, pow(1.99e5, -882) gave 1.7e105); double4
         # and scalar are right, float8 too.
         max_width={"f64": 4},
+        int_nonnegative=("b",),
     ),
-    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}),
+    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}, bool_operands=False),
     Primitive(
         "abs", ("x",), {"float": "fabs({x})", "int": "(({x}) < {ZERO} ? -({x}) : ({x}))"}, np.abs,
         backward={"x": "g * sign(x)"},  # torch: g * sgn(x); 0 at 0 and at NaN

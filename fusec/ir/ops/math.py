@@ -77,6 +77,8 @@ def _rounding(fn):
 
 def _sign(x):
     # torch.sign(nan) is 0 and torch.sign(-0.0) is +0 (np.sign gives nan, -0).
+    if x.dtype == np.bool_:
+        return x.copy()  # torch.sign of a bool tensor is the tensor
     one, zero = x.dtype.type(1), x.dtype.type(0)
     return np.where(x > zero, one, np.where(x < zero, -one, zero)).astype(x.dtype, copy=False)
 
