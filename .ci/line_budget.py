@@ -11,12 +11,18 @@ PACKAGE_BUDGET = 16_000  # lines in fusec/, all .py files
 FILE_BUDGET = 500  # lines in any one file of fusec/
 
 root = Path(__file__).resolve().parent.parent / "fusec"
-sizes = {p.relative_to(root.parent): len(p.read_text().splitlines()) for p in sorted(root.rglob("*.py"))}
+sizes = {
+    p.relative_to(root.parent): len(p.read_text().splitlines()) for p in sorted(root.rglob("*.py"))
+}
 total = sum(sizes.values())
 largest = sorted(sizes.items(), key=lambda item: -item[1])[:5]
-print(f"line budget: fusec/ has {total} lines in {len(sizes)} files (budget {PACKAGE_BUDGET}); "
-      f"largest: {', '.join(f'{p} {n}' for p, n in largest)} (budget {FILE_BUDGET} a file)")
+print(
+    f"line budget: fusec/ has {total} lines in {len(sizes)} files (budget {PACKAGE_BUDGET}); "
+    f"largest: {', '.join(f'{p} {n}' for p, n in largest)} (budget {FILE_BUDGET} a file)"
+)
 over = [f"{p}: {n} lines" for p, n in sizes.items() if n > FILE_BUDGET]
 if total > PACKAGE_BUDGET or over:
-    print("over budget: " + ("; ".join(over) or f"fusec/ {total} > {PACKAGE_BUDGET}"), file=sys.stderr)
+    print(
+        "over budget: " + ("; ".join(over) or f"fusec/ {total} > {PACKAGE_BUDGET}"), file=sys.stderr
+    )
     sys.exit(1)

@@ -75,7 +75,11 @@ HEAVY = ("sigmoid", "tanh", "exp", "sqrt")
 
 
 def chain(kind: str, k: int) -> str:
-    ops = [LIGHT[i % 4] for i in range(k)] if kind == "light" else ["mul"] + [HEAVY[i % 4] for i in range(k)]
+    ops = (
+        [LIGHT[i % 4] for i in range(k)]
+        if kind == "light"
+        else ["mul"] + [HEAVY[i % 4] for i in range(k)]
+    )
     lines, v = [], "x"
     for i, op in enumerate(ops):
         expr = {
@@ -150,7 +154,9 @@ def child_fusec(mode: str) -> dict:
         s = time.perf_counter()
         r = orig_worker(*a, **k)
         # (program, binary, log, seconds as the worker measured them)
-        worker_seconds.append((time.perf_counter() - s, r[3] if isinstance(r, tuple) and len(r) > 3 else 0.0))
+        worker_seconds.append(
+            (time.perf_counter() - s, r[3] if isinstance(r, tuple) and len(r) > 3 else 0.0)
+        )
         return r
 
     rt.Runtime._build_in_worker = in_worker
@@ -319,8 +325,16 @@ def run_child(dirs: Dirs, child: str, pocl: str, fusec_cache: str | None = None)
         XDG_CACHE_HOME=dirs.xdg,
         POCL_KERNEL_CACHE="0" if pocl == "off" else "1",
     )
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", child,
-           "--fusec-cache", dirs.fusec_warm, "--pyopencl-dir", dirs.pyopencl_bin]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        child,
+        "--fusec-cache",
+        dirs.fusec_warm,
+        "--pyopencl-dir",
+        dirs.pyopencl_bin,
+    ]
     s = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - s
@@ -337,8 +351,11 @@ def tree_files(path: str, suffix: str = "") -> int:
 
 def fusec_tree() -> str:
     """Which fusec the children import: its directory, git commit, uncommitted changes."""
-    probe = subprocess.run([sys.executable, "-c", "import fusec, os; print(os.path.dirname(fusec.__file__))"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import fusec, os; print(os.path.dirname(fusec.__file__))"],
+        capture_output=True,
+        text=True,
+    )
     where = os.path.dirname(probe.stdout.strip()) or "?"
 
     def git(*a):
@@ -365,10 +382,16 @@ def fmt(ms: float) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5, help="fresh processes per scenario (default 5)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=5, help="fresh processes per scenario (default 5)"
+    )
     ap.add_argument("--json", metavar="PATH", help="write the raw numbers here")
-    ap.add_argument("--no-remote", action="store_true", help="skip the Redis tier (bench/cache_remote.py)")
+    ap.add_argument(
+        "--no-remote", action="store_true", help="skip the Redis tier (bench/cache_remote.py)"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--fusec-cache", help=argparse.SUPPRESS)
     ap.add_argument("--pyopencl-dir", help=argparse.SUPPRESS)
@@ -425,7 +448,9 @@ def main(argv=None) -> int:
             for label, child, pocl, fc in scenarios:
                 results.setdefault(label, []).append(run_child(dirs, child, pocl, fc))
         checks["pyopencl_cache_files"] = sorted(
-            os.path.relpath(os.path.join(d, f), dirs.xdg) for d, _, fs in os.walk(dirs.xdg) for f in fs
+            os.path.relpath(os.path.join(d, f), dirs.xdg)
+            for d, _, fs in os.walk(dirs.xdg)
+            for f in fs
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -455,17 +480,25 @@ def main(argv=None) -> int:
     from fusec.runtime import select_device
 
     dev = select_device()
-    add(f"bench/cache.py  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
-        f"pyopencl {'.'.join(map(str, cl.VERSION))}")
+    add(
+        f"bench/cache.py  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
+        f"pyopencl {'.'.join(map(str, cl.VERSION))}"
+    )
     add(f"fusec {fusec_tree()}")
     add(f"device: {dev.platform.version.strip()} / {dev.name.strip()}, {os.cpu_count()} cores")
-    add(f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
-        f"at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; total run {total:.0f} s")
+    add(
+        f"load average at start {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}, "
+        f"at end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}; total run {total:.0f} s"
+    )
     gs = graphs()
-    add(f"graphs: {', '.join(n for n, _ in gs)}; {R} fresh processes per scenario, each building all "
-        f"{len(gs)} in this order")
-    add("'first' = the first graph of each process (median of its processes); 'rest' = the other "
-        f"{len(gs) - 1} graphs of every process")
+    add(
+        f"graphs: {', '.join(n for n, _ in gs)}; {R} fresh processes per scenario, each building all "
+        f"{len(gs)} in this order"
+    )
+    add(
+        "'first' = the first graph of each process (median of its processes); 'rest' = the other "
+        f"{len(gs) - 1} graphs of every process"
+    )
     add("")
     head = f"{'stage':<42} {'first':>8}   {'median':>8} {'min':>8} {'max':>8}   {'target':>8}  met"
     add(head)
@@ -481,7 +514,9 @@ def main(argv=None) -> int:
             met = "yes" if s["median"] <= target else "NO"
             if s["median"] <= target and (s["max"] > target or (first and max(first) > target)):
                 met += " (not every one)"
-        add(f"{title:<42} {f:>8}   {fmt(s['median']):>8} {fmt(s['min']):>8} {fmt(s['max']):>8}   {t:>8}  {met}")
+        add(
+            f"{title:<42} {f:>8}   {fmt(s['median']):>8} {fmt(s['min']):>8} {fmt(s['max']):>8}   {t:>8}  {met}"
+        )
 
     add("1 cold build: build() (ms)")
     for p in ("off", "empty", "warm"):
@@ -493,7 +528,11 @@ def main(argv=None) -> int:
         row(f"  pocl cache {p}", *split(f"warm/pocl-{p}", "program_ms"), target=TARGETS_MS["warm"])
     f, r = split("warm/pocl-off", "build_ms")
     row("    whole build(), pocl off", f, r)
-    for part, field in (("key", "key_ms"), ("cache get", "get_ms"), ("binary load", "binary_load_ms")):
+    for part, field in (
+        ("key", "key_ms"),
+        ("cache get", "get_ms"),
+        ("binary load", "binary_load_ms"),
+    ):
         row(f"    {part}, pocl off", *split("warm/pocl-off", field))
     add("3 repeat compile+[g]+build(), same process")
     rep = [x for run in results["warm/pocl-off"] for per in run["repeat_ms"].values() for x in per]
@@ -511,19 +550,29 @@ def main(argv=None) -> int:
     add("context (ms, median over processes)")
     proc = {k: statistics.median(r["process_wall_ms"] for r in v) for k, v in results.items()}
     imp = {k: statistics.median(r["import_ms"] for r in v) for k, v in results.items()}
-    add(f"  process wall: fusec cold {proc['cold/pocl-off']:.0f}, fusec warm {proc['warm/pocl-off']:.0f} "
+    add(
+        f"  process wall: fusec cold {proc['cold/pocl-off']:.0f}, fusec warm {proc['warm/pocl-off']:.0f} "
         f"(includes stage 3's {7 * 200 * len(gs)} calls), pyopencl src {proc['pyopencl/pocl-warm']:.0f}, "
-        f"binary {proc['binary/pocl-off']:.0f}")
+        f"binary {proc['binary/pocl-off']:.0f}"
+    )
     add(f"  import fusec {imp['warm/pocl-off']:.0f}, import pyopencl {imp['binary/pocl-off']:.0f}")
     f, r = split("warm/pocl-off", "compile_ms")
-    add(f"  fusec.compile(text) in a fresh process (front end + codegen): first {statistics.median(f):.0f} "
-        f"(includes the Runtime: device, context, queue), rest median {statistics.median(r):.1f}")
+    add(
+        f"  fusec.compile(text) in a fresh process (front end + codegen): first {statistics.median(f):.0f} "
+        f"(includes the Runtime: device, context, queue), rest median {statistics.median(r):.1f}"
+    )
     add("checks")
     add(f"  pyopencl's build on PoCL reported: {hows}")
-    add(f"  files under XDG_CACHE_HOME (pyopencl's cache) at the end: {checks['pyopencl_cache_files'] or 'none'}")
-    add(f"  forced pyopencl binary cache: {bin_hows}; {checks['pyopencl_bincache_files']} files in it")
-    add(f"  fusec cache (hits, misses) per process: cold {sorted(set(map(tuple, cold_hits)))}, "
-        f"warm {sorted(set(map(tuple, warm_hits)))}; {checks['fusec_cache_entries']} entries (.kc) in the filled cache")
+    add(
+        f"  files under XDG_CACHE_HOME (pyopencl's cache) at the end: {checks['pyopencl_cache_files'] or 'none'}"
+    )
+    add(
+        f"  forced pyopencl binary cache: {bin_hows}; {checks['pyopencl_bincache_files']} files in it"
+    )
+    add(
+        f"  fusec cache (hits, misses) per process: cold {sorted(set(map(tuple, cold_hits)))}, "
+        f"warm {sorted(set(map(tuple, warm_hits)))}; {checks['fusec_cache_entries']} entries (.kc) in the filled cache"
+    )
     if not args.no_remote:
         log("the remote tier")
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -535,8 +584,18 @@ def main(argv=None) -> int:
     print(text)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"results": results, "checks": checks, "load_start": load_start, "load_end": load_end,
-                       "total_s": total, "graphs": dict(gs)}, fh, indent=1)
+            json.dump(
+                {
+                    "results": results,
+                    "checks": checks,
+                    "load_start": load_start,
+                    "load_end": load_end,
+                    "total_s": total,
+                    "graphs": dict(gs),
+                },
+                fh,
+                indent=1,
+            )
     return 0
 
 

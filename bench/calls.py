@@ -103,8 +103,11 @@ def measure(methods: dict, rounds: int, budget: float) -> dict:
 def raw_launch(runtime, n: int):
     """A trivial kernel and its read-back through plain PyOpenCL, arguments preset."""
     ctx, queue = runtime.context, runtime.queue
-    prg = cl.Program(ctx, "__kernel void twice(__global const float *x, __global float *y, const long n)"
-                     "{ long i = get_global_id(0); if (i < n) y[i] = 2.0f * x[i]; }").build()
+    prg = cl.Program(
+        ctx,
+        "__kernel void twice(__global const float *x, __global float *y, const long n)"
+        "{ long i = get_global_id(0); if (i < n) y[i] = 2.0f * x[i]; }",
+    ).build()
     kernel = cl.Kernel(prg, "twice")
     host = np.ones(n, np.float32)
     dx = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=host)
@@ -124,8 +127,11 @@ def raw_launch(runtime, n: int):
 
 def copy_kernel(runtime, n: int):
     ctx, queue = runtime.context, runtime.queue
-    prg = cl.Program(ctx, "__kernel void copy(__global const float8 *x, __global float8 *y)"
-                     "{ y[get_global_id(0)] = x[get_global_id(0)]; }").build()
+    prg = cl.Program(
+        ctx,
+        "__kernel void copy(__global const float8 *x, __global float8 *y)"
+        "{ y[get_global_id(0)] = x[get_global_id(0)]; }",
+    ).build()
     dx = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, n * 4)
     dy = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, n * 4)
     kernel = cl.Kernel(prg, "copy")
@@ -167,7 +173,9 @@ def breakdown(g, x, y, calls: int) -> dict:
     def launches():
         for launch in prepared.launches:
             for index, src in launch.per_call:
-                launch.kernel.set_arg(index, outs[src.index] if isinstance(src, Output) else arrays[src.name])
+                launch.kernel.set_arg(
+                    index, outs[src.index] if isinstance(src, Output) else arrays[src.name]
+                )
             cl.enqueue_nd_range_kernel(queue, launch.kernel, launch.global_size, launch.local_size)
         queue.finish()
 
@@ -184,7 +192,9 @@ def breakdown(g, x, y, calls: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
     ap.add_argument("--sizes", default="10,16,20,24", help="log2 of the element counts")
     args = ap.parse_args()
@@ -192,8 +202,10 @@ def main() -> int:
 
     g = fusec.compile(LIGHT8)["light8"]
     runtime = g.runtime
-    print(f"device: {runtime.device.name.strip()} ({runtime.device.platform.name.strip()}); "
-          f"host arrays in place: {'yes (system SVM)' if runtime.system_svm else 'no (copied)'}")
+    print(
+        f"device: {runtime.device.name.strip()} ({runtime.device.platform.name.strip()}); "
+        f"host arrays in place: {'yes (system SVM)' if runtime.system_svm else 'no (copied)'}"
+    )
     rng = np.random.default_rng(0)
     rows = []
     for log2 in (int(s) for s in args.sizes.split(",")):
@@ -231,8 +243,14 @@ def main() -> int:
             parts.append(f"numexpr/fusec {t['numexpr'] / t['fusec']:.2f}x")
         if "raw launch" in t:
             parts.append(f"fusec/raw launch {t['fusec'] / t['raw launch']:.2f}x (target <= 2)")
-        parts.append(f"fusec/device {t['fusec'] / t['device']:.2f}x" + (" (target <= 1.5)" if n >= 1 << 24 else ""))
-        parts.append(f"unaligned/aligned {t['unaligned'] / t['fusec']:.2f}x" + (" (target <= 1.15)" if n >= 1 << 24 else ""))
+        parts.append(
+            f"fusec/device {t['fusec'] / t['device']:.2f}x"
+            + (" (target <= 1.5)" if n >= 1 << 24 else "")
+        )
+        parts.append(
+            f"unaligned/aligned {t['unaligned'] / t['fusec']:.2f}x"
+            + (" (target <= 1.15)" if n >= 1 << 24 else "")
+        )
         if "copy" in t:
             gbs = 3 * n * 4 / t["device"] / 1e9  # light-8 reads x, y and writes one output
             copy_gbs = 2 * n * 4 / t["copy"] / 1e9
@@ -246,7 +264,9 @@ def main() -> int:
     for name, us in parts.items():
         print(f"  {name:22s} {us:7.2f}")
     parts_sum = sum(v for k, v in parts.items() if k not in ("whole call", "finish (idle queue)"))
-    print(f"  {'(other Python work)':22s} {parts['whole call'] - parts_sum:7.2f}  (the whole call less the steps above)")
+    print(
+        f"  {'(other Python work)':22s} {parts['whole call'] - parts_sum:7.2f}  (the whole call less the steps above)"
+    )
     return 0
 
 

@@ -255,7 +255,10 @@ def machine_header(dev, **versions) -> list[str]:
     """The lines every benchmark prints first: device, host, versions."""
     import fusec
 
-    shown = ", ".join(f"{k} {v}" for k, v in {"fusec": fusec.__version__, "numpy": np.__version__, **versions}.items())
+    shown = ", ".join(
+        f"{k} {v}"
+        for k, v in {"fusec": fusec.__version__, "numpy": np.__version__, **versions}.items()
+    )
     return [
         f"device:  {dev.name.strip()} ({dev.platform.name.strip()} {dev.platform.version.strip()}), "
         f"{dev.max_compute_units} compute units",

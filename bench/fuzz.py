@@ -56,16 +56,91 @@ CORPUS = sorted(
     for p in ROOT.glob(pattern)
 )
 
-INTS = [0, 1, -1, 2, 3, 7, 255, 2**31 - 1, 2**31, -(2**31) - 1, 2**53 + 1, 2**63 - 1, -(2**63), 2**63, 10**19]
+INTS = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    7,
+    255,
+    2**31 - 1,
+    2**31,
+    -(2**31) - 1,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    10**19,
+]
 FLOATS = ["0.5", "-0.0", "1e308", "1e-320", "2.5E+4", ".5", "1e999", "inf", "-inf", "nan", "3.0"]
 DTYPES = ["f32", "f32", "f32", "f16", "f64", "i32", "i64", "bool"]
-SHAPES = ["", "[]", "[N]", "[4]", "[B, N]", "[1, N]", "[N, 4]", "[2, 3, 4]", "[0]", "[N, 1]", "[M, N]", "[4, N]"]
+SHAPES = [
+    "",
+    "[]",
+    "[N]",
+    "[4]",
+    "[B, N]",
+    "[1, N]",
+    "[N, 4]",
+    "[2, 3, 4]",
+    "[0]",
+    "[N, 1]",
+    "[M, N]",
+    "[4, N]",
+]
 INFIX = ["+", "-", "*", "/", "**", "<", "<=", ">", ">=", "==", "!="]
 SNIPPETS = [
-    "(", ")", "[", "]", "{", "}", ",", "=", "\n", ";", "**", "-", "*", "graph", "return", "x", "1e999",
-    "99999999999999999999", "9" * 5000, "nan", "inf", "sum(", "tanh(", "\0", "\t", "#", "'", '"', "\r\n",
-    "\u00e9", "\u202e", "\ufeff", "keepdim=", "axis=", "min=", "true", "false", "f16", "i32", ".", "e", "@",
-    "x ** -1", "2 ** 70", "clamp(x, min=nan)", "cast(x, dtype=bool)", "where(", "\\", "$", "\x7f",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    "\n",
+    ";",
+    "**",
+    "-",
+    "*",
+    "graph",
+    "return",
+    "x",
+    "1e999",
+    "99999999999999999999",
+    "9" * 5000,
+    "nan",
+    "inf",
+    "sum(",
+    "tanh(",
+    "\0",
+    "\t",
+    "#",
+    "'",
+    '"',
+    "\r\n",
+    "\u00e9",
+    "\u202e",
+    "\ufeff",
+    "keepdim=",
+    "axis=",
+    "min=",
+    "true",
+    "false",
+    "f16",
+    "i32",
+    ".",
+    "e",
+    "@",
+    "x ** -1",
+    "2 ** 70",
+    "clamp(x, min=nan)",
+    "cast(x, dtype=bool)",
+    "where(",
+    "\\",
+    "$",
+    "\x7f",
 ]
 
 
@@ -84,7 +159,9 @@ def gen_program(rng: random.Random) -> str:
     def attr_value(default) -> str:
         r = rng.random()
         if r < 0.15:  # the wrong type, often
-            return rng.choice(['"false"', "nan", "inf", "true", "1.5", "-1", "f16", "'tanh'", "2147483648"])
+            return rng.choice(
+                ['"false"', "nan", "inf", "true", "1.5", "-1", "f16", "'tanh'", "2147483648"]
+            )
         if isinstance(default, bool):
             return rng.choice(["true", "false"])
         if isinstance(default, int):
@@ -149,14 +226,34 @@ def gen_mutation(rng: random.Random) -> str:
         elif op == 6:
             text = text[:i] + chr(rng.randrange(0x110000 if rng.random() < 0.2 else 128)) + text[j:]
         else:
-            text = text[:i] + rng.choice(["tanh(", "(", "-", "x + "]) * rng.choice([10, 600, 2000]) + text[i:]
+            text = (
+                text[:i]
+                + rng.choice(["tanh(", "(", "-", "x + "]) * rng.choice([10, 600, 2000])
+                + text[i:]
+            )
     return text.replace("\ud800", "?")  # lone surrogates cannot be UTF-8 text
 
 
 class _Grammar:
     """Random derivations of the lark grammar, depth-bounded."""
 
-    NAMES = ["x", "y", "k", "N", "B", "g", "f", "sum", "relu", "clamp", "cast", "graph", "f32", "alpha", "axis"]
+    NAMES = [
+        "x",
+        "y",
+        "k",
+        "N",
+        "B",
+        "g",
+        "f",
+        "sum",
+        "relu",
+        "clamp",
+        "cast",
+        "graph",
+        "f32",
+        "alpha",
+        "axis",
+    ]
     TERMINALS = {
         "NAME": lambda rng: rng.choice(_Grammar.NAMES),
         "INT": lambda rng: str(rng.choice(INTS[:10] + [2**63])).lstrip("-"),
@@ -174,11 +271,19 @@ class _Grammar:
         self.rules: dict[str, list[list[str]]] = {}
         for r in p.rules:
             self.rules.setdefault(r.origin.name, []).append([s.name for s in r.expansion])
-        self.literal = {t.name: t.pattern.value for t in p.terminals if type(t.pattern).__name__ == "PatternStr"}
+        self.literal = {
+            t.name: t.pattern.value for t in p.terminals if type(t.pattern).__name__ == "PatternStr"
+        }
         self.cost = {}  # nonterminal -> fewest expansions to a terminal string
         for _ in range(20):
             for name, exps in self.rules.items():
-                c = [1 + max((self.cost.get(s, 0 if s not in self.rules else 99) for s in e), default=0) for e in exps]
+                c = [
+                    1
+                    + max(
+                        (self.cost.get(s, 0 if s not in self.rules else 99) for s in e), default=0
+                    )
+                    for e in exps
+                ]
                 self.cost[name] = min(c)
 
     def generate(self, rng: random.Random, depth: int) -> str:
@@ -189,7 +294,9 @@ class _Grammar:
             if sym in self.rules:
                 exps = self.rules[sym]
                 if d <= 0:
-                    exps = [min(exps, key=lambda e: max((self.cost.get(s, 0) for s in e), default=0))]
+                    exps = [
+                        min(exps, key=lambda e: max((self.cost.get(s, 0) for s in e), default=0))
+                    ]
                 work.extend((s, d - 1) for s in reversed(rng.choice(exps)))
             elif sym in self.TERMINALS:
                 out.append(self.TERMINALS[sym](rng))
@@ -267,7 +374,14 @@ def worker(wid, start, stride, limit_s, mem_bytes, deadline, counts, current, fa
         except CaseTimeout as e:
             _disarm()
             within = limit if e.args[0] == "cpu" else max(600.0, 10 * limit)
-            failures.put((f"hang ({e.args[0]} time)", seed, text, f"no result within {within:.0f} s of {e.args[0]} time"))
+            failures.put(
+                (
+                    f"hang ({e.args[0]} time)",
+                    seed,
+                    text,
+                    f"no result within {within:.0f} s of {e.args[0]} time",
+                )
+            )
         except BaseException as e:  # noqa: BLE001  (everything is a finding here)
             _disarm()
             failures.put((failure_key(e), seed, text, traceback.format_exc()))
@@ -288,8 +402,12 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--cases", type=int, default=0, help="stop after about this many inputs")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
-    ap.add_argument("--seed", type=int, default=0, help="first seed; worker w takes seed+w, +workers, ...")
-    ap.add_argument("--timeout", type=float, default=10.0, help="CPU seconds per input, plus 50 us a byte")
+    ap.add_argument(
+        "--seed", type=int, default=0, help="first seed; worker w takes seed+w, +workers, ..."
+    )
+    ap.add_argument(
+        "--timeout", type=float, default=10.0, help="CPU seconds per input, plus 50 us a byte"
+    )
     ap.add_argument("--memory", type=int, default=2048, help="MiB of address space per worker")
     ap.add_argument("--out", default="fuzz-failures", help="folder for the distinct failures")
     ap.add_argument("--replay", type=int, help="print the input of this seed and check it here")
@@ -314,7 +432,17 @@ def main(argv=None) -> int:
     def spawn(w, first):
         p = ctx.Process(
             target=worker,
-            args=(w, first, args.workers, args.timeout, args.memory * 2**20, deadline, counts, current, failures),
+            args=(
+                w,
+                first,
+                args.workers,
+                args.timeout,
+                args.memory * 2**20,
+                deadline,
+                counts,
+                current,
+                failures,
+            ),
             daemon=True,
         )
         p.start()
@@ -332,7 +460,9 @@ def main(argv=None) -> int:
         if key in seen:
             return
         seen[key] = seed
-        (out / f"{seed}.ir").write_text(text if text is not None else make_case(seed), encoding="utf-8", errors="replace")
+        (out / f"{seed}.ir").write_text(
+            text if text is not None else make_case(seed), encoding="utf-8", errors="replace"
+        )
         (out / f"{seed}.txt").write_text(f"{key}\nseed {seed}\n\n{tb}", encoding="utf-8")
         print(f"NEW FAILURE {key} (seed {seed}) -> {out / f'{seed}.ir'}", flush=True)
 
@@ -355,13 +485,18 @@ def main(argv=None) -> int:
         if now - last >= 10:
             last = now
             n = counts[0]
-            print(f"[{now - start:7.0f} s] {n} inputs, {n / max(now - start, 1e-9):.0f}/s,"
-                  f" {total_failures} failures ({len(seen)} distinct)", flush=True)
+            print(
+                f"[{now - start:7.0f} s] {n} inputs, {n / max(now - start, 1e-9):.0f}/s,"
+                f" {total_failures} failures ({len(seen)} distinct)",
+                flush=True,
+            )
         time.sleep(0.2)
     elapsed = time.time() - start
     n = counts[0]
-    print(f"done: {n} inputs in {elapsed:.0f} s ({n / elapsed:.0f}/s): {counts[1]} compiled,"
-          f" {counts[2]} CompileError, {total_failures} failures ({len(seen)} distinct) in {out}")
+    print(
+        f"done: {n} inputs in {elapsed:.0f} s ({n / elapsed:.0f}/s): {counts[1]} compiled,"
+        f" {counts[2]} CompileError, {total_failures} failures ({len(seen)} distinct) in {out}"
+    )
     return 1 if seen else 0
 
 

@@ -111,7 +111,9 @@ def main(argv=None) -> int:
     dev = queue.device
     copier = CopyKernels(queue.context, queue)
     header = machine_header(dev, torch=torch.__version__, pyopencl=cl.VERSION_TEXT)
-    header.append(f"n = 2^{int(math.log2(n))} float32; load average at start {os.getloadavg()[0]:.2f}")
+    header.append(
+        f"n = 2^{int(math.log2(n))} float32; load average at start {os.getloadavg()[0]:.2f}"
+    )
     print("\n".join(header), flush=True)
 
     rng = np.random.default_rng(0)
@@ -173,17 +175,28 @@ def main(argv=None) -> int:
         samples = run_row(methods, 1, 7)
         meds = {m: med(s) for m, s in samples.items()}
         copy_name = min((m for m in meds if m.startswith("copy:")), key=meds.get)
-        rows.append({
-            "chain": f"{kind}-{k}", "n": n, "median_s": meds, "errors": errors,
-            "copy_s": meds[copy_name], "copy_gbs": 8 * n / meds[copy_name] / 1e9,
-            "fusec_bwd_bytes": plan_bytes(g.backward.plan, n), "min_bwd_bytes": 20 * n,
-            "fusec_fb_bytes": plan_bytes(g.forward_backward.plan, n), "min_fb_bytes": 24 * n,
-            "kernels_bwd": len(g.backward.plan["kernels"]), "torch_compile_s": compile_s,
-        })
+        rows.append(
+            {
+                "chain": f"{kind}-{k}",
+                "n": n,
+                "median_s": meds,
+                "errors": errors,
+                "copy_s": meds[copy_name],
+                "copy_gbs": 8 * n / meds[copy_name] / 1e9,
+                "fusec_bwd_bytes": plan_bytes(g.backward.plan, n),
+                "min_bwd_bytes": 20 * n,
+                "fusec_fb_bytes": plan_bytes(g.forward_backward.plan, n),
+                "min_fb_bytes": 24 * n,
+                "kernels_bwd": len(g.backward.plan["kernels"]),
+                "torch_compile_s": compile_s,
+            }
+        )
         torch._dynamo.reset()
 
     print(report(rows), flush=True)
-    print(f"\n(total {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f})")
+    print(
+        f"\n(total {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()[0]:.2f})"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"header": header, "rows": rows}, indent=1))
     return 0
@@ -192,23 +205,45 @@ def main(argv=None) -> int:
 def report(rows) -> str:
     names = ["fusec bwd", "fusec f+b", "torch bwd", "torch f+b", "t.compile bwd", "t.compile f+b"]
     out = ["\nTime per call, ms (median)"]
-    out.append(table(["chain"] + names + ["copy"],
-                     [[r["chain"]] + [fmt_ms(r["median_s"].get(m)) for m in names] + [fmt_ms(r["copy_s"])]
-                      for r in rows]))
+    out.append(
+        table(
+            ["chain"] + names + ["copy"],
+            [
+                [r["chain"]] + [fmt_ms(r["median_s"].get(m)) for m in names] + [fmt_ms(r["copy_s"])]
+                for r in rows
+            ],
+        )
+    )
     out.append("\nBytes moved (fusec, from its plan) against the minimum, and GB/s at the minimum")
     body = []
     for r in rows:
         m = r["median_s"]
         bwd, fb = m.get("fusec bwd"), m.get("fusec f+b")
-        body.append([
-            r["chain"], r["kernels_bwd"],
-            f"{r['fusec_bwd_bytes'] / r['min_bwd_bytes']:.2f}", f"{r['fusec_fb_bytes'] / r['min_fb_bytes']:.2f}",
-            f"{r['min_bwd_bytes'] / bwd / 1e9:.1f}" if bwd else "-",
-            f"{r['min_fb_bytes'] / fb / 1e9:.1f}" if fb else "-",
-            f"{r['copy_gbs']:.1f}",
-        ])
-    out.append(table(["chain", "bwd kernels", "bwd bytes/min", "f+b bytes/min", "bwd GB/s", "f+b GB/s",
-                      "copy GB/s"], body))
+        body.append(
+            [
+                r["chain"],
+                r["kernels_bwd"],
+                f"{r['fusec_bwd_bytes'] / r['min_bwd_bytes']:.2f}",
+                f"{r['fusec_fb_bytes'] / r['min_fb_bytes']:.2f}",
+                f"{r['min_bwd_bytes'] / bwd / 1e9:.1f}" if bwd else "-",
+                f"{r['min_fb_bytes'] / fb / 1e9:.1f}" if fb else "-",
+                f"{r['copy_gbs']:.1f}",
+            ]
+        )
+    out.append(
+        table(
+            [
+                "chain",
+                "bwd kernels",
+                "bwd bytes/min",
+                "f+b bytes/min",
+                "bwd GB/s",
+                "f+b GB/s",
+                "copy GB/s",
+            ],
+            body,
+        )
+    )
     out.append("\nSpeedup of fusec = other's time / fusec's time (> 1: fusec faster)")
     body = []
     for r in rows:
@@ -217,9 +252,20 @@ def report(rows) -> str:
         def x(a, b, m=m):
             return f"{m[a] / m[b]:.2f}x" if m.get(a) and m.get(b) else "-"
 
-        body.append([r["chain"], x("torch bwd", "fusec bwd"), x("t.compile bwd", "fusec bwd"),
-                     x("torch f+b", "fusec f+b"), x("t.compile f+b", "fusec f+b")])
-    out.append(table(["chain", "bwd vs torch", "bwd vs t.compile", "f+b vs torch", "f+b vs t.compile"], body))
+        body.append(
+            [
+                r["chain"],
+                x("torch bwd", "fusec bwd"),
+                x("t.compile bwd", "fusec bwd"),
+                x("torch f+b", "fusec f+b"),
+                x("t.compile f+b", "fusec f+b"),
+            ]
+        )
+    out.append(
+        table(
+            ["chain", "bwd vs torch", "bwd vs t.compile", "f+b vs torch", "f+b vs t.compile"], body
+        )
+    )
     errs = [(r["chain"], e) for r in rows for e in r["errors"].items()]
     if errs:
         out.append("\nWRONG RESULTS:\n" + "\n".join(f"  {c} {n}: {msg}" for c, (n, msg) in errs))
@@ -227,8 +273,10 @@ def report(rows) -> str:
     if met:
         wins = sum(r["median_s"]["t.compile bwd"] > r["median_s"]["fusec bwd"] for r in met)
         minimal = all(r["fusec_bwd_bytes"] <= r["min_bwd_bytes"] for r in rows)
-        out.append(f"\nTargets: fused backward moves no more than the minimum: {'MET' if minimal else 'MISSED'}; "
-                   f"faster than torch.compile's backward on {wins}/{len(met)} chains")
+        out.append(
+            f"\nTargets: fused backward moves no more than the minimum: {'MET' if minimal else 'MISSED'}; "
+            f"faster than torch.compile's backward on {wins}/{len(met)} chains"
+        )
     return "\n".join(out)
 
 

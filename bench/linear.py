@@ -97,8 +97,14 @@ def blas_info() -> str:
     except ImportError:
         return "threadpoolctl not installed"
     blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}, "
-                     f"{i.get('num_threads')} threads" for i in blas) or "no BLAS found"
+    return (
+        "; ".join(
+            f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}, "
+            f"{i.get('num_threads')} threads"
+            for i in blas
+        )
+        or "no BLAS found"
+    )
 
 
 def main(argv=None) -> int:
@@ -156,7 +162,11 @@ def main(argv=None) -> int:
             queue.finish()
             return r
 
-        methods["fusec"], methods["fusec bound"], methods["fusec 2-pass"] = run_fused, run_bound, run_two_pass
+        methods["fusec"], methods["fusec bound"], methods["fusec 2-pass"] = (
+            run_fused,
+            run_bound,
+            run_two_pass,
+        )
         # as a NumPy user calls it: NumPy arrays in (default alignment), a NumPy array out
         methods["np fusec"] = lambda x=x, w=w, b=b: fused(x, w, b)
         host_bound = fused.bind(w=w, b=b)
@@ -172,13 +182,19 @@ def main(argv=None) -> int:
         errors = {}
         for name, fn in methods.items():
             got = fn()
-            got = got.get(queue) if hasattr(got, "get") and not isinstance(got, np.ndarray) else np.asarray(got)
+            got = (
+                got.get(queue)
+                if hasattr(got, "get") and not isinstance(got, np.ndarray)
+                else np.asarray(got)
+            )
             if not np.allclose(got, want, rtol=1e-3, atol=1e-3):
                 errors[name] = f"max abs err {float(np.abs(got - want).max()):.3g}"
                 log(f"{tag}: WRONG RESULT from {name}: {errors[name]}")
         reps = repetitions(methods)
         log(f"{tag}: timing {len(methods)} methods, {rounds} rounds of {reps} calls")
-        meds = {name: med(s) / reps for name, s in run_row(repeated(methods, reps), 1, rounds).items()}
+        meds = {
+            name: med(s) / reps for name, s in run_row(repeated(methods, reps), 1, rounds).items()
+        }
         rows.append({"shape": tag, "flops": 2 * m * n * k, "median_s": meds, "errors": errors})
 
     # a training step's worth: forward and backward (dx, dw, db) of the same layer
@@ -196,13 +212,17 @@ def main(argv=None) -> int:
         def step(f, leaves=leaves, ctt=ctt):
             return torch.autograd.grad(torch.relu(f(*leaves)), leaves, ctt)
 
-        tm = {"fusec": lambda xd=xd, wd=wd, bd=bd, cd=cd: (train(xd, wd, bd, cd), queue.finish()),
-              "torch": lambda: step(F.linear)}
+        tm = {
+            "fusec": lambda xd=xd, wd=wd, bd=bd, cd=cd: (train(xd, wd, bd, cd), queue.finish()),
+            "torch": lambda: step(F.linear),
+        }
         if not (args.quick or args.no_compile):
             torch._dynamo.reset()
             lin = torch.compile(lambda x, w, b: torch.relu(F.linear(x, w, b)), dynamic=False)
             lin(*leaves)
-            tm["t.compile"] = lambda lin=lin, leaves=leaves, ctt=ctt: torch.autograd.grad(lin(*leaves), leaves, ctt)
+            tm["t.compile"] = lambda lin=lin, leaves=leaves, ctt=ctt: torch.autograd.grad(
+                lin(*leaves), leaves, ctt
+            )
         reps = repetitions(tm)
         meds = {name: med(s_) / reps for name, s_ in run_row(repeated(tm, reps), 1, rounds).items()}
         train_rows.append({"shape": tag, "flops": 6 * m * n * k, "median_s": meds})
@@ -220,25 +240,85 @@ def main(argv=None) -> int:
     sm_err = float(np.abs(softmax(xd).get(queue) - torch.softmax(xt, -1).numpy()).max())
     sm_meds = {name: med(s) for name, s in run_row(sm, 1, rounds).items()}
 
-    names = ["fusec", "fusec bound", "fusec 2-pass", "np fusec", "np bound", "numpy", "torch", "t.compile"]
+    names = [
+        "fusec",
+        "fusec bound",
+        "fusec 2-pass",
+        "np fusec",
+        "np bound",
+        "numpy",
+        "torch",
+        "t.compile",
+    ]
     out = ["\nlinear + bias + relu: GFLOP/s (median)"]
-    out.append(table(["shape"] + names, [
-        [r["shape"]] + [f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-" for n in names]
-        for r in rows]))
-    out.append("\nNumPy in, NumPy out, against NumPy (targets: bound >= 1.0x, weights passed per call >= 0.9x)")
-    out.append(table(["shape", "np fusec vs numpy", "np bound vs numpy"], [
-        [r["shape"], f"{r['median_s']['numpy'] / r['median_s']['np fusec']:.2f}x",
-         f"{r['median_s']['numpy'] / r['median_s']['np bound']:.2f}x"] for r in rows]))
+    out.append(
+        table(
+            ["shape"] + names,
+            [
+                [r["shape"]]
+                + [
+                    f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-"
+                    for n in names
+                ]
+                for r in rows
+            ],
+        )
+    )
+    out.append(
+        "\nNumPy in, NumPy out, against NumPy (targets: bound >= 1.0x, weights passed per call >= 0.9x)"
+    )
+    out.append(
+        table(
+            ["shape", "np fusec vs numpy", "np bound vs numpy"],
+            [
+                [
+                    r["shape"],
+                    f"{r['median_s']['numpy'] / r['median_s']['np fusec']:.2f}x",
+                    f"{r['median_s']['numpy'] / r['median_s']['np bound']:.2f}x",
+                ]
+                for r in rows
+            ],
+        )
+    )
     out.append("\nfusec's speed relative to each (> 1: fusec faster)")
-    out.append(table(["shape"] + [f"vs {n}" for n in names[1:]], [
-        [r["shape"]] + [f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x" if n in r["median_s"] else "-"
-                        for n in names[1:]] for r in rows]))
+    out.append(
+        table(
+            ["shape"] + [f"vs {n}" for n in names[1:]],
+            [
+                [r["shape"]]
+                + [
+                    f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x"
+                    if n in r["median_s"]
+                    else "-"
+                    for n in names[1:]
+                ]
+                for r in rows
+            ],
+        )
+    )
     tnames = ["fusec", "torch", "t.compile"]
-    out.append("\nforward + backward (y, dx, dw, db) of the same layer: GFLOP/s (6 M N K), and fusec's speed relative")
-    out.append(table(["shape"] + tnames + [f"vs {n}" for n in tnames[1:]], [
-        [r["shape"]] + [f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-" for n in tnames]
-        + [f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x" if n in r["median_s"] else "-" for n in tnames[1:]]
-        for r in train_rows]))
+    out.append(
+        "\nforward + backward (y, dx, dw, db) of the same layer: GFLOP/s (6 M N K), and fusec's speed relative"
+    )
+    out.append(
+        table(
+            ["shape"] + tnames + [f"vs {n}" for n in tnames[1:]],
+            [
+                [r["shape"]]
+                + [
+                    f"{r['flops'] / r['median_s'][n] / 1e9:.1f}" if n in r["median_s"] else "-"
+                    for n in tnames
+                ]
+                + [
+                    f"{r['median_s'][n] / r['median_s']['fusec']:.2f}x"
+                    if n in r["median_s"]
+                    else "-"
+                    for n in tnames[1:]
+                ]
+                for r in train_rows
+            ],
+        )
+    )
     out.append(f"\nsoftmax over rows of 4096x4096 float32, ms (max abs diff vs torch {sm_err:.1e})")
     out.append(table(list(sm_meds), [[fmt_ms(v) for v in sm_meds.values()]]))
     errs = [(r["shape"], e) for r in rows for e in r["errors"].items()]
@@ -247,8 +327,12 @@ def main(argv=None) -> int:
     print("\n".join(out))
     print(f"\n(total {time.perf_counter() - t_start:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "train": train_rows,
-                                               "softmax_s": sm_meds}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {"header": header, "rows": rows, "train": train_rows, "softmax_s": sm_meds},
+                indent=1,
+            )
+        )
     return 0
 
 

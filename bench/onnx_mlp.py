@@ -44,16 +44,29 @@ def mlp_model(seed: int = 0):
     rng = np.random.default_rng(seed)
     nodes, inits, x = [], [], "input"
     for i, (k, n) in enumerate(zip(LAYERS, LAYERS[1:], strict=False)):
-        inits += [numpy_helper.from_array((rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), f"fc{i}.weight"),
-                  numpy_helper.from_array((rng.standard_normal(n) * 0.1).astype(np.float32), f"fc{i}.bias")]
-        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"gemm{i}"], transB=1))
+        inits += [
+            numpy_helper.from_array(
+                (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32), f"fc{i}.weight"
+            ),
+            numpy_helper.from_array(
+                (rng.standard_normal(n) * 0.1).astype(np.float32), f"fc{i}.bias"
+            ),
+        ]
+        nodes.append(
+            helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"gemm{i}"], transB=1)
+        )
         x = f"gemm{i}"
         if i < len(LAYERS) - 2:
             nodes.append(helper.make_node("Relu", [x], [f"relu{i}"]))
             x = f"relu{i}"
     nodes.append(helper.make_node("Softmax", [x], ["probs"], axis=-1))
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", LAYERS[0]])],
-                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", LAYERS[-1]])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", LAYERS[0]])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", LAYERS[-1]])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model
@@ -74,8 +87,10 @@ def main(argv=None) -> int:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     dev = mlp.graph.runtime.queue.device
     print("\n".join(machine_header(dev, onnxruntime=ort.__version__)))
-    print(f"model: MLP {' -> '.join(map(str, LAYERS))}, ReLU, softmax; float32; "
-          f"load average {os.getloadavg()[0]:.2f} (2 CPUs shared with other work: noisy)")
+    print(
+        f"model: MLP {' -> '.join(map(str, LAYERS))}, ReLU, softmax; float32; "
+        f"load average {os.getloadavg()[0]:.2f} (2 CPUs shared with other work: noisy)"
+    )
     log(f"fusec kernels: {len(mlp.graph.kernels) if mlp.graph.kernels else '?'}")
 
     rng = np.random.default_rng(1)
@@ -89,14 +104,18 @@ def main(argv=None) -> int:
         reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
         methods = {
             "fusec": lambda x=x, reps=reps: [mlp(x) for _ in range(reps)],
-            "onnxruntime": lambda x=x, reps=reps: [session.run(None, {"input": x}) for _ in range(reps)],
+            "onnxruntime": lambda x=x, reps=reps: [
+                session.run(None, {"input": x}) for _ in range(reps)
+            ],
         }
         samples = run_row(methods, warm=2, rounds=5 if args.quick else 15)
         fusec_t, ort_t = (med(samples[k]) / reps for k in ("fusec", "onnxruntime"))
         rows.append([str(batch), fmt_ms(fusec_t), fmt_ms(ort_t), f"{ort_t / fusec_t:.2f}x"])
         log(f"batch {batch}: done")
     print()
-    print("time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster)")
+    print(
+        "time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster)"
+    )
     print(table(["batch", "fusec", "onnxruntime", "fusec vs ort"], rows))
     return 0
 

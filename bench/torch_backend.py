@@ -169,7 +169,10 @@ def main():
         fns = {name: compiled(chain, b) for name, b in BACKENDS.items()}
         for f in fns.values():
             call(f)  # compile and warm up
-        row(label, timed({name: (lambda f=f, call=call: call(f)) for name, f in fns.items()}, rounds))
+        row(
+            label,
+            timed({name: (lambda f=f, call=call: call(f)) for name, f in fns.items()}, rounds),
+        )
     make, step = mlp_case()
     models = {}
     for name, b in BACKENDS.items():

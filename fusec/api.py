@@ -58,12 +58,18 @@ def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = Fa
     return FrontEnd(name, text, graphs, derived)
 
 
-def compile(path_or_text, *, grad: bool = False, device=None, queue=None, cache_dir=None) -> Program:
+def compile(
+    path_or_text, *, grad: bool = False, device=None, queue=None, cache_dir=None
+) -> Program:
     """Compile every graph of an IR file (a path, or the text) for an OpenCL device."""
     from .runtime import Runtime
 
     name, text = read_source(path_or_text)
-    runtime = Runtime(device, queue, cache_dir) if queue is not None else Runtime.shared(device, cache_dir)
+    runtime = (
+        Runtime(device, queue, cache_dir)
+        if queue is not None
+        else Runtime.shared(device, cache_dir)
+    )
     # A repeat compile of the same text for the same runtime is a dict lookup.
     from .ir.registry import generation
 
@@ -86,7 +92,9 @@ class Program:
         self.runtime = runtime
         self._graphs = {g.graph["name"]: CompiledGraph(g, runtime, front) for g in front.graphs}
         for name, graphs in front.derived.items():
-            self._graphs[name].derived = {k: CompiledGraph(d, runtime, front) for k, d in graphs.items()}
+            self._graphs[name].derived = {
+                k: CompiledGraph(d, runtime, front) for k, d in graphs.items()
+            }
 
     @property
     def graphs(self) -> list[str]:
@@ -96,7 +104,9 @@ class Program:
         try:
             return self._graphs[name]
         except KeyError:
-            raise KeyError(f"no graph {name!r} in {self.filename} (graphs: {', '.join(self._graphs)})") from None
+            raise KeyError(
+                f"no graph {name!r} in {self.filename} (graphs: {', '.join(self._graphs)})"
+            ) from None
 
     def __iter__(self):
         return iter(self._graphs.values())
@@ -133,7 +143,9 @@ class CompiledGraph:
             )
         self._launcher = None
         self._build_lock = threading.Lock()
-        self.derived: dict[str, CompiledGraph] = {}  # with grad=True: "backward", "forward_backward"
+        self.derived: dict[
+            str, CompiledGraph
+        ] = {}  # with grad=True: "backward", "forward_backward"
 
     def build(self):
         """Build (or load) the program; on a compiler crash, retry with narrower vectors."""
@@ -152,11 +164,16 @@ class CompiledGraph:
                     # kernels): 8 lanes are the next safest, scalar code the last.
                     narrower = 8 if width > 8 else 1
                     reason = e.diagnostics[0].message
-                    warnings.warn(f"fusec: {reason}; retrying {self.name} with vectors of {narrower}", stacklevel=2)
+                    warnings.warn(
+                        f"fusec: {reason}; retrying {self.name} with vectors of {narrower}",
+                        stacklevel=2,
+                    )
                     info = dataclasses.replace(
                         self.kernels[0].device,
                         vector_width=narrower,
-                        vectors_per_item=self.kernels[0].device.vectors_per_item if narrower > 1 else 1,
+                        vectors_per_item=self.kernels[0].device.vectors_per_item
+                        if narrower > 1
+                        else 1,
                     )
                     self.source, self.kernels = generate(self.graph, self.groups, info)
                     self.plan = self._plan()
@@ -253,7 +270,9 @@ class CompiledGraph:
             raise CallError(f"{self.name}: grad_outputs needs one entry per output ({len(outs)})")
         for i, (o, ct) in enumerate(zip(outs, grad_outputs, strict=True)):
             if i not in floats and ct is not None:
-                raise CallError(f"{self.name}: output {i} is {o['dtype']}, not float: its grad_outputs entry must be None")
+                raise CallError(
+                    f"{self.name}: output {i} is {o['dtype']}, not float: its grad_outputs entry must be None"
+                )
             if i in floats and ct is None:
                 raise CallError(f"{self.name}: grad_outputs[{i}] is None, but output {i} is float")
         return [grad_outputs[i] for i in floats]
@@ -272,7 +291,9 @@ class BoundGraph:
         self.name = graph.name
         bad = [k for k in constants if k not in graph.param_names]
         if bad:
-            raise CallError(f"{graph.name}() has no parameter {bad[0]!r} (parameters: {', '.join(graph.param_names)})")
+            raise CallError(
+                f"{graph.name}() has no parameter {bad[0]!r} (parameters: {', '.join(graph.param_names)})"
+            )
         self.param_names = [n for n in graph.param_names if n not in constants]
         self._pinned = pin(graph.runtime, graph.graph, graph.kernels, constants)
 
@@ -298,7 +319,9 @@ class BoundGraph:
 def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
     """{parameter name: value} for a call, or a CallError naming what is wrong."""
     if len(args) > len(names):
-        raise CallError(f"{graph}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+        raise CallError(
+            f"{graph}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}"
+        )
     bound = dict(zip(names, args, strict=False))
     for k, v in kwargs.items():
         if k not in names:
@@ -310,7 +333,6 @@ def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
     if missing:
         raise CallError(f"{graph}() is missing {', '.join(repr(m) for m in missing)}")
     return bound
-
 
 
 def register_primitive(

@@ -66,8 +66,11 @@ def _graph(g: nx.DiGraph) -> list[str]:
     gname = g.graph["name"]
     groups = fuse(g)
     stored = {n for grp in groups for n in grp.stores}
-    lines = [f"subgraph {_id('cluster_graph_' + gname)} {{", f"  label={_label('graph ' + gname)}; labelloc=t;",
-             '  style=dashed; color="#888888";']
+    lines = [
+        f"subgraph {_id('cluster_graph_' + gname)} {{",
+        f"  label={_label('graph ' + gname)}; labelloc=t;",
+        '  style=dashed; color="#888888";',
+    ]
     nodes, edges = [], []
 
     def memory(n: int) -> str:
@@ -78,7 +81,9 @@ def _graph(g: nx.DiGraph) -> list[str]:
         nodes.append(f"{memory(p)} [{PARAM}, label={_label(attrs['name'], _type(attrs))}];")
     for n in sorted(stored):
         attrs = g.nodes[n]
-        nodes.append(f"{memory(n)} [{STORED}, label={_label(attrs.get('name') or attrs['op'], _type(attrs))}];")
+        nodes.append(
+            f"{memory(n)} [{STORED}, label={_label(attrs.get('name') or attrs['op'], _type(attrs))}];"
+        )
     outputs = [_id(f"{gname}/out{i}") for i in range(len(g.graph["outputs"]))]
     for i, o in enumerate(g.graph["outputs"]):
         nodes.append(f"{outputs[i]} [{OUTPUT}, label={_label(f'out{i}', _type(g.nodes[o]))}];")
@@ -89,7 +94,9 @@ def _graph(g: nx.DiGraph) -> list[str]:
         lines += ["  " + line for line in body]
         edges += more_edges
         written |= {i for i, _ in grp.outputs}
-    for i, o in enumerate(g.graph["outputs"]):  # returned as it is in memory: a param, a stored value
+    for i, o in enumerate(
+        g.graph["outputs"]
+    ):  # returned as it is in memory: a param, a stored value
         if i not in written:
             edges.append(f"{memory(view_root(g, o))} -> {outputs[i]} [{READ}];")
     return lines + ["  " + line for line in nodes + edges] + ["}"]
@@ -99,14 +106,18 @@ def _is_view(g: nx.DiGraph, n: int) -> bool:
     return view_root(g, n) != n
 
 
-def _kernel(g: nx.DiGraph, grp: FusionGroup, memory, outputs, stored) -> tuple[list[str], list[str]]:
+def _kernel(
+    g: nx.DiGraph, grp: FusionGroup, memory, outputs, stored
+) -> tuple[list[str], list[str]]:
     """The cluster of one kernel, and the edges into and out of its ops."""
     prefix = f"{g.graph['name']}/{grp.name}/"
     computed = [n for n in (*grp.prologue, grp.anchor, *grp.nodes, *grp.epilogue) if n is not None]
     local = set(computed)
-    body = [f"subgraph {_id('cluster_' + grp.name)} {{",
-            f"  label={_label(f'{grp.name} ({grp.kind})')}; labelloc=t; labeljust=l; tooltip={_label(grp.reason)};",
-            '  style="rounded,filled"; fillcolor="#f4f4f4"; color="#555555";']
+    body = [
+        f"subgraph {_id('cluster_' + grp.name)} {{",
+        f"  label={_label(f'{grp.name} ({grp.kind})')}; labelloc=t; labeljust=l; tooltip={_label(grp.reason)};",
+        '  style="rounded,filled"; fillcolor="#f4f4f4"; color="#555555";',
+    ]
     edges = []
     drawn = set()
 
@@ -116,7 +127,9 @@ def _kernel(g: nx.DiGraph, grp: FusionGroup, memory, outputs, stored) -> tuple[l
             drawn.add(n)
             attrs = g.nodes[n]
             name = attrs.get("name")
-            body.append(f"  {ident} [{OP}, label={_label(attrs['op'], name) if name else _label(attrs['op'])}];")
+            body.append(
+                f"  {ident} [{OP}, label={_label(attrs['op'], name) if name else _label(attrs['op'])}];"
+            )
         return ident
 
     def source(a: int, via: str = "") -> tuple[str, str]:
@@ -155,7 +168,7 @@ def _kernel(g: nx.DiGraph, grp: FusionGroup, memory, outputs, stored) -> tuple[l
             src = op_node(n)
         else:  # the kernel copies a value it reads (a returned parameter) to the output
             src = _id(f"{prefix}copy{i}")
-            body.append(f"  {src} [{OP}, label=\"copy\"];")
+            body.append(f'  {src} [{OP}, label="copy"];')
             from_node, style = source(n)
             edges.append(f"{from_node} -> {src}" + (f" [{style}]" if style else "") + ";")
         edges.append(f"{src} -> {outputs[i]} [{WRITE}];")
@@ -168,10 +181,14 @@ def render_svg(dot: str, timeout: float = SVG_TIMEOUT) -> str | None:
     if program is None:
         return None
     try:
-        done = subprocess.run([program, "-Tsvg"], input=dot, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [program, "-Tsvg"], input=dot, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
-        raise FusecError(f"Graphviz's dot took more than {timeout:.0f} s to draw the graph; "
-                         "--emit dot gives the graph to draw another way") from None
+        raise FusecError(
+            f"Graphviz's dot took more than {timeout:.0f} s to draw the graph; "
+            "--emit dot gives the graph to draw another way"
+        ) from None
     except OSError as e:
         raise FusecError(f"cannot run Graphviz's dot ({program}): {e.strerror or e}") from None
     if done.returncode != 0:

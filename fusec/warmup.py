@@ -88,8 +88,10 @@ class WarmupReport:
 
     def summary(self) -> str:
         need = f"{len(self.missing)} need building, " if self.missing else ""
-        built = "" if self.check else (
-            f"{len(self.built)} built here, {len(self.built_elsewhere)} by another process, "
+        built = (
+            ""
+            if self.check
+            else (f"{len(self.built)} built here, {len(self.built_elsewhere)} by another process, ")
         )
         return (
             f"{built}{len(self.cached)} already cached, {need}"
@@ -140,7 +142,8 @@ def explain_miss(components: dict, cached: list[tuple[str | None, dict]], name: 
     if not diff:
         return "an entry with the same key parts exists but did not load (damaged, or removed meanwhile)"
     said = [
-        part if part == "source"  # kernel code: no short way to show it
+        part
+        if part == "source"  # kernel code: no short way to show it
         else f"{part} ({_show(nearest, part, components)!r} cached, {_show(components, part, nearest)!r} now)"
         for part in diff
     ]
@@ -150,6 +153,7 @@ def explain_miss(components: dict, cached: list[tuple[str | None, dict]], name: 
 def _show(components: dict, part: str, other: dict) -> str:
     """A key part as a person names it: a device by its platform and name (by its
     versions where the names agree with `other`'s), the driver and fusec by their versions."""
+
     def get(k):
         return str(components.get(k, "?")).strip()
 
@@ -161,7 +165,13 @@ def _show(components: dict, part: str, other: dict) -> str:
 
 
 def warmup(
-    paths, *, jobs: int = 1, check: bool = False, grad: bool = False, device=None, cache_dir=None,
+    paths,
+    *,
+    jobs: int = 1,
+    check: bool = False,
+    grad: bool = False,
+    device=None,
+    cache_dir=None,
     progress=None,
 ) -> WarmupReport:
     """Build (or with check=True, only look up) every graph under `paths`; with
@@ -200,8 +210,12 @@ def warmup(
         if runtime.cache is not None and runtime.is_cached(g.source):
             return GraphResult(file, g.name, "cached", time.perf_counter() - t0)
         if check:
-            why = "the cache is off (FUSEC_CACHE=0)" if runtime.cache is None else explain_miss(
-                runtime.key_components(g.source, BUILD_OPTIONS), entries(runtime), g.name
+            why = (
+                "the cache is off (FUSEC_CACHE=0)"
+                if runtime.cache is None
+                else explain_miss(
+                    runtime.key_components(g.source, BUILD_OPTIONS), entries(runtime), g.name
+                )
             )
             return GraphResult(file, g.name, "missing", detail=why)
         try:
@@ -231,7 +245,9 @@ def warmup(
         if r is not None:
             finished(i, r)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(one, *t): i for i, t in enumerate(tasks) if not isinstance(t, GraphResult)}
+        futures = {
+            pool.submit(one, *t): i for i, t in enumerate(tasks) if not isinstance(t, GraphResult)
+        }
         for fut in as_completed(futures):
             finished(futures[fut], fut.result())
     return WarmupReport(results, check, time.perf_counter() - start)

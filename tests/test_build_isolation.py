@@ -58,7 +58,9 @@ def test_worker_timeout_is_a_worker_crash():
     # "float8": in any vector code (width 16 splits some ops in halves), never in scalar code
     [("float16", 8, ["vectors of 8"]), ("float8", 1, ["vectors of 8", "vectors of 1"])],
 )
-def test_compiler_abort_on_vector_code_falls_back_to_narrower_vectors(tmp_path, abort_on, width, retries):
+def test_compiler_abort_on_vector_code_falls_back_to_narrower_vectors(
+    tmp_path, abort_on, width, retries
+):
     if abort_on == "float8" and Runtime.shared().info.vector_width == 8:
         retries = ["vectors of 1"]  # already at 8: straight to scalar code
     """A compiler that aborts on vector code: the caller survives, warns, and runs narrower kernels."""
@@ -75,8 +77,14 @@ def test_compiler_abort_on_vector_code_falls_back_to_narrower_vectors(tmp_path, 
         print("WIDTH", g.kernels[0].device.vector_width)
         """
     )
-    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache"), "FUSEC_TEST_WORKER_ABORT_ON": abort_on}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "FUSEC_CACHE_DIR": str(tmp_path / "cache"),
+        "FUSEC_TEST_WORKER_ABORT_ON": abort_on,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     needed = 16 if abort_on == "float16" else 8  # the widths whose code the fault hits
     if Runtime.shared().info.vector_width < needed:
@@ -89,8 +97,14 @@ def test_compiler_abort_on_vector_code_falls_back_to_narrower_vectors(tmp_path, 
 
 def test_compiler_abort_everywhere_is_a_compile_error(tmp_path):
     script = "import fusec, numpy as np; fusec.compile('graph f(x: f32[N]) {\\n return x + 1\\n}')['f'](np.ones(3, np.float32))"
-    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache"), "FUSEC_TEST_WORKER_ABORT_ON": "__kernel"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "FUSEC_CACHE_DIR": str(tmp_path / "cache"),
+        "FUSEC_TEST_WORKER_ABORT_ON": "__kernel",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 1 or "CompileError" in out.stderr
     assert "building the kernels of f failed" in out.stderr and "LLVM ERROR" in out.stderr
 

@@ -105,14 +105,26 @@ def test_out_writes_into_the_callers_arrays(prog):
     assert t.tolist() == list(range(1, 11))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda: (np.empty((6, 16), np.float32), np.empty(6, np.float32)), r"out\[0\] must be a float32 array of shape \[6, 17\]"),
-    (lambda: (np.empty((6, 17), np.float64), np.empty(6, np.float32)), r"out\[0\] must be a float32"),
-    (lambda: np.empty((6, 17), np.float32), r"out= needs 2 array\(s\)"),
-    (lambda: (np.empty((17, 6), np.float32).T, np.empty(6, np.float32)), "C-contiguous"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (
+            lambda: (np.empty((6, 16), np.float32), np.empty(6, np.float32)),
+            r"out\[0\] must be a float32 array of shape \[6, 17\]",
+        ),
+        (
+            lambda: (np.empty((6, 17), np.float64), np.empty(6, np.float32)),
+            r"out\[0\] must be a float32",
+        ),
+        (lambda: np.empty((6, 17), np.float32), r"out= needs 2 array\(s\)"),
+        (lambda: (np.empty((17, 6), np.float32).T, np.empty(6, np.float32)), "C-contiguous"),
+    ],
+)
 def test_bad_out_is_a_call_error(prog, bad, message):
-    x, b = rng.standard_normal((6, 17)).astype(np.float32), rng.standard_normal(17).astype(np.float32)
+    x, b = (
+        rng.standard_normal((6, 17)).astype(np.float32),
+        rng.standard_normal(17).astype(np.float32),
+    )
     with pytest.raises(fusec.CallError, match=message):
         prog["f"](x, b, 0.5, out=bad())
 
@@ -151,13 +163,16 @@ def test_many_threads_with_different_sizes(prog):
     assert not errors, "\n".join(errors)
 
 
-@pytest.mark.parametrize("value, message", [
-    (2**31, "out of range for i32"),
-    (2**40 + 5, "out of range for i32"),
-    (-(2**31) - 1, "out of range for i32"),
-    (np.int64(2**33), "out of range for i32"),
-    (1.5, "expects i32, got float"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (2**31, "out of range for i32"),
+        (2**40 + 5, "out of range for i32"),
+        (-(2**31) - 1, "out of range for i32"),
+        (np.int64(2**33), "out of range for i32"),
+        (1.5, "expects i32, got float"),
+    ],
+)
 def test_out_of_range_scalars_never_wrap(prog, value, message):
     with pytest.raises(fusec.CallError, match=message):
         prog["k"](np.arange(4, dtype=np.int32), value)
@@ -182,14 +197,18 @@ def test_float_scalar_beyond_f32_is_a_call_error(prog):
 
 
 def test_zero_dimensional_array_for_a_tensor_is_a_call_error(prog):
-    with pytest.raises(fusec.CallError, match=r"parameter 'b' expects f32\[N\] \(1 dimensions\), got shape \[\]"):
+    with pytest.raises(
+        fusec.CallError, match=r"parameter 'b' expects f32\[N\] \(1 dimensions\), got shape \[\]"
+    ):
         prog["f"](np.zeros((2, 3), np.float32), np.array(1.0, np.float32), 1.0)
 
 
 def test_an_output_too_big_to_allocate_is_a_call_error():
     g = fusec.compile("graph o(a: f32[N, 1], b: f32[M]) {\n    return a * b\n}")["o"]
     a, b = np.zeros((1 << 21, 1), np.float32), np.zeros(1 << 21, np.float32)  # 2^42 outputs: 16 TiB
-    with pytest.raises(fusec.CallError, match=r"cannot allocate an output of shape \[2097152, 2097152\]"):
+    with pytest.raises(
+        fusec.CallError, match=r"cannot allocate an output of shape \[2097152, 2097152\]"
+    ):
         g(a, b)
 
 
@@ -202,13 +221,17 @@ def test_a_strided_input_too_big_to_copy_is_a_call_error(prog):
 def test_bound_graphs_made_and_dropped_one_after_another_keep_their_own_values():
     """A binding's prepared launches point at its own buffers: a new binding
     (which may reuse a dropped one's address) must never see another's."""
-    g = fusec.compile("graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return relu(linear(x, w, b))\n}")["lin"]
+    g = fusec.compile(
+        "graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return relu(linear(x, w, b))\n}"
+    )["lin"]
     x = rng.standard_normal((300, 24)).astype(np.float32)
     for i in range(12):
         w = rng.standard_normal((9, 24)).astype(np.float32)
         b = rng.standard_normal(9).astype(np.float32)
         layer = g.bind(w=w, b=b)
-        np.testing.assert_allclose(layer(x), np.maximum(x @ w.T + b, 0), rtol=1e-4, atol=1e-4, err_msg=f"binding {i}")
+        np.testing.assert_allclose(
+            layer(x), np.maximum(x @ w.T + b, 0), rtol=1e-4, atol=1e-4, err_msg=f"binding {i}"
+        )
         del layer
 
 
@@ -241,7 +264,9 @@ def test_a_sliced_device_array_is_read_from_its_own_offset(prog):
 def test_bound_weights_packed_once_under_concurrent_first_calls():
     """Eight threads make a bound graph's first call together: the packing of w
     is enqueued once, before any thread's product reads it."""
-    g = fusec.compile("graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w, b)\n}")["lin"]
+    g = fusec.compile(
+        "graph lin(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w, b)\n}"
+    )["lin"]
     w = rng.standard_normal((33, 64)).astype(np.float32)
     b = rng.standard_normal(33).astype(np.float32)
     for _ in range(3):

@@ -132,7 +132,11 @@ def test_compile_graph_selects_graphs(fusec, tmp_path):
 def test_compile_graph_with_grad_brings_the_backward_graphs(fusec):
     p = fusec("compile", ACT, "--grad", "--graph", "head")
     assert p.returncode == 0, p.stderr
-    assert [line.split(":")[0] for line in p.stderr.splitlines()] == ["head", "head_bwd", "head_fwd_bwd"]
+    assert [line.split(":")[0] for line in p.stderr.splitlines()] == [
+        "head",
+        "head_bwd",
+        "head_fwd_bwd",
+    ]
 
 
 @needs_device
@@ -144,7 +148,11 @@ def test_compile_unknown_graph_lists_the_graphs(fusec):
 
 @needs_device
 def test_device_that_matches_nothing_is_a_clean_error(fusec):
-    for args in (["compile", ACT], ["run", ACT, "--graph", "act", "--input", "s=1"], ["warmup", ACT]):
+    for args in (
+        ["compile", ACT],
+        ["run", ACT, "--graph", "act", "--input", "s=1"],
+        ["warmup", ACT],
+    ):
         p = fusec(*args, "--device", "no-such-device-anywhere")
         assert p.returncode == 1, (args, p.stderr)
         assert "no OpenCL device matches 'no-such-device-anywhere'" in p.stderr
@@ -155,7 +163,15 @@ def test_device_flag_picks_the_device(fusec):
     from fusec.runtime import list_devices, select_device
 
     chosen = select_device()
-    p = fusec("compile", ACT, "--emit", "plan", "--device", chosen.name.strip(), env={"FUSEC_DEVICE": "nope"})
+    p = fusec(
+        "compile",
+        ACT,
+        "--emit",
+        "plan",
+        "--device",
+        chosen.name.strip(),
+        env={"FUSEC_DEVICE": "nope"},
+    )
     assert p.returncode == 0, p.stderr  # --device wins over FUSEC_DEVICE
     assert chosen.name.strip() in json.loads(p.stdout)["graphs"][0]["device"]["name"]
     assert list_devices()
@@ -200,8 +216,18 @@ def _act_reference(x, s):
 def test_run_writes_npz(fusec, tmp_path):
     x = np.linspace(-4, 4, 1001, dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    p = fusec("run", ACT, "--graph", "act", "--input", f"x={tmp_path / 'x.npy'}", "--input", "s=2.0",
-              "--output", tmp_path / "out.npz")
+    p = fusec(
+        "run",
+        ACT,
+        "--graph",
+        "act",
+        "--input",
+        f"x={tmp_path / 'x.npy'}",
+        "--input",
+        "s=2.0",
+        "--output",
+        tmp_path / "out.npz",
+    )
     assert p.returncode == 0, p.stderr
     assert "wrote 2 output(s)" in p.stderr
     with np.load(tmp_path / "out.npz") as out:
@@ -228,7 +254,10 @@ def test_devices(fusec):
     lines = p.stdout.splitlines()
     assert lines and sum(line.startswith("*") for line in lines) == 1
     chosen = next(line for line in lines if line.startswith("*"))
-    assert lines[-1].startswith("fusec uses: ") and lines[-1][len("fusec uses: "):].split(" (")[0] in chosen
+    assert (
+        lines[-1].startswith("fusec uses: ")
+        and lines[-1][len("fusec uses: ") :].split(" (")[0] in chosen
+    )
 
 
 @needs_device
@@ -237,7 +266,9 @@ def test_devices_when_fusec_device_matches_none(fusec):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert not any(line.startswith("*") for line in lines)
-    assert lines[-1].startswith("fusec uses: nothing, FUSEC_DEVICE='no-such-device' matches none of these")
+    assert lines[-1].startswith(
+        "fusec uses: nothing, FUSEC_DEVICE='no-such-device' matches none of these"
+    )
     doc = json.loads(fusec("devices", "--json", env={"FUSEC_DEVICE": "no-such-device"}).stdout)
     assert doc["chosen"] is None and doc["requested"] == "no-such-device"
     assert doc["requested_by"] == "FUSEC_DEVICE" and doc["default"] is not None
@@ -251,13 +282,25 @@ def test_devices_json(fusec):
     assert set(doc) == {"devices", "chosen", "reason", "requested", "requested_by", "default"}
     assert doc["devices"] and doc["chosen"] == doc["default"]
     for i, d in enumerate(doc["devices"]):
-        assert set(d) == {"index", "platform", "name", "type", "version", "driver_version", "usable",
-                          "unusable_reason", "chosen"}
+        assert set(d) == {
+            "index",
+            "platform",
+            "name",
+            "type",
+            "version",
+            "driver_version",
+            "usable",
+            "unusable_reason",
+            "chosen",
+        }
         assert d["index"] == i and d["chosen"] == (i == doc["chosen"])
     name = doc["devices"][-1]["name"]
     picked = json.loads(fusec("devices", "--json", "--device", name).stdout)
     got = picked["devices"][picked["chosen"]]  # the first whose platform or name holds it
-    assert name.lower() in (got["platform"] + got["name"]).lower() and picked["requested_by"] == "--device"
+    assert (
+        name.lower() in (got["platform"] + got["name"]).lower()
+        and picked["requested_by"] == "--device"
+    )
 
 
 # -- the cache ------------------------------------------------------------------------
@@ -278,7 +321,9 @@ def test_cache_commands(fusec, tmp_path):
     listed = json.loads(fusec("cache", "ls", "--json", env=env).stdout)
     assert listed["directory"] == env["FUSEC_CACHE_DIR"]
     assert sorted(e["name"] for e in listed["entries"]) == ["act", "head"]
-    assert all(set(e) == {"key", "name", "size", "last_used", "build_seconds"} for e in listed["entries"])
+    assert all(
+        set(e) == {"key", "name", "size", "last_used", "build_seconds"} for e in listed["entries"]
+    )
     stats = json.loads(fusec("cache", "stats", "--json", env=env).stdout)
     assert stats["entries"] == 2 and stats["bytes"] == sum(e["size"] for e in listed["entries"])
     prune = fusec("cache", "prune", "--max-size", "1M", env=env)
@@ -312,11 +357,26 @@ def cli(capsys, monkeypatch, cache_dir):
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["frobnicate"], ["check"], ["compile"], ["run"], ["compile", ACT, "--emit", "asm"],
-     ["cache"], ["cache", "prune"], ["cache", "prune", "--max-size", "lots"],
-     ["warmup", ACT, "--jobs", "0"], ["warmup", ACT, "-j", "-2"], ["warmup", ACT, "--jobs", "many"],
-     ["compile", ACT, "--emit", "png"], ["run", ACT, "--input", "x"], ["run", ACT, "--input", "=1"],
-     ["devices", "--jsn"], ["check", ACT, "--device", "x"], ["cache", "ls", "--max-size", "1M"]],
+    [
+        [],
+        ["frobnicate"],
+        ["check"],
+        ["compile"],
+        ["run"],
+        ["compile", ACT, "--emit", "asm"],
+        ["cache"],
+        ["cache", "prune"],
+        ["cache", "prune", "--max-size", "lots"],
+        ["warmup", ACT, "--jobs", "0"],
+        ["warmup", ACT, "-j", "-2"],
+        ["warmup", ACT, "--jobs", "many"],
+        ["compile", ACT, "--emit", "png"],
+        ["run", ACT, "--input", "x"],
+        ["run", ACT, "--input", "=1"],
+        ["devices", "--jsn"],
+        ["check", ACT, "--device", "x"],
+        ["cache", "ls", "--max-size", "1M"],
+    ],
     ids=lambda a: " ".join(a) or "nothing",
 )
 def test_usage_errors_exit_2(cli, args):
@@ -342,9 +402,15 @@ def test_missing_file(cli):
         (b"", "error: no graph in this file"),
         (b"\n\n   \n", "error: no graph in this file"),
         (bytes(range(256)) * 4, "error: a binary file, not IR text"),
-        (b"graph f(x: f32) {\n  return x * 2  # na\xefve\n}\n", "error: not UTF-8 text (byte 0xef)"),
+        (
+            b"graph f(x: f32) {\n  return x * 2  # na\xefve\n}\n",
+            "error: not UTF-8 text (byte 0xef)",
+        ),
         (b"\xff\xfe\x00g\x00r\x00a\x00p\x00h", "error: a binary file, not IR text"),  # UTF-16
-        (b"graph f(x: f32) {\n  return x\n}\n" * 2, "error: graph 'f' is already defined at line 1"),
+        (
+            b"graph f(x: f32) {\n  return x\n}\n" * 2,
+            "error: graph 'f' is already defined at line 1",
+        ),
     ],
     ids=["empty", "blank", "binary", "latin-1", "utf-16", "duplicate"],
 )
@@ -401,7 +467,9 @@ def test_version(fusec):
 
 
 def test_python_m_fusec_is_the_fusec_program(cli):
-    p = subprocess.run([sys.executable, "-m", "fusec", "check", ACT], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "fusec", "check", ACT], cwd=ROOT, capture_output=True, text=True
+    )
     assert (p.returncode, p.stdout) == (0, "examples/act.ir: ok (2 graphs)\n")
     assert (0, p.stdout, "") == cli("check", ACT)
 
@@ -409,7 +477,12 @@ def test_python_m_fusec_is_the_fusec_program(cli):
 def test_check_json(cli):
     code, out, err = cli("check", ACT, "--json")
     assert code == 0 and err == ""
-    assert json.loads(out) == {"file": ACT, "ok": True, "graphs": ["act", "head"], "diagnostics": []}
+    assert json.loads(out) == {
+        "file": ACT,
+        "ok": True,
+        "graphs": ["act", "head"],
+        "diagnostics": [],
+    }
 
 
 def test_check_json_gives_diagnostics_as_data(cli, tmp_path):
@@ -428,20 +501,39 @@ def test_check_json_missing_file(cli):
     code, out, err = cli("check", "no/such.ir", "--json")
     assert code == 1
     (d,) = json.loads(out)["diagnostics"]
-    assert d == {"file": "no/such.ir", "line": None, "col": None, "severity": "error", "message": "no such file"}
+    assert d == {
+        "file": "no/such.ir",
+        "line": None,
+        "col": None,
+        "severity": "error",
+        "message": "no such file",
+    }
 
 
 def test_human_sizes():
     from fusec.cli import human_size
 
     assert [human_size(n) for n in (0, 1023, 1024, 12_600, 5 << 20, 3 << 30)] == [
-        "0 B", "1023 B", "1.0 KiB", "12.3 KiB", "5.0 MiB", "3.0 GiB"]
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "12.3 KiB",
+        "5.0 MiB",
+        "3.0 GiB",
+    ]
 
 
 def test_device_types():
     from fusec.cli import _device_type
 
-    assert [_device_type(b) for b in (2, 4, 4 | 1, 8, 1, 0)] == ["CPU", "GPU", "GPU", "accelerator", "default", "0"]
+    assert [_device_type(b) for b in (2, 4, 4 | 1, 8, 1, 0)] == [
+        "CPU",
+        "GPU",
+        "GPU",
+        "accelerator",
+        "default",
+        "0",
+    ]
 
 
 def test_check_refuses_special_files(fusec, tmp_path):
@@ -461,7 +553,12 @@ def test_run_refuses_a_lying_npy_header(fusec, tmp_path):
     ir.write_text("graph g(x: f32[N]) {\n    return x\n}\n", encoding="utf-8")
     lying = tmp_path / "x.npy"
     with open(lying, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**11,)})
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (10**11,)}
+        )
     proc = fusec("run", ir, "--input", f"x={lying}")
     assert proc.returncode == 1
-    assert "claims 100000000000 elements of float32 (400000000000 bytes), but the file holds 0" in proc.stderr
+    assert (
+        "claims 100000000000 elements of float32 (400000000000 bytes), but the file holds 0"
+        in proc.stderr
+    )

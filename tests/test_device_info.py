@@ -10,10 +10,18 @@ from fusec.codegen.device import DeviceInfo, pocl_target
 
 def fake_device(platform: str, version: str, preferred: int, native: int):
     return SimpleNamespace(
-        type=cl.device_type.CPU, platform=SimpleNamespace(name=platform), version=version,
-        preferred_vector_width_float=preferred, native_vector_width_float=native, name="cpu",
-        extensions="cl_khr_fp64", double_fp_config=1, max_parameter_size=1024, max_work_group_size=4096,
-        max_compute_units=2, local_mem_size=1 << 20,
+        type=cl.device_type.CPU,
+        platform=SimpleNamespace(name=platform),
+        version=version,
+        preferred_vector_width_float=preferred,
+        native_vector_width_float=native,
+        name="cpu",
+        extensions="cl_khr_fp64",
+        double_fp_config=1,
+        max_parameter_size=1024,
+        max_work_group_size=4096,
+        max_compute_units=2,
+        local_mem_size=1 << 20,
     )
 
 
@@ -36,7 +44,12 @@ def test_pocl_target_is_the_llvm_cpu_at_the_end_of_the_version(version, target):
 )
 def test_pocl_vector_width_follows_its_target_not_cpuid(target, width, per_item):
     # PoCL 3.0 on a Zen 4 reports 16 (cpuid has AVX-512) but compiles for znver3
-    dev = fake_device("Portable Computing Language", f"OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-{target}", 16, 16)
+    dev = fake_device(
+        "Portable Computing Language",
+        f"OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-{target}",
+        16,
+        16,
+    )
     info = DeviceInfo.from_cl(dev)
     assert (info.vector_width, info.vectors_per_item) == (width, per_item)
     assert info.native_vector_width == 8
@@ -53,7 +66,12 @@ def test_kernels_of_8_byte_values_get_fewer_lanes_where_vectors_are_limited_to_3
     from fusec.passes import fuse
 
     # PoCL on a target without AVX-512 (where sin computes through double)
-    narrow = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=32, quirks=frozenset({"vector_trig_inexact"}))
+    narrow = DeviceInfo(
+        vector_width=8,
+        vectors_per_item=4,
+        max_vector_bytes=32,
+        quirks=frozenset({"vector_trig_inexact"}),
+    )
     text = """
 graph f(x: f64[N], y: f32[N], i: i64[N]) {
     return x * 2.0, sin(y), i + 1, y * 3.0
@@ -67,7 +85,9 @@ graph f(x: f64[N], y: f32[N], i: i64[N]) {
     # an f32 kernel keeps float8; sin, which computes in double, as two halves of 4 lanes
     g_sin = fusec.compile_graphs("graph s(y: f32[N]) {\n    return sin(y) * 2.0\n}\n").graphs[0]
     sin_source, _ = generate(g_sin, fuse(g_sin), narrow)
-    assert "float8" in sin_source and "convert_double4" in sin_source and "double8" not in sin_source
+    assert (
+        "float8" in sin_source and "convert_double4" in sin_source and "double8" not in sin_source
+    )
     # every kernel still covers 32 elements per work-item
     assert {k.elements_per_item for k in kernels if hasattr(k, "elements_per_item")} == {32}
     wide = DeviceInfo(vector_width=8, vectors_per_item=4, max_vector_bytes=64)
@@ -85,23 +105,33 @@ def test_composed_vector_access_is_right_on_this_device(monkeypatch, tmp_path):
     from fusec.runtime import select_device
 
     real = DeviceInfo.from_cl
-    monkeypatch.setattr(DeviceInfo, "from_cl", classmethod(
-        lambda cls, dev: dataclasses.replace(real(dev), compose_vector_access=True)))
+    monkeypatch.setattr(
+        DeviceInfo,
+        "from_cl",
+        classmethod(lambda cls, dev: dataclasses.replace(real(dev), compose_vector_access=True)),
+    )
     context = cl.Context([select_device()])  # kept: a queue does not keep its context alive here
     queue = cl.CommandQueue(context)
-    g = fusec.compile("""
+    g = fusec.compile(
+        """
 graph f(x: f32[B, N], r: f32[N], h: f16[B, N], m: bool[B, N]) {
     y = where(m, x * r, x + 1.0)
     return y, h * 2.0, y > 0.5, sum(y, axis=1)
 }
-""", queue=queue, cache_dir=tmp_path)["f"]
+""",
+        queue=queue,
+        cache_dir=tmp_path,
+    )["f"]
     w = g.kernels[0].device.vector_width
     if w > 1:
         # (f16 keeps vload_half: a conversion, which plain C cannot spell without cl_khr_fp16)
         assert f"vload{w}(" not in g.source and f"vstore{w}(" not in g.source
     rng = np.random.default_rng(3)
     for b, n in [(3, 40), (5, 13), (2, 1)]:
-        x, r = rng.standard_normal((b, n), dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+        x, r = (
+            rng.standard_normal((b, n), dtype=np.float32),
+            rng.standard_normal(n, dtype=np.float32),
+        )
         h, m = rng.standard_normal((b, n)).astype(np.float16), rng.random((b, n)) > 0.5
         y, h2, big, s = g(x, r, h, m)
         want = np.where(m, x * r, x + 1)
@@ -112,7 +142,14 @@ graph f(x: f32[B, N], r: f32[N], h: f16[B, N], m: bool[B, N]) {
 
 
 def test_driver_bugs_are_quirks_of_the_device_description():
-    pocl = DeviceInfo.from_cl(fake_device("Portable Computing Language", "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3", 16, 16))
+    pocl = DeviceInfo.from_cl(
+        fake_device(
+            "Portable Computing Language",
+            "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3",
+            16,
+            16,
+        )
+    )
     intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
     assert pocl.quirks == {"vector_trig_inexact"}
     assert intel.quirks == {"select_drops_signed_zero", "sincos_vectorizer_crash"}
@@ -125,10 +162,14 @@ def test_templates_follow_the_quirks_and_a_device_without_them_gets_plain_code()
     from fusec.codegen import generate
     from fusec.passes import fuse
 
-    (g,) = compile_graphs("graph f(x: f32[N], m: bool[N]) {\n    return where(m, relu(sin(x)), x)\n}").graphs
+    (g,) = compile_graphs(
+        "graph f(x: f32[N], m: bool[N]) {\n    return where(m, relu(sin(x)), x)\n}"
+    ).graphs
 
     def source(quirks):
-        return generate(g, fuse(g), DeviceInfo(vector_width=8, fp64=False, quirks=frozenset(quirks)))[0]
+        return generate(
+            g, fuse(g), DeviceInfo(vector_width=8, fp64=False, quirks=frozenset(quirks))
+        )[0]
 
     plain = source(())
     assert "double" not in plain and "as_uint" not in plain and "sin(p" in plain

@@ -63,5 +63,9 @@ def test_diagnostic(path, results):
 
 
 def test_every_expected_file_has_its_ir():
-    stale = [p.name for p in (ROOT / "tests" / "bad").glob("*.expected") if not p.with_suffix(".ir").exists()]
+    stale = [
+        p.name
+        for p in (ROOT / "tests" / "bad").glob("*.expected")
+        if not p.with_suffix(".ir").exists()
+    ]
     assert not stale

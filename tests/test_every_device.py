@@ -67,7 +67,10 @@ def test_reductions(device):
 
 def test_mlp_forward_backward_and_bound_weights(device):
     g = fusec.compile(MLP, device=device, grad=True)["mlp"]
-    args = [rng.standard_normal(s).astype(np.float32) / 4 for s in ((150, 33), (40, 33), (40,), (7, 40), (7,))]
+    args = [
+        rng.standard_normal(s).astype(np.float32) / 4
+        for s in ((150, 33), (40, 33), (40,), (7, 40), (7,))
+    ]
     ct = rng.standard_normal((150, 7)).astype(np.float32)
     leaves = [torch.tensor(a, requires_grad=True) for a in args]
     F = torch.nn.functional

@@ -149,8 +149,10 @@ def test_broadcast_operands_launch_over_rows_without_per_element_division():
     text = "graph f(x: f32[B, N], r: f32[N], c: f32[B, 1]) {\n    return x * r + c\n}"
     (graph,) = compile_graphs(text).graphs
     source, (kernel,) = generate(graph, fuse(graph), DeviceInfo(vector_width=8, is_cpu=False))
-    vector_path = source[source.index("if (c0 + 8 <= inner)"): source.index("} else {")]
-    vector_path = "\n".join(line.split("//")[0] for line in vector_path.splitlines())  # code, not comments
+    vector_path = source[source.index("if (c0 + 8 <= inner)") : source.index("} else {")]
+    vector_path = "\n".join(
+        line.split("//")[0] for line in vector_path.splitlines()
+    )  # code, not comments
     assert "/" not in vector_path and "%" not in vector_path
     assert "vload8(0, in_r + ob" in vector_path and "((float8)(in_c[ob" in vector_path
     assert kernel.counts((5, 13)) == {"inner": 13, "rows": 5}
@@ -198,7 +200,9 @@ def test_comparisons_give_numpy_bool_arrays():
 
 
 def test_bool_params_mix_with_numbers():
-    g = one("graph f(m: bool[N], x: f32[N]) {\n    return where(m, x, -x), cast(m, dtype=f32) + x\n}")
+    g = one(
+        "graph f(m: bool[N], x: f32[N]) {\n    return where(m, x, -x), cast(m, dtype=f32) + x\n}"
+    )
     m, x = RNG.integers(0, 2, 19).astype(bool), rand(19)
     a, b = g(m, x)
     close(a, np.where(m, x, -x))
@@ -449,7 +453,11 @@ def test_broadcast_index_for_every_pair_of_small_shapes():
     dims = [1, 3, 9]
     shapes = [()] + [s for r in (1, 2, 3) for s in itertools.product(dims, repeat=r)]
     out_shape = (3, 3, 9)
-    cases = [s for s in shapes if all(d in (1, o) for d, o in zip(s[::-1], out_shape[::-1], strict=False))]
+    cases = [
+        s
+        for s in shapes
+        if all(d in (1, o) for d, o in zip(s[::-1], out_shape[::-1], strict=False))
+    ]
     params = ", ".join(f"a{i}: f32[{', '.join(map(str, s))}]" for i, s in enumerate(cases))
     body = ", ".join(f"x + a{i}" for i in range(len(cases)))
     g = one(f"graph f(x: f32[3, 3, 9], {params}) {{\n    return {body}\n}}")
@@ -463,7 +471,9 @@ def test_broadcast_index_for_every_pair_of_small_shapes():
 def test_a_parameter_returned_beside_a_reduction_of_it_fuses_without_a_cycle():
     """The copy of x into an output is no producer of x: the reduction reads x
     from the start (this once raised 'fusion groups depend on each other in a cycle')."""
-    g = fusec.compile("graph f(x: f32[B, N], s: f32) {\n    m = sum(x, axis=1, keepdim=true)\n    return x - m * s, x\n}")["f"]
+    g = fusec.compile(
+        "graph f(x: f32[B, N], s: f32) {\n    m = sum(x, axis=1, keepdim=true)\n    return x - m * s, x\n}"
+    )["f"]
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     y, same = g(x, 0.5)
     np.testing.assert_allclose(y, x - x.sum(axis=1, keepdims=True) * 0.5, rtol=1e-6)

@@ -31,9 +31,44 @@ CORPUS = sorted(
     for p in ROOT.glob(pattern)
 )
 SNIPPETS = [
-    "(", ")", "[", "]", "{", "}", ",", "=", "\n", ";", "**", "-", "graph", "return", "x", "1e999",
-    "99999999999999999999", "9" * 4400, "nan", "inf", "sum(", "tanh(", "\0", "\t", "#", "'", '"',
-    "\r\n", "\u00e9", "\ufeff", "keepdim=", "axis=", "min=", "true", "f16", "@", "2 ** 70", "-true",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    "\n",
+    ";",
+    "**",
+    "-",
+    "graph",
+    "return",
+    "x",
+    "1e999",
+    "99999999999999999999",
+    "9" * 4400,
+    "nan",
+    "inf",
+    "sum(",
+    "tanh(",
+    "\0",
+    "\t",
+    "#",
+    "'",
+    '"',
+    "\r\n",
+    "\u00e9",
+    "\ufeff",
+    "keepdim=",
+    "axis=",
+    "min=",
+    "true",
+    "f16",
+    "@",
+    "2 ** 70",
+    "-true",
 ]
 FUZZ = settings(
     max_examples=300,
@@ -62,8 +97,24 @@ def _grammar_strategy():
         return st.sampled_from(choices).map(lambda w: f" {w} ")
 
     explicit = {
-        "NAME": words("x", "y", "N", "B", "g", "sum", "relu", "clamp", "cast", "tanh", "alpha", "axis", "keepdim"),
-        "INT": words("0", "1", "2", "4", "2147483648", "9223372036854775808", "99999999999999999999"),
+        "NAME": words(
+            "x",
+            "y",
+            "N",
+            "B",
+            "g",
+            "sum",
+            "relu",
+            "clamp",
+            "cast",
+            "tanh",
+            "alpha",
+            "axis",
+            "keepdim",
+        ),
+        "INT": words(
+            "0", "1", "2", "4", "2147483648", "9223372036854775808", "99999999999999999999"
+        ),
         "FLOAT": words("0.5", ".5", "1e-3", "1e999", "2.5E+4"),
         "COMMENT": st.just("# c\n"),
     }
@@ -103,7 +154,9 @@ def mutate(text: str, steps) -> str:
             if r >= 0:
                 r += len("return ")
                 e = text.find("\n", r) % (len(text) + 1)
-                left, right = [("tanh(", ")"), ("(", ")"), ("-", ""), ("x + ", ""), ("1 * ", "")][length % 5]
+                left, right = [("tanh(", ")"), ("(", ")"), ("-", ""), ("x + ", ""), ("1 * ", "")][
+                    length % 5
+                ]
                 text = text[:r] + left * times + text[r:e] + right * times + text[e:]
         elif op == "move":
             rest = text[:i] + text[j:]
@@ -124,10 +177,44 @@ def test_corpus_mutations(text, steps):
 # -- random programs over the registry ------------------------------------------
 
 OPS = sorted(name for name, p in all_primitives().items() if not p.internal)
-LITERALS = ["0", "1", "-1", "2", "0.5", "-0.0", "inf", "nan", "true", "false", "2147483648",
-            "9223372036854775807", "9223372036854775808", "1e308", "1e-320", "2 ** -1", "2 ** 70"]
-ATTR_VALUES = ["true", "false", '"false"', "nan", "inf", "-inf", "0", "-1", "1", "1.5", "2147483648",
-               "9223372036854775808", '"tanh"', '"none"', "f16", "i32", "bool"]
+LITERALS = [
+    "0",
+    "1",
+    "-1",
+    "2",
+    "0.5",
+    "-0.0",
+    "inf",
+    "nan",
+    "true",
+    "false",
+    "2147483648",
+    "9223372036854775807",
+    "9223372036854775808",
+    "1e308",
+    "1e-320",
+    "2 ** -1",
+    "2 ** 70",
+]
+ATTR_VALUES = [
+    "true",
+    "false",
+    '"false"',
+    "nan",
+    "inf",
+    "-inf",
+    "0",
+    "-1",
+    "1",
+    "1.5",
+    "2147483648",
+    "9223372036854775808",
+    '"tanh"',
+    '"none"',
+    "f16",
+    "i32",
+    "bool",
+]
 
 
 @st.composite
@@ -141,7 +228,9 @@ def programs(draw):
         op, args, attrs = args_and_op
         prim = all_primitives()[op]
         given = [f"{k}={v}" for k, v in attrs if k in prim.attrs]
-        given += [f"{k}=f32" for k, d in prim.attrs.items() if d is REQUIRED and k not in dict(attrs)]
+        given += [
+            f"{k}=f32" for k, d in prim.attrs.items() if d is REQUIRED and k not in dict(attrs)
+        ]
         return f"{op}({', '.join(args[: len(prim.inputs)] + given)})"
 
     leaves = st.sampled_from(params) | st.sampled_from(LITERALS)
@@ -155,16 +244,38 @@ def programs(draw):
             st.tuples(
                 st.sampled_from(OPS),
                 st.lists(inner, min_size=1, max_size=3),
-                st.lists(st.tuples(st.sampled_from(["alpha", "axis", "keepdim", "min", "max", "min_val",
-                                                    "beta", "threshold", "approximate", "dtype"]),
-                                   st.sampled_from(ATTR_VALUES)), max_size=2, unique_by=lambda a: a[0]),
+                st.lists(
+                    st.tuples(
+                        st.sampled_from(
+                            [
+                                "alpha",
+                                "axis",
+                                "keepdim",
+                                "min",
+                                "max",
+                                "min_val",
+                                "beta",
+                                "threshold",
+                                "approximate",
+                                "dtype",
+                            ]
+                        ),
+                        st.sampled_from(ATTR_VALUES),
+                    ),
+                    max_size=2,
+                    unique_by=lambda a: a[0],
+                ),
             ).map(call),
         ),
         max_leaves=12,
     )
     body = [f"    v{i} = {draw(exprs)}" for i in range(draw(st.integers(1, 3)))]
     names = params + [f"v{i}" for i in range(len(body))]
-    return f"graph g({sig}) {{\n" + "\n".join(body) + f"\n    return {draw(st.sampled_from(names))}\n}}\n"
+    return (
+        f"graph g({sig}) {{\n"
+        + "\n".join(body)
+        + f"\n    return {draw(st.sampled_from(names))}\n}}\n"
+    )
 
 
 @FUZZ

@@ -416,12 +416,22 @@ def test_x_computed_as_it_is_loaded(rt, name):
 
     def x_load(row, k, width):
         vt = "float" if width == 1 else f"float{width}"
-        load = f"in_v[({row}) * K + ({k})]" if width == 1 else f"vload{width}(0, in_v + ({row}) * K + ({k}))"
+        load = (
+            f"in_v[({row}) * K + ({k})]"
+            if width == 1
+            else f"vload{width}(0, in_v + ({row}) * K + ({k}))"
+        )
         return [f"const {vt} gm_v = {load};"], f"(gm_v * ({vt})(2.0f) + ({vt})(1.0f))"
 
     epi, params, _ = store("float")
-    src = gemm.gemm_source("gx", layout, ctype="float", epilogue=epi,
-                           epilogue_params=["__global const float *restrict in_v", *params], x_load=x_load)
+    src = gemm.gemm_source(
+        "gx",
+        layout,
+        ctype="float",
+        epilogue=epi,
+        epilogue_params=["__global const float *restrict in_v", *params],
+        x_load=x_load,
+    )
     assert "restrict x" not in src
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

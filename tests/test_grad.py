@@ -26,15 +26,20 @@ NP = {"f32": np.float32, "f64": np.float64, "f16": np.float16}
 
 
 def torch_grads(fn, inputs: dict, cotangents):
-    leaves = {k: torch.tensor(v, requires_grad=np.issubdtype(np.asarray(v).dtype, np.floating))
-              for k, v in inputs.items()}
+    leaves = {
+        k: torch.tensor(v, requires_grad=np.issubdtype(np.asarray(v).dtype, np.floating))
+        for k, v in inputs.items()
+    }
     outs = fn(**leaves)
     outs = outs if isinstance(outs, tuple) else (outs,)
     pairs = [(o, torch.tensor(c)) for o, c in zip(outs, cotangents, strict=True) if c is not None]
     torch.autograd.backward([o for o, _ in pairs], [c for _, c in pairs])
     values = [o.detach().numpy() for o in outs]
-    grads = {k: (t.grad.numpy() if t.grad is not None else np.zeros_like(inputs[k]))
-             for k, t in leaves.items() if t.requires_grad}
+    grads = {
+        k: (t.grad.numpy() if t.grad is not None else np.zeros_like(inputs[k]))
+        for k, t in leaves.items()
+        if t.requires_grad
+    }
     return values, grads
 
 
@@ -46,12 +51,18 @@ graph f(x: {T}[B, D], w: {T}[D], c: {T}[B, 1], s: {T}) {{
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
-@pytest.mark.parametrize("b, d", [(3, 5), (1, 1), (7, 1), (1, 9), (37, 64), (0, 4), (4, 0), (300, 17)])
+@pytest.mark.parametrize(
+    "b, d", [(3, 5), (1, 1), (7, 1), (1, 9), (37, 64), (0, 4), (4, 0), (300, 17)]
+)
 def test_broadcast_parameters_get_summed_gradients(dtype, b, d):
     g = fusec.compile(BROADCAST.format(T=dtype), grad=True)["f"]
     t = NP[dtype]
-    inputs = dict(x=rng.standard_normal((b, d)).astype(t), w=rng.standard_normal(d).astype(t),
-                  c=rng.standard_normal((b, 1)).astype(t), s=t(0.3))
+    inputs = dict(
+        x=rng.standard_normal((b, d)).astype(t),
+        w=rng.standard_normal(d).astype(t),
+        c=rng.standard_normal((b, 1)).astype(t),
+        s=t(0.3),
+    )
     ct = rng.standard_normal((b, d)).astype(t)
     y, grads = g.value_and_grad(**inputs, grad_outputs=ct)
     (want_y,), want = torch_grads(lambda x, w, c, s: torch.tanh(x * w + s) * c, inputs, [ct])
@@ -64,7 +75,9 @@ def test_broadcast_parameters_get_summed_gradients(dtype, b, d):
 
 def test_per_channel_weight_of_an_nchw_tensor():
     """A [C, 1, 1] weight against [N, C, H, W]: reduced axes on both sides of the kept one."""
-    g = fusec.compile("graph f(x: f64[N, C, H, W], a: f64[C, 1, 1]) {\n return x * a * x\n}", grad=True)["f"]
+    g = fusec.compile(
+        "graph f(x: f64[N, C, H, W], a: f64[C, 1, 1]) {\n return x * a * x\n}", grad=True
+    )["f"]
     x = rng.standard_normal((2, 3, 5, 7))
     a = rng.standard_normal((3, 1, 1))
     ct = rng.standard_normal(x.shape)
@@ -89,9 +102,14 @@ def test_several_outputs_and_a_value_used_twice():
     text = "graph f(x: f32[N], y: f32[N]) {\n h = x * y\n return h * h, h + x\n}"
     g = fusec.compile(text, grad=True)["f"]
     x, y = rng.standard_normal(100).astype(np.float32), rng.standard_normal(100).astype(np.float32)
-    c0, c1 = rng.standard_normal(100).astype(np.float32), rng.standard_normal(100).astype(np.float32)
+    c0, c1 = (
+        rng.standard_normal(100).astype(np.float32),
+        rng.standard_normal(100).astype(np.float32),
+    )
     (o0, o1), grads = g.value_and_grad(x, y, grad_outputs=(c0, c1))
-    (w0, w1), want = torch_grads(lambda x, y: ((x * y) * (x * y), x * y + x), dict(x=x, y=y), [c0, c1])
+    (w0, w1), want = torch_grads(
+        lambda x, y: ((x * y) * (x * y), x * y + x), dict(x=x, y=y), [c0, c1]
+    )
     np.testing.assert_allclose(o0, w0, rtol=1e-6)
     np.testing.assert_allclose(o1, w1, rtol=1e-6)
     for k in "xy":
@@ -152,15 +170,23 @@ def test_call_errors():
 
 
 def test_an_op_without_a_gradient_is_a_positioned_compile_error():
-    fusec.register_primitive("nograd_cube", ["x"], "({x} * {x} * {x})", lambda x: x**3, replace=True)
+    fusec.register_primitive(
+        "nograd_cube", ["x"], "({x} * {x} * {x})", lambda x: x**3, replace=True
+    )
     with pytest.raises(fusec.CompileError) as err:
         fusec.compile("graph f(x: f32[N]) {\n return nograd_cube(x)\n}", grad=True)
     assert "<input>:2:9: error: nograd_cube has no gradient for its operand 'x'" in str(err.value)
 
 
 def test_registered_primitive_with_a_backward_template():
-    fusec.register_primitive("grad_cube", ["x"], "({x} * {x} * {x})", lambda x: x**3,
-                             backward={"x": "g * 3 * x * x"}, replace=True)
+    fusec.register_primitive(
+        "grad_cube",
+        ["x"],
+        "({x} * {x} * {x})",
+        lambda x: x**3,
+        backward={"x": "g * 3 * x * x"},
+        replace=True,
+    )
     g = fusec.compile("graph f(x: f64[N]) {\n return grad_cube(x)\n}", grad=True)["f"]
     x = np.linspace(-2, 2, 9)
     np.testing.assert_allclose(g.vjp(x, grad_outputs=np.ones(9))["x"], 3 * x * x)
@@ -170,8 +196,13 @@ def test_registered_primitive_with_a_backward_template():
 
 def run_cli(*args, env_extra=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "fusec.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fusec.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 MODEL = "graph lin(x: f32[B, D], w: f32[D], s: f32) {\n h = x * w + s\n return tanh(h), h - w\n}\n"
@@ -184,7 +215,14 @@ def test_cli_compile_grad_writes_every_graph_and_warmup_grad_fills_the_cache(tmp
     out = run_cli("compile", str(model), "--grad", "-o", str(tmp_path / "out"), env_extra=env)
     assert out.returncode == 0, out.stderr
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["lin.cl", "lin.json", "lin_bwd.cl", "lin_bwd.json", "lin_fwd_bwd.cl", "lin_fwd_bwd.json"]
+    assert names == [
+        "lin.cl",
+        "lin.json",
+        "lin_bwd.cl",
+        "lin_bwd.json",
+        "lin_fwd_bwd.cl",
+        "lin_fwd_bwd.json",
+    ]
     plan = json.loads((tmp_path / "out" / "lin_bwd.json").read_text())
     assert plan["gradients"]["of"] == ["x", "w", "s"]
     env2 = {"FUSEC_CACHE_DIR": str(tmp_path / "cache2")}
@@ -205,8 +243,12 @@ def test_backward_plan_launches_without_fusec(tmp_path):
     w = rng.standard_normal(7).astype(np.float32)
     s = np.float32(0.5)
     c0, c1 = rng.standard_normal((2, 33, 7)).astype(np.float32)
-    res = compile_and_launch(tmp_path, MODEL, "lin_bwd", "--grad", x=x, w=w, s=s, grad_out0=c0, grad_out1=c1)
-    _, want = torch_grads(lambda x, w, s: (torch.tanh(x * w + s), x * w + s - w), dict(x=x, w=w, s=s), [c0, c1])
+    res = compile_and_launch(
+        tmp_path, MODEL, "lin_bwd", "--grad", x=x, w=w, s=s, grad_out0=c0, grad_out1=c1
+    )
+    _, want = torch_grads(
+        lambda x, w, s: (torch.tanh(x * w + s), x * w + s - w), dict(x=x, w=w, s=s), [c0, c1]
+    )
     for i, k in enumerate("xws"):
         np.testing.assert_allclose(res[f"out{i}"], want[k], rtol=1e-4, atol=1e-5, err_msg=k)
 

@@ -95,4 +95,6 @@ def test_random_dag_gradients_match_torch(case, shape, seed):
     for k, t in leaves.items():
         want = t.grad.numpy() if t.grad is not None else np.zeros_like(t.detach().numpy())
         np.testing.assert_allclose(grads[k], want, rtol=1e-9, atol=1e-10, err_msg=f"{k}\n{text}")
-        np.testing.assert_allclose(alone[k], grads[k], rtol=1e-12, atol=1e-14, err_msg=f"{k}\n{text}")
+        np.testing.assert_allclose(
+            alone[k], grads[k], rtol=1e-12, atol=1e-14, err_msg=f"{k}\n{text}"
+        )

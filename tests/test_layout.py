@@ -78,10 +78,13 @@ def lazy_front_end_imports(path: Path) -> set[int]:
     import allowed, and only into the front ends' layer."""
     if path != PACKAGE / "__init__.py":
         return set()
-    return {node.lineno
-            for fn in ast.parse(path.read_text()).body
-            if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
-            for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    return {
+        node.lineno
+        for fn in ast.parse(path.read_text()).body
+        if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
+        for node in ast.walk(fn)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    }
 
 
 def test_imports_point_down_the_pipeline():
@@ -104,7 +107,8 @@ def test_only_the_runtime_imports_pyopencl():
         f"{path.relative_to(ROOT)}:{line}"
         for path in fusec_files()
         for line, target in imports_of(path)
-        if target.split(".")[0] == "pyopencl" and layer_of(module_name(path)) != layer_of("fusec.runtime")
+        if target.split(".")[0] == "pyopencl"
+        and layer_of(module_name(path)) != layer_of("fusec.runtime")
     ]
     assert not offenders, "pyopencl imported outside fusec/runtime: " + ", ".join(offenders)
 

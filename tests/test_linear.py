@@ -33,8 +33,17 @@ def mlp_reference(x, w1, b1, w2, b2):
 
 
 # M below and above the size where w is packed per call (128): both kernels run
-@pytest.mark.parametrize("b, k, h, o", [(1, 1, 1, 1), (7, 13, 97, 3), (64, 784, 256, 10), (33, 17, 16, 32),
-                                        (130, 33, 40, 7), (300, 64, 96, 20)])
+@pytest.mark.parametrize(
+    "b, k, h, o",
+    [
+        (1, 1, 1, 1),
+        (7, 13, 97, 3),
+        (64, 784, 256, 10),
+        (33, 17, 16, 32),
+        (130, 33, 40, 7),
+        (300, 64, 96, 20),
+    ],
+)
 def test_mlp_matches_torch(b, k, h, o):
     g = fusec.compile(MLP)["mlp"]
     args = [rng.standard_normal(s).astype(np.float32) for s in ((b, k), (h, k), (h,), (o, h), (o,))]
@@ -69,7 +78,9 @@ graph block(x: f64[A, B, K], w: f64[N, K], r: f64[A, B, N], s: f64) {
 
 
 def test_a_linear_result_feeding_a_reduction_is_stored_once():
-    g = fusec.compile("graph f(x: f32[B, K], w: f32[N, K]) {\n return softmax(linear(x, w))\n}")["f"]
+    g = fusec.compile("graph f(x: f32[B, K], w: f32[N, K]) {\n return softmax(linear(x, w))\n}")[
+        "f"
+    ]
     x = rng.standard_normal((9, 20)).astype(np.float32)
     w = rng.standard_normal((30, 20)).astype(np.float32)
     want = torch.softmax(F.linear(torch.tensor(x), torch.tensor(w)), -1).numpy()
@@ -77,12 +88,15 @@ def test_a_linear_result_feeding_a_reduction_is_stored_once():
     assert compute_kernels(g)[0]["writes"] == [f"tmp_{g.groups[0].anchor}"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("linear(x, v)", "linear: x's last dimension (K) must equal w's second (M)"),
-    ("linear(x, b)", "linear: w must be [out_features, in_features], got 1 dimensions"),
-    ("linear(k, w)", "linear needs float tensors of one dtype, got i32 and f32"),
-    ("linear(x)", "linear takes 2 or 3 operands (x, w[, b]), got 1"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("linear(x, v)", "linear: x's last dimension (K) must equal w's second (M)"),
+        ("linear(x, b)", "linear: w must be [out_features, in_features], got 1 dimensions"),
+        ("linear(k, w)", "linear needs float tensors of one dtype, got i32 and f32"),
+        ("linear(x)", "linear takes 2 or 3 operands (x, w[, b]), got 1"),
+    ],
+)
 def test_bad_linear_calls_are_positioned_errors(text, message):
     ir = f"graph f(x: f32[B, K], w: f32[N, K], v: f32[N, M], b: f32[N], k: i32[B, K]) {{\n    return {text}\n}}"
     with pytest.raises(fusec.CompileError) as err:
@@ -91,8 +105,12 @@ def test_bad_linear_calls_are_positioned_errors(text, message):
 
 
 def test_mlp_plan_launches_without_fusec(tmp_path):
-    args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
-    res = compile_and_launch(tmp_path, MLP, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    args = [
+        rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))
+    ]
+    res = compile_and_launch(
+        tmp_path, MLP, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True))
+    )
     np.testing.assert_allclose(res["out0"], mlp_reference(*args), rtol=1e-4, atol=1e-4)
 
 
@@ -118,7 +136,9 @@ def test_mlp_gradients_match_torch(b, k, h, o):
     want.backward(torch.tensor(ct))
     np.testing.assert_allclose(y, want.detach().numpy(), rtol=1e-12, atol=1e-12)
     for name, leaf in zip(["x", "w1", "b1", "w2", "b2"], t, strict=True):
-        np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-11, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            grads[name], leaf.grad.numpy(), rtol=1e-11, atol=1e-12, err_msg=name
+        )
     # tanh's backward runs in the epilogue of dh = g·w2: no kernel of its own
     ops = [k_["ops"] for k_ in g.backward.plan["kernels"]]
     assert ["gemm", "mul", "sub", "mul"] in ops
@@ -158,10 +178,14 @@ def test_a_value_that_is_an_output_and_read_again_is_written_once(tmp_path):
     first, second = compute_kernels(g)
     assert first["writes"] == ["out1"] and "out1" in second["reads"]
     assert all(t["name"].endswith("_packed") for t in g.plan.get("scratch", []))  # no copy of h
-    args = [rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))]
+    args = [
+        rng.standard_normal(s).astype(np.float32) for s in ((5, 12), (8, 12), (8,), (3, 8), (3,))
+    ]
     y, h = g(*args)
     np.testing.assert_allclose(y, mlp_reference(*args), rtol=1e-4, atol=1e-4)
-    res = compile_and_launch(tmp_path, text, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True)))
+    res = compile_and_launch(
+        tmp_path, text, "mlp", **dict(zip(["x", "w1", "b1", "w2", "b2"], args, strict=True))
+    )
     np.testing.assert_allclose(res["out0"], y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(res["out1"], h, rtol=1e-6)
 
@@ -184,7 +208,9 @@ def test_cheap_elementwise_ops_on_x_run_as_the_gemm_loads_it(b, k, n):
     s = rng.standard_normal(k).astype(np.float32)
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
-    want = F.relu(F.linear(torch.tanh(torch.tensor(x) * torch.tensor(s)), torch.tensor(w), torch.tensor(bias)))
+    want = F.relu(
+        F.linear(torch.tanh(torch.tensor(x) * torch.tensor(s)), torch.tensor(w), torch.tensor(bias))
+    )
     np.testing.assert_allclose(g(x, s, w, bias), want.numpy(), rtol=1e-5, atol=1e-5)
     (kernel,) = compute_kernels(g)  # tanh(x * s), the product, the bias and relu: one kernel
     assert kernel["ops"] == ["mul", "tanh", "linear", "add", "relu"] and "x" in kernel["reads"]
@@ -196,7 +222,9 @@ def test_cheap_elementwise_ops_on_x_run_as_the_gemm_loads_it(b, k, n):
     ty.backward(torch.tensor(ct))
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
     for name, leaf in (("x", tx), ("w", tw), ("t", tt)):
-        np.testing.assert_allclose(grads[name], leaf.grad.numpy(), rtol=1e-11, atol=1e-11, err_msg=name)
+        np.testing.assert_allclose(
+            grads[name], leaf.grad.numpy(), rtol=1e-11, atol=1e-11, err_msg=name
+        )
 
 
 def test_prologue_plan_launches_without_fusec(tmp_path):
@@ -215,7 +243,9 @@ def test_prologue_plan_launches_without_fusec(tmp_path):
 @pytest.mark.parametrize("b", [1, 64, 130, 300])  # the unpacked small-M kernel and the packed one
 def test_bound_weights_match_torch_and_are_a_snapshot(b):
     g = fusec.compile(MLP)["mlp"]
-    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((b, 40), (96, 40), (96,), (7, 96), (7,))]
+    x, w1, b1, w2, b2 = [
+        rng.standard_normal(s).astype(np.float32) for s in ((b, 40), (96, 40), (96,), (7, 96), (7,))
+    ]
     weights = [a.copy() for a in (w1, b1, w2, b2)]
     layer = g.bind(w1=w1, b1=b1, w2=w2, b2=b2)
     assert layer.param_names == ["x"]
@@ -248,7 +278,9 @@ def test_bound_device_arrays_give_device_outputs_only_when_the_call_has_them():
 
     g = fusec.compile(MLP)["mlp"]
     queue = g.runtime.queue
-    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((150, 8), (16, 8), (16,), (3, 16), (3,))]
+    x, w1, b1, w2, b2 = [
+        rng.standard_normal(s).astype(np.float32) for s in ((150, 8), (16, 8), (16,), (3, 16), (3,))
+    ]
     layer = g.bind(w1=cla.to_device(queue, w1), b1=b1, w2=w2, b2=b2)
     host = layer(x)
     assert isinstance(host, np.ndarray)
@@ -261,14 +293,21 @@ def test_bound_device_arrays_give_device_outputs_only_when_the_call_has_them():
 def test_mlp_backward_plan_launches_without_fusec(tmp_path):
     """The backward's plan (dw = gᵀ·x packs its transposed x into row panels
     first, on CPUs) run by the plain-PyOpenCL launcher, against torch.autograd."""
-    x, w1, b1, w2, b2 = [rng.standard_normal(s).astype(np.float32) for s in ((37, 20), (30, 20), (30,), (5, 30), (5,))]
+    x, w1, b1, w2, b2 = [
+        rng.standard_normal(s).astype(np.float32)
+        for s in ((37, 20), (30, 20), (30,), (5, 30), (5,))
+    ]
     ct = rng.standard_normal((37, 5)).astype(np.float32)
-    res = compile_and_launch(tmp_path, MLP, "mlp_bwd", "--grad", x=x, w1=w1, b1=b1, w2=w2, b2=b2, grad_out0=ct)
+    res = compile_and_launch(
+        tmp_path, MLP, "mlp_bwd", "--grad", x=x, w1=w1, b1=b1, w2=w2, b2=b2, grad_out0=ct
+    )
     leaves = [torch.tensor(a, requires_grad=True) for a in (x, w1, b1, w2, b2)]
     y = F.linear(torch.relu(F.linear(leaves[0], leaves[1], leaves[2])), leaves[3], leaves[4])
     want = torch.autograd.grad(y, leaves, torch.tensor(ct))
     for i, name in enumerate(["x", "w1", "b1", "w2", "b2"]):
-        np.testing.assert_allclose(res[f"out{i}"], want[i].numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            res[f"out{i}"], want[i].numpy(), rtol=1e-4, atol=1e-4, err_msg=name
+        )
 
 
 # -- f16: the f32 GEMM between casts (fusec/passes/widen.py) ----------------------------
@@ -277,8 +316,12 @@ def test_mlp_backward_plan_launches_without_fusec(tmp_path):
 @pytest.mark.parametrize("shape", [(1, 1, 1), (5, 33, 17), (2, 65, 40, 9), (131, 70, 3)])
 def test_f16_linear_matches_torch_computed_in_f32(shape):
     *rows, k, n = shape
-    g = fusec.compile("graph f(x: f16[..., K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n"
-                      .replace("...", ", ".join(f"R{i}" for i in range(len(rows)))), grad=True)["f"]
+    g = fusec.compile(
+        "graph f(x: f16[..., K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n".replace(
+            "...", ", ".join(f"R{i}" for i in range(len(rows)))
+        ),
+        grad=True,
+    )["f"]
     x = rng.standard_normal((*rows, k)).astype(np.float16)
     w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float16)
     b = rng.standard_normal(n).astype(np.float16)
@@ -294,14 +337,23 @@ def test_f16_linear_matches_torch_computed_in_f32(shape):
     for name, got, ref in zip("xwb", (grads["x"], grads["w"], grads["b"]), want_grads, strict=True):
         assert got.dtype == np.float16
         scale = float(np.abs(ref.numpy()).max()) + 1
-        np.testing.assert_allclose(got.astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3 * scale, err_msg=name)
+        np.testing.assert_allclose(
+            got.astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3 * scale, err_msg=name
+        )
 
 
 def test_f16_matmul_and_its_plan():
-    g = fusec.compile("graph f(a: f16[M, K], b: f16[K, N]) {\n    return matmul(a, b) * 0.5\n}\n")["f"]
-    a, b = rng.standard_normal((37, 20)).astype(np.float16), rng.standard_normal((20, 11)).astype(np.float16)
+    g = fusec.compile("graph f(a: f16[M, K], b: f16[K, N]) {\n    return matmul(a, b) * 0.5\n}\n")[
+        "f"
+    ]
+    a, b = (
+        rng.standard_normal((37, 20)).astype(np.float16),
+        rng.standard_normal((20, 11)).astype(np.float16),
+    )
     want = (a.astype(np.float32) @ b.astype(np.float32) * 0.5).astype(np.float16)
-    np.testing.assert_allclose(g(a, b).astype(np.float32), want.astype(np.float32), rtol=2**-10, atol=1e-3)
+    np.testing.assert_allclose(
+        g(a, b).astype(np.float32), want.astype(np.float32), rtol=2**-10, atol=1e-3
+    )
     # a and b stored as f32 first (a half is not converted in the GEMM's inner loop:
     # fuse.gemm_prologue), then one kernel: the f32 product and its epilogue (the
     # cast to f16, the scaling)
@@ -312,22 +364,38 @@ def test_f16_matmul_and_its_plan():
 def test_values_computed_from_bound_weights_alone_are_computed_once(monkeypatch):
     """An f16 weight's cast to f32 (and the packing of it) and w * 2 run at the
     first call of a bound graph only; later calls launch neither."""
-    for text, dtype in [("graph f(x: f16[B, K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n",
-                         np.float16),
-                        ("graph f(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w * 2.0, b)\n}\n",
-                         np.float32)]:
+    for text, dtype in [
+        (
+            "graph f(x: f16[B, K], w: f16[N, K], b: f16[N]) {\n    return relu(linear(x, w, b))\n}\n",
+            np.float16,
+        ),
+        (
+            "graph f(x: f32[B, K], w: f32[N, K], b: f32[N]) {\n    return linear(x, w * 2.0, b)\n}\n",
+            np.float32,
+        ),
+    ]:
         g = fusec.compile(text)["f"]
         x = rng.standard_normal((150, 33)).astype(dtype)
-        w, b = (rng.standard_normal((17, 33)) / 6).astype(dtype), rng.standard_normal(17).astype(dtype)
+        w, b = (
+            (rng.standard_normal((17, 33)) / 6).astype(dtype),
+            rng.standard_normal(17).astype(dtype),
+        )
         layer = g.bind(w=w, b=b)
         first = layer(x)
         once = set(layer.computed_once)
-        assert "f_g0_pack" in once and len(once) >= 2  # the pack, and the kernel(s) computing w alone
+        assert (
+            "f_g0_pack" in once and len(once) >= 2
+        )  # the pack, and the kernel(s) computing w alone
         launched = []
         enqueue = launcher_module.cl.enqueue_nd_range_kernel
-        monkeypatch.setattr(launcher_module.cl, "enqueue_nd_range_kernel",
-                            lambda q, k, *a, launched=launched, enqueue=enqueue, **kw:
-                            (launched.append(k.function_name), enqueue(q, k, *a, **kw))[1])
+        monkeypatch.setattr(
+            launcher_module.cl,
+            "enqueue_nd_range_kernel",
+            lambda q, k, *a, launched=launched, enqueue=enqueue, **kw: (
+                launched.append(k.function_name),
+                enqueue(q, k, *a, **kw),
+            )[1],
+        )
         x2 = rng.standard_normal((150, 33)).astype(dtype)
         np.testing.assert_array_equal(layer(x), first)
         assert launched and not once & set(launched), f"launched again: {once & set(launched)}"

@@ -25,7 +25,9 @@ VENDOR_OPSETS = [h.make_opsetid("vendor", 1)]  # a custom op's domain, as a real
 
 
 def weight(name, *shape, dtype=np.float32):
-    return numpy_helper.from_array((RNG.standard_normal(shape) / np.sqrt(shape[-1])).astype(dtype), name)
+    return numpy_helper.from_array(
+        (RNG.standard_normal(shape) / np.sqrt(shape[-1])).astype(dtype), name
+    )
 
 
 def model(nodes, inputs, outputs, initializers=(), opset=13, name="net"):
@@ -38,63 +40,114 @@ def model(nodes, inputs, outputs, initializers=(), opset=13, name="net"):
 def gemm_mlp(opset):
     """Linear -> ReLU -> Linear -> Softmax, as torch.onnx exports it (Gemm, transB=1)."""
     return model(
-        [h.make_node("Gemm", ["input.1", "fc1.weight", "fc1.bias"], ["onnx::Relu_5"], transB=1, name="/fc1/Gemm"),
-         h.make_node("Relu", ["onnx::Relu_5"], ["relu"], name="/act/Relu"),
-         h.make_node("Gemm", ["relu", "fc2.weight", "fc2.bias"], ["logits"], transB=1, name="/fc2/Gemm"),
-         h.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+        [
+            h.make_node(
+                "Gemm",
+                ["input.1", "fc1.weight", "fc1.bias"],
+                ["onnx::Relu_5"],
+                transB=1,
+                name="/fc1/Gemm",
+            ),
+            h.make_node("Relu", ["onnx::Relu_5"], ["relu"], name="/act/Relu"),
+            h.make_node(
+                "Gemm", ["relu", "fc2.weight", "fc2.bias"], ["logits"], transB=1, name="/fc2/Gemm"
+            ),
+            h.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        ],
         [h.make_tensor_value_info("input.1", T.FLOAT, ["batch_size", 20])],
         [h.make_tensor_value_info("probs", T.FLOAT, ["batch_size", 10])],
-        [weight("fc1.weight", 32, 20), weight("fc1.bias", 32), weight("fc2.weight", 10, 32), weight("fc2.bias", 10)],
-        opset=opset, name="torch_jit")
+        [
+            weight("fc1.weight", 32, 20),
+            weight("fc1.bias", 32),
+            weight("fc2.weight", 10, 32),
+            weight("fc2.bias", 10),
+        ],
+        opset=opset,
+        name="torch_jit",
+    )
 
 
 def matmul_mlp():
     """MatMul + Add, exact GELU, MatMul, sigmoid; LogSoftmax as a second output (opset 21)."""
     return model(
-        [h.make_node("MatMul", ["x", "w1"], ["xw"]),
-         h.make_node("Add", ["xw", "b1"], ["pre"]),
-         h.make_node("Gelu", ["pre"], ["hidden"]),
-         h.make_node("MatMul", ["hidden", "w2"], ["out"]),
-         h.make_node("Sigmoid", ["out"], ["score"]),
-         h.make_node("LogSoftmax", ["out"], ["logp"], axis=-1)],
+        [
+            h.make_node("MatMul", ["x", "w1"], ["xw"]),
+            h.make_node("Add", ["xw", "b1"], ["pre"]),
+            h.make_node("Gelu", ["pre"], ["hidden"]),
+            h.make_node("MatMul", ["hidden", "w2"], ["out"]),
+            h.make_node("Sigmoid", ["out"], ["score"]),
+            h.make_node("LogSoftmax", ["out"], ["logp"], axis=-1),
+        ],
         [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 16])],
-        [h.make_tensor_value_info("score", T.FLOAT, ["N", 3, 6]), h.make_tensor_value_info("logp", T.FLOAT, ["N", 3, 6])],
-        [weight("w1", 16, 24), weight("b1", 24), weight("w2", 24, 6)], opset=21)
+        [
+            h.make_tensor_value_info("score", T.FLOAT, ["N", 3, 6]),
+            h.make_tensor_value_info("logp", T.FLOAT, ["N", 3, 6]),
+        ],
+        [weight("w1", 16, 24), weight("b1", 24), weight("w2", 24, 6)],
+        opset=21,
+    )
 
 
 def norm_mlp():
     """Gemm with alpha, beta, transA on a constant A, a 2-D C; ReduceMean (axes an
     attribute at opset 17); Clip with constant inputs, LeakyRelu, Dropout (inference)."""
     return model(
-        [h.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0),
-         h.make_node("ReduceMean", ["y"], ["mu"], axes=[-1], keepdims=1),
-         h.make_node("Sub", ["y", "mu"], ["centered"]),
-         h.make_node("Clip", ["centered", "lo", "hi"], ["clipped"]),
-         h.make_node("LeakyRelu", ["clipped"], ["act"], alpha=0.2),
-         h.make_node("Dropout", ["act"], ["dropped"]),
-         h.make_node("Gemm", ["wt", "dropped"], ["z"], transA=1, transB=1)],
+        [
+            h.make_node("Gemm", ["x", "w", "c"], ["y"], alpha=0.5, beta=2.0),
+            h.make_node("ReduceMean", ["y"], ["mu"], axes=[-1], keepdims=1),
+            h.make_node("Sub", ["y", "mu"], ["centered"]),
+            h.make_node("Clip", ["centered", "lo", "hi"], ["clipped"]),
+            h.make_node("LeakyRelu", ["clipped"], ["act"], alpha=0.2),
+            h.make_node("Dropout", ["act"], ["dropped"]),
+            h.make_node("Gemm", ["wt", "dropped"], ["z"], transA=1, transB=1),
+        ],
         [h.make_tensor_value_info("x", T.FLOAT, ["B", 8])],
         [h.make_tensor_value_info("z", T.FLOAT, [5, "B"])],
-        [weight("w", 8, 12), weight("c", 1, 12), numpy_helper.from_array(np.float32(-0.5), "lo"),
-         numpy_helper.from_array(np.float32(0.75), "hi"), weight("wt", 12, 5)], opset=17)
+        [
+            weight("w", 8, 12),
+            weight("c", 1, 12),
+            numpy_helper.from_array(np.float32(-0.5), "lo"),
+            numpy_helper.from_array(np.float32(0.75), "hi"),
+            weight("wt", 12, 5),
+        ],
+        opset=17,
+    )
 
 
 def reduce_model():
     """ReduceSum/ReduceMax with axes as a Constant input (opset 18), several axes, f64."""
     return model(
-        [h.make_node("Constant", [], ["axes"], value=numpy_helper.from_array(np.array([0, -1], np.int64))),
-         h.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
-         h.make_node("ReduceMax", ["x", "axes"], ["m"], keepdims=1),
-         h.make_node("Tanh", ["s"], ["t"])],
+        [
+            h.make_node(
+                "Constant", [], ["axes"], value=numpy_helper.from_array(np.array([0, -1], np.int64))
+            ),
+            h.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+            h.make_node("ReduceMax", ["x", "axes"], ["m"], keepdims=1),
+            h.make_node("Tanh", ["s"], ["t"]),
+        ],
         [h.make_tensor_value_info("x", T.DOUBLE, [4, "H", 5])],
-        [h.make_tensor_value_info("t", T.DOUBLE, ["H"]), h.make_tensor_value_info("m", T.DOUBLE, [1, "H", 1])],
-        opset=18)
+        [
+            h.make_tensor_value_info("t", T.DOUBLE, ["H"]),
+            h.make_tensor_value_info("m", T.DOUBLE, [1, "H", 1]),
+        ],
+        opset=18,
+    )
 
 
-MODELS = {"gemm13": lambda: gemm_mlp(13), "gemm21": lambda: gemm_mlp(21), "matmul": matmul_mlp,
-          "norm": norm_mlp, "reduce": reduce_model}
-INPUT_SHAPES = {"gemm13": [(1, 20), (64, 20), (7, 20)], "gemm21": [(3, 20)],
-                "matmul": [(2, 3, 16), (5, 3, 16)], "norm": [(1, 8), (9, 8)], "reduce": [(4, 3, 5), (4, 1, 5)]}
+MODELS = {
+    "gemm13": lambda: gemm_mlp(13),
+    "gemm21": lambda: gemm_mlp(21),
+    "matmul": matmul_mlp,
+    "norm": norm_mlp,
+    "reduce": reduce_model,
+}
+INPUT_SHAPES = {
+    "gemm13": [(1, 20), (64, 20), (7, 20)],
+    "gemm21": [(3, 20)],
+    "matmul": [(2, 3, 16), (5, 3, 16)],
+    "norm": [(1, 8), (9, 8)],
+    "reduce": [(4, 3, 5), (4, 1, 5)],
+}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -146,10 +199,18 @@ def test_exported_names_are_mangled_into_identifiers():
 
 def test_names_that_collide_get_distinct_identifiers():
     # "a.b" and "a_b" mangle alike; "exp" and "graph" are an op and a keyword; "1x" starts with a digit
-    m = model([h.make_node("Add", ["a.b", "a_b"], ["exp"]), h.make_node("Exp", ["exp"], ["graph"]),
-               h.make_node("Neg", ["graph"], ["1x"])],
-              [h.make_tensor_value_info("a.b", T.FLOAT, [3]), h.make_tensor_value_info("a_b", T.FLOAT, [3])],
-              [h.make_tensor_value_info("1x", T.FLOAT, [3])])
+    m = model(
+        [
+            h.make_node("Add", ["a.b", "a_b"], ["exp"]),
+            h.make_node("Exp", ["exp"], ["graph"]),
+            h.make_node("Neg", ["graph"], ["1x"]),
+        ],
+        [
+            h.make_tensor_value_info("a.b", T.FLOAT, [3]),
+            h.make_tensor_value_info("a_b", T.FLOAT, [3]),
+        ],
+        [h.make_tensor_value_info("1x", T.FLOAT, [3])],
+    )
     prog = fusec.from_onnx(m)
     assert prog.input_names == ["a_b", "a_b_2"]
     a, b = np.float32([1, 2, 3]), np.float32([0.5, -1, 4])
@@ -157,8 +218,11 @@ def test_names_that_collide_get_distinct_identifiers():
 
 
 def test_outputs_that_are_inputs_or_constants():
-    m = model([h.make_node("Constant", [], ["c"], value_float=2.5)], [h.make_tensor_value_info("x", T.FLOAT, [3])],
-              [h.make_tensor_value_info("x", T.FLOAT, [3]), h.make_tensor_value_info("c", T.FLOAT, [])])
+    m = model(
+        [h.make_node("Constant", [], ["c"], value_float=2.5)],
+        [h.make_tensor_value_info("x", T.FLOAT, [3])],
+        [h.make_tensor_value_info("x", T.FLOAT, [3]), h.make_tensor_value_info("c", T.FLOAT, [])],
+    )
     prog = fusec.from_onnx(m)
     x = np.float32([1, -2, 3])
     same, c = prog[prog.graphs[0]](x)
@@ -168,7 +232,9 @@ def test_outputs_that_are_inputs_or_constants():
 
 def test_unsupported_nodes_are_listed_together():
     m = gemm_mlp(13)
-    m.graph.node.insert(1, h.make_node("Conv", ["onnx::Relu_5", "fc2.weight"], ["conv"], name="conv_1"))
+    m.graph.node.insert(
+        1, h.make_node("Conv", ["onnx::Relu_5", "fc2.weight"], ["conv"], name="conv_1")
+    )
     m.graph.node.insert(2, h.make_node("MatMul", ["conv", "conv"], ["mm"]))
     m.graph.node.insert(3, h.make_node("Custom", ["mm"], ["c"], domain="vendor", name="fancy"))
     with pytest.raises(fo.OnnxImportError) as e:
@@ -180,16 +246,22 @@ def test_unsupported_nodes_are_listed_together():
     assert "node 'fancy' (Custom): fusec has no Custom in domain 'vendor'" in message
 
 
-@pytest.mark.parametrize("case, message", [
-    ("opset 11", "opset 11 is not supported"),
-    ("external data", "external file"),
-    ("uint8 input", "type UINT8 is not one fusec has"),
-    ("not a model", "expected a path or an onnx.ModelProto"),
-    ("runtime axes", "axes are computed at run time"),
-    ("negative dim", "1 graph input or output fusec cannot import:\n  graph input 'x': dimension 0 is -3"),
-    ("no opset", "imports no ai.onnx opset"),
-    ("shapes clash", r"does not check:\n.*cannot broadcast operands of shapes \[3\] and \[4\]"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("opset 11", "opset 11 is not supported"),
+        ("external data", "external file"),
+        ("uint8 input", "type UINT8 is not one fusec has"),
+        ("not a model", "expected a path or an onnx.ModelProto"),
+        ("runtime axes", "axes are computed at run time"),
+        (
+            "negative dim",
+            "1 graph input or output fusec cannot import:\n  graph input 'x': dimension 0 is -3",
+        ),
+        ("no opset", "imports no ai.onnx opset"),
+        ("shapes clash", r"does not check:\n.*cannot broadcast operands of shapes \[3\] and \[4\]"),
+    ],
+)
 def test_bad_models_give_clear_errors(case, message):
     if case == "opset 11":
         m = gemm_mlp(13)
@@ -202,22 +274,38 @@ def test_bad_models_give_clear_errors(case, message):
         w.data_location = T.EXTERNAL
         w.external_data.add(key="location", value="../../etc/passwd")
     elif case == "uint8 input":
-        m = model([h.make_node("Relu", ["x"], ["y"])], [h.make_tensor_value_info("x", T.UINT8, [2])],
-                  [h.make_tensor_value_info("y", T.UINT8, [2])])
+        m = model(
+            [h.make_node("Relu", ["x"], ["y"])],
+            [h.make_tensor_value_info("x", T.UINT8, [2])],
+            [h.make_tensor_value_info("y", T.UINT8, [2])],
+        )
     elif case == "runtime axes":
-        m = model([h.make_node("ReduceSum", ["x", "axes"], ["y"])],
-                  [h.make_tensor_value_info("x", T.FLOAT, [2, 3]), h.make_tensor_value_info("axes", T.INT64, [1])],
-                  [h.make_tensor_value_info("y", T.FLOAT, [1, 3])])
+        m = model(
+            [h.make_node("ReduceSum", ["x", "axes"], ["y"])],
+            [
+                h.make_tensor_value_info("x", T.FLOAT, [2, 3]),
+                h.make_tensor_value_info("axes", T.INT64, [1]),
+            ],
+            [h.make_tensor_value_info("y", T.FLOAT, [1, 3])],
+        )
     elif case == "negative dim":
-        m = model([h.make_node("Relu", ["x"], ["y"])], [h.make_tensor_value_info("x", T.FLOAT, [-3])],
-                  [h.make_tensor_value_info("y", T.FLOAT, [-3])])
+        m = model(
+            [h.make_node("Relu", ["x"], ["y"])],
+            [h.make_tensor_value_info("x", T.FLOAT, [-3])],
+            [h.make_tensor_value_info("y", T.FLOAT, [-3])],
+        )
     elif case == "no opset":
         m = gemm_mlp(13)
         del m.opset_import[0]
     elif case == "shapes clash":
-        m = model([h.make_node("Add", ["x", "z"], ["y"])],
-                  [h.make_tensor_value_info("x", T.FLOAT, [3]), h.make_tensor_value_info("z", T.FLOAT, [4])],
-                  [h.make_tensor_value_info("y", T.FLOAT, [4])])
+        m = model(
+            [h.make_node("Add", ["x", "z"], ["y"])],
+            [
+                h.make_tensor_value_info("x", T.FLOAT, [3]),
+                h.make_tensor_value_info("z", T.FLOAT, [4]),
+            ],
+            [h.make_tensor_value_info("y", T.FLOAT, [4])],
+        )
     else:
         m = 42
     with pytest.raises(fo.OnnxImportError, match=message):
@@ -270,7 +358,9 @@ def test_cli_import_to_stdout(tmp_path, capsys):
 
 def test_cli_unsupported_nodes_exit_1_and_write_nothing(tmp_path, capsys):
     m = gemm_mlp(13)
-    m.graph.node.insert(1, h.make_node("Conv", ["onnx::Relu_5", "fc2.weight"], ["conv"], name="conv_1"))
+    m.graph.node.insert(
+        1, h.make_node("Conv", ["onnx::Relu_5", "fc2.weight"], ["conv"], name="conv_1")
+    )
     m.graph.node.insert(2, h.make_node("Erfinv", ["conv"], ["e"], name="e1", domain="vendor"))
     onnx.save(m, tmp_path / "bad.onnx")
     assert main(["import", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "bad.ir")]) == 1

@@ -57,7 +57,9 @@ def expected_refusal(case) -> str | None:
     if opset < fo.MIN_OPSET:
         return "is not supported"
     types = [v.type.tensor_type.elem_type for v in model.graph.input]
-    types += [a.i for n in model.graph.node for a in n.attribute if n.op_type == "Cast" and a.name == "to"]
+    types += [
+        a.i for n in model.graph.node for a in n.attribute if n.op_type == "Cast" and a.name == "to"
+    ]
     if any(t not in DTYPES for t in types):
         return "fusec (lacks|has)"
     for pattern, reason in REFUSED.items():
@@ -77,11 +79,13 @@ def frozen_axes(case, inputs):
     frozen.CopyFrom(model)
     del frozen.graph.input[k]
     frozen.graph.initializer.append(numpy_helper.from_array(np.asarray(inputs[k]), "axes"))
-    return frozen, inputs[:k] + inputs[k + 1:]
+    return frozen, inputs[:k] + inputs[k + 1 :]
 
 
 def as_array(value):
-    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+    return (
+        numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+    )
 
 
 def check_case(case) -> str | None:
@@ -108,8 +112,9 @@ def check_case(case) -> str | None:
                 return f"got {a.dtype}{list(a.shape)}, expected {b.dtype}{list(b.shape)}"
             half = np.float16 in (a.dtype, b.dtype)
             try:
-                np.testing.assert_allclose(a, b, rtol=1e-3 if half else 1e-5,
-                                           atol=1e-3 if half else 1e-6)
+                np.testing.assert_allclose(
+                    a, b, rtol=1e-3 if half else 1e-5, atol=1e-3 if half else 1e-6
+                )
             except AssertionError as e:
                 return str(e).strip().splitlines()[0] + " " + " ".join(str(e).split())[-200:]
     return None
@@ -123,7 +128,11 @@ def test_onnx_node_cases(op_type):
     cases = node_cases().get(op_type)
     assert cases, f"ONNX has no node test case for {op_type}"
     refused = [c for c in cases if expected_refusal(c)]
-    run = [c for c in cases if not expected_refusal(c) and (PER_OP is None or not c.name.endswith("_expanded"))]
+    run = [
+        c
+        for c in cases
+        if not expected_refusal(c) and (PER_OP is None or not c.name.endswith("_expanded"))
+    ]
     if PER_OP is not None and len(run) > PER_OP:  # evenly spread, first and last included
         run = [run[round(i * (len(run) - 1) / (PER_OP - 1))] for i in range(PER_OP)]
     cases = refused + run

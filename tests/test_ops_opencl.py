@@ -251,7 +251,9 @@ def run_all(dtype):
                 runs.append((f"size {n}", inputs, _run_chunked(g, inputs, n)))
         runs.append((f"size {POOL}", inputs, list(g(*inputs.values()))))
         rng = np.random.default_rng(5)
-        shuffled = {k: np.concatenate([rng.permutation(v) for _ in range(4)]) for k, v in inputs.items()}
+        shuffled = {
+            k: np.concatenate([rng.permutation(v) for _ in range(4)]) for k, v in inputs.items()
+        }
         runs.append(("shuffled", shuffled, list(g(*shuffled.values()))))
         _RUNS[dtype] = runs
     return _RUNS[dtype]
@@ -334,4 +336,6 @@ def test_op_matches_torch(dtype, index):
             want = np.where(inputs["x"] == INF, want.dtype.type(INF), want)
         keep = _comparable(case, inputs)
         sub = {k: v[keep] for k, v in inputs.items()}
-        assert_matches(outs[index][keep], want[keep], rtol, atol, f"{dtype} {case.ir} ({label})", sub)
+        assert_matches(
+            outs[index][keep], want[keep], rtol, atol, f"{dtype} {case.ir} ({label})", sub
+        )

@@ -45,9 +45,20 @@ def expr(src: str):
 @pytest.mark.parametrize(
     "text, value",
     [
-        ("1", 1), ("0", 0), ("1.0", 1.0), (".5", 0.5), ("5.", 5.0), ("1e-3", 1e-3),
-        ("2.5E+4", 2.5e4), ("3e2", 300.0), ("inf", math.inf), ("true", True), ("false", False),
-        ("-1", -1), ("-2.5", -2.5), ("-inf", -math.inf),
+        ("1", 1),
+        ("0", 0),
+        ("1.0", 1.0),
+        (".5", 0.5),
+        ("5.", 5.0),
+        ("1e-3", 1e-3),
+        ("2.5E+4", 2.5e4),
+        ("3e2", 300.0),
+        ("inf", math.inf),
+        ("true", True),
+        ("false", False),
+        ("-1", -1),
+        ("-2.5", -2.5),
+        ("-inf", -math.inf),
     ],
 )
 def test_literals(text, value):
@@ -175,7 +186,11 @@ def test_param_types():
         "graph f(a: f16[2, N], b: f32, c: f64[], d: i32[1], e: i64[B, 3, C], g: bool[N]) { return a }"
     )
     assert [(p.dtype, p.shape) for p in m.graphs[0].params] == [
-        ("f16", (2, "N")), ("f32", ()), ("f64", ()), ("i32", (1,)), ("i64", ("B", 3, "C")),
+        ("f16", (2, "N")),
+        ("f32", ()),
+        ("f64", ()),
+        ("i32", (1,)),
+        ("i64", ("B", 3, "C")),
         ("bool", ("N",)),
     ]
 
@@ -193,11 +208,13 @@ def test_positions():
 
 
 def test_lowered_ops_and_types():
-    (g,) = lower_module(parse(
-        "graph f(x: f16[B, N], m: bool[N], k: i32[N]) {\n"
-        "    y = where(m, -x ** 2, cast(k, dtype=f16))\n"
-        "    return y > 0, gelu(y, approximate=\"tanh\")\n}\n"
-    ))
+    (g,) = lower_module(
+        parse(
+            "graph f(x: f16[B, N], m: bool[N], k: i32[N]) {\n"
+            "    y = where(m, -x ** 2, cast(k, dtype=f16))\n"
+            '    return y > 0, gelu(y, approximate="tanh")\n}\n'
+        )
+    )
     g = infer(g)
     ops = [g.nodes[n]["op"] for n in sorted(g.nodes) if g.nodes[n]["op"] not in ("param", "const")]
     assert ops == ["pow", "neg", "cast", "where", "gt", "gelu"]

@@ -63,8 +63,9 @@ def test_constant_folding_evaluates_literal_subexpressions():
 
 
 def test_folded_nan_and_inf_follow_numpy():
-    g = eliminate_dead_code(fold_constants(inferred(
-        "graph f(x: f32[N]) {\n return x + log(0.0) * 0, x + 1 / 0.0\n}")))
+    g = eliminate_dead_code(
+        fold_constants(inferred("graph f(x: f32[N]) {\n return x + log(0.0) * 0, x + 1 / 0.0\n}"))
+    )
     values = [d["value"] for _, d in g.nodes(data=True) if d["op"] == "const"]
     assert any(math.isnan(v) for v in values) and math.inf in values
 

@@ -123,14 +123,37 @@ def compile_and_launch(tmp_path: Path, text: str, graph: str, *compile_flags, **
     launcher above (no fusec imported); {"out0": array, ...}."""
     (tmp_path / "model.ir").write_text(text)
     env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache")}
-    out = subprocess.run([*fusec_command(), "compile", str(tmp_path / "model.ir"), *compile_flags,
-                          "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            *fusec_command(),
+            "compile",
+            str(tmp_path / "model.ir"),
+            *compile_flags,
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     (tmp_path / "launch.py").write_text(LAUNCHER)
     np.savez(tmp_path / "in.npz", **inputs)
-    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), str(tmp_path / "out"), graph,
-                           str(tmp_path / "in.npz"), str(tmp_path / "res.npz")],
-                          env=launcher_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "launch.py"),
+            str(tmp_path / "out"),
+            graph,
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "res.npz"),
+        ],
+        env=launcher_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     with np.load(tmp_path / "res.npz") as res:
         return dict(res)
@@ -162,8 +185,13 @@ def artefacts(tmp_path_factory):
     model.write_text("".join((GOLDEN / f"{n}.ir").read_text() + "\n" for n in ("dag", "mixed")))
     out = tmp / "out"
     env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp / "cache")}
-    proc = subprocess.run([*fusec_command(), "compile", str(model), "-o", str(out)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [*fusec_command(), "compile", str(model), "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     (tmp / "launch.py").write_text(LAUNCHER)
     return tmp
@@ -173,9 +201,18 @@ def launch(artefacts: Path, graph: str, **inputs) -> list[np.ndarray]:
     np.savez(artefacts / f"{graph}-in.npz", **inputs)
     result = artefacts / f"{graph}-out.npz"
     proc = subprocess.run(
-        [sys.executable, str(artefacts / "launch.py"), str(artefacts / "out"), graph,
-         str(artefacts / f"{graph}-in.npz"), str(result)],
-        env=launcher_env(), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(artefacts / "launch.py"),
+            str(artefacts / "out"),
+            graph,
+            str(artefacts / f"{graph}-in.npz"),
+            str(result),
+        ],
+        env=launcher_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     with np.load(result) as out:

@@ -41,7 +41,9 @@ def test_axis_reductions_match_torch(dtype, tol, keep, axis):
         x = rng.standard_normal(shape).astype(np_dtype)
         y = rng.standard_normal(shape).astype(np_dtype)
         got = g(x, y)
-        for out, want in zip(got, reference(torch.tensor(x), torch.tensor(y), axis, keep), strict=True):
+        for out, want in zip(
+            got, reference(torch.tensor(x), torch.tensor(y), axis, keep), strict=True
+        ):
             assert out.shape == tuple(want.shape) and out.dtype == np_dtype
             np.testing.assert_allclose(out, want.numpy(), rtol=tol, atol=tol, err_msg=str(shape))
 
@@ -52,21 +54,29 @@ def test_nan_propagates_through_max_and_min_and_empty_axes_give_identities():
     x[1, 2] = np.nan
     mx, mn, s, m = g(x)
     X = torch.tensor(x)
-    for got, want in zip((mx, mn, s, m), (X.amax(-1), X.amin(-1), X.sum(-1), X.mean(-1)), strict=True):
+    for got, want in zip(
+        (mx, mn, s, m), (X.amax(-1), X.amin(-1), X.sum(-1), X.mean(-1)), strict=True
+    ):
         np.testing.assert_array_equal(got, want.numpy())
     empty = np.zeros((2, 0), np.float32)
     mx, mn, s, m = g(empty)
-    np.testing.assert_array_equal(mx, [-np.inf, -np.inf])  # torch raises here; fusec gives the identity
+    np.testing.assert_array_equal(
+        mx, [-np.inf, -np.inf]
+    )  # torch raises here; fusec gives the identity
     np.testing.assert_array_equal(s, [0, 0])
     assert np.isnan(m).all()  # 0 / 0, as torch.mean of an empty axis
 
 
 def test_integer_and_bool_sums_are_i64_and_int_max_keeps_its_dtype():
-    g = fusec.compile("graph f(k: i32[N], q: bool[N]) {\n return sum(k), sum(q), max(k), min(k, axis=0, keepdim=true)\n}")["f"]
-    k = rng.integers(-2**31, 2**31 - 1, 5001).astype(np.int32)
+    g = fusec.compile(
+        "graph f(k: i32[N], q: bool[N]) {\n return sum(k), sum(q), max(k), min(k, axis=0, keepdim=true)\n}"
+    )["f"]
+    k = rng.integers(-(2**31), 2**31 - 1, 5001).astype(np.int32)
     q = rng.random(5001) < 0.3
     s, c, mx, mn = g(k, q)
-    assert s.dtype == np.int64 and int(s) == int(torch.tensor(k).sum())  # no overflow: i64 accumulator
+    assert s.dtype == np.int64 and int(s) == int(
+        torch.tensor(k).sum()
+    )  # no overflow: i64 accumulator
     assert c.dtype == np.int64 and int(c) == int(q.sum())
     assert mx.dtype == np.int32 and int(mx) == int(k.max())
     assert mn.shape == (1,) and int(mn[0]) == int(k.min())
@@ -74,7 +84,9 @@ def test_integer_and_bool_sums_are_i64_and_int_max_keeps_its_dtype():
 
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_softmax_and_log_softmax_are_stable(axis):
-    g = fusec.compile(f"graph s(x: f32[B, N]) {{\n return softmax(x, axis={axis}), log_softmax(x * 3, axis={axis})\n}}")["s"]
+    g = fusec.compile(
+        f"graph s(x: f32[B, N]) {{\n return softmax(x, axis={axis}), log_softmax(x * 3, axis={axis})\n}}"
+    )["s"]
     for shape in [(1, 1), (3, 5), (64, 1000)]:
         x = (rng.standard_normal(shape) * 40).astype(np.float32)  # exp(x) alone would overflow
         a, b = g(x)
@@ -84,9 +96,14 @@ def test_softmax_and_log_softmax_are_stable(axis):
 
 
 def test_the_prologue_is_fused_and_the_plan_says_why():
-    g = fusec.compile("graph f(x: f32[B, N], w: f32[N]) {\n return sum(tanh(x * w), axis=1)\n}")["f"]
+    g = fusec.compile("graph f(x: f32[B, N], w: f32[N]) {\n return sum(tanh(x * w), axis=1)\n}")[
+        "f"
+    ]
     names = [k["name"] for k in g.plan["kernels"]]
-    assert names == ["f_r0_partial", "f_r0_finish"]  # no elementwise kernel: tanh(x * w) runs inside
+    assert names == [
+        "f_r0_partial",
+        "f_r0_finish",
+    ]  # no elementwise kernel: tanh(x * w) runs inside
     assert g.plan["kernels"][0]["ops"] == ["mul", "tanh", "sum"]
     assert "reduction ends a group" in g.plan["kernels"][0]["why"]
     x = rng.standard_normal((40, 9)).astype(np.float32)
@@ -94,11 +111,14 @@ def test_the_prologue_is_fused_and_the_plan_says_why():
     np.testing.assert_allclose(g(x, w), np.tanh(x * w).sum(1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("sum(x, axis=2)", "sum: axis 2 is out of range for 2 dimensions"),
-    ("max(s)", "max: cannot reduce a scalar: it has no axis"),
-    ("softmax(x, axis=-3)", "max: axis -3 is out of range for 2 dimensions"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("sum(x, axis=2)", "sum: axis 2 is out of range for 2 dimensions"),
+        ("max(s)", "max: cannot reduce a scalar: it has no axis"),
+        ("softmax(x, axis=-3)", "max: axis -3 is out of range for 2 dimensions"),
+    ],
+)
 def test_bad_axes_are_positioned_errors(text, message):
     with pytest.raises(fusec.CompileError) as err:
         fusec.compile(f"graph f(x: f32[B, N], s: f32) {{\n    return {text}\n}}")
@@ -123,15 +143,23 @@ def test_reduction_gradients_match_torch(axis, keep):
         x, t = rng.standard_normal(shape), rng.standard_normal(shape)
         x[0, 0] = x[-1, -1]  # a tie for max along both axes when the shape allows
         tx, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
-        outs = [(tx * tt).sum(axis, keepdim=keep), (tx * tx).mean(axis, keepdim=keep),
-                tx.amax(axis, keepdim=keep), (tx * tt).amin(axis, keepdim=keep)]
+        outs = [
+            (tx * tt).sum(axis, keepdim=keep),
+            (tx * tx).mean(axis, keepdim=keep),
+            tx.amax(axis, keepdim=keep),
+            (tx * tt).amin(axis, keepdim=keep),
+        ]
         cts = [rng.standard_normal(tuple(o.shape)) for o in outs]
         torch.autograd.backward(outs, [torch.tensor(c) for c in cts])
         ys, grads = g.value_and_grad(x, t, grad_outputs=tuple(cts))
         for y, o in zip(ys, outs, strict=True):
             np.testing.assert_allclose(y, o.detach().numpy(), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(grads["x"], tx.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))
-        np.testing.assert_allclose(grads["t"], tt.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape))
+        np.testing.assert_allclose(
+            grads["x"], tx.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape)
+        )
+        np.testing.assert_allclose(
+            grads["t"], tt.grad.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(shape)
+        )
 
 
 def test_elementwise_ops_on_a_reduction_run_in_its_last_kernel():
@@ -218,11 +246,15 @@ def test_a_row_reduction_reads_broadcast_operands_without_division_per_element()
     from fusec.codegen.device import DeviceInfo
     from fusec.passes import fuse
 
-    text = "graph f(x: f32[B, N], m: f32[B, 1], w: f32[N]) {\n return sum(exp(x - m) * w, axis=1)\n}"
+    text = (
+        "graph f(x: f32[B, N], m: f32[B, 1], w: f32[N]) {\n return sum(exp(x - m) * w, axis=1)\n}"
+    )
     (graph,) = compile_graphs(text).graphs
     source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
     head = source.index("for (long q = (t / m) * 8")
-    loop = source[source.index("\n", head): source.index("float acc = vacc.s0;")]  # the loop's body
+    loop = source[
+        source.index("\n", head) : source.index("float acc = vacc.s0;")
+    ]  # the loop's body
     code = "\n".join(line.split("//")[0] for line in loop.splitlines())
     assert "/" not in code and "%" not in code and "in_w + ob" in code
     g = fusec.compile(text)["f"]

@@ -38,7 +38,7 @@ def read_dot(text: str) -> dict:
             j += 1
             while tokens[j] != "]":
                 key, eq, value = tokens[j], tokens[j + 1], tokens[j + 2]
-                assert eq == "=", tokens[j:j + 3]
+                assert eq == "=", tokens[j : j + 3]
                 found[key] = value.strip('"')
                 j += 3
                 if tokens[j] == ",":
@@ -88,9 +88,19 @@ def test_each_kernel_is_a_cluster_holding_its_ops(mlp):
     front, dot = mlp
     groups = {g.graph["name"]: fuse(g) for g in front.graphs}
     kernels = [grp.name for gs in groups.values() for grp in gs]
-    assert kernels == ["mlp_g0", "mlp_g1", "mlp_loss_g0", "mlp_loss_g1",
-                       "mlp_loss_r0", "mlp_loss_r1", "mlp_loss_r2", "mlp_loss_r3"]
-    assert [c for c in dot["clusters"] if not c.startswith("cluster_graph_")] == [f"cluster_{k}" for k in kernels]
+    assert kernels == [
+        "mlp_g0",
+        "mlp_g1",
+        "mlp_loss_g0",
+        "mlp_loss_g1",
+        "mlp_loss_r0",
+        "mlp_loss_r1",
+        "mlp_loss_r2",
+        "mlp_loss_r3",
+    ]
+    assert [c for c in dot["clusters"] if not c.startswith("cluster_graph_")] == [
+        f"cluster_{k}" for k in kernels
+    ]
     ops = {ident: stack for ident, (a, stack) in dot["nodes"].items() if a["shape"] == "ellipse"}
     for ident, stack in ops.items():
         graph, kernel, _ = ident.split("/")
@@ -107,10 +117,17 @@ def test_what_goes_through_memory_is_marked(mlp):
     shape = {ident: a["shape"] for ident, (a, _) in nodes.items()}
     memory = {i for i, s in shape.items() if s in ("box", "cylinder")}
     assert {nodes[i][0]["label"] for i in memory if i.startswith("mlp/") and shape[i] == "box"} == {
-        "x\\nf32[B, 784]", "w1\\nf32[256, 784]", "b1\\nf32[256]", "w2\\nf32[10, 256]", "b2\\nf32[10]",
-        "out0\\nf32[B, 10]"}
+        "x\\nf32[B, 784]",
+        "w1\\nf32[256, 784]",
+        "b1\\nf32[256]",
+        "w2\\nf32[10, 256]",
+        "b2\\nf32[10]",
+        "out0\\nf32[B, 10]",
+    }
     assert nodes["mlp/out0"][0]["peripheries"] == "2"
-    assert shape["mlp/m7"] == "cylinder" and nodes["mlp/m7"][0]["label"] == "h\\nf32[B, 256]"  # relu, stored
+    assert (
+        shape["mlp/m7"] == "cylinder" and nodes["mlp/m7"][0]["label"] == "h\\nf32[B, 256]"
+    )  # relu, stored
     for tail, head, a in edges:
         assert tail in nodes and head in nodes, (tail, head)
         if tail in memory:
@@ -129,7 +146,9 @@ def test_grad_graphs_and_views():
     dot = read_dot(fusion_dot(derived))
     assert "cluster_graph_mlp_loss_bwd" in dot["clusters"]
     # a view is no kernel: its root is read from memory under the view's shape
-    assert any(a.get("label") == "unsqueeze" and a.get("style") == "dashed" for _, _, a in dot["edges"])
+    assert any(
+        a.get("label") == "unsqueeze" and a.get("style") == "dashed" for _, _, a in dot["edges"]
+    )
 
 
 def test_a_returned_parameter_is_copied_by_a_kernel():
@@ -145,7 +164,9 @@ def test_a_returned_parameter_is_copied_by_a_kernel():
 def test_graphviz_draws_it():
     front = compile_graphs(MLP, grad=True)
     graphs = [d for g in front.graphs for d in (g, *front.derived[g.graph["name"]].values())]
-    done = subprocess.run(["dot", "-Tsvg"], input=fusion_dot(graphs), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["dot", "-Tsvg"], input=fusion_dot(graphs), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "<svg" in done.stdout and "mlp_loss_bwd" in done.stdout
 
@@ -187,7 +208,9 @@ def test_emit_svg_without_graphviz_is_a_clear_error(cli, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` here
     code, out, err = cli("compile", "examples/act.ir", "--emit", "svg")
     assert (code, out) == (1, "")
-    assert err.startswith("fusec: error: --emit svg needs Graphviz's `dot` program, which is not installed")
+    assert err.startswith(
+        "fusec: error: --emit svg needs Graphviz's `dot` program, which is not installed"
+    )
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")

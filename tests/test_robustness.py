@@ -105,7 +105,11 @@ def test_literal_folding_matches_python():
 @pytest.mark.parametrize(
     ("body", "params", "words"),
     [
-        ('sum(x, keepdim="false")', "x: f32[2, 4]", 'keepdim must be true or false, got "false"; write keepdim=false'),
+        (
+            'sum(x, keepdim="false")',
+            "x: f32[2, 4]",
+            'keepdim must be true or false, got "false"; write keepdim=false',
+        ),
         ("sum(x, keepdim=nan)", "x: f32[2, 4]", "keepdim must be true or false, got nan"),
         ("max(x, keepdim=1)", "x: f32[2, 4]", "keepdim must be true or false, got 1"),
         ("sum(x, axis=0.0)", "x: f32[2, 4]", "axis must be an integer, got 0.0"),
@@ -155,7 +159,9 @@ def _input(dtype: str) -> np.ndarray:
     return np.arange(-1, 5) % 2 == 0 if dtype == "bool" else np.arange(-1, 5).astype(NUMPY[dtype])
 
 
-@pytest.mark.parametrize(("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES])
+@pytest.mark.parametrize(
+    ("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES]
+)
 def test_clamp_bounds_promote_as_torch(body, dtype, ref):
     torch = pytest.importorskip("torch")
     from fusec.ir.dtypes import FROM_NUMPY
@@ -165,7 +171,9 @@ def test_clamp_bounds_promote_as_torch(body, dtype, ref):
     assert output(text)["dtype"] == FROM_NUMPY[want.dtype]
 
 
-@pytest.mark.parametrize(("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES])
+@pytest.mark.parametrize(
+    ("body", "dtype", "ref"), CLAMP_CASES, ids=[c[0] + ":" + c[1] for c in CLAMP_CASES]
+)
 def test_clamp_bounds_give_torchs_numbers(body, dtype, ref):
     torch = pytest.importorskip("torch")
     import fusec

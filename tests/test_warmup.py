@@ -12,14 +12,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 def fusec(*args, cache, cwd=REPO):
     env = {**os.environ, "FUSEC_CACHE_DIR": str(cache)}
-    return subprocess.run([sys.executable, "-m", "fusec", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fusec", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_warmup_then_check(tmp_path):
     src = tmp_path / "models"
     (src / "sub").mkdir(parents=True)
     (src / "a.ir").write_text("graph a(x: f32[N]) {\n return tanh(x) * 3\n}\n")
-    (src / "sub" / "b.ir").write_text("graph b(x: f32[N], y: f32[N]) {\n return x * y + 1, relu(x)\n}\n")
+    (src / "sub" / "b.ir").write_text(
+        "graph b(x: f32[N], y: f32[N]) {\n return x * y + 1, relu(x)\n}\n"
+    )
     cache = tmp_path / "cache"
 
     before = fusec("warmup", str(src), "--check", cache=cache)
@@ -32,7 +41,10 @@ def test_warmup_then_check(tmp_path):
     assert "2 built here, 0 by another process, 0 already cached" in first.stderr
 
     again = fusec("warmup", str(src), cache=cache)
-    assert again.returncode == 0 and "0 built here, 0 by another process, 2 already cached" in again.stderr
+    assert (
+        again.returncode == 0
+        and "0 built here, 0 by another process, 2 already cached" in again.stderr
+    )
 
     after = fusec("warmup", str(src), "--check", cache=cache)
     assert after.returncode == 0 and "2 already cached" in after.stderr
@@ -59,12 +71,20 @@ def test_concurrent_warmups_build_each_kernel_once_and_leave_valid_entries(tmp_p
     src = tmp_path / "models"
     src.mkdir()
     for i in range(4):
-        (src / f"m{i}.ir").write_text(f"graph g{i}(x: f32[N]) {{\n return tanh(x * {i + 2}) + {i}\n}}\n")
+        (src / f"m{i}.ir").write_text(
+            f"graph g{i}(x: f32[N]) {{\n return tanh(x * {i + 2}) + {i}\n}}\n"
+        )
     cache = tmp_path / "cache"
     env = {**os.environ, "FUSEC_CACHE_DIR": str(cache)}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "fusec", "warmup", str(src), "--json"], env=env, cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "fusec", "warmup", str(src), "--json"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -88,13 +108,16 @@ def test_concurrent_warmups_build_each_kernel_once_and_leave_valid_entries(tmp_p
 def test_off_a_terminal_a_line_per_graph(tmp_path):
     """A CI log shows progress: one plain line per graph, no carriage returns, then the summary."""
     for name in "abc":
-        (tmp_path / f"{name}.ir").write_text(f"graph {name}(x: f32[N]) {{\n return exp(x) + 1\n}}\n")
+        (tmp_path / f"{name}.ir").write_text(
+            f"graph {name}(x: f32[N]) {{\n return exp(x) + 1\n}}\n"
+        )
     out = fusec("warmup", str(tmp_path), cache=tmp_path / "cache")
     assert out.returncode == 0, out.stderr
     assert "\r" not in out.stderr and out.stdout == ""
     lines = out.stderr.splitlines()
-    assert [line.split(": ")[0] for line in lines[:3]] == [f"[{i}/3] {tmp_path}/{n}.ir:{n}" for i, n in
-                                                           zip((1, 2, 3), "abc", strict=True)]
+    assert [line.split(": ")[0] for line in lines[:3]] == [
+        f"[{i}/3] {tmp_path}/{n}.ir:{n}" for i, n in zip((1, 2, 3), "abc", strict=True)
+    ]
     assert all(": built in " in line and line.endswith(" s") for line in lines[:3])
     assert lines[3].startswith("warmup: 3 built here") and len(lines) == 4
 
@@ -129,37 +152,65 @@ def test_check_says_which_key_part_differs(tmp_path):
     assert "a.ir:a: not in the cache: nearest entry (a) differs in source\n" in out.stderr
     doc = json.loads(out.stdout)
     assert doc["ok"] is False and doc["check"] is True
-    assert doc["counts"] == {"built": 0, "built_elsewhere": 0, "cached": 0, "missing": 1, "failed": 0}
+    assert doc["counts"] == {
+        "built": 0,
+        "built_elsewhere": 0,
+        "cached": 0,
+        "missing": 1,
+        "failed": 0,
+    }
     (g,) = doc["graphs"]
-    assert g == {"file": str(src / "a.ir"), "graph": "a", "status": "missing", "seconds": 0.0,
-                 "detail": "nearest entry (a) differs in source"}
+    assert g == {
+        "file": str(src / "a.ir"),
+        "graph": "a",
+        "status": "missing",
+        "seconds": 0.0,
+        "detail": "nearest entry (a) differs in source",
+    }
 
 
 def test_explain_miss_names_the_key_parts():
     from fusec.warmup import explain_miss
 
-    now = {"source": "s", "options": "-cl-std=CL1.2", "platform": "P", "platform_version": "1",
-           "device": "D", "device_version": "1", "driver_version": "2.0", "producer": "fusec 0.2.0"}
+    now = {
+        "source": "s",
+        "options": "-cl-std=CL1.2",
+        "platform": "P",
+        "platform_version": "1",
+        "device": "D",
+        "device_version": "1",
+        "driver_version": "2.0",
+        "producer": "fusec 0.2.0",
+    }
     older = {**now, "driver_version": "1.0", "producer": "fusec 0.1.0"}
     other_device = {**now, "platform": "Q", "device": "E", "source": "t"}
     assert explain_miss(now, [], "g") == "the cache has no entry to compare with"
     assert explain_miss(now, [("g", older), ("h", other_device)], "g") == (
         "nearest entry (g) differs in driver ('1.0' cached, '2.0' now); "
-        "fusec version ('fusec 0.1.0' cached, 'fusec 0.2.0' now)")
+        "fusec version ('fusec 0.1.0' cached, 'fusec 0.2.0' now)"
+    )
     assert explain_miss(now, [("h", other_device)], "g") == (
-        "nearest entry (h) differs in source; device ('Q: E' cached, 'P: D' now)")
+        "nearest entry (h) differs in source; device ('Q: E' cached, 'P: D' now)"
+    )
     assert explain_miss(now, [("g", {**now, "options": "-O0"})], "g") == (
-        "nearest entry (g) differs in options ('-O0' cached, '-cl-std=CL1.2' now)")
+        "nearest entry (g) differs in options ('-O0' cached, '-cl-std=CL1.2' now)"
+    )
 
 
 def test_warmup_json_lists_every_graph_in_file_order(tmp_path):
-    (tmp_path / "m.ir").write_text("graph a(x: f32[N]) {\n return x + 1\n}\ngraph b(x: f32[N]) {\n return x * 3\n}\n")
+    (tmp_path / "m.ir").write_text(
+        "graph a(x: f32[N]) {\n return x + 1\n}\ngraph b(x: f32[N]) {\n return x * 3\n}\n"
+    )
     (tmp_path / "z.ir").write_text("graph g(x: f32[N]) {\n return y\n}\n")
     out = fusec("warmup", str(tmp_path), "--json", "--jobs", "2", cache=tmp_path / "cache")
     assert out.returncode == 1
     doc = json.loads(out.stdout)
     assert set(doc) == {"ok", "check", "seconds", "counts", "graphs"}
-    assert [(g["graph"], g["status"]) for g in doc["graphs"]] == [("a", "built"), ("b", "built"), (None, "failed")]
+    assert [(g["graph"], g["status"]) for g in doc["graphs"]] == [
+        ("a", "built"),
+        ("b", "built"),
+        (None, "failed"),
+    ]
     assert "unknown name 'y'" in doc["graphs"][2]["detail"]
 
 
@@ -184,8 +235,14 @@ def test_on_a_real_terminal_the_bar_runs_and_the_lines_stay(tmp_path):
     (tmp_path / "t.ir").write_text("graph t(x: f32[N]) {\n return cos(x) + 2\n}\n")
     leader, follower = pty.openpty()
     env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "fusec", "warmup", str(tmp_path)], stderr=follower,
-                          stdout=subprocess.PIPE, env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusec", "warmup", str(tmp_path)],
+        stderr=follower,
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     os.close(follower)
     chunks = []
     while True:

@@ -14,12 +14,19 @@ from .mathlib import helpers_for
 from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import ReductionKernel
 
-KERNEL_FOR_KIND = {"reduction": ReductionKernel, "gemm": GemmKernel, "elementwise": ElementwiseKernel}
+KERNEL_FOR_KIND = {
+    "reduction": ReductionKernel,
+    "gemm": GemmKernel,
+    "elementwise": ElementwiseKernel,
+}
 
 
 def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tuple[str, list]:
     """The program source for all groups, and each group's kernel object."""
-    kernels = [KERNEL_FOR_KIND[grp.kind](g, grp, device.for_element_bytes(_widest(g, grp))) for grp in groups]
+    kernels = [
+        KERNEL_FOR_KIND[grp.kind](g, grp, device.for_element_bytes(_widest(g, grp)))
+        for grp in groups
+    ]
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
@@ -33,6 +40,21 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
 
 def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
     """Bytes of the widest compute type among a group's values (8 for f64 and i64)."""
-    nodes = [*group.nodes, *group.inputs, *(n for _, n in group.outputs), *group.operands,
-             *group.epilogue, *group.epilogue_inputs, *group.prologue, *group.prologue_inputs]
-    return max((CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in nodes if "dtype" in g.nodes[n]), default=4)
+    nodes = [
+        *group.nodes,
+        *group.inputs,
+        *(n for _, n in group.outputs),
+        *group.operands,
+        *group.epilogue,
+        *group.epilogue_inputs,
+        *group.prologue,
+        *group.prologue_inputs,
+    ]
+    return max(
+        (
+            CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]]
+            for n in nodes
+            if "dtype" in g.nodes[n]
+        ),
+        default=4,
+    )

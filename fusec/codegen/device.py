@@ -69,7 +69,9 @@ class DeviceInfo:
     host_ptr_alignment: int = PAGE  # a host array used in place must start at a multiple of this
     native_vector_width: int = 8  # floats per native SIMD register (16 with AVX-512): GEMM blocking
     local_mem_size: int = 32 * 1024  # bytes of local memory: GEMM tiles on GPUs
-    max_vector_bytes: int = 64  # the widest vector the compiler handles: 8-byte types get fewer lanes
+    max_vector_bytes: int = (
+        64  # the widest vector the compiler handles: 8-byte types get fewer lanes
+    )
     # Vector loads and stores spelled as scalar accesses the compiler merges,
     # not vloadN/vstoreN: PoCL 3.0 calls those out of line (every call spills
     # the registers in use); Intel's compiler merges scalar stores badly
@@ -108,15 +110,21 @@ class DeviceInfo:
             # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
             host_ptr_alignment=1 if pocl else PAGE,
             # PoCL's report follows cpuid, not its target; float16 code can crash its LLVM (see above)
-            native_vector_width=min(8, dev.native_vector_width_float) if pocl else max(1, dev.native_vector_width_float),
+            native_vector_width=min(8, dev.native_vector_width_float)
+            if pocl
+            else max(1, dev.native_vector_width_float),
             local_mem_size=dev.local_mem_size,
             max_vector_bytes=max_bytes,
             compose_vector_access=pocl and is_cpu,
-            quirks=frozenset(q for q, has in (
-                ("vector_trig_inexact", pocl and is_cpu and "cl_khr_fp64" in exts),
-                ("select_drops_signed_zero", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
-                ("sincos_vectorizer_crash", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
-            ) if has),
+            quirks=frozenset(
+                q
+                for q, has in (
+                    ("vector_trig_inexact", pocl and is_cpu and "cl_khr_fp64" in exts),
+                    ("select_drops_signed_zero", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
+                    ("sincos_vectorizer_crash", "Intel(R) OpenCL" in dev.platform.name and is_cpu),
+                )
+                if has
+            ),
         )
 
     def for_element_bytes(self, size: int) -> DeviceInfo:
@@ -126,8 +134,11 @@ class DeviceInfo:
         lanes = max(1, self.max_vector_bytes // size)
         if self.vector_width <= lanes:
             return self
-        return replace(self, vector_width=lanes,
-                       vectors_per_item=self.vectors_per_item * (self.vector_width // lanes))
+        return replace(
+            self,
+            vector_width=lanes,
+            vectors_per_item=self.vectors_per_item * (self.vector_width // lanes),
+        )
 
 
 def pocl_target(version: str) -> str:

@@ -63,7 +63,9 @@ class ElementwiseKernel(RowLayout):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         self.g, self.group, self.device = g, group, device
         self.ndim = len(group.shape)
-        self.args: list[KernelArg] = extent_args(self.space, self.size_name, self.dim_prefix, self.ndim)
+        self.args: list[KernelArg] = extent_args(
+            self.space, self.size_name, self.dim_prefix, self.ndim
+        )
         self.input_kind, self.c_names = {}, {}
         passed = set()  # memory already among the arguments (a view and its root share it)
         for p in group.inputs:
@@ -79,14 +81,20 @@ class ElementwiseKernel(RowLayout):
             if stored:
                 self.args.append(KernelArg(temp_name(root), Stored(root), rdata["dtype"]))
             else:
-                self.args.append(KernelArg(rdata["name"], Param(rdata["name"], by_value), rdata["dtype"]))
+                self.args.append(
+                    KernelArg(rdata["name"], Param(rdata["name"], by_value), rdata["dtype"])
+                )
         for index, node in group.outputs:
             self.args.append(KernelArg(f"out{index}", Output(index), g.nodes[node]["dtype"]))
         for node in group.stores:
-            self.args.append(KernelArg(temp_name(node), Stored(node, write=True), g.nodes[node]["dtype"]))
+            self.args.append(
+                KernelArg(temp_name(node), Stored(node, write=True), g.nodes[node]["dtype"])
+            )
         # The row layout (see the module's doc): only a standalone elementwise
         # kernel; a reduction's prologue or a GEMM's epilogue index their own way.
-        self.split = self._row_split() if self.space == "group" and group.kind == "elementwise" else None
+        self.split = (
+            self._row_split() if self.space == "group" and group.kind == "elementwise" else None
+        )
         if self.split is not None:
             self.args += [KernelArg(name, Count(name), "i64") for name in ROW_COUNTS]
 
@@ -110,14 +118,22 @@ class ElementwiseKernel(RowLayout):
         for i in reversed(range(self.ndim)):
             if aligned[i] != 1:
                 d = self.dim_prefix
-                coord = f"(({flat}) / {self._out_stride(i)} % {d}{i})" if i else f"(({flat}) / {self._out_stride(i)})"
+                coord = (
+                    f"(({flat}) / {self._out_stride(i)} % {d}{i})"
+                    if i
+                    else f"(({flat}) / {self._out_stride(i)})"
+                )
                 terms.append(coord + "".join(f" * {d}{j}" for j in stride))
                 stride.append(i)
         return " + ".join(reversed(terms)) or "0"
 
     def _out_stride(self, i: int) -> str:
         d = self.dim_prefix
-        return "(" + " * ".join(f"{d}{j}" for j in range(i + 1, self.ndim)) + ")" if i + 1 < self.ndim else "1"
+        return (
+            "(" + " * ".join(f"{d}{j}" for j in range(i + 1, self.ndim)) + ")"
+            if i + 1 < self.ndim
+            else "1"
+        )
 
     # -- loads and stores ---------------------------------------------------------
 
@@ -147,9 +163,11 @@ class ElementwiseKernel(RowLayout):
         index = self._bcast_index(p, base)
         if w == 1:
             return at(index)
-        gather = f"(({ct}{w})(" + ", ".join(
-            at(self._bcast_index(p, f"{base} + {k}")) for k in range(w)
-        ) + "))"
+        gather = (
+            f"(({ct}{w})("
+            + ", ".join(at(self._bcast_index(p, f"{base} + {k}")) for k in range(w))
+            + "))"
+        )
         if dtype == "bool":
             gather = f"(-{gather})"
         if kind == "row":  # contiguous within a row: a vector load when rows hold whole vectors
@@ -221,7 +239,9 @@ class ElementwiseKernel(RowLayout):
             numeric_bool = t_dtype == "bool" and prim.dtype_rule in ("promote", "compare")
             attrs = dict(data["attrs"])
             fields = {}
-            for i, (arg, want, name) in enumerate(zip(data["args"], operand, prim.inputs, strict=True)):
+            for i, (arg, want, name) in enumerate(
+                zip(data["args"], operand, prim.inputs, strict=True)
+            ):
                 expr = self._operand(arg, names, w)
                 src = g.nodes[arg]["dtype"]
                 if g.nodes[arg]["op"] == "const" and dt.concrete(want) != "bool":
@@ -287,12 +307,12 @@ class ElementwiseKernel(RowLayout):
         """The row layout's sizes: `rows` rows of `inner` elements."""
         if self.split is None:
             return {}
-        return {"inner": math.prod(shape[self.split:]), "rows": math.prod(shape[: self.split])}
+        return {"inner": math.prod(shape[self.split :]), "rows": math.prod(shape[: self.split])}
 
     def count_exprs(self, size_expr) -> dict[str, str]:
         """`counts` as the plan's size expressions (`size_expr`: a shape's element count)."""
         shape = self.group.shape
-        return {"inner": size_expr(shape[self.split:]), "rows": size_expr(shape[: self.split])}
+        return {"inner": size_expr(shape[self.split :]), "rows": size_expr(shape[: self.split])}
 
     def work_items(self, counts: dict, n) -> object:
         """Work-items (before rounding to whole work-groups) for n elements, or
@@ -353,7 +373,10 @@ class ElementwiseKernel(RowLayout):
         # The full case is straight-line code: U independent vectors per
         # work-item, no loop (PoCL ran a loop over them 3x slower). Only the
         # last work-item takes the scalar tail.
-        out += [f"    const long i0 = (long)get_global_id(0) * {w * u};", f"    if (i0 + {w * u} <= n) {{"]
+        out += [
+            f"    const long i0 = (long)get_global_id(0) * {w * u};",
+            f"    if (i0 + {w * u} <= n) {{",
+        ]
         for k in range(u):
             out += [f"        {{ const long i = i0 + {k * w};"]
             out += ["            " + line for line in vector] + ["        }"]

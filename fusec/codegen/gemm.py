@@ -33,7 +33,9 @@ class _Prologue(ElementwiseKernel):
 
 class GemmKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
-        super().__init__(g, group, device)  # self.args: the epilogue's (n, dims, inputs, outputs, stores)
+        super().__init__(
+            g, group, device
+        )  # self.args: the epilogue's (n, dims, inputs, outputs, stores)
         anchor = g.nodes[group.anchor]
         self.dtype = anchor["dtype"]
         assert self.dtype in ("f32", "f64"), "infer rejects GEMMs on other dtypes"
@@ -48,7 +50,9 @@ class GemmKernel(ElementwiseKernel):
         for node in (self.x, self.w):
             data = g.nodes[node]
             if data["op"] == "param":
-                self.operand_args.append(KernelArg(data["name"], Param(data["name"]), data["dtype"]))
+                self.operand_args.append(
+                    KernelArg(data["name"], Param(data["name"]), data["dtype"])
+                )
             else:
                 self.operand_args.append(KernelArg(temp_name(node), Stored(node), data["dtype"]))
 
@@ -56,7 +60,9 @@ class GemmKernel(ElementwiseKernel):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None
 
         m, n, k = known(self.m_dims), known(self.n_dims), known(self.k_dims)
-        self.layout = gemm_layouts.choose_layout(device, m, n, k, self.dtype, ta=self.ta, tb=self.tb)
+        self.layout = gemm_layouts.choose_layout(
+            device, m, n, k, self.dtype, ta=self.ta, tb=self.tb
+        )
         # With M unknown until the call, a layout that packs w on every call is
         # kept for large M, and one that reads w as stored is built beside it for
         # small M, where packing costs more than it saves (64x4096->4096).
@@ -78,10 +84,18 @@ class GemmKernel(ElementwiseKernel):
         self.pro = None
         extra = self.args
         if group.prologue:
-            self.pro = _Prologue(g, FusionGroup(
-                f"{group.name}_prologue", tuple(g.nodes[self.x]["shape"]), group.prologue, group.prologue_inputs,
-                (), "",
-            ), device)
+            self.pro = _Prologue(
+                g,
+                FusionGroup(
+                    f"{group.name}_prologue",
+                    tuple(g.nodes[self.x]["shape"]),
+                    group.prologue,
+                    group.prologue_inputs,
+                    (),
+                    "",
+                ),
+                device,
+            )
             taken = {a.name for a in self.pro.args}
             extra = self.pro.args + [a for a in self.args if a.name not in taken]
         self.extra_args = extra
@@ -106,7 +120,11 @@ class GemmKernel(ElementwiseKernel):
     def _use_small(self, counts: dict, w_bound: bool) -> bool:
         # A bound w (CompiledGraph.bind) is packed once, after which the packed
         # layout wins at every M (measured 1 to 100 rows: 1.1-1.2x the small one).
-        return self.small is not None and not w_bound and counts["M"] < gemm_layouts.PER_CALL_PACK_MIN_M
+        return (
+            self.small is not None
+            and not w_bound
+            and counts["M"] < gemm_layouts.PER_CALL_PACK_MIN_M
+        )
 
     def packed_elements(self, counts: dict, w_bound: bool = False) -> int:
         if not self.packs or self._use_small(counts, w_bound):
@@ -114,24 +132,39 @@ class GemmKernel(ElementwiseKernel):
         return gemm_layouts.packed_elements(self.layout, counts["N"], counts["K"])
 
     def packed_x_elements(self, counts: dict) -> int:
-        return gemm_layouts.packed_x_elements(self.layout, counts["M"], counts["K"]) if self.packs_x else 0
+        return (
+            gemm_layouts.packed_x_elements(self.layout, counts["M"], counts["K"])
+            if self.packs_x
+            else 0
+        )
 
     def launches(self, shape, sizes=None, w_bound: bool = False):
         """(entry point, argument spec, global size, local size) per launch;
         `w_bound`: w is bound and kept packed (the pack launch is skipped by the caller)."""
         c = self.counts(shape, sizes)
         if self._use_small(c, w_bound):
-            global_size, local_size = gemm_layouts.launch_geometry(self.small, c["M"], c["N"], c["K"])
-            return [Launch(f"{self.group.name}_small", tuple(self.small_args), global_size, local_size)]
+            global_size, local_size = gemm_layouts.launch_geometry(
+                self.small, c["M"], c["N"], c["K"]
+            )
+            return [
+                Launch(f"{self.group.name}_small", tuple(self.small_args), global_size, local_size)
+            ]
         global_size, local_size = gemm_layouts.launch_geometry(self.layout, c["M"], c["N"], c["K"])
         main = Launch(self.group.name, tuple(self.main_args), global_size, local_size)
         launches = [main]
         if self.packs:
             pack_global, pack_local = gemm_layouts.pack_geometry(self.layout, c["N"], c["K"])
-            launches.insert(0, Launch(f"{self.group.name}_pack", tuple(self.pack_args), pack_global, pack_local))
+            launches.insert(
+                0, Launch(f"{self.group.name}_pack", tuple(self.pack_args), pack_global, pack_local)
+            )
         if self.packs_x:
             xpack_global, xpack_local = gemm_layouts.xpack_geometry(self.layout, c["M"], c["K"])
-            launches.insert(0, Launch(f"{self.group.name}_xpack", tuple(self.xpack_args), xpack_global, xpack_local))
+            launches.insert(
+                0,
+                Launch(
+                    f"{self.group.name}_xpack", tuple(self.xpack_args), xpack_global, xpack_local
+                ),
+            )
         return launches
 
     def geometry_exprs(self, m: str, n: str, k: str) -> tuple[list[str], list[int] | None]:
@@ -178,9 +211,15 @@ class GemmKernel(ElementwiseKernel):
         head = [
             f"// fusec: graph {self.g.graph['name']}, kernel {self.group.name}",
             f"// {self.g.nodes[self.group.anchor]['op']} with a fused epilogue ({len(ops)}): "
-            f"{' '.join(ops) if ops else '(store)'}" + (f"; x computed as loaded: {' '.join(pro)}" if pro else ""),
+            f"{' '.join(ops) if ops else '(store)'}"
+            + (f"; x computed as loaded: {' '.join(pro)}" if pro else ""),
         ]
-        kw = dict(ctype=self.ctype, epilogue=self.epilogue, epilogue_params=params, vector_epilogue=self.epilogue)
+        kw = dict(
+            ctype=self.ctype,
+            epilogue=self.epilogue,
+            epilogue_params=params,
+            vector_epilogue=self.epilogue,
+        )
         if self.pro:
             kw["x_load"] = self.x_load
         body = gemm_source(self.group.name, self.layout, **kw)

@@ -27,12 +27,20 @@ VectorEpilogue = Callable[[str, str, str, int], list[str]]
 XLoad = Callable[[str, str, int], tuple[list[str], str]]
 
 
-def _x_value(x_load, name: str, ctype_w: str, row: str, k: str, width: int, loaded: str) -> list[str]:
+def _x_value(
+    x_load, name: str, ctype_w: str, row: str, k: str, width: int, loaded: str
+) -> list[str]:
     """`name` = x[row, k ..] as `ctype_w`: the load `loaded`, or the prologue's statements."""
     if x_load is None:
         return [f"const {ctype_w} {name} = {loaded};"]
     lines, value = x_load(row, k, width)
-    return [f"{ctype_w} {name};", "{", *("    " + s for s in lines), f"    {name} = ({ctype_w})({value});", "}"]
+    return [
+        f"{ctype_w} {name};",
+        "{",
+        *("    " + s for s in lines),
+        f"    {name} = ({ctype_w})({value});",
+        "}",
+    ]
 
 
 def _element(epilogue: Epilogue, acc: str, row: str, col: str, indent: str = "") -> list[str]:
@@ -125,7 +133,9 @@ def _pack_rows(name: str, layout: GemmLayout, ctype: str) -> list[str]:
     ]
 
 
-def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
+def panel_body(
+    layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None
+) -> list[str]:
     r_n, v, p = layout.rows, layout.vector, layout.cols
     nv = p // v
     vt = f"{ctype}{v}"
@@ -152,8 +162,17 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
         # (4096x1024->1024: 60 GFLOP/s with vload8, see bench/results-linear).
         body.append(f"    const {vt} gm_w{j} = ((__global const {vt} *)gm_b)[{j}];")
     for r in range(r_n):
-        loaded = "" if x_load else f"({vt})(gm_xp[k * {r_n} + {r}])" if layout.packs_x else f"({vt})(gm_x{r}[k])"
-        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, f"min(gm_r0 + {r}, M - 1)", "k", 1, loaded)]
+        loaded = (
+            ""
+            if x_load
+            else f"({vt})(gm_xp[k * {r_n} + {r}])"
+            if layout.packs_x
+            else f"({vt})(gm_x{r}[k])"
+        )
+        body += [
+            "    " + s
+            for s in _x_value(x_load, f"gm_s{r}", vt, f"min(gm_r0 + {r}, M - 1)", "k", 1, loaded)
+        ]
         for j in range(nv):
             body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")
     body.append("}")
@@ -198,7 +217,9 @@ def panel_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
     return body
 
 
-def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
+def dot_body(
+    layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None
+) -> list[str]:
     r_n, c_n, v = layout.rows, layout.cols, layout.vector
     vt = f"{ctype}{v}"
     body = [
@@ -217,7 +238,12 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
         body.append(f"    const {vt} gm_b{c} = {composed_vector(ctype, v, f'gm_w{c} + k')};")
     for r in range(r_n):
         row = f"min(gm_r0 + {r}, M - 1)"
-        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", vt, row, "k", v, composed_vector(ctype, v, f"gm_x{r} + k"))]
+        body += [
+            "    " + s
+            for s in _x_value(
+                x_load, f"gm_s{r}", vt, row, "k", v, composed_vector(ctype, v, f"gm_x{r} + k")
+            )
+        ]
         for c in range(c_n):
             body.append(f"    gm_a{r}_{c} = gm_s{r} * gm_b{c} + gm_a{r}_{c};")
     body.append("}")
@@ -228,7 +254,9 @@ def dot_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue
     body.append("for (; k < K; ++k) {")
     for r in range(r_n):
         row = f"min(gm_r0 + {r}, M - 1)"
-        body += ["    " + s for s in _x_value(x_load, f"gm_s{r}", ctype, row, "k", 1, f"gm_x{r}[k]")]
+        body += [
+            "    " + s for s in _x_value(x_load, f"gm_s{r}", ctype, row, "k", 1, f"gm_x{r}[k]")
+        ]
         for c in range(c_n):
             body.append(f"    gm_t{r}_{c} = gm_s{r} * gm_w{c}[k] + gm_t{r}_{c};")
     body.append("}")
@@ -263,7 +291,9 @@ def _hsum(vec: str, v: int) -> str:
     return expr
 
 
-def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
+def tiled_body(
+    layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None
+) -> list[str]:
     tx, ty = layout.group
     wm, wn, tk = layout.rows, layout.cols, layout.tile_k
     tm, tn = ty * wm, tx * wn
@@ -327,14 +357,20 @@ def tiled_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilog
     return body
 
 
-def naive_body(layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None) -> list[str]:
+def naive_body(
+    layout: GemmLayout, ctype: str, epilogue: Epilogue, vector_epilogue=None, x_load=None
+) -> list[str]:
     """One work-item per result element, either operand transposed: what a GPU
     runs for autodiff's dx = g·w and dw = gᵀ·x (the tiled layout reads x·wᵀ only)."""
     b = "w[col * K + k]" if layout.tb else "w[k * N + col]"  # op(w)[k, col]
     if x_load:  # a prologue computes x (never transposed then)
         lines, value = x_load("row", "k", 1)
-        loop = ["for (long k = 0; k < K; ++k) {", *("    " + s for s in lines),
-                f"    acc = ({value}) * {b} + acc;", "}"]
+        loop = [
+            "for (long k = 0; k < K; ++k) {",
+            *("    " + s for s in lines),
+            f"    acc = ({value}) * {b} + acc;",
+            "}",
+        ]
     else:
         a = "x[k * M + row]" if layout.ta else "x[row * K + k]"  # op(x)[row, k]
         loop = [f"for (long k = 0; k < K; ++k) acc = {a} * {b} + acc;"]

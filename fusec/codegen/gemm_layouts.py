@@ -351,7 +351,9 @@ def gemm_source(
         *epilogue_params,
     ]
     head = f"__kernel void {name}(\n    " + ",\n    ".join(params) + ")"
-    gen = {"panel": panel_body, "dot": dot_body, "tiled": tiled_body, "naive": naive_body}[layout.kind]
+    gen = {"panel": panel_body, "dot": dot_body, "tiled": tiled_body, "naive": naive_body}[
+        layout.kind
+    ]
     body = gen(layout, ctype, epilogue, vector_epilogue, x_load)
     if layout.kind == "tiled":
         g0, g1 = layout.group
@@ -386,6 +388,8 @@ def _describe(layout: GemmLayout, ctype: str) -> str:
     if layout.kind == "dot":
         return f"{layout.rows} rows x {layout.cols} columns per work-item, {ctype}{layout.vector} along K"
     if layout.kind == "naive":
-        return "one result element per work-item, " + ("x transposed" if layout.ta else "w as stored")
+        return "one result element per work-item, " + (
+            "x transposed" if layout.ta else "w as stored"
+        )
     tm, tn = layout.tile
     return f"{tm} x {tn} tiles, K steps of {layout.tile_k}, {layout.rows} x {layout.cols} per work-item"

@@ -84,7 +84,9 @@ class KernelArg:
     @property
     def writes(self) -> bool:
         """Whether the kernel writes the graph's memory here (an output, a stored value)."""
-        return isinstance(self.source, Output) or (isinstance(self.source, Stored) and self.source.write)
+        return isinstance(self.source, Output) or (
+            isinstance(self.source, Stored) and self.source.write
+        )
 
     @property
     def ctype(self) -> str:

@@ -12,8 +12,22 @@ from ..ir import dtypes as dt
 # Register type each dtype computes in: f16 is carried in f32 and rounded once
 # when stored (the spec's rule); bool is an int mask (scalar 0/1, vector 0/-1,
 # OpenCL's own convention for comparisons).
-COMPUTE = {"f16": "float", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "int"}
-STORAGE = {"f16": "half", "f32": "float", "f64": "double", "i32": "int", "i64": "long", "bool": "uchar"}
+COMPUTE = {
+    "f16": "float",
+    "f32": "float",
+    "f64": "double",
+    "i32": "int",
+    "i64": "long",
+    "bool": "int",
+}
+STORAGE = {
+    "f16": "half",
+    "f32": "float",
+    "f64": "double",
+    "i32": "int",
+    "i64": "long",
+    "bool": "uchar",
+}
 MASK = {"float": "int", "double": "long", "int": "int", "long": "long"}
 CTYPE_BYTES = {"char": 1, "uchar": 1, "half": 2, "int": 4, "float": 4, "long": 8, "double": 8}
 
@@ -101,20 +115,33 @@ def _width_fields(ct: str, attrs: dict, w: int) -> dict:
     fields = {"T": vec(ct, w), "S": ct, "M": vec(MASK[ct], w), "W": "" if w == 1 else str(w)}
     fields["ONE"], fields["ZERO"] = literal(1, ct, w), literal(0, ct, w)
     # the identities of max and min: -inf and inf, or an integer type's extremes
-    fields["LOWEST"], fields["HIGHEST"] = literal(float("-inf"), ct, w), literal(float("inf"), ct, w)
+    fields["LOWEST"], fields["HIGHEST"] = (
+        literal(float("-inf"), ct, w),
+        literal(float("inf"), ct, w),
+    )
     for k, v in attrs.items():
         if isinstance(v, int | float) and not isinstance(v, bool):
             fields[k] = literal(v, ct, w)
     return fields
 
 
-def render(template: str, operands: dict, ct: str, attrs: dict, w: int, cap: int, result_ct: str) -> str:
+def render(
+    template: str, operands: dict, ct: str, attrs: dict, w: int, cap: int, result_ct: str
+) -> str:
     """The template over `w` lanes, as halves while `w` exceeds the op's `cap`."""
     if w <= cap or w == 1:
         return string.Formatter().vformat(template, (), {**_width_fields(ct, attrs, w), **operands})
     h = w // 2
     lo, hi = (
-        render(template, {k: f"({e}).{part}" for k, e in operands.items()}, ct, attrs, h, cap, result_ct)
+        render(
+            template,
+            {k: f"({e}).{part}" for k, e in operands.items()},
+            ct,
+            attrs,
+            h,
+            cap,
+            result_ct,
+        )
         for part in ("lo", "hi")
     )
     return f"(({vec(result_ct, w)})({lo}, {hi}))"

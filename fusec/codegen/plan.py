@@ -40,7 +40,11 @@ def make_plan(g: nx.DiGraph, kernels: list) -> dict:
     for k in kernels:
         grp = k.group
         scratch += [
-            {"name": temp_name(n), "ctype": STORAGE[g.nodes[n]["dtype"]], "elements": size_expr(g.nodes[n]["shape"])}
+            {
+                "name": temp_name(n),
+                "ctype": STORAGE[g.nodes[n]["dtype"]],
+                "elements": size_expr(g.nodes[n]["shape"]),
+            }
             for n in grp.stores
         ]
         if grp.kind == "reduction":
@@ -113,17 +117,30 @@ def _reads(g, grp) -> list[str]:
 
 
 # the plan's name for each kind of argument (docs/plan.md)
-_EXTENT_KINDS = {"group": ("size", "dim"), "prologue": ("psize", "pdim"), "result": ("osize", "odim")}
+_EXTENT_KINDS = {
+    "group": ("size", "dim"),
+    "prologue": ("psize", "pdim"),
+    "result": ("osize", "odim"),
+}
 
 
 def _arg(g, k, arg: KernelArg, values: dict) -> dict:
     """One argument of a launch, as the plan describes it."""
     src = arg.source
-    out = {"name": arg.name, "kind": "", "dtype": arg.dtype, "ctype": arg.ctype, "bytes": CTYPE_BYTES[arg.ctype]}
+    out = {
+        "name": arg.name,
+        "kind": "",
+        "dtype": arg.dtype,
+        "ctype": arg.ctype,
+        "bytes": CTYPE_BYTES[arg.ctype],
+    }
     if isinstance(src, Extent):
         # the kernel's own index space, a GEMM prologue's (x) or a reduction epilogue's (its result)
-        shape = {"group": k.group.shape, "prologue": g.nodes[k.group.operands[0]]["shape"] if k.group.operands else (),
-                 "result": g.nodes[k.group.anchor]["shape"] if k.group.anchor is not None else ()}[src.space]
+        shape = {
+            "group": k.group.shape,
+            "prologue": g.nodes[k.group.operands[0]]["shape"] if k.group.operands else (),
+            "result": g.nodes[k.group.anchor]["shape"] if k.group.anchor is not None else (),
+        }[src.space]
         size_kind, dim_kind = _EXTENT_KINDS[src.space]
         out["kind"] = size_kind if src.axis is None else dim_kind
         out["value"] = size_expr(shape) if src.axis is None else str(_dims(shape)[src.axis])
@@ -182,7 +199,13 @@ def _reduction_launches(g, k) -> tuple[list, list]:
             **common,
         },
     ]
-    scratch = [{"name": f"{grp.name}_partial", "ctype": COMPUTE[node["dtype"]], "elements": f"({m})*({chunks})"}]
+    scratch = [
+        {
+            "name": f"{grp.name}_partial",
+            "ctype": COMPUTE[node["dtype"]],
+            "elements": f"({m})*({chunks})",
+        }
+    ]
     return launches, scratch
 
 
@@ -206,39 +229,69 @@ def _gemm_launches(g, k) -> tuple[list, list]:
     launches, scratch = [], []
     if k.packs:
         pack_global, pack_local = gemm_layouts.pack_geometry_exprs(k.layout, n, kk)
-        launches.append({
-            "name": f"{grp.name}_pack", "ops": ["pack"], "args": [arg(spec) for spec in k.pack_args],
-            "elements": f"({n})*({kk})", "elements_per_work_item": None, "global_size": pack_global,
-            "local_size": pack_local, "reads": [w_read], "writes": [packed_name],
-            "why": "the GEMM's layout reads w as column panels",
-        })
-        scratch.append({"name": packed_name, "ctype": COMPUTE[k.dtype],
-                        "elements": gemm_layouts.packed_elements_expr(k.layout, n, kk)})
+        launches.append(
+            {
+                "name": f"{grp.name}_pack",
+                "ops": ["pack"],
+                "args": [arg(spec) for spec in k.pack_args],
+                "elements": f"({n})*({kk})",
+                "elements_per_work_item": None,
+                "global_size": pack_global,
+                "local_size": pack_local,
+                "reads": [w_read],
+                "writes": [packed_name],
+                "why": "the GEMM's layout reads w as column panels",
+            }
+        )
+        scratch.append(
+            {
+                "name": packed_name,
+                "ctype": COMPUTE[k.dtype],
+                "elements": gemm_layouts.packed_elements_expr(k.layout, n, kk),
+            }
+        )
         w_read = packed_name
     if k.packs_x:
         xpack_global, xpack_local = gemm_layouts.xpack_geometry_exprs(k.layout, m, kk)
-        launches.insert(0, {
-            "name": f"{grp.name}_xpack", "ops": ["pack"], "args": [arg(spec) for spec in k.xpack_args],
-            "elements": f"({m})*({kk})", "elements_per_work_item": None, "global_size": xpack_global,
-            "local_size": xpack_local, "reads": x_reads, "writes": [xpacked_name],
-            "why": "the GEMM reads a transposed x as row panels",
-        })
-        scratch.append({"name": xpacked_name, "ctype": COMPUTE[k.dtype],
-                        "elements": gemm_layouts.packed_x_elements_expr(k.layout, m, kk)})
+        launches.insert(
+            0,
+            {
+                "name": f"{grp.name}_xpack",
+                "ops": ["pack"],
+                "args": [arg(spec) for spec in k.xpack_args],
+                "elements": f"({m})*({kk})",
+                "elements_per_work_item": None,
+                "global_size": xpack_global,
+                "local_size": xpack_local,
+                "reads": x_reads,
+                "writes": [xpacked_name],
+                "why": "the GEMM reads a transposed x as row panels",
+            },
+        )
+        scratch.append(
+            {
+                "name": xpacked_name,
+                "ctype": COMPUTE[k.dtype],
+                "elements": gemm_layouts.packed_x_elements_expr(k.layout, m, kk),
+            }
+        )
         x_reads = [xpacked_name]
-    launches.append({
-        "name": grp.name,
-        "ops": [g.nodes[x]["op"] for x in grp.prologue] + [g.nodes[grp.anchor]["op"]]
-        + [g.nodes[x]["op"] for x in grp.nodes],
-        "args": args,
-        "elements": size_expr(grp.shape),
-        "elements_per_work_item": None,
-        "global_size": global_size,
-        "local_size": local_size,
-        "reads": x_reads + [w_read] + _reads(g, grp),
-        "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(x) for x in grp.stores],
-        "why": grp.reason,
-    })
+    launches.append(
+        {
+            "name": grp.name,
+            "ops": [g.nodes[x]["op"] for x in grp.prologue]
+            + [g.nodes[grp.anchor]["op"]]
+            + [g.nodes[x]["op"] for x in grp.nodes],
+            "args": args,
+            "elements": size_expr(grp.shape),
+            "elements_per_work_item": None,
+            "global_size": global_size,
+            "local_size": local_size,
+            "reads": x_reads + [w_read] + _reads(g, grp),
+            "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(x) for x in grp.stores],
+            "why": grp.reason,
+        }
+    )
     return launches, scratch
 
 

@@ -53,10 +53,19 @@ class ReductionKernel(ElementwiseKernel):
         super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
         self.group = group
         data = g.nodes[group.anchor]
-        self.epi = _Epilogue(g, FusionGroup(
-            f"{group.name}_epilogue", tuple(data["shape"]), group.epilogue, group.epilogue_inputs,
-            group.outputs, "", stores=group.stores,
-        ), device)
+        self.epi = _Epilogue(
+            g,
+            FusionGroup(
+                f"{group.name}_epilogue",
+                tuple(data["shape"]),
+                group.epilogue,
+                group.epilogue_inputs,
+                group.outputs,
+                "",
+                stores=group.stores,
+            ),
+            device,
+        )
         self.prim = lookup(data["op"])
         self.attrs = dict(data["attrs"])
         self.dtype = data["dtype"]
@@ -105,8 +114,18 @@ class ReductionKernel(ElementwiseKernel):
         ls = self.local_size
         items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
         return [
-            Launch(f"{self.group.name}_partial", tuple(self.partial_args), (-(-items // ls) * ls,), (ls,)),
-            Launch(f"{self.group.name}_finish", tuple(self.finish_args), (-(-c["m"] // ls) * ls,), (ls,)),
+            Launch(
+                f"{self.group.name}_partial",
+                tuple(self.partial_args),
+                (-(-items // ls) * ls,),
+                (ls,),
+            ),
+            Launch(
+                f"{self.group.name}_finish",
+                tuple(self.finish_args),
+                (-(-c["m"] // ls) * ls,),
+                (ls,),
+            ),
         ]
 
     @property
@@ -123,13 +142,23 @@ class ReductionKernel(ElementwiseKernel):
         """Lines adding to `out` the flat domain offset of coordinate number `var` over `axes`."""
         lines = [f"long {out}_rest = {var};"]
         for i in reversed(axes):
-            lines.append(f"{out} += ({out}_rest % d{i}) * {self._out_stride(i)}; {out}_rest /= d{i};")
+            lines.append(
+                f"{out} += ({out}_rest % d{i}) * {self._out_stride(i)}; {out}_rest /= d{i};"
+            )
         return lines
 
     def _combine(self, acc: str, x: str, w: int = 1) -> str:
         category = "float" if dt.is_float(self.dtype) else "int"
         fields = {"acc": acc, "x": x}
-        return render(self.prim.template_for(category, quirks=self.device.quirks), fields, self.acc, self.attrs, w, w, self.acc)
+        return render(
+            self.prim.template_for(category, quirks=self.device.quirks),
+            fields,
+            self.acc,
+            self.attrs,
+            w,
+            w,
+            self.acc,
+        )
 
     @property
     def suffix_width(self) -> int:
@@ -156,30 +185,54 @@ class ReductionKernel(ElementwiseKernel):
         init = render(self.prim.reduce_init, {}, self.acc, self.attrs, 1, 1, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
-        out = [f"const long mv = (m + {w - 1}) / {w};", f"const long o = (t % mv) * {w}, c = t / mv;"]
-        out += [f"if (o + {w} <= m) {{", f"    {vacc} vacc = {vinit};",
-                "    for (long q = c; q < r; q += chunks) {", "        const long j = q * m + o;"]
+        out = [
+            f"const long mv = (m + {w - 1}) / {w};",
+            f"const long o = (t % mv) * {w}, c = t / mv;",
+        ]
+        out += [
+            f"if (o + {w} <= m) {{",
+            f"    {vacc} vacc = {vinit};",
+            "    for (long q = c; q < r; q += chunks) {",
+            "        const long j = q * m + o;",
+        ]
         out += ["        " + line for line in vlines]
-        out += [f"        vacc = {self._combine('vacc', vvalue, w)};", "    }",
-                f"    vstore{w}(vacc, 0, partial + c * m + o);", "} else {",
-                "    for (long oo = o; oo < m; ++oo) {", f"        {self.acc} acc = {init};",
-                "        for (long q = c; q < r; q += chunks) {", "            const long j = q * m + oo;"]
+        out += [
+            f"        vacc = {self._combine('vacc', vvalue, w)};",
+            "    }",
+            f"    vstore{w}(vacc, 0, partial + c * m + o);",
+            "} else {",
+            "    for (long oo = o; oo < m; ++oo) {",
+            f"        {self.acc} acc = {init};",
+            "        for (long q = c; q < r; q += chunks) {",
+            "            const long j = q * m + oo;",
+        ]
         out += ["            " + line for line in lines]
-        out += [f"            acc = {self._combine('acc', value)};", "        }",
-                "        partial[c * m + oo] = acc;", "    }", "}"]
+        out += [
+            f"            acc = {self._combine('acc', value)};",
+            "        }",
+            "        partial[c * m + oo] = acc;",
+            "    }",
+            "}",
+        ]
         return out
 
     def _value(self, w: int, base: str) -> tuple[list[str], str]:
         """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
         (operand,) = self.g.nodes[self.group.anchor]["args"]
         lines, names = self.compute(w, base)
-        return lines, convert(self._operand(operand, names, w), self.g.nodes[operand]["dtype"], self.operand_dtype, w)
+        return lines, convert(
+            self._operand(operand, names, w), self.g.nodes[operand]["dtype"], self.operand_dtype, w
+        )
 
     def _strided_loop(self, init: str) -> list[str]:
         """Work-item t: output o = t % m, steps t / m, + chunks, ...: any axes."""
         lines, value = self._value(1, "j")
         out = ["long jo = 0;", *self._index("o", self.kept, "jo")]
-        out += [f"{self.acc} acc = {init};", "for (long q = t / m; q < r; q += chunks) {", "    long j = jo;"]
+        out += [
+            f"{self.acc} acc = {init};",
+            "for (long q = t / m; q < r; q += chunks) {",
+            "    long j = jo;",
+        ]
         out += ["    " + line for line in self._index("q", self.axes, "j")]
         out += ["    " + line for line in lines]
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
@@ -194,13 +247,25 @@ class ReductionKernel(ElementwiseKernel):
         lines, value = self._value(1, "j")
         col = ", c = q" if self.split is not None else ""
         out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
-        if self.split is not None:  # the row layout's offsets (elementwise.RowLayout): row o, column q
+        if (
+            self.split is not None
+        ):  # the row layout's offsets (elementwise.RowLayout): row o, column q
             out += ["const long row = o;", *self._row_offsets("m")]
-        out += [f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{", f"    const long j = jo + q{col};"]
+        out += [
+            f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{",
+            f"    const long j = jo + q{col};",
+        ]
         out += ["    " + line for line in vlines]
-        out += [f"    vacc = {self._combine('vacc', vvalue, w)};", "}", f"{self.acc} acc = vacc.s0;"]
+        out += [
+            f"    vacc = {self._combine('vacc', vvalue, w)};",
+            "}",
+            f"{self.acc} acc = vacc.s0;",
+        ]
         out += [f"acc = {self._combine('acc', f'vacc.s{lane:x}')};" for lane in range(1, w)]
-        out += [f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{", f"    const long j = jo + q{col};"]
+        out += [
+            f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{",
+            f"    const long j = jo + q{col};",
+        ]
         out += ["    " + line for line in lines]
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
 
@@ -212,11 +277,18 @@ class ReductionKernel(ElementwiseKernel):
 
     def source(self) -> str:
         name, acc = self.group.name, self.acc
-        init = render(self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc)  # width fields: ZERO, LOWEST
+        init = render(
+            self.prim.reduce_init, {}, acc, self.attrs, 1, 1, acc
+        )  # width fields: ZERO, LOWEST
         w, wp = self.suffix_width, self.prefix_width
         # the prologue's arguments; the epilogue's outputs and stores are the finish kernel's
         sig = [c_parameter(a) for a in self.args if not a.writes]
-        sig += [f"__global {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
+        sig += [
+            f"__global {acc} *restrict partial",
+            "const long m",
+            "const long r",
+            "const long chunks",
+        ]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         out = [
             f"// fusec: graph {self.g.graph['name']}, kernel {name}",
@@ -233,7 +305,12 @@ class ReductionKernel(ElementwiseKernel):
             loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
             out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
             out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
-        fsig = [f"__global const {acc} *restrict partial", "const long m", "const long r", "const long chunks"]
+        fsig = [
+            f"__global const {acc} *restrict partial",
+            "const long m",
+            "const long r",
+            "const long chunks",
+        ]
         fsig += self.epi.signature()
         out += [
             f"__kernel void {name}_finish(\n    " + ",\n    ".join(fsig) + ")",

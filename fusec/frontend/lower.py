@@ -155,7 +155,9 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
         if lookup(e.id) is not None and not lookup(e.id).internal:
             raise error(f"{e.id!r} is an op; call it as {e.id}(...)", e.pos)
         if e.id in DTYPES:
-            raise error(f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos)
+            raise error(
+                f"{e.id!r} is a dtype, not a value; to convert, write cast(x, dtype={e.id})", e.pos
+            )
         if e.id in KEYWORDS:
             raise error(f"unexpected keyword {e.id!r}; expected an expression", e.pos)
         raise error(f"unknown name {e.id!r}" + _suggest(e.id, scope), e.pos)
@@ -174,7 +176,9 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
         attrs = _check_attrs(prim, e)
         if lowering := prim.lowering_for(len(args)):  # a composite: its definition, here
             text = lowering.format(**{k: ir_repr(v) for k, v in attrs})
-            return add_expression(g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos)
+            return add_expression(
+                g, template_ast(text), dict(zip(prim.inputs, args, strict=True)), {}, e.pos
+            )
         return add_node(g, e.op, args, attrs, e.pos, infix=e.infix)
 
     def expr(e) -> int:
@@ -182,15 +186,11 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
     if not returns:
-        raise error(
-            f"graph {gdef.name!r} ends without a return statement", gdef.end or gdef.pos
-        )
+        raise error(f"graph {gdef.name!r} ends without a return statement", gdef.end or gdef.pos)
     for stmt in gdef.body:
         if isinstance(stmt, Return):
             if stmt is not gdef.body[-1]:
-                raise error(
-                    f"return must be the last statement of graph {gdef.name!r}", stmt.pos
-                )
+                raise error(f"return must be the last statement of graph {gdef.name!r}", stmt.pos)
             g.graph["outputs"] = [expr(v) for v in stmt.values]
         else:
             current["target"] = stmt.target
@@ -206,7 +206,9 @@ def _check_attrs(prim, call: Call):
     counts = (prim.arity, len(prim.inputs)) if prim.optional_inputs else (prim.arity,)
     if len(call.args) not in counts:
         want = " or ".join(map(str, counts)) + " operand" + ("s" if counts[-1] != 1 else "")
-        names = ", ".join(prim.inputs[: prim.arity]) + "".join(f"[, {n}]" for n in prim.optional_inputs)
+        names = ", ".join(prim.inputs[: prim.arity]) + "".join(
+            f"[, {n}]" for n in prim.optional_inputs
+        )
         hint = ""
         if len(call.args) > counts[-1] and prim.attrs:
             hint = "; attributes are given by name: " + ", ".join(f"{a}=..." for a in prim.attrs)
@@ -219,7 +221,8 @@ def _check_attrs(prim, call: Call):
             if not prim.attrs:
                 raise error(f"{prim.name} takes no attributes, got {name!r}", pos)
             raise error(
-                f"{prim.name} has no attribute {name!r}" + _suggest(name, prim.attrs)
+                f"{prim.name} has no attribute {name!r}"
+                + _suggest(name, prim.attrs)
                 + f" (it takes {', '.join(prim.attrs)})",
                 pos,
             )
@@ -232,9 +235,7 @@ def _check_attrs(prim, call: Call):
             hint = ""
             if isinstance(value, str) and ("dtype", value) in choices:
                 hint = f"; a dtype is written without quotes: {name}={value}"
-            raise error(
-                f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos
-            )
+            raise error(f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos)
         if (why := _attr_type_error(prim.attrs[name], value)) is not None:
             raise error(f"{prim.name}'s {name} {why}" + _quoted_hint(name, value), pos)
         given[name] = value
@@ -246,7 +247,6 @@ def _check_attrs(prim, call: Call):
     return tuple(given.items())
 
 
-
 def _attr_type_error(default, value) -> str | None:
     """What `value` should have been, by the type of the attribute's default;
     None if it is fine. Any truthy value counted as true before, so
@@ -255,7 +255,11 @@ def _attr_type_error(default, value) -> str | None:
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "must be true or false" + got
     if isinstance(default, int):
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer" + got
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else "must be an integer" + got
+        )
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         return "is out of range" + got + " (integers are int64)"
     if isinstance(default, float):

@@ -115,7 +115,10 @@ class _BracketNewlines:
         for count, tok in enumerate(stream):
             if count >= MAX_TOKENS:
                 raise CompileError(
-                    Diagnostic(f"more than {MAX_TOKENS:,} tokens, the most fusec reads in one text", _pos(tok))
+                    Diagnostic(
+                        f"more than {MAX_TOKENS:,} tokens, the most fusec reads in one text",
+                        _pos(tok),
+                    )
                 )
             if tok.type in ("LPAR", "LSQB"):
                 depth += 1
@@ -129,7 +132,10 @@ class _BracketNewlines:
 def _grammar_path() -> Path:
     here = Path(__file__).resolve().parent
     # fusec/grammar in a wheel, grammar/ beside the package in a source tree
-    for candidate in (here.parent / "grammar" / "fusec.lark", here.parent.parent / "grammar" / "fusec.lark"):
+    for candidate in (
+        here.parent / "grammar" / "fusec.lark",
+        here.parent.parent / "grammar" / "fusec.lark",
+    ):
         if candidate.exists():
             return candidate
     raise FileNotFoundError("fusec.lark not found next to the fusec package")
@@ -190,7 +196,9 @@ def _size(tok: Token) -> int:
     digits = str(tok).lstrip("0") or "0"
     if len(digits) > 18 or int(digits) >= 2**62:  # a buffer's bytes must fit int64
         raise CompileError(
-            Diagnostic(f"size {_shorten(str(tok))} is out of range: a size is below 2**62", _pos(tok))
+            Diagnostic(
+                f"size {_shorten(str(tok))} is out of range: a size is below 2**62", _pos(tok)
+            )
         )
     return int(digits)
 
@@ -232,8 +240,10 @@ class _ToAST(Transformer):
         return Call(_INFIX[str(op)], (a, b), (), _pos(op), infix=str(op))
 
     def unary(self, op, x):
-        if isinstance(x, Literal) and isinstance(x.value, int | float) and not isinstance(
-            x.value, bool
+        if (
+            isinstance(x, Literal)
+            and isinstance(x.value, int | float)
+            and not isinstance(x.value, bool)
         ):
             return Literal(-x.value, _pos(op))  # `-1` is a literal, not neg(1)
         return Call("neg", (x,), (), _pos(op), infix="-")

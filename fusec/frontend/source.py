@@ -63,8 +63,16 @@ def _open_regular(path, what: str) -> tuple[int, int]:
         if stat.S_ISDIR(st.st_mode):
             raise ValueError(f"is a directory, not {what}")
         if not stat.S_ISREG(st.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
-            raise ValueError(f"is {kind}, not a regular file; fusec reads {what} from regular files only")
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(st.st_mode)
+                else "a socket"
+                if stat.S_ISSOCK(st.st_mode)
+                else "a device"
+            )
+            raise ValueError(
+                f"is {kind}, not a regular file; fusec reads {what} from regular files only"
+            )
     except BaseException:
         os.close(fd)
         raise
@@ -118,7 +126,10 @@ def read_ir(path, limit: int = IR_SIZE_LIMIT) -> str:
         ) from None
 
 
-_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 def load_npy(path) -> np.ndarray:
@@ -133,11 +144,19 @@ def load_npy(path) -> np.ndarray:
         try:
             version = np.lib.format.read_magic(f)
             if version not in _NPY_HEADERS:
-                raise InputFileError(f"a .npy file of format version {version[0]}.{version[1]}, which fusec does not read")
+                raise InputFileError(
+                    f"a .npy file of format version {version[0]}.{version[1]}, which fusec does not read"
+                )
             shape, fortran_order, dtype = _NPY_HEADERS[version](f)
         except InputFileError:
             raise
-        except (ValueError, OSError, SyntaxError, TypeError, EOFError):  # NumPy's words for a bad header vary
+        except (
+            ValueError,
+            OSError,
+            SyntaxError,
+            TypeError,
+            EOFError,
+        ):  # NumPy's words for a bad header vary
             raise InputFileError("not a .npy array file") from None
         if dtype.hasobject:
             raise InputFileError("holds Python objects (a pickle), which fusec never loads")

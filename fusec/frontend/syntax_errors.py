@@ -51,9 +51,20 @@ _OPERATORS = frozenset({"PLUS", "MINUS", "MUL_OP", "POW_OP", "COMP_OP"})
 _KEYWORD_TOKENS = frozenset({"GRAPH", "RETURN", "DTYPE", "TRUE", "FALSE", "INF", "NAN"})
 _DTYPE_NAMES = ("f16", "f32", "f64", "i32", "i64", "bool")
 _DTYPE_ALIASES = {
-    "float": "f32", "float32": "f32", "half": "f16", "float16": "f16", "fp16": "f16",
-    "fp32": "f32", "float64": "f64", "double": "f64", "fp64": "f64", "int": "i32",
-    "int32": "i32", "int64": "i64", "long": "i64", "boolean": "bool",
+    "float": "f32",
+    "float32": "f32",
+    "half": "f16",
+    "float16": "f16",
+    "fp16": "f16",
+    "fp32": "f32",
+    "float64": "f64",
+    "double": "f64",
+    "fp64": "f64",
+    "int": "i32",
+    "int32": "i32",
+    "int64": "i64",
+    "long": "i64",
+    "boolean": "bool",
 }
 _CHARACTER_HINTS = {
     "&": "; for a logical and, write logical_and(a, b)",
@@ -149,13 +160,19 @@ def token_diagnostic(e, text: str) -> Diagnostic:
         return Diagnostic("no graph in this file; expected graph NAME(PARAMS) { ... }", pos)
 
     # a keyword on the left of `=`: `graph = x`, `return = x`
-    if not at_end and tok.type in _KEYWORD_TOKENS and re.compile(r"\s*=(?!=)").match(text, tok.end_pos):
+    if (
+        not at_end
+        and tok.type in _KEYWORD_TOKENS
+        and re.compile(r"\s*=(?!=)").match(text, tok.end_pos)
+    ):
         return Diagnostic(f"'{tok}' is a keyword and cannot name a value", pos)
     if not at_end and tok.type == "EQUAL":
         start = _word_before(text, offset, line_start)
         if start is not None and text[start:offset].rstrip() in KEYWORDS:
             word = text[start:offset].rstrip()
-            return Diagnostic(f"'{word}' is a keyword and cannot name a value", offset_pos(text, start))
+            return Diagnostic(
+                f"'{word}' is a keyword and cannot name a value", offset_pos(text, start)
+            )
 
     unclosed, stray = _unmatched_brackets(text)
     if not at_end and offset in stray:
@@ -193,7 +210,7 @@ def token_diagnostic(e, text: str) -> Diagnostic:
                 f"unknown dtype '{word}'{hint} (the dtypes are {', '.join(_DTYPE_NAMES)})", pos
             )
         return Diagnostic(
-            f"a name cannot be an attribute's value; write a string in quotes (\"{word}\"),"
+            f'a name cannot be an attribute\'s value; write a string in quotes ("{word}"),'
             " a number, true, false or a dtype",
             pos,
         )
@@ -203,7 +220,9 @@ def token_diagnostic(e, text: str) -> Diagnostic:
             "comparisons do not chain: write logical_and(a < b, b < c) for a < b < c", pos
         )
 
-    return Diagnostic(f"unexpected {shown}" + _expected(expected, _inside_brackets(text, offset)), pos)
+    return Diagnostic(
+        f"unexpected {shown}" + _expected(expected, _inside_brackets(text, offset)), pos
+    )
 
 
 def _word_before(text: str, offset: int, limit: int = 0) -> int | None:
@@ -247,4 +266,6 @@ def _expected(expected, inside_brackets: bool = False) -> str:
     names = parts + sorted({_READABLE.get(t, repr(t.lower()) if t.isupper() else t) for t in exp})
     if not names or len(names) > 6:
         return ""
-    return "; expected " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1])
+    return "; expected " + (
+        names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    )

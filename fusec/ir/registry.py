@@ -102,8 +102,12 @@ class Primitive:
         """Operands of the op itself (without optional inputs)."""
         return len(self.inputs) - len(self.optional_inputs)
 
-    def template_for(self, category: str, attrs: Mapping[str, object] = MappingProxyType({}),
-                     quirks: frozenset[str] = frozenset()) -> str:
+    def template_for(
+        self,
+        category: str,
+        attrs: Mapping[str, object] = MappingProxyType({}),
+        quirks: frozenset[str] = frozenset(),
+    ) -> str:
         """The forward template for a dtype category ("float", "int" or "bool").
 
         A key `"float|approximate=tanh"` holds the variant for that attribute
@@ -132,9 +136,14 @@ class Primitive:
 
     def transposed(self, attrs: Mapping[str, object]) -> tuple[bool, bool]:
         """A GEMM's (ta, tb) for a node's attributes."""
-        return (bool(attrs.get("ta", self.gemm_transposed[0])), bool(attrs.get("tb", self.gemm_transposed[1])))
+        return (
+            bool(attrs.get("ta", self.gemm_transposed[0])),
+            bool(attrs.get("tb", self.gemm_transposed[1])),
+        )
 
-    def backward_for(self, input_name: str, attrs: Mapping[str, object] = MappingProxyType({})) -> str | None:
+    def backward_for(
+        self, input_name: str, attrs: Mapping[str, object] = MappingProxyType({})
+    ) -> str | None:
         """The IR expression giving this input's share of the gradient, or None.
 
         The expression is written in the IR itself, over registry ops. Its
@@ -170,7 +179,11 @@ def check_template(prim: Primitive) -> None:
     """Reject templates naming placeholders that will never be filled."""
     import string
 
-    known = set(prim.inputs) | set(prim.attrs) | {"T", "S", "M", "W", "ONE", "ZERO", "LOWEST", "HIGHEST", "acc", "count"}
+    known = (
+        set(prim.inputs)
+        | set(prim.attrs)
+        | {"T", "S", "M", "W", "ONE", "ZERO", "LOWEST", "HIGHEST", "acc", "count"}
+    )
     templates = [prim.forward] if isinstance(prim.forward, str) else list(prim.forward.values())
     for template in templates:
         for _, field_name, _, _ in string.Formatter().parse(template):

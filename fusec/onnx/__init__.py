@@ -20,13 +20,23 @@ from .convert import Converter, Imported
 from .model import MAX_BYTES, MAX_OPSET, MIN_OPSET, OnnxImportError, load_model
 from .ops import OPS
 
-__all__ = ["OnnxImportError", "OnnxProgram", "from_onnx", "onnx_to_ir", "write_imported", "SUPPORTED_OPS",
-           "MIN_OPSET", "MAX_OPSET"]
+__all__ = [
+    "OnnxImportError",
+    "OnnxProgram",
+    "from_onnx",
+    "onnx_to_ir",
+    "write_imported",
+    "SUPPORTED_OPS",
+    "MIN_OPSET",
+    "MAX_OPSET",
+]
 
 SUPPORTED_OPS = frozenset(OPS)
 
 
-def onnx_to_ir(path_or_model, *, graph_name: str | None = None, max_bytes: int = MAX_BYTES) -> Imported:
+def onnx_to_ir(
+    path_or_model, *, graph_name: str | None = None, max_bytes: int = MAX_BYTES
+) -> Imported:
     """The model as IR text and the initializers' values, checked by fusec's
     front end (parse, types, shapes) so that the text compiles."""
     from ..api import compile_graphs
@@ -34,8 +44,10 @@ def onnx_to_ir(path_or_model, *, graph_name: str | None = None, max_bytes: int =
     model, where = load_model(path_or_model, max_bytes)
     converter = Converter(model, where, graph_name)
     if graph_name is not None and converter.graph_name != graph_name:
-        raise OnnxImportError(f"graph name {graph_name!r} is not a valid IR name (a letter or _, then letters, "
-                              f"digits or _; not an op name or keyword): {converter.graph_name!r} would be")
+        raise OnnxImportError(
+            f"graph name {graph_name!r} is not a valid IR name (a letter or _, then letters, "
+            f"digits or _; not an op name or keyword): {converter.graph_name!r} would be"
+        )
     imported = converter.run(OPS)
     try:
         compile_graphs(imported.text, filename=f"{where} (imported)")
@@ -56,7 +68,9 @@ def write_imported(imported: Imported, ir_path: Path) -> list[Path]:
     temps = []
     try:
         for path, data in files:
-            fd, temp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+            fd, temp = tempfile.mkstemp(
+                dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp"
+            )
             temps.append(temp)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -97,7 +111,9 @@ class OnnxProgram:
 
     def __getitem__(self, name: str):
         if name != self.imported.name:
-            raise KeyError(f"no graph {name!r} in the imported model (graphs: {self.imported.name})")
+            raise KeyError(
+                f"no graph {name!r} in the imported model (graphs: {self.imported.name})"
+            )
         return self._graph
 
     def __iter__(self):
@@ -107,8 +123,17 @@ class OnnxProgram:
         return f"<fusec program {self.imported.name} imported from ONNX, {len(self.initializers)} initializers bound>"
 
 
-def from_onnx(path_or_model, *, graph_name: str | None = None, device=None, queue=None,
-              cache_dir=None, max_bytes: int = MAX_BYTES) -> OnnxProgram:
+def from_onnx(
+    path_or_model,
+    *,
+    graph_name: str | None = None,
+    device=None,
+    queue=None,
+    cache_dir=None,
+    max_bytes: int = MAX_BYTES,
+) -> OnnxProgram:
     """Import an ONNX model (a path or an `onnx.ModelProto`) and compile it."""
     imported = onnx_to_ir(path_or_model, graph_name=graph_name, max_bytes=max_bytes)
-    return OnnxProgram(imported, compile_ir(imported.text, device=device, queue=queue, cache_dir=cache_dir))
+    return OnnxProgram(
+        imported, compile_ir(imported.text, device=device, queue=queue, cache_dir=cache_dir)
+    )

@@ -128,14 +128,21 @@ class Converter:
         if self.problems:
             nodes = sum(p.startswith("node ") for p in self.problems)
             others = len(self.problems) - nodes
-            counted = [f"{n} {what}{'s' if n != 1 else ''}"
-                       for n, what in ((nodes, "node"), (others, "graph input or output")) if n]
-            raise OnnxImportError(f"{self.where}: {' and '.join(counted)} fusec cannot import:\n  "
-                                  + "\n  ".join(self.problems))
+            counted = [
+                f"{n} {what}{'s' if n != 1 else ''}"
+                for n, what in ((nodes, "node"), (others, "graph input or output"))
+                if n
+            ]
+            raise OnnxImportError(
+                f"{self.where}: {' and '.join(counted)} fusec cannot import:\n  "
+                + "\n  ".join(self.problems)
+            )
         body = "".join(f"    {s}\n" for s in self.statements)
         params = ",\n        ".join(self.params)
-        text = (f"# imported from {self._comment(self.where)} by fusec import\n"
-                f"graph {self.graph_name}({params}) {{\n{body}    return {', '.join(outputs)}\n}}\n")
+        text = (
+            f"# imported from {self._comment(self.where)} by fusec import\n"
+            f"graph {self.graph_name}({params}) {{\n{body}    return {', '.join(outputs)}\n}}\n"
+        )
         return Imported(self.graph_name, text, self.inputs, self.bound, self.onnx_names)
 
     @staticmethod
@@ -145,12 +152,18 @@ class Converter:
     def _declare_input(self, info: onnx.ValueInfoProto) -> None:
         t = info.type
         if not t.HasField("tensor_type") or t.tensor_type.elem_type not in DTYPES:
-            kind = dtype_name(t.tensor_type.elem_type) if t.HasField("tensor_type") else t.WhichOneof("value")
+            kind = (
+                dtype_name(t.tensor_type.elem_type)
+                if t.HasField("tensor_type")
+                else t.WhichOneof("value")
+            )
             self.problems.append(f"graph input {info.name!r}: type {kind} is not one fusec has")
             self.values[info.name] = self.names("value", info.name)
             return
         if not t.tensor_type.HasField("shape"):
-            self.problems.append(f"graph input {info.name!r}: no shape (fusec needs at least the rank)")
+            self.problems.append(
+                f"graph input {info.name!r}: no shape (fusec needs at least the rank)"
+            )
         ir = self.names("value", info.name)
         dims = [self._dim(info.name, axis, d) for axis, d in enumerate(t.tensor_type.shape.dim)]
         self.params.append(f"{ir}: {ir_type(DTYPES[t.tensor_type.elem_type], dims)}")
@@ -161,7 +174,9 @@ class Converter:
     def _dim(self, input_name: str, axis: int, dim) -> str:
         if dim.HasField("dim_value"):
             if dim.dim_value < 0:
-                self.problems.append(f"graph input {input_name!r}: dimension {axis} is {dim.dim_value}")
+                self.problems.append(
+                    f"graph input {input_name!r}: dimension {axis} is {dim.dim_value}"
+                )
             return str(max(dim.dim_value, 0))
         if dim.HasField("dim_param") and dim.dim_param:
             return self.names("size", dim.dim_param)
@@ -239,7 +254,9 @@ class NodeContext:
     def rank(self, i: int) -> int:
         shape = self.shape(i)
         if shape is None:
-            raise Unsupported(f"the rank of input {self.node.input[i]!r} is unknown (shape inference gave none)")
+            raise Unsupported(
+                f"the rank of input {self.node.input[i]!r} is unknown (shape inference gave none)"
+            )
         return len(shape)
 
     def attr(self, name: str, default=None):

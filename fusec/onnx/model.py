@@ -33,7 +33,11 @@ class OnnxImportError(FusecError):
 
 
 def dtype_name(elem_type: int) -> str:
-    return TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else str(elem_type)
+    return (
+        TensorProto.DataType.Name(elem_type)
+        if elem_type in TensorProto.DataType.values()
+        else str(elem_type)
+    )
 
 
 def load_model(path_or_proto, max_bytes: int = MAX_BYTES) -> tuple[onnx.ModelProto, str]:
@@ -43,12 +47,16 @@ def load_model(path_or_proto, max_bytes: int = MAX_BYTES) -> tuple[onnx.ModelPro
     elif isinstance(path_or_proto, (str, os.PathLike)):
         model, where = _read(Path(path_or_proto), max_bytes), str(path_or_proto)
     else:
-        raise OnnxImportError(f"expected a path or an onnx.ModelProto, got {type(path_or_proto).__name__}")
+        raise OnnxImportError(
+            f"expected a path or an onnx.ModelProto, got {type(path_or_proto).__name__}"
+        )
     _refuse_external_data(model, where)
     opset = default_opset(model)
     if opset is None:
-        raise OnnxImportError(f"{where}: the model imports no ai.onnx opset (fusec imports opsets "
-                              f"{MIN_OPSET} to {MAX_OPSET} of the standard operators)")
+        raise OnnxImportError(
+            f"{where}: the model imports no ai.onnx opset (fusec imports opsets "
+            f"{MIN_OPSET} to {MAX_OPSET} of the standard operators)"
+        )
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OnnxImportError(
             f"{where}: ai.onnx opset {opset} is not supported (fusec imports opsets {MIN_OPSET} to "
@@ -69,7 +77,9 @@ def _read(path: Path, max_bytes: int) -> onnx.ModelProto:
         if not path.is_file():
             raise OnnxImportError(f"{path}: not a regular file")
         if info.st_size > max_bytes:
-            raise OnnxImportError(f"{path}: {info.st_size} bytes, more than the {max_bytes} fusec reads")
+            raise OnnxImportError(
+                f"{path}: {info.st_size} bytes, more than the {max_bytes} fusec reads"
+            )
         data = path.read_bytes()
     except OSError as e:
         raise OnnxImportError(f"{path}: {(e.strerror or str(e)).lower()}") from None
@@ -111,8 +121,10 @@ def default_opset(model: onnx.ModelProto) -> int | None:
 
 def tensor_value(tensor: onnx.TensorProto, where: str) -> np.ndarray:
     if tensor.data_type not in DTYPES:
-        raise OnnxImportError(f"{where}: tensor {tensor.name!r} has type {dtype_name(tensor.data_type)}, "
-                              f"which fusec lacks (it has {', '.join(sorted(set(DTYPES.values())))})")
+        raise OnnxImportError(
+            f"{where}: tensor {tensor.name!r} has type {dtype_name(tensor.data_type)}, "
+            f"which fusec lacks (it has {', '.join(sorted(set(DTYPES.values())))})"
+        )
     try:
         return numpy_helper.to_array(tensor)
     except Exception as e:

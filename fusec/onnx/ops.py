@@ -18,12 +18,37 @@ def _call(fn: str):
 
 # ONNX op -> fusec op of the same numerics, operands in the same order
 for onnx_op, fusec_op in {
-    "Add": "add", "Sub": "sub", "Mul": "mul", "Neg": "neg", "Abs": "abs", "Reciprocal": "reciprocal",
-    "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Sin": "sin", "Cos": "cos", "Tanh": "tanh",
-    "Sigmoid": "sigmoid", "Erf": "erf", "Floor": "floor", "Ceil": "ceil", "Round": "round",
-    "Sign": "sign", "Equal": "eq", "Less": "lt", "LessOrEqual": "le", "Greater": "gt",
-    "GreaterOrEqual": "ge", "Not": "logical_not", "And": "logical_and", "Or": "logical_or",
-    "Xor": "ne", "Where": "where", "Relu": "relu", "HardSwish": "hardswish", "Mish": "mish",
+    "Add": "add",
+    "Sub": "sub",
+    "Mul": "mul",
+    "Neg": "neg",
+    "Abs": "abs",
+    "Reciprocal": "reciprocal",
+    "Exp": "exp",
+    "Log": "log",
+    "Sqrt": "sqrt",
+    "Sin": "sin",
+    "Cos": "cos",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Erf": "erf",
+    "Floor": "floor",
+    "Ceil": "ceil",
+    "Round": "round",
+    "Sign": "sign",
+    "Equal": "eq",
+    "Less": "lt",
+    "LessOrEqual": "le",
+    "Greater": "gt",
+    "GreaterOrEqual": "ge",
+    "Not": "logical_not",
+    "And": "logical_and",
+    "Or": "logical_or",
+    "Xor": "ne",
+    "Where": "where",
+    "Relu": "relu",
+    "HardSwish": "hardswish",
+    "Mish": "mish",
     "Softplus": "softplus",
 }.items():
     OPS[onnx_op] = _call(fusec_op)
@@ -33,6 +58,7 @@ def op(name):
     def register(fn):
         OPS[name] = fn
         return fn
+
     return register
 
 
@@ -55,13 +81,19 @@ def identity(ctx: NodeContext):
 def constant(ctx: NodeContext):
     from onnx import numpy_helper
 
-    for key, dtype in (("value_float", np.float32), ("value_int", np.int64),
-                       ("value_floats", np.float32), ("value_ints", np.int64)):
+    for key, dtype in (
+        ("value_float", np.float32),
+        ("value_int", np.int64),
+        ("value_floats", np.float32),
+        ("value_ints", np.int64),
+    ):
         if key in ctx.attrs:
             return np.asarray(ctx.attrs[key], dtype=dtype)
     if "value" in ctx.attrs:
         array = numpy_helper.to_array(ctx.attrs["value"])
-        if array.dtype not in [np.dtype(t) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]:
+        if array.dtype not in [
+            np.dtype(t) for t in ("float16", "float32", "float64", "int32", "int64", "bool")
+        ]:
             raise Unsupported(f"a constant of dtype {array.dtype}, which fusec lacks")
         return array
     raise Unsupported(f"only tensor and number constants are supported, not {', '.join(ctx.attrs)}")
@@ -72,7 +104,9 @@ def dropout(ctx: NodeContext):
     # inference: Dropout is the identity unless training_mode is set (or unknown)
     training = ctx.const(2) if ctx.has(2) else np.array(False)
     if training is None or bool(training):
-        raise Unsupported("training_mode is set or computed at run time (fusec imports inference graphs)")
+        raise Unsupported(
+            "training_mode is set or computed at run time (fusec imports inference graphs)"
+        )
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
         raise Unsupported("its mask output is used")
     return ctx.arg(0)
@@ -99,6 +133,7 @@ def _fold(fn: str):
         for a in args[1:]:
             expr = f"{fn}({expr}, {a})"
         return expr
+
     return convert
 
 
@@ -142,8 +177,11 @@ def clip(ctx: NodeContext):
                 raise Unsupported(f"{key} must be a scalar, got shape {list(value.shape)}")
             else:
                 bounds[key] = value.reshape(())
-    attrs = [f"{k}={literal(v).strip('()')}" for k, v in bounds.items()
-             if v is not None and not np.isinf(np.float64(v))]
+    attrs = [
+        f"{k}={literal(v).strip('()')}"
+        for k, v in bounds.items()
+        if v is not None and not np.isinf(np.float64(v))
+    ]
     expr = f"clamp({x}, {', '.join(attrs)})" if attrs else x
     if "min" in runtime:
         expr = f"maximum({expr}, {runtime['min']})"
@@ -167,12 +205,18 @@ def celu(ctx: NodeContext):
     return f"celu({ctx.arg(0)}, alpha={num(ctx.attr('alpha', 1.0))})"
 
 
-SELU_ALPHA, SELU_GAMMA = np.float32(1.67326319217681884765625), np.float32(1.05070102214813232421875)
+SELU_ALPHA, SELU_GAMMA = (
+    np.float32(1.67326319217681884765625),
+    np.float32(1.05070102214813232421875),
+)
 
 
 @op("Selu")
 def selu(ctx: NodeContext):
-    alpha, gamma = np.float32(ctx.attr("alpha", SELU_ALPHA)), np.float32(ctx.attr("gamma", SELU_GAMMA))
+    alpha, gamma = (
+        np.float32(ctx.attr("alpha", SELU_ALPHA)),
+        np.float32(ctx.attr("gamma", SELU_GAMMA)),
+    )
     x = ctx.arg(0)
     if alpha == SELU_ALPHA and gamma == SELU_GAMMA:
         return f"selu({x})"
@@ -184,7 +228,7 @@ def gelu(ctx: NodeContext):
     approximate = ctx.attr("approximate", "none")
     if approximate not in ("none", "tanh"):
         raise Unsupported(f"approximate={approximate!r}")
-    return f"gelu({ctx.arg(0)}, approximate=\"{approximate}\")"
+    return f'gelu({ctx.arg(0)}, approximate="{approximate}")'
 
 
 @op("Softsign")
@@ -222,8 +266,14 @@ def gemm(ctx: NodeContext):
             raise Unsupported("transA=1 with A computed at run time (fusec's IR has no transpose)")
         a = ctx.add_constant(ctx.node.input[0] + "_T", value.T)
     c = ctx.arg(2) if ctx.has(2) else None
-    bias_in_linear = (c is not None and ctx.attr("transB", 0) and alpha == 1.0 and beta == 1.0
-                      and ctx.shape(2) is not None and len(ctx.shape(2)) == 1)
+    bias_in_linear = (
+        c is not None
+        and ctx.attr("transB", 0)
+        and alpha == 1.0
+        and beta == 1.0
+        and ctx.shape(2) is not None
+        and len(ctx.shape(2)) == 1
+    )
     if ctx.attr("transB", 0):
         expr = f"linear({a}, {b}, {c})" if bias_in_linear else f"linear({a}, {b})"
     else:
@@ -238,7 +288,9 @@ def gemm(ctx: NodeContext):
 @op("MatMul")
 def matmul(ctx: NodeContext):
     if ctx.rank(1) != 2:
-        raise Unsupported(f"B has {ctx.rank(1)} dimensions; fusec's matmul takes a 2-D [K, N] right operand")
+        raise Unsupported(
+            f"B has {ctx.rank(1)} dimensions; fusec's matmul takes a 2-D [K, N] right operand"
+        )
     if ctx.rank(0) < 1:
         raise Unsupported("A is a scalar")
     return f"matmul({ctx.arg(0)}, {ctx.arg(1)})"
@@ -263,7 +315,10 @@ def _axes(ctx: NodeContext, from_input: bool) -> list[int] | None:
 
 
 # max/min of bool as any/all, counted in i64
-BOOL_EXTREMA = {"max": ("cast({x}, dtype=i64)", "{r} > 0"), "min": ("cast(logical_not({x}), dtype=i64)", "{r} == 0")}
+BOOL_EXTREMA = {
+    "max": ("cast({x}, dtype=i64)", "{r} > 0"),
+    "min": ("cast(logical_not({x}), dtype=i64)", "{r} == 0"),
+}
 
 
 def _chain(fn: str, axes: list[int], keep: str, expr: str, after: str) -> str:
@@ -276,6 +331,7 @@ def _reduction(fn: str, axes_input_since: int, before: str = "{x}", after: str =
     """Reduce* as fusec's one-axis reductions, one per axis from the last (so the
     axes still to go keep their numbers); `before`/`after` wrap an elementwise
     prologue and epilogue around the reduction (ReduceL2: x * x, then sqrt)."""
+
     def convert(ctx: NodeContext):
         x = ctx.arg(0)
         axes = _axes(ctx, from_input=ctx.opset() >= axes_input_since)
@@ -287,25 +343,33 @@ def _reduction(fn: str, axes_input_since: int, before: str = "{x}", after: str =
             return _chain("sum", axes, keep, BOOL_EXTREMA[fn][0].format(x=x), BOOL_EXTREMA[fn][1])
         expr = _chain(fn, axes, keep, before.format(x=x), after)
         # fusec's sum of an integer is i64 and its mean f32; ONNX keeps the input's type
-        return expr if dtype in ("f16", "f32", "f64") or fn in ("max", "min") else f"cast({expr}, dtype={dtype})"
+        return (
+            expr
+            if dtype in ("f16", "f32", "f64") or fn in ("max", "min")
+            else f"cast({expr}, dtype={dtype})"
+        )
+
     return convert
 
 
-OPS.update({
-    "ReduceSum": _reduction("sum", 13),
-    "ReduceMean": _reduction("mean", 18),
-    "ReduceMax": _reduction("max", 18),
-    "ReduceMin": _reduction("min", 18),
-    "ReduceSumSquare": _reduction("sum", 18, before="square({x})"),
-    "ReduceL1": _reduction("sum", 18, before="abs({x})"),
-    "ReduceL2": _reduction("sum", 18, before="square({x})", after="sqrt({r})"),
-    "ReduceLogSum": _reduction("sum", 18, after="log({r})"),
-})
+OPS.update(
+    {
+        "ReduceSum": _reduction("sum", 13),
+        "ReduceMean": _reduction("mean", 18),
+        "ReduceMax": _reduction("max", 18),
+        "ReduceMin": _reduction("min", 18),
+        "ReduceSumSquare": _reduction("sum", 18, before="square({x})"),
+        "ReduceL1": _reduction("sum", 18, before="abs({x})"),
+        "ReduceL2": _reduction("sum", 18, before="square({x})", after="sqrt({r})"),
+        "ReduceLogSum": _reduction("sum", 18, after="log({r})"),
+    }
+)
 
 
 def _softmax(fn: str):
     def convert(ctx: NodeContext):
         return f"{fn}({ctx.arg(0)}, axis={int(ctx.attr('axis', -1))})"
+
     return convert
 
 

@@ -54,7 +54,9 @@ def grad_graph(g: nx.DiGraph, *, with_forward: bool) -> nx.DiGraph:
         while name in taken:
             name += "_"
         data = g.nodes[out]
-        c = add_node(j, "param", pos=data["pos"], name=name, dtype=data["dtype"], shape=data["shape"])
+        c = add_node(
+            j, "param", pos=data["pos"], name=name, dtype=data["dtype"], shape=data["shape"]
+        )
         cotangent_params.append(c)
         if out in needs:
             _accumulate(j, cotangent, out, c)
@@ -72,7 +74,9 @@ def grad_graph(g: nx.DiGraph, *, with_forward: bool) -> nx.DiGraph:
                 continue
             template = prim.backward_for(input_name, attrs)
             if template is None:
-                raise error(f"{prim.name} has no gradient for its operand {input_name!r}", data["pos"])
+                raise error(
+                    f"{prim.name} has no gradient for its operand {input_name!r}", data["pos"]
+                )
             env = dict(zip(given, data["args"], strict=True))
             env.update(out=n, g=cotangent[n])
             share = instantiate(j, template, env, attrs, data["pos"])
@@ -137,7 +141,9 @@ def check_backward(prim: Primitive) -> None:
             defaults = {k: ir_repr(0 if v is REQUIRED else v) for k, v in prim.attrs.items()}
             expr = template_ast(template.format(**defaults) if "{" in template else template)
         except Exception as e:  # a CompileError from the parser: say which template
-            raise ValueError(f"backward of {prim.name!r} for {key!r} does not parse: {template!r}") from e
+            raise ValueError(
+                f"backward of {prim.name!r} for {key!r} does not parse: {template!r}"
+            ) from e
         stack = [expr]
         while stack:
             e = stack.pop()
@@ -145,5 +151,7 @@ def check_backward(prim: Primitive) -> None:
                 raise ValueError(f"backward of {prim.name!r} for {key!r} names {e.id!r}")
             if isinstance(e, Call):
                 if lookup(e.op) is None:
-                    raise ValueError(f"backward of {prim.name!r} for {key!r} calls unknown op {e.op!r}")
+                    raise ValueError(
+                        f"backward of {prim.name!r} for {key!r} calls unknown op {e.op!r}"
+                    )
                 stack.extend(e.args)

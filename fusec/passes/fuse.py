@@ -70,7 +70,13 @@ def gemm_prologue(g: nx.DiGraph, gemm: int) -> tuple[tuple, tuple] | None:
     data = g.nodes[gemm]
     x, w = data["args"]
     ta, _ = lookup(data["op"]).transposed(dict(data["attrs"]))
-    if ta or x == w or _kind(g, x) != "elementwise" or x in g.graph["outputs"] or g.out_degree(x) != 1:
+    if (
+        ta
+        or x == w
+        or _kind(g, x) != "elementwise"
+        or x in g.graph["outputs"]
+        or g.out_degree(x) != 1
+    ):
         return None
     region = nx.ancestors(g, x) | {x}
     nodes = [n for n in region if _kind(g, n)]
@@ -92,7 +98,9 @@ def stored_nodes(g: nx.DiGraph) -> set:
     cheap x prologue) and the computed values views look at."""
     anchors = {n for n in g.nodes if _kind(g, n) in ("reduction", "gemm")}
     operands = {a for n in anchors if _kind(g, n) == "gemm" for a in g.nodes[n]["args"]}
-    operands -= {g.nodes[n]["args"][0] for n in anchors if _kind(g, n) == "gemm" and gemm_prologue(g, n)}
+    operands -= {
+        g.nodes[n]["args"][0] for n in anchors if _kind(g, n) == "gemm" and gemm_prologue(g, n)
+    }
     operands |= {view_root(g, n) for n in g.nodes if _kind(g, n) == "view"}
     return anchors | {a for a in operands if _kind(g, a) not in (None, "view")}
 
@@ -118,11 +126,23 @@ def _region(g: nx.DiGraph, roots, stored: set) -> set:
 
 def _split(g, region: set, stored: set, order: dict, roots=(), skip=()) -> tuple[tuple, tuple]:
     """(compute nodes, inputs) of a region; `skip`: boundary values the kernel has in registers."""
-    compute = tuple(sorted(
-        (n for n in region if _kind(g, n) and (n not in stored or n in roots) and n not in skip), key=order.get
-    ))
+    compute = tuple(
+        sorted(
+            (
+                n
+                for n in region
+                if _kind(g, n) and (n not in stored or n in roots) and n not in skip
+            ),
+            key=order.get,
+        )
+    )
     params = [p for p in g.graph["params"] if p in region]
-    inputs = tuple(params + sorted((n for n in region if n in stored and n not in roots and n not in skip), key=order.get))
+    inputs = tuple(
+        params
+        + sorted(
+            (n for n in region if n in stored and n not in roots and n not in skip), key=order.get
+        )
+    )
     return compute, inputs
 
 
@@ -150,11 +170,15 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     for item in wanted:
         node = item[1]
         region = _region(g, [node], stored)
-        before = [n for n in region if n in anchors and g.nodes[n]["shape"] == g.nodes[node]["shape"]]
+        before = [
+            n for n in region if n in anchors and g.nodes[n]["shape"] == g.nodes[node]["shape"]
+        ]
         if not before:
             continue
         last = max(before, key=order.get)
-        if not any(n in stored and n != last and nx.has_path(g, last, n) for n in region if n != node):
+        if not any(
+            n in stored and n != last and nx.has_path(g, last, n) for n in region if n != node
+        ):
             epilogue[last].append(item)
     taken = {item for items in epilogue.values() for item in items}
 
@@ -162,32 +186,63 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         """(nodes, inputs, outputs, stores) of anchor a's epilogue; a itself is in registers."""
         mine = epilogue[a]
         roots = [n for _, n in mine]
-        nodes, inputs = _split(g, _region(g, roots, stored) | {a}, stored, order, roots=roots, skip=[a])
-        outs = tuple((i, n) for i, n in mine if i is not None) + tuple((i, o) for i, o in outputs if o == a)
+        nodes, inputs = _split(
+            g, _region(g, roots, stored) | {a}, stored, order, roots=roots, skip=[a]
+        )
+        outs = tuple((i, n) for i, n in mine if i is not None) + tuple(
+            (i, o) for i, o in outputs if o == a
+        )
         return nodes, inputs, outs, [n for i, n in mine if i is None]
 
     for k, r in enumerate(reductions):
         (operand,) = g.nodes[r]["args"]
         region = _region(g, [operand], stored) if operand not in stored else {operand}
-        nodes, inputs = _split(g, region, stored, order, roots=[] if operand in stored else [operand])
+        nodes, inputs = _split(
+            g, region, stored, order, roots=[] if operand in stored else [operand]
+        )
         epi_nodes, epi_inputs, outs, stores = epilogue_parts(r)
-        specs.append(dict(
-            name=f"{gname}_r{k}", shape=tuple(g.nodes[operand]["shape"]), nodes=nodes, inputs=inputs,
-            outputs=outs, kind="reduction", anchor=r, stores=stores, epilogue=epi_nodes, epilogue_inputs=epi_inputs,
-            reason=f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group"
-                   + ("; the elementwise ops on its result run after it, in its last kernel" if epi_nodes else ""),
-        ))
+        specs.append(
+            dict(
+                name=f"{gname}_r{k}",
+                shape=tuple(g.nodes[operand]["shape"]),
+                nodes=nodes,
+                inputs=inputs,
+                outputs=outs,
+                kind="reduction",
+                anchor=r,
+                stores=stores,
+                epilogue=epi_nodes,
+                epilogue_inputs=epi_inputs,
+                reason=f"{g.nodes[r]['op']} to {list(g.nodes[r]['shape'])}: a reduction ends a group"
+                + (
+                    "; the elementwise ops on its result run after it, in its last kernel"
+                    if epi_nodes
+                    else ""
+                ),
+            )
+        )
 
     for k, G in enumerate(gemms):
         nodes, inputs, outs, stores = epilogue_parts(G)
         shape = tuple(g.nodes[G]["shape"])
         prologue, prologue_inputs = gemm_prologue(g, G) or ((), ())
-        specs.append(dict(
-            name=f"{gname}_g{k}", shape=shape, nodes=nodes, inputs=inputs, outputs=outs, kind="gemm", anchor=G,
-            stores=stores, operands=tuple(g.nodes[G]["args"]), prologue=prologue, prologue_inputs=prologue_inputs,
-            reason=f"{g.nodes[G]['op']} starts a group; elementwise ops on its result of shape {list(shape)} "
-                   "run in its epilogue",
-        ))
+        specs.append(
+            dict(
+                name=f"{gname}_g{k}",
+                shape=shape,
+                nodes=nodes,
+                inputs=inputs,
+                outputs=outs,
+                kind="gemm",
+                anchor=G,
+                stores=stores,
+                operands=tuple(g.nodes[G]["args"]),
+                prologue=prologue,
+                prologue_inputs=prologue_inputs,
+                reason=f"{g.nodes[G]['op']} starts a group; elementwise ops on its result of shape {list(shape)} "
+                "run in its epilogue",
+            )
+        )
 
     by_shape: dict[tuple, list] = {}
     for item in wanted:
@@ -197,17 +252,33 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     for k, (shape, items) in enumerate(by_shape.items()):
         roots = [n for _, n in items]
         nodes, inputs = _split(g, _region(g, roots, stored), stored, order, roots=roots)
-        specs.append(dict(
-            name=f"{gname}_k{k}", shape=shape, nodes=nodes, inputs=inputs,
-            outputs=tuple((i, n) for i, n in items if i is not None), stores=[n for i, n in items if i is None],
-            reason=(f"outputs of shape {list(shape)}; other outputs have other shapes, or follow a reduction or GEMM"
-                    if several else "every output has one shape: the whole graph is one kernel"),
-        ))
+        specs.append(
+            dict(
+                name=f"{gname}_k{k}",
+                shape=shape,
+                nodes=nodes,
+                inputs=inputs,
+                outputs=tuple((i, n) for i, n in items if i is not None),
+                stores=[n for i, n in items if i is None],
+                reason=(
+                    f"outputs of shape {list(shape)}; other outputs have other shapes, or follow a reduction or GEMM"
+                    if several
+                    else "every output has one shape: the whole graph is one kernel"
+                ),
+            )
+        )
 
     # An anchor other kernels read is stored too.
-    read = {view_root(g, n) for spec in specs
-            for n in (*spec["inputs"], *spec.get("operands", ()), *spec.get("epilogue_inputs", ()),
-                      *spec.get("prologue_inputs", ()))}
+    read = {
+        view_root(g, n)
+        for spec in specs
+        for n in (
+            *spec["inputs"],
+            *spec.get("operands", ()),
+            *spec.get("epilogue_inputs", ()),
+            *spec.get("prologue_inputs", ()),
+        )
+    }
     for spec in specs:
         if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
             spec["stores"].append(spec["anchor"])
@@ -221,12 +292,19 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
 def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:
     """Groups ordered so that each runs after those storing what it reads (stable)."""
     # a parameter returned as an output is copied by a group, but every group can read it from the start
-    producer = {n: grp.name for grp in groups for n in (*grp.stores, *(o for _, o in grp.outputs))
-                if g.nodes[n]["op"] != "param"}
+    producer = {
+        n: grp.name
+        for grp in groups
+        for n in (*grp.stores, *(o for _, o in grp.outputs))
+        if g.nodes[n]["op"] != "param"
+    }
     done, ordered, pending = set(), [], list(groups)
     while pending:
         for grp in pending:
-            read = [view_root(g, n) for n in (*grp.inputs, *grp.operands, *grp.epilogue_inputs, *grp.prologue_inputs)]
+            read = [
+                view_root(g, n)
+                for n in (*grp.inputs, *grp.operands, *grp.epilogue_inputs, *grp.prologue_inputs)
+            ]
             needs = {producer[n] for n in read if n in producer} - {grp.name}
             if needs <= done:
                 ordered.append(grp)

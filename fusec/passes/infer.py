@@ -26,8 +26,13 @@ def broadcast(shapes, pos, what="operands"):
             shown = " and ".join(fmt_shape(s) for s in shapes)
             raise error(
                 f"cannot broadcast {what} of shapes {shown}: "
-                + " vs ".join(dict.fromkeys(str(s[len(s) - ndim + i]) for s in shapes
-                                            if len(s) - ndim + i >= 0 and s[len(s) - ndim + i] != 1))
+                + " vs ".join(
+                    dict.fromkeys(
+                        str(s[len(s) - ndim + i])
+                        for s in shapes
+                        if len(s) - ndim + i >= 0 and s[len(s) - ndim + i] != 1
+                    )
+                )
                 + (" in the last dimension" if i == ndim - 1 else f" in dimension {i - ndim}")
                 + (
                     "; different size names may be different sizes, so use one name for"
@@ -61,11 +66,15 @@ def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[
         common = dt.promote(*arg_dtypes[1:])
         return ["bool", common, common], common
     if rule == "bounds":  # an infinite bound is an absent one: it lifts nothing
-        bounds = [v for v in attrs.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        bounds = [
+            v for v in attrs.values() if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
         weak = [_const_dtype(v) for v in bounds if not (isinstance(v, float) and math.isinf(v))]
         common = dt.promote(*arg_dtypes, *weak)
         if dt.category(common) == 0:
-            common = dt.WEAK_INT if dt.is_weak(common) else "i64"  # torch: bool with int bounds is i64
+            common = (
+                dt.WEAK_INT if dt.is_weak(common) else "i64"
+            )  # torch: bool with int bounds is i64
         return [common] * len(arg_dtypes), common
     common = dt.promote(*arg_dtypes)
     if rule == "float":
@@ -133,7 +142,10 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
     if prim.kind == "gemm":
         got = [a["dtype"] for a in args]
         if not all(dt.is_float(d) and not dt.is_weak(d) for d in got) or len(set(got)) > 1:
-            raise error(f"{prim.name} needs float tensors of one dtype, got {' and '.join(got)}", data["pos"])
+            raise error(
+                f"{prim.name} needs float tensors of one dtype, got {' and '.join(got)}",
+                data["pos"],
+            )
         try:
             data["shape"] = prim.gemm_shape(*(tuple(a["shape"]) for a in args), **attrs)
         except ValueError as e:

@@ -62,7 +62,9 @@ def fold_constants(g: nx.DiGraph) -> nx.DiGraph:
                 value, category = _evaluate(prim, values, [np.float64] * len(values), attrs), 2
                 retype = True
         except (TypeError, ValueError, OverflowError, ArithmeticError) as e:
-            raise error(f"{prim.name} cannot be computed on these literals ({e})", data["pos"]) from None
+            raise error(
+                f"{prim.name} cannot be computed on these literals ({e})", data["pos"]
+            ) from None
         if category == 0:
             value = bool(value)
         elif category == 1:
@@ -109,7 +111,9 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
         if data["op"] in ("param", "const"):
             continue
         prim = lookup(data["op"])
-        for i, (a, t) in enumerate(zip(data["args"], data.get("operand_dtypes") or (), strict=False)):
+        for i, (a, t) in enumerate(
+            zip(data["args"], data.get("operand_dtypes") or (), strict=False)
+        ):
             uses.append((a, dt.concrete(t)))
             value = g.nodes[a].get("value")
             if (
@@ -133,7 +137,9 @@ def _check_range(data: dict, dtype: str) -> None:
     value = data.get("value")
     if data["op"] != "const" or isinstance(value, bool) or not isinstance(value, int):
         return
-    lo, hi = INT_RANGES.get(dtype, INT_RANGES["i64"]) if dt.category(dtype) == 1 else INT_RANGES["i64"]
+    lo, hi = (
+        INT_RANGES.get(dtype, INT_RANGES["i64"]) if dt.category(dtype) == 1 else INT_RANGES["i64"]
+    )
     if not lo <= value <= hi:
         used = f"{dtype}, the dtype it is used as here" if dt.category(dtype) == 1 else "int64"
         raise error(

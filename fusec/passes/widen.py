@@ -19,14 +19,28 @@ from ..ir.registry import lookup
 
 def _cast(g: nx.DiGraph, arg: int, to: str, pos, connect: bool = True) -> int:
     data = g.nodes[arg]
-    return add_node(g, "cast", (arg,) if connect else (), (("dtype", ("dtype", to)),), pos, infix=None,
-                    operand_dtypes=(data["dtype"],), dtype=to, shape=tuple(data["shape"]))
+    return add_node(
+        g,
+        "cast",
+        (arg,) if connect else (),
+        (("dtype", ("dtype", to)),),
+        pos,
+        infix=None,
+        operand_dtypes=(data["dtype"],),
+        dtype=to,
+        shape=tuple(data["shape"]),
+    )
 
 
 def widen_f16_gemms(g: nx.DiGraph) -> nx.DiGraph:
     """The graph with every f16 GEMM computed in f32 between casts (a copy)."""
-    gemms = [n for n, d in g.nodes(data=True)
-             if d["op"] not in ("param", "const") and lookup(d["op"]).kind == "gemm" and d["dtype"] == "f16"]
+    gemms = [
+        n
+        for n, d in g.nodes(data=True)
+        if d["op"] not in ("param", "const")
+        and lookup(d["op"]).kind == "gemm"
+        and d["dtype"] == "f16"
+    ]
     if not gemms:
         return g
     g = g.copy()

@@ -19,11 +19,25 @@ from ..diagnostics import CallError
 from ..ir import dtypes as dt
 
 # a scalar argument's value, as the kernel takes it (f16 and bool are computed as float and int)
-SCALAR_ARG = {"f16": np.float32, "f32": np.float32, "f64": np.float64,
-              "i32": np.int32, "i64": np.int64, "bool": np.int32}
+SCALAR_ARG = {
+    "f16": np.float32,
+    "f32": np.float32,
+    "f64": np.float64,
+    "i32": np.int32,
+    "i64": np.int64,
+    "bool": np.int32,
+}
 _INT_RANGE = {"i32": (-(2**31), 2**31 - 1), "i64": (-(2**63), 2**63 - 1)}
-_FLOAT_MAX = {"f16": 65504.0, "f32": float(np.finfo(np.float32).max), "f64": float(np.finfo(np.float64).max)}
-_SCALAR_KINDS = {"bool": "b", "i32": "biu", "i64": "biu"}  # what a scalar parameter accepts; floats: "biuf"
+_FLOAT_MAX = {
+    "f16": 65504.0,
+    "f32": float(np.finfo(np.float32).max),
+    "f64": float(np.finfo(np.float64).max),
+}
+_SCALAR_KINDS = {
+    "bool": "b",
+    "i32": "biu",
+    "i64": "biu",
+}  # what a scalar parameter accepts; floats: "biuf"
 
 
 @dataclass
@@ -43,7 +57,9 @@ class CallValues:
 def check_arguments(params: list[dict], bound: dict, context, pinned=None) -> CallValues:
     values = CallValues(dict(pinned.sizes) if pinned is not None else {})
     kind = None
-    scalar_array = None  # the first 0-d array given for a scalar: its kind when no other array is given
+    scalar_array = (
+        None  # the first 0-d array given for a scalar: its kind when no other array is given
+    )
     for p in params:
         name = p["name"]
         if pinned is not None and name in pinned.values:
@@ -66,7 +82,9 @@ def check_arguments(params: list[dict], bound: dict, context, pinned=None) -> Ca
 
 
 def _is_foreign_array(value) -> bool:
-    return hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray | np.generic | cla.Array)
+    return hasattr(value, "__dlpack__") and not isinstance(
+        value, np.ndarray | np.generic | cla.Array
+    )
 
 
 def check_argument(p: dict, value, sizes: dict, context=None):
@@ -130,30 +148,47 @@ def _check_scalar(name: str, dtype: str, value):
         raise CallError(f"parameter {name!r} expects a scalar {dtype}, got a device array")
     if isinstance(value, bool | int | float | np.generic):
         arr = value
-        kind = np.asarray(value).dtype.kind if isinstance(value, np.generic) else (
-            "b" if isinstance(value, bool) else "i" if isinstance(value, int) else "f")
+        kind = (
+            np.asarray(value).dtype.kind
+            if isinstance(value, np.generic)
+            else ("b" if isinstance(value, bool) else "i" if isinstance(value, int) else "f")
+        )
     else:
         try:
-            arr = np.asarray(_host_view(name, value, dtype) if not isinstance(value, np.ndarray) else value)
+            arr = np.asarray(
+                _host_view(name, value, dtype) if not isinstance(value, np.ndarray) else value
+            )
         except CallError:
-            raise CallError(f"parameter {name!r} expects a scalar {dtype}, got {type(value).__name__}") from None
+            raise CallError(
+                f"parameter {name!r} expects a scalar {dtype}, got {type(value).__name__}"
+            ) from None
         if arr.shape != ():
-            raise CallError(f"parameter {name!r} expects a scalar {dtype}, got shape {list(arr.shape)}")
+            raise CallError(
+                f"parameter {name!r} expects a scalar {dtype}, got shape {list(arr.shape)}"
+            )
         kind = arr.dtype.kind
         arr = arr.item()
     if kind not in _SCALAR_KINDS.get(dtype, "biuf"):
-        got = type(value).__name__ if not isinstance(value, np.generic | np.ndarray) else np.asarray(value).dtype
+        got = (
+            type(value).__name__
+            if not isinstance(value, np.generic | np.ndarray)
+            else np.asarray(value).dtype
+        )
         raise CallError(f"parameter {name!r} expects {dtype}, got {got}")
     if dtype in _INT_RANGE:
         lo, hi = _INT_RANGE[dtype]
         if not lo <= int(arr) <= hi:
-            raise CallError(f"parameter {name!r}: {int(arr)} is out of range for {dtype} ({lo} to {hi})")
+            raise CallError(
+                f"parameter {name!r}: {int(arr)} is out of range for {dtype} ({lo} to {hi})"
+            )
         return SCALAR_ARG[dtype](int(arr))
     if dtype == "bool":
         return SCALAR_ARG[dtype](bool(arr))
     number = float(arr)
     if abs(number) > _FLOAT_MAX[dtype] and number == number and abs(number) != float("inf"):
-        raise CallError(f"parameter {name!r}: {arr} is out of range for {dtype} (at most {_FLOAT_MAX[dtype]:g})")
+        raise CallError(
+            f"parameter {name!r}: {arr} is out of range for {dtype} (at most {_FLOAT_MAX[dtype]:g})"
+        )
     return SCALAR_ARG[dtype](number)
 
 
@@ -167,7 +202,9 @@ def _host_view(name: str, value, want: str) -> np.ndarray:
         try:
             return np.from_dlpack(value)
         except (BufferError, RuntimeError, TypeError, ValueError) as e:
-            raise CallError(f"parameter {name!r}: cannot use this {type(value).__name__} in place ({e})") from None
+            raise CallError(
+                f"parameter {name!r}: cannot use this {type(value).__name__} in place ({e})"
+            ) from None
     if hasattr(value, "__array_interface__") or hasattr(value, "__array_struct__"):
         return np.asarray(value)
     raise CallError(f"parameter {name!r} expects an array {want}, got {type(value).__name__}")
@@ -200,6 +237,8 @@ def check_out(out, shapes: list[tuple], dtypes: list) -> list:
         if isinstance(arr, np.ndarray) and not arr.flags.writeable:
             raise CallError(f"out[{i}] is read-only")
         if isinstance(arr, cla.Array) and arr.offset:
-            raise CallError(f"out[{i}] is a view into a larger device buffer (offset {arr.offset}); pass a whole array")
+            raise CallError(
+                f"out[{i}] is a view into a larger device buffer (offset {arr.offset}); pass a whole array"
+            )
         checked.append(arr)
     return checked

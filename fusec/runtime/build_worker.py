@@ -66,8 +66,16 @@ class BuildWorker:
         """
         proc = self._start()
         try:
-            _send(proc.stdin, {"platform": platform, "device": device, "source": source,
-                               "options": options, "trials": list(trials)})
+            _send(
+                proc.stdin,
+                {
+                    "platform": platform,
+                    "device": device,
+                    "source": source,
+                    "options": options,
+                    "trials": list(trials),
+                },
+            )
         except (BrokenPipeError, OSError):
             return self._crashed("the build worker could not be reached")
         sel = selectors.DefaultSelector()

@@ -60,7 +60,11 @@ def pin(runtime, graph: nx.DiGraph, kernels: list, constants: dict) -> Pinned:
             continue
         value, kind = check_argument(p, constants[p["name"]], pinned.sizes, runtime.context)
         if p["shape"]:  # a private device copy
-            value = value.copy() if isinstance(value, cla.Array) else cla.to_device(runtime.queue, value)
+            value = (
+                value.copy()
+                if isinstance(value, cla.Array)
+                else cla.to_device(runtime.queue, value)
+            )
             if pinned.result_kind == "numpy" and kind == "device":
                 pinned.result_kind = "device"
         pinned.values[p["name"]] = value
@@ -69,8 +73,10 @@ def pin(runtime, graph: nx.DiGraph, kernels: list, constants: dict) -> Pinned:
     constant = set()
     for n in nx.topological_sort(graph):
         data = graph.nodes[n]
-        if data["op"] == "const" or (data["op"] == "param" and data["name"] in constants) or (
-            data["op"] != "param" and data["args"] and all(a in constant for a in data["args"])
+        if (
+            data["op"] == "const"
+            or (data["op"] == "param" and data["name"] in constants)
+            or (data["op"] != "param" and data["args"] and all(a in constant for a in data["args"]))
         ):
             constant.add(n)
     for k in kernels:
@@ -108,7 +114,9 @@ class Launcher:
         self.outputs = [graph.nodes[o] for o in graph.graph["outputs"]]
         self.output_dtypes = [dt.NUMPY[dt.concrete(o["dtype"])] for o in self.outputs]
         self.output_index = {node: i for i, node in enumerate(graph.graph["outputs"])}
-        self.symbols = sorted({d for p in self.params for d in p["shape"] if not isinstance(d, int)})
+        self.symbols = sorted(
+            {d for p in self.params for d in p["shape"] if not isinstance(d, int)}
+        )
         self._local = threading.local()
 
     # -- a call --------------------------------------------------------------------
@@ -129,20 +137,28 @@ class Launcher:
         else:
             cache.move_to_end(key)
         on_device = values.result_kind == "device"
-        outputs = check_out(out, prepared.output_shapes, self.output_dtypes) if out is not None else None
+        outputs = (
+            check_out(out, prepared.output_shapes, self.output_dtypes) if out is not None else None
+        )
         if outputs is None:
-            outputs = [self._new_output(shape, dtype, on_device)
-                       for shape, dtype in zip(prepared.output_shapes, self.output_dtypes, strict=True)]
+            outputs = [
+                self._new_output(shape, dtype, on_device)
+                for shape, dtype in zip(prepared.output_shapes, self.output_dtypes, strict=True)
+            ]
         queue = self.runtime.queue
         copies = []  # (host array, device buffer): outputs copied back to the host after the launches
         out_args = [self._array_arg(arr, copies) for arr in outputs]
-        in_args = {name: self._array_arg(v, None) if isinstance(v, np.ndarray | cla.Array) else v
-                   for name, v in values.arrays.items()}
+        in_args = {
+            name: self._array_arg(v, None) if isinstance(v, np.ndarray | cla.Array) else v
+            for name, v in values.arrays.items()
+        }
         for launch in prepared.launches:
             if launch.once is None:
                 self._enqueue(launch, out_args, in_args)
                 continue
-            with pinned.lock:  # enqueued before any other thread's launch that reads what it computes
+            with (
+                pinned.lock
+            ):  # enqueued before any other thread's launch that reads what it computes
                 if launch.once not in pinned.done:
                     self._enqueue(launch, out_args, in_args)
                     pinned.done.add(launch.once)
@@ -150,9 +166,15 @@ class Launcher:
             cl.enqueue_copy(queue, host, buf, is_blocking=False)
         # Only a call whose arrays all live on the device returns before its kernels
         # finish; with any host array in it, the caller may read or reuse that array now.
-        if not all(isinstance(a, cla.Array) for a in (*outputs, *values.arrays.values()) if not _is_scalar(a)):
+        if not all(
+            isinstance(a, cla.Array)
+            for a in (*outputs, *values.arrays.values())
+            if not _is_scalar(a)
+        ):
             queue.finish()
-        results = [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
+        results = (
+            [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
+        )
         return results[0] if len(results) == 1 else tuple(results)
 
     def _enqueue(self, launch: PreparedLaunch, out_args: list, in_args: dict) -> None:
@@ -164,7 +186,9 @@ class Launcher:
                 kernel.set_arg(index, out_args[self.output_index[src.node]])
             else:
                 kernel.set_arg(index, in_args[src.name])
-        cl.enqueue_nd_range_kernel(self.runtime.queue, kernel, launch.global_size, launch.local_size)
+        cl.enqueue_nd_range_kernel(
+            self.runtime.queue, kernel, launch.global_size, launch.local_size
+        )
 
     @staticmethod
     def _thread_cache(local: threading.local) -> OrderedDict:
@@ -192,11 +216,15 @@ class Launcher:
         try:
             if on_device:
                 with self.runtime.allocator_lock:
-                    return cla.empty(self.runtime.queue, shape, dtype, allocator=self.runtime.allocator)
+                    return cla.empty(
+                        self.runtime.queue, shape, dtype, allocator=self.runtime.allocator
+                    )
             return np.empty(shape, dtype)
         except (MemoryError, cl.MemoryError, ValueError) as e:
             nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-            raise CallError(f"cannot allocate an output of shape {list(shape)} ({nbytes:,} bytes): {e}") from None
+            raise CallError(
+                f"cannot allocate an output of shape {list(shape)} ({nbytes:,} bytes): {e}"
+            ) from None
 
     # -- preparing a shape signature ----------------------------------------------
 
@@ -225,7 +253,9 @@ class Launcher:
             constant = pinned is not None and group.name in pinned.constant_kernels
             for node in group.stores:
                 count = math.prod(resolve(g.nodes[node]["shape"]))
-                stored[node] = buffer_for(g.nodes[node]["dtype"], count, False, node if constant else None)
+                stored[node] = buffer_for(
+                    g.nodes[node]["dtype"], count, False, node if constant else None
+                )
             shape = resolve(group.shape)
             counts = kernel.counts(shape, sizes)
             if group.kind == "reduction" and counts["m"] == 0:
@@ -242,14 +272,24 @@ class Launcher:
             if group.kind == "gemm":
                 options = {"w_bound": w_bound}
                 dtype = g.nodes[group.anchor]["dtype"]
-                scratch["packed"] = buffer_for(dtype, kernel.packed_elements(counts, w_bound), True,
-                                               group.name if w_bound else None)
+                scratch["packed"] = buffer_for(
+                    dtype,
+                    kernel.packed_elements(counts, w_bound),
+                    True,
+                    group.name if w_bound else None,
+                )
                 scratch["xpacked"] = buffer_for(dtype, kernel.packed_x_elements(counts), True)
             elif group.kind == "reduction":
-                scratch["partial"] = buffer_for(g.nodes[group.anchor]["dtype"], counts["m"] * counts["chunks"], True)
+                scratch["partial"] = buffer_for(
+                    g.nodes[group.anchor]["dtype"], counts["m"] * counts["chunks"], True
+                )
             for launch in kernel.launches(shape, sizes, **options):
                 # a bound graph computes these at its first call only
-                once = launch.entry if constant or (w_bound and launch.entry == f"{group.name}_pack") else None
+                once = (
+                    launch.entry
+                    if constant or (w_bound and launch.entry == f"{group.name}_pack")
+                    else None
+                )
                 cl_kernel = self._kernel(launch.entry)
                 per_call = []
                 for index, arg in enumerate(launch.args):
@@ -258,7 +298,11 @@ class Launcher:
                         per_call.append((index, arg.source))
                     else:
                         cl_kernel.set_arg(index, value)
-                launches.append(PreparedLaunch(cl_kernel, launch.global_size, launch.local_size, tuple(per_call), once))
+                launches.append(
+                    PreparedLaunch(
+                        cl_kernel, launch.global_size, launch.local_size, tuple(per_call), once
+                    )
+                )
         output_shapes = [resolve(o["shape"]) for o in self.outputs]
         return Prepared(launches, output_shapes, keep)
 
@@ -299,7 +343,9 @@ class Launcher:
             try:
                 return self.runtime.allocator(max(1, nbytes))
             except cl.MemoryError as e:
-                raise CallError(f"cannot allocate {nbytes:,} bytes on {self.runtime.info.name}: {e}") from None
+                raise CallError(
+                    f"cannot allocate {nbytes:,} bytes on {self.runtime.info.name}: {e}"
+                ) from None
 
     def _dummy(self):
         dummy = getattr(self._local, "dummy", None)

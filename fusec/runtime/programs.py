@@ -111,10 +111,13 @@ class Runtime:
         # Host arrays are passed in place where the device reads any host address
         # (fine-grained system SVM: Intel's CPU runtime, PoCL's CPU device);
         # FUSEC_ZERO_COPY=0 copies them through device buffers instead.
-        self.system_svm = bool(_svm_capabilities(self.device) & cl.device_svm_capabilities.FINE_GRAIN_SYSTEM) and (
-            os.environ.get("FUSEC_ZERO_COPY", "1").strip() != "0"
-        )
-        self.device_names = {"name": self.device.name.strip(), "platform": self.device.platform.name.strip()}
+        self.system_svm = bool(
+            _svm_capabilities(self.device) & cl.device_svm_capabilities.FINE_GRAIN_SYSTEM
+        ) and (os.environ.get("FUSEC_ZERO_COPY", "1").strip() != "0")
+        self.device_names = {
+            "name": self.device.name.strip(),
+            "platform": self.device.platform.name.strip(),
+        }
         # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
         # time in first-touch page faults than the kernel spends computing.
         import pyopencl.tools as cl_tools
@@ -123,13 +126,18 @@ class Runtime:
         self.allocator_lock = threading.Lock()  # calls from many threads share the pool
         self.cache = _open_cache(cache_dir)
         self._programs: dict[str, cl.Program] = {}
-        self.built_here: set[str] = set()  # sources this process built (warmup tells them from others')
+        self.built_here: set[str] = (
+            set()
+        )  # sources this process built (warmup tells them from others')
 
     @classmethod
     def shared(cls, device=None, cache_dir=None) -> Runtime:
         """One runtime per (device, cache) in a process, so programs are built once."""
         spec = device if device is not None else os.environ.get("FUSEC_DEVICE")
-        fast = (spec if spec is None or isinstance(spec, str) else id(spec), str(cache_dir) if cache_dir else None)
+        fast = (
+            spec if spec is None or isinstance(spec, str) else id(spec),
+            str(cache_dir) if cache_dir else None,
+        )
         if fast in cls._shared:
             return cls._shared[fast]
         dev = select_device(device)
@@ -196,7 +204,9 @@ class Runtime:
         try:
             prg = quiet_build(cl.Program(self.context, [self.device], [entry.binary]))
         except cl.Error as e:  # a binary the driver no longer takes is a miss
-            warnings.warn(f"fusec: cached program {key[:12]} did not load ({e}); rebuilding", stacklevel=3)
+            warnings.warn(
+                f"fusec: cached program {key[:12]} did not load ({e}); rebuilding", stacklevel=3
+            )
             self.cache.record_miss(key)
             return None
         # A binary with a valid checksum can still be another program's (a bad
@@ -229,7 +239,12 @@ class Runtime:
             binary = prg.get_info(cl.program_info.BINARIES)[0]
             log = prg.get_build_info(self.device, cl.program_build_info.LOG)
         if self.cache is not None:
-            meta = {"name": name, "build_seconds": seconds, "components": components, "build_log": log}
+            meta = {
+                "name": name,
+                "build_seconds": seconds,
+                "components": components,
+                "build_log": log,
+            }
             self.cache.record_build(seconds)
             self.cache.put(key, binary, meta)
         return prg
@@ -238,7 +253,9 @@ class Runtime:
         from .build_worker import WorkerCrash
 
         try:
-            reply = _worker().build(self.device.platform.name, self.device.name, source, BUILD_OPTIONS, trials)
+            reply = _worker().build(
+                self.device.platform.name, self.device.name, source, BUILD_OPTIONS, trials
+            )
         except WorkerCrash as e:
             err = CompileError(Diagnostic(f"building the kernels of {name} failed: {e}"))
             err.crashed = True
@@ -265,12 +282,19 @@ def quiet_build(prg: cl.Program, **kw) -> cl.Program:
 
 
 def _rejected(name: str, message: str) -> CompileError:
-    return CompileError(Diagnostic(f"the OpenCL compiler rejected the kernels of {name}:\n{message}"))
+    return CompileError(
+        Diagnostic(f"the OpenCL compiler rejected the kernels of {name}:\n{message}")
+    )
 
 
 def _isolated() -> bool:
     """Cold builds run in a worker process unless FUSEC_BUILD_ISOLATION=0."""
-    return os.environ.get("FUSEC_BUILD_ISOLATION", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("FUSEC_BUILD_ISOLATION", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
 
 
 _WORKERS = threading.local()  # one worker per thread: `warmup --jobs N` builds N at once
@@ -325,4 +349,3 @@ def _open_remote() -> RemoteTier | None:
         max_entry=_setting("FUSEC_REMOTE_CACHE_MAX_ENTRY", parse_size, 64 << 20),
     )
     return _setting("FUSEC_REMOTE_CACHE", lambda url: RemoteTier(replace(settings, url=url)), None)
-

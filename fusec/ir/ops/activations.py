@@ -52,8 +52,7 @@ def _int_clamp(v: str, lo: str, hi: str) -> str:
 #     (unsigned, wrapping): the negative numbers from -denorm_min to -inf.
 #   v > 0: the bits less 1 are below +inf's: +denorm_min to +inf.
 def _below_zero(v: str) -> str:
-    return (f"((as_u{{M}}({v}) - as_u{{M}}(-{{ZERO}}) - (u{{M}})(1)) "
-            f"< as_u{{M}}(({{T}})(INFINITY)))")
+    return f"((as_u{{M}}({v}) - as_u{{M}}(-{{ZERO}}) - (u{{M}})(1)) < as_u{{M}}(({{T}})(INFINITY)))"
 
 
 def _above_zero(v: str) -> str:
@@ -210,8 +209,13 @@ for entry in [
         backward={"x": "where(out <= 0, 0, g)"},  # torch's threshold_backward: 0 at 0
     ),
     # torch's relu6 is hardtanh(x, 0, 6): no gradient at either bound
-    Primitive("relu6", ("x",), _clamp_templates("{x}", "{ZERO}", _c("6")), _np_relu6,
-              backward={"x": "where(logical_and(x > 0, x < 6), g, 0)"}),
+    Primitive(
+        "relu6",
+        ("x",),
+        _clamp_templates("{x}", "{ZERO}", _c("6")),
+        _np_relu6,
+        backward={"x": "where(logical_and(x > 0, x < 6), g, 0)"},
+    ),
     Primitive(
         "hardtanh",
         ("x",),
@@ -288,11 +292,23 @@ for entry in [
         doc="exact: x/2 (1 + erf(x/sqrt 2)); tanh: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
     ),
     # x / (1 + exp(-x)) as torch: silu(-inf) is nan, silu(inf) is inf.
-    Primitive("silu", ("x",), "({x} / ({ONE} + fu_exp_{T}(-({x}))))", _np_silu, dtype_rule="float",
-              backward={"x": "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"}),
+    Primitive(
+        "silu",
+        ("x",),
+        "({x} / ({ONE} + fu_exp_{T}(-({x}))))",
+        _np_silu,
+        dtype_rule="float",
+        backward={"x": "g * sigmoid(x) * (1 + x * (1 - sigmoid(x)))"},
+    ),
     # torch's mish has no softplus threshold: exp overflows to inf and tanh(inf) = 1.
-    Primitive("mish", ("x",), "({x} * fu_tanh_{T}(log1p(fu_exp_{T}({x}))))", _np_mish, dtype_rule="float",
-              backward={"x": MISH_BACKWARD}),
+    Primitive(
+        "mish",
+        ("x",),
+        "({x} * fu_tanh_{T}(log1p(fu_exp_{T}({x}))))",
+        _np_mish,
+        dtype_rule="float",
+        backward={"x": MISH_BACKWARD},
+    ),
     Primitive(
         "softplus",
         ("x",),
@@ -307,7 +323,11 @@ for entry in [
     # multiplies by 1/6 rounded to float, in f64 too (0.1666666716...); here it
     # is 1/6 in the compute type.
     Primitive(
-        "hardsigmoid", ("x",), f"({_RELU6_X3} / {_c('6')})", _np_hardsigmoid, dtype_rule="float",
+        "hardsigmoid",
+        ("x",),
+        f"({_RELU6_X3} / {_c('6')})",
+        _np_hardsigmoid,
+        dtype_rule="float",
         backward={"x": "where(logical_and(x > -3, x < 3), g * 0.16666666666666666, 0)"},
     ),
     # x * relu6(x + 3) / 6 in torch's order: hardswish(-inf) is nan, x < -3 gives -0.

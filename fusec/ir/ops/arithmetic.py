@@ -23,12 +23,31 @@ _MAX_MIN_BACKWARD = {
 
 for entry in [
     Primitive("add", ("a", "b"), "({a} + {b})", np.add, infix="+", backward={"a": "g", "b": "g"}),
-    Primitive("sub", ("a", "b"), "({a} - {b})", np.subtract, infix="-", backward={"a": "g", "b": "-g"},
-              bool_operands=False),
-    Primitive("mul", ("a", "b"), "({a} * {b})", np.multiply, infix="*", backward={"a": "g * b", "b": "g * a"}),
+    Primitive(
+        "sub",
+        ("a", "b"),
+        "({a} - {b})",
+        np.subtract,
+        infix="-",
+        backward={"a": "g", "b": "-g"},
+        bool_operands=False,
+    ),
+    Primitive(
+        "mul",
+        ("a", "b"),
+        "({a} * {b})",
+        np.multiply,
+        infix="*",
+        backward={"a": "g * b", "b": "g * a"},
+    ),
     # True division, as torch.div: integers divide as floats.
     Primitive(
-        "div", ("a", "b"), "({a} / {b})", np.true_divide, dtype_rule="float", infix="/",
+        "div",
+        ("a", "b"),
+        "({a} / {b})",
+        np.true_divide,
+        dtype_rule="float",
+        infix="/",
         # torch: -g * ((a / b) / b); a / b is the result
         backward={"a": "g / b", "b": "-g * (out / b)"},
     ),
@@ -54,13 +73,22 @@ for entry in [
         max_width={"f64": 4},
         int_nonnegative=("b",),
     ),
-    Primitive("neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}, bool_operands=False),
     Primitive(
-        "abs", ("x",), {"float": "fabs({x})", "int": "(({x}) < {ZERO} ? -({x}) : ({x}))"}, np.abs,
+        "neg", ("x",), "(-{x})", np.negative, infix="neg", backward={"x": "-g"}, bool_operands=False
+    ),
+    Primitive(
+        "abs",
+        ("x",),
+        {"float": "fabs({x})", "int": "(({x}) < {ZERO} ? -({x}) : ({x}))"},
+        np.abs,
         backward={"x": "g * sign(x)"},  # torch: g * sgn(x); 0 at 0 and at NaN
     ),
     Primitive(
-        "reciprocal", ("x",), "({ONE} / {x})", np.reciprocal, dtype_rule="float",
+        "reciprocal",
+        ("x",),
+        "({ONE} / {x})",
+        np.reciprocal,
+        dtype_rule="float",
         backward={"x": "-g * (out * out)"},
     ),
     # torch: square is pow(x, 2), whose gradient is g * (2 * x ** 1)
@@ -87,7 +115,11 @@ for entry in [
     ),
     # The gradient of a float parameter that no differentiable path reaches.
     Primitive(
-        "zeros_like", ("x",), "{ZERO}", np.zeros_like, internal=True,
+        "zeros_like",
+        ("x",),
+        "{ZERO}",
+        np.zeros_like,
+        internal=True,
         doc="zeros of x's dtype and shape (autodiff's, not written in IR)",
     ),
 ]:

@@ -64,8 +64,11 @@ for entry in [
     Primitive(
         "where",
         ("cond", "a", "b"),
-        {"float": "({cond} ? {a} : {b})", "float@select_drops_signed_zero": _FLOAT_WHERE,
-         "int": "({cond} ? {a} : {b})"},
+        {
+            "float": "({cond} ? {a} : {b})",
+            "float@select_drops_signed_zero": _FLOAT_WHERE,
+            "int": "({cond} ? {a} : {b})",
+        },
         _where,
         dtype_rule="where",
         backward={"a": "where(cond, g, 0)", "b": "where(cond, 0, g)"},  # cond is bool: none

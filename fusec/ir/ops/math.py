@@ -84,7 +84,9 @@ def _sign(x):
 
 
 def _unary_float(name, template, ref, doc="", backward=None):
-    return Primitive(name, ("x",), template, ref, dtype_rule="float", doc=doc, backward=backward or {})
+    return Primitive(
+        name, ("x",), template, ref, dtype_rule="float", doc=doc, backward=backward or {}
+    )
 
 
 for entry in [
@@ -94,8 +96,13 @@ for entry in [
     _unary_float("expm1", "expm1({x})", _float_only(np.expm1), backward={"x": "g * (out + 1)"}),
     _unary_float("sqrt", "sqrt({x})", _float_only(np.sqrt), backward={"x": "g / (2 * out)"}),
     # torch: -0.5 * g * out ** 3, its cube being out * out * out
-    _unary_float("rsqrt", "rsqrt({x})", _rsqrt, doc="1 / sqrt(x)",
-                 backward={"x": "-0.5 * g * (out * out * out)"}),
+    _unary_float(
+        "rsqrt",
+        "rsqrt({x})",
+        _rsqrt,
+        doc="1 / sqrt(x)",
+        backward={"x": "-0.5 * g * (out * out * out)"},
+    ),
     # On a device with the quirk vector_trig_inexact (PoCL's CPU device), float8
     # sin/cos go wrong in every lane with a small argument (sin(1e-30) = 0.0099,
     # cos(1e-3) = 0.99997) when another lane holds a huge one (1e30, inf); double8
@@ -103,20 +110,44 @@ for entry in [
     # the conversions are no-ops.
     # On one with sincos_vectorizer_crash (Intel's CPU runtime), an identity
     # conversion around the call keeps its vectorizer from crashing.
-    _unary_float("sin", {"float": "sin({x})", "float@vector_trig_inexact": "convert_{T}(sin(convert_double{W}({x})))",
-                         "float@sincos_vectorizer_crash": "convert_{T}(sin(convert_{T}({x})))"},
-                 _float_only(np.sin), backward={"x": "g * cos(x)"}),
-    _unary_float("cos", {"float": "cos({x})", "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))",
-                         "float@sincos_vectorizer_crash": "convert_{T}(cos(convert_{T}({x})))"},
-                 _float_only(np.cos), backward={"x": "g * -sin(x)"}),
-    _unary_float("tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}),
+    _unary_float(
+        "sin",
+        {
+            "float": "sin({x})",
+            "float@vector_trig_inexact": "convert_{T}(sin(convert_double{W}({x})))",
+            "float@sincos_vectorizer_crash": "convert_{T}(sin(convert_{T}({x})))",
+        },
+        _float_only(np.sin),
+        backward={"x": "g * cos(x)"},
+    ),
+    _unary_float(
+        "cos",
+        {
+            "float": "cos({x})",
+            "float@vector_trig_inexact": "convert_{T}(cos(convert_double{W}({x})))",
+            "float@sincos_vectorizer_crash": "convert_{T}(cos(convert_{T}({x})))",
+        },
+        _float_only(np.cos),
+        backward={"x": "g * -sin(x)"},
+    ),
+    _unary_float(
+        "tanh", "fu_tanh_{T}({x})", _float_only(np.tanh), backward={"x": "g * (1 - out * out)"}
+    ),
     # the inverse trigonometric functions (numexpr's arcsin, arccos, arctan,
     # arctan2); backward as torch's: g / (1 + x^2), g * rsqrt(1 - x^2), ...
     _unary_float("atan", "atan({x})", _float_only(np.arctan), backward={"x": "g / (1 + x * x)"}),
-    _unary_float("asin", "asin({x})", _float_only(np.arcsin), backward={"x": "g * rsqrt(1 - x * x)"}),
-    _unary_float("acos", "acos({x})", _float_only(np.arccos), backward={"x": "-g * rsqrt(1 - x * x)"}),
+    _unary_float(
+        "asin", "asin({x})", _float_only(np.arcsin), backward={"x": "g * rsqrt(1 - x * x)"}
+    ),
+    _unary_float(
+        "acos", "acos({x})", _float_only(np.arccos), backward={"x": "-g * rsqrt(1 - x * x)"}
+    ),
     Primitive(
-        "atan2", ("a", "b"), "atan2({a}, {b})", _float_only2(np.arctan2), dtype_rule="float",
+        "atan2",
+        ("a", "b"),
+        "atan2({a}, {b})",
+        _float_only2(np.arctan2),
+        dtype_rule="float",
         doc="the angle of (b, a), as torch.atan2",
         # torch's atan2_backward: 1 / (a^2 + b^2), but 0 where that is infinite
         backward={
@@ -126,15 +157,29 @@ for entry in [
     ),
     # Written as torch does; -x large makes exp overflow to inf and the result 0.
     # torch's sigmoid_backward: g * (1 - out) * out
-    _unary_float("sigmoid", "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))", _sigmoid,
-                 backward={"x": "g * (1 - out) * out"}),
+    _unary_float(
+        "sigmoid",
+        "({ONE} / ({ONE} + fu_exp_{T}(-({x}))))",
+        _sigmoid,
+        backward={"x": "g * (1 - out) * out"},
+    ),
     # torch: 2 / sqrt(pi) * exp(-(x ** 2)) * g
     _unary_float("erf", "erf({x})", _erf, backward={"x": "1.1283791670955126 * exp(-(x * x)) * g"}),
     # floor, ceil, round and sign: a zero gradient, as PyTorch declares it
-    Primitive("floor", ("x",), {"float": "floor({x})", "int": "({x})"}, _rounding(np.floor),
-              backward={"x": "0"}),
-    Primitive("ceil", ("x",), {"float": "ceil({x})", "int": "({x})"}, _rounding(np.ceil),
-              backward={"x": "0"}),
+    Primitive(
+        "floor",
+        ("x",),
+        {"float": "floor({x})", "int": "({x})"},
+        _rounding(np.floor),
+        backward={"x": "0"},
+    ),
+    Primitive(
+        "ceil",
+        ("x",),
+        {"float": "ceil({x})", "int": "({x})"},
+        _rounding(np.ceil),
+        backward={"x": "0"},
+    ),
     # torch.round rounds half to even, as OpenCL's rint (not round, which goes away from 0).
     Primitive(
         "round",

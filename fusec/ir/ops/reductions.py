@@ -18,9 +18,7 @@ from ..registry import REQUIRED, Primitive, register
 def sum_to_axes(shape, target) -> tuple[int, ...]:
     """The axes of `shape` that summing down to `target` removes or sets to 1."""
     lead = len(shape) - len(target)
-    return tuple(
-        i for i, d in enumerate(shape) if i < lead or (target[i - lead] == 1 and d != 1)
-    )
+    return tuple(i for i, d in enumerate(shape) if i < lead or (target[i - lead] == 1 and d != 1))
 
 
 def _sum_to_shape(shape, attrs):
@@ -35,7 +33,9 @@ def _axis_shape(shape, attrs):
     if ndim == 0:
         raise ValueError("cannot reduce a scalar: it has no axis")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of range for {ndim} dimension{'s' if ndim > 1 else ''}")
+        raise ValueError(
+            f"axis {axis} is out of range for {ndim} dimension{'s' if ndim > 1 else ''}"
+        )
     axis %= ndim
     kept = list(shape)
     if attrs["keepdim"]:
@@ -52,7 +52,9 @@ def _sum_to(x, shape):
 
 
 def _np_sum(x, axis=-1, keepdim=False):
-    out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.int64  # torch: ints sum to i64
+    out_dtype = (
+        x.dtype if np.issubdtype(x.dtype, np.floating) else np.int64
+    )  # torch: ints sum to i64
     return np.sum(x, axis=axis, keepdims=keepdim, dtype=out_dtype)
 
 
@@ -77,12 +79,15 @@ def _np_softmax(x, axis=-1):
 def _np_log_softmax(x, axis=-1):
     with np.errstate(all="ignore"):
         shifted = x - np.max(x, axis=axis, keepdims=True)
-        return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+        return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(
+            x.dtype, copy=False
+        )
 
 
 _SHIFTED = "(x - max(x, axis={axis}, keepdim=true))"
 SOFTMAX = f"exp({_SHIFTED}) / sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true)"
 LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
+
 
 def _unsqueeze_shape(shape, attrs):
     """A 1 inserted where a reduction without keepdim removed `axis` (counted
@@ -101,11 +106,15 @@ def _np_axis_count(x, axis=-1, keepdim=False):
 
 
 AXIS = {"axis": -1, "keepdim": False}
+
+
 # A reduction's gradient, written for keepdim; `{K}(v)` marks where a result of
 # the reduction (g, out) gets its axis back when keepdim is false.
 def _reduction_backward(template: str) -> dict:
     plain = template.replace("{K}", "")
-    restored = template.replace("{K}", "unsqueeze").replace("unsqueeze(g)", "unsqueeze(g, axis={axis})")
+    restored = template.replace("{K}", "unsqueeze").replace(
+        "unsqueeze(g)", "unsqueeze(g, axis={axis})"
+    )
     restored = restored.replace("unsqueeze(out)", "unsqueeze(out, axis={axis})")
     return {"x": restored, "x|keepdim=True": plain}
 
@@ -113,13 +122,21 @@ def _reduction_backward(template: str) -> dict:
 # d sum / dx: g back over the axis; mean: divided by the axis' length; max and
 # min: shared evenly among the elements equal to the result (torch.amax's rule).
 SUM_BACKWARD = _reduction_backward("{K}(g) + zeros_like(x)")
-MEAN_BACKWARD = _reduction_backward("{K}(g) / axis_count(x, axis={axis}, keepdim=true) + zeros_like(x)")
+MEAN_BACKWARD = _reduction_backward(
+    "{K}(g) / axis_count(x, axis={axis}, keepdim=true) + zeros_like(x)"
+)
 EXTREMUM_BACKWARD = _reduction_backward(
     "where(x == {K}(out), {K}(g) / sum(x == {K}(out), axis={axis}, keepdim=true), 0)"
 )
 # NaN wins: once the accumulator is NaN it stays; a NaN element replaces it.
-MAX = {"float": "((isnan({acc}) || {acc} >= {x}) ? {acc} : {x})", "int": "({acc} >= {x} ? {acc} : {x})"}
-MIN = {"float": "((isnan({acc}) || {acc} <= {x}) ? {acc} : {x})", "int": "({acc} <= {x} ? {acc} : {x})"}
+MAX = {
+    "float": "((isnan({acc}) || {acc} >= {x}) ? {acc} : {x})",
+    "int": "({acc} >= {x} ? {acc} : {x})",
+}
+MIN = {
+    "float": "((isnan({acc}) || {acc} <= {x}) ? {acc} : {x})",
+    "int": "({acc} <= {x} ? {acc} : {x})",
+}
 
 for entry in [
     Primitive(
@@ -134,28 +151,106 @@ for entry in [
         internal=True,
         doc="x summed over its broadcast axes down to `shape` (autodiff's, not written in IR)",
     ),
-    Primitive("sum", ("x",), "({acc} + {x})", _np_sum, dtype_rule="sum", kind="reduction",
-              reduce_init="{ZERO}", reduce_shape=_axis_shape, attrs=AXIS, backward=SUM_BACKWARD,
-              doc="torch.sum(x, dim=axis, keepdim); integers and bools sum to i64"),
-    Primitive("mean", ("x",), "({acc} + {x})", _np_mean, dtype_rule="float", kind="reduction",
-              reduce_init="{ZERO}", reduce_finish="({acc} / {count})", reduce_shape=_axis_shape, attrs=AXIS,
-              backward=MEAN_BACKWARD, doc="torch.mean(x, dim=axis, keepdim); float operands only"),
+    Primitive(
+        "sum",
+        ("x",),
+        "({acc} + {x})",
+        _np_sum,
+        dtype_rule="sum",
+        kind="reduction",
+        reduce_init="{ZERO}",
+        reduce_shape=_axis_shape,
+        attrs=AXIS,
+        backward=SUM_BACKWARD,
+        doc="torch.sum(x, dim=axis, keepdim); integers and bools sum to i64",
+    ),
+    Primitive(
+        "mean",
+        ("x",),
+        "({acc} + {x})",
+        _np_mean,
+        dtype_rule="float",
+        kind="reduction",
+        reduce_init="{ZERO}",
+        reduce_finish="({acc} / {count})",
+        reduce_shape=_axis_shape,
+        attrs=AXIS,
+        backward=MEAN_BACKWARD,
+        doc="torch.mean(x, dim=axis, keepdim); float operands only",
+    ),
     # The length of an axis, as a reduction's count: what mean's gradient divides by.
-    Primitive("axis_count", ("x",), "({acc})", _np_axis_count, dtype_rule="float", kind="reduction",
-              reduce_init="{ZERO}", reduce_finish="({count})", reduce_shape=_axis_shape, attrs=AXIS,
-              internal=True, doc="the number of elements each result of a reduction over `axis` combines"),
-    Primitive("unsqueeze", ("x",), "", _np_unsqueeze, kind="view", attrs={"axis": REQUIRED},
-              reduce_shape=_unsqueeze_shape, internal=True,
-              doc="x with a dimension of 1 inserted (a reduction's result, its axis restored)"),
+    Primitive(
+        "axis_count",
+        ("x",),
+        "({acc})",
+        _np_axis_count,
+        dtype_rule="float",
+        kind="reduction",
+        reduce_init="{ZERO}",
+        reduce_finish="({count})",
+        reduce_shape=_axis_shape,
+        attrs=AXIS,
+        internal=True,
+        doc="the number of elements each result of a reduction over `axis` combines",
+    ),
+    Primitive(
+        "unsqueeze",
+        ("x",),
+        "",
+        _np_unsqueeze,
+        kind="view",
+        attrs={"axis": REQUIRED},
+        reduce_shape=_unsqueeze_shape,
+        internal=True,
+        doc="x with a dimension of 1 inserted (a reduction's result, its axis restored)",
+    ),
     # Composites, numerically stable (the row's max subtracted first). Their
     # parts fuse as any graph's: two reductions and one elementwise kernel.
-    Primitive("softmax", ("x",), "", _np_softmax, dtype_rule="float", kind="reduction",
-              attrs={"axis": -1}, lowering=SOFTMAX, doc="torch.softmax(x, dim=axis)"),
-    Primitive("log_softmax", ("x",), "", _np_log_softmax, dtype_rule="float", kind="reduction",
-              attrs={"axis": -1}, lowering=LOG_SOFTMAX, doc="torch.log_softmax(x, dim=axis)"),
-    Primitive("max", ("x",), MAX, _np_max, kind="reduction", reduce_init="{LOWEST}", backward=EXTREMUM_BACKWARD,
-              reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amax(x, dim=axis, keepdim); NaN propagates"),
-    Primitive("min", ("x",), MIN, _np_min, kind="reduction", reduce_init="{HIGHEST}", backward=EXTREMUM_BACKWARD,
-              reduce_shape=_axis_shape, attrs=AXIS, doc="torch.amin(x, dim=axis, keepdim); NaN propagates"),
+    Primitive(
+        "softmax",
+        ("x",),
+        "",
+        _np_softmax,
+        dtype_rule="float",
+        kind="reduction",
+        attrs={"axis": -1},
+        lowering=SOFTMAX,
+        doc="torch.softmax(x, dim=axis)",
+    ),
+    Primitive(
+        "log_softmax",
+        ("x",),
+        "",
+        _np_log_softmax,
+        dtype_rule="float",
+        kind="reduction",
+        attrs={"axis": -1},
+        lowering=LOG_SOFTMAX,
+        doc="torch.log_softmax(x, dim=axis)",
+    ),
+    Primitive(
+        "max",
+        ("x",),
+        MAX,
+        _np_max,
+        kind="reduction",
+        reduce_init="{LOWEST}",
+        backward=EXTREMUM_BACKWARD,
+        reduce_shape=_axis_shape,
+        attrs=AXIS,
+        doc="torch.amax(x, dim=axis, keepdim); NaN propagates",
+    ),
+    Primitive(
+        "min",
+        ("x",),
+        MIN,
+        _np_min,
+        kind="reduction",
+        reduce_init="{HIGHEST}",
+        backward=EXTREMUM_BACKWARD,
+        reduce_shape=_axis_shape,
+        attrs=AXIS,
+        doc="torch.amin(x, dim=axis, keepdim); NaN propagates",
+    ),
 ]:
     register(entry)
