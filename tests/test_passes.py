@@ -134,3 +134,17 @@ def test_kernels_cache_knows_nothing_of_fusec():
 
     src = "\n".join(open(m.__file__).read() for m in [kernels_cache])
     assert "fusec." not in src and "import fusec" not in src
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_simplify_as_a_whole_leaves_its_input_untouched(text):
+    """simplify runs its steps in place on one copy: the caller's graph stays as it was."""
+    g = inferred(text)
+    before = snapshot(g)
+    out = simplify(g)
+    verify(out)
+    assert snapshot(g) == before
+    steps_one_by_one = g
+    for _, step in STEPS:
+        steps_one_by_one = step(steps_one_by_one)
+    assert snapshot(out) == snapshot(steps_one_by_one)

@@ -38,7 +38,10 @@ def fold_constants(g: nx.DiGraph) -> nx.DiGraph:
     literal must fit the dtype it is used as (`k + 3000000000` with `k: i32` is
     an error, as torch refuses it).
     """
-    g = g.copy()
+    return _fold_constants(g.copy())
+
+
+def _fold_constants(g: nx.DiGraph) -> nx.DiGraph:
     retype = False
     for n in list(nx.topological_sort(g)):
         data = g.nodes[n]
@@ -204,7 +207,10 @@ IDENTITIES = [
 
 
 def apply_identities(g: nx.DiGraph) -> nx.DiGraph:
-    g = g.copy()
+    return _apply_identities(g.copy())
+
+
+def _apply_identities(g: nx.DiGraph) -> nx.DiGraph:
     changed = True
     while changed:
         changed = False
@@ -228,7 +234,10 @@ def _cse_key(data):
 
 
 def eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
-    g = g.copy()
+    return _eliminate_common_subexpressions(g.copy())
+
+
+def _eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
     seen: dict = {}
     for n in list(nx.topological_sort(g)):
         data = g.nodes[n]
@@ -270,7 +279,14 @@ STEPS = (
 )
 
 
+# the same steps, each working in place on the copy simplify makes once
+_IN_PLACE = (_fold_constants, _apply_identities, _eliminate_common_subexpressions, _remove_dead)
+
+
 def simplify(g: nx.DiGraph) -> nx.DiGraph:
-    for _, step in STEPS:
+    """STEPS in order, on one copy of `g`: a copy per step cost most of the time
+    checking 10,000 statements took (a 40,000-node copy is ~0.1 s)."""
+    g = g.copy()
+    for step in _IN_PLACE:
         g = step(g)
     return g
