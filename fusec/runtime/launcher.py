@@ -8,8 +8,9 @@ per array and enqueues. Each thread has its own kernel objects (an OpenCL
 kernel's arguments are state), so a graph may be called from many at once.
 
 Host arrays reach the kernels in place where the device shares the host's
-memory at any address (fine-grained system SVM: Intel's CPU runtime, PoCL's
-CPU device); elsewhere they are copied through pooled device buffers.
+memory at any address (fine-grained system SVM: Intel's CPU runtime; PoCL's
+CPU device where it reports it); elsewhere they are copied through pooled
+device buffers.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class Runtime:
             self.queue = cl.CommandQueue(self.context)
         self.info = DeviceInfo.from_cl(self.device)
         # Host arrays are passed in place where the device reads any host address
-        # (fine-grained system SVM: Intel's CPU runtime, PoCL's CPU device);
+        # (fine-grained system SVM: Intel's CPU runtime; PoCL's CPU device where it reports it);
         # FUSEC_ZERO_COPY=0 copies them through device buffers instead.
         self.system_svm = bool(
             _svm_capabilities(self.device) & cl.device_svm_capabilities.FINE_GRAIN_SYSTEM
