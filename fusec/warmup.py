@@ -116,6 +116,8 @@ def find_ir_files(paths) -> list[Path]:
             files += sorted(f for f in p.rglob("*.ir") if f.is_file())
         elif p.is_file():
             files.append(p)
+        elif p.exists():  # a FIFO, a device: never read (as `fusec check` refuses them)
+            raise FileNotFoundError(f"not a regular file or directory: {str(p)!r}")
         else:
             raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
     return files

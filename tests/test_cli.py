@@ -562,3 +562,11 @@ def test_run_refuses_a_lying_npy_header(fusec, tmp_path):
         "claims 100000000000 elements of float32 (400000000000 bytes), but the file holds 0"
         in proc.stderr
     )
+
+
+def test_warmup_names_a_special_file_as_such(fusec, tmp_path):
+    fifo = tmp_path / "m.ir"
+    os.mkfifo(fifo)
+    proc = fusec("warmup", fifo)
+    assert proc.returncode == 1
+    assert "not a regular file or directory" in proc.stderr
