@@ -36,7 +36,6 @@ AVX512_TARGETS = frozenset(
 MAX_VECTOR_WIDTH = 16
 CPU_MIN_VECTOR_WIDTH = 8  # explicit vectors on every CPU driver (see above)
 LOCAL_SIZE = 64  # explicit, so the worker's trial launch generates the code the real one uses
-PAGE = 4096
 
 
 # Driver bugs fusec works around, by the name templates key their variants on
@@ -66,7 +65,6 @@ class DeviceInfo:
     max_work_group_size: int = 256
     local_size: int = LOCAL_SIZE
     compute_units: int = 2
-    host_ptr_alignment: int = PAGE  # a host array used in place must start at a multiple of this
     native_vector_width: int = 8  # floats per native SIMD register (16 with AVX-512): GEMM blocking
     local_mem_size: int = 32 * 1024  # bytes of local memory: GEMM tiles on GPUs
     max_vector_bytes: int = (
@@ -106,9 +104,6 @@ class DeviceInfo:
             max_work_group_size=dev.max_work_group_size,
             local_size=min(LOCAL_SIZE if pocl else 256, dev.max_work_group_size),
             compute_units=dev.max_compute_units,
-            # USE_HOST_PTR is zero-copy for PoCL at any address; Intel's runtime
-            # (and OpenCL's integrated GPUs) copy unless the pointer is page-aligned
-            host_ptr_alignment=1 if pocl else PAGE,
             # PoCL's report follows cpuid, not its target; float16 code can crash its LLVM (see above)
             native_vector_width=min(8, dev.native_vector_width_float)
             if pocl
