@@ -295,3 +295,8 @@ def test_zero_dimensional_tensors_for_scalars_give_tensors_back():
     out = g(torch.tensor(2.0), torch.tensor(3.0))
     assert isinstance(out, torch.Tensor) and out.shape == () and float(out) == 7.0
     assert type(g(2.0, np.float32(3.0))) is np.ndarray
+
+
+def test_out_that_is_no_array_is_a_call_error(prog):
+    with pytest.raises(fusec.CallError, match=r"out\[0\] must be an array of shape \[3\], got str"):
+        prog["k"](np.arange(3, dtype=np.int32), 1, out="x")

@@ -81,6 +81,10 @@ def check_arguments(params: list[dict], bound: dict, context, pinned=None) -> Ca
     return values
 
 
+def _is_array_like(value) -> bool:
+    return any(hasattr(value, a) for a in ("__dlpack__", "__array_interface__", "__array_struct__"))
+
+
 def _is_foreign_array(value) -> bool:
     return hasattr(value, "__dlpack__") and not isinstance(
         value, np.ndarray | np.generic | cla.Array
@@ -227,6 +231,10 @@ def check_out(out, shapes: list[tuple], dtypes: list) -> list:
         raise CallError(f"out= needs {len(shapes)} array(s), one per output, got {len(outs)}")
     checked = []
     for i, (o, shape, dtype) in enumerate(zip(outs, shapes, dtypes, strict=True)):
+        if not isinstance(o, np.ndarray | cla.Array) and not _is_array_like(o):
+            raise CallError(
+                f"out[{i}] must be an array of shape {list(shape)}, got {type(o).__name__}"
+            )
         arr = o if isinstance(o, np.ndarray | cla.Array) else _host_view(f"out[{i}]", o, "an array")
         if arr.dtype != dtype or tuple(arr.shape) != tuple(shape):
             raise CallError(
