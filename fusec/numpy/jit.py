@@ -107,6 +107,9 @@ class JitFunction:
         self._simple = len(self._positional) == len(self.signature_of_fn.parameters)
         self._traces: dict = {}  # by signature
         self._by_exact_shape: dict = {}  # by exact shapes: a bounded memo over _traces
+        # positional calls without static arguments: exact shapes -> (graph, container)
+        self._positional_calls: dict = {}
+        self._plain = self._simple and not self.static
         self._lock = threading.RLock()  # a traced function may call another jitted one
         functools.update_wrapper(self, fn)
 
@@ -209,17 +212,33 @@ class JitFunction:
         return Traced(text, graph, params, arg_names, structure)
 
     def __call__(self, *args, out=None, **kwargs):
+        if self._plain and out is None and not kwargs:
+            try:
+                hit = self._positional_calls.get(_exact_key(args))
+            except (TypeError, TraceError):  # unhashable, or a TracedArray (its shape is
+                hit = None  # symbolic): the path below says what is wrong, or inlines
+            if hit is not None:  # a repeat of an earlier call's shapes: straight to the graph
+                return _contained(hit[0](*args), hit[1])
         if out is None and any(isinstance(a, TracedArray) for a in (*args, *kwargs.values())):
             return self.fn(*args, **kwargs)  # called while another function is traced: inline it
         names, values = self._arguments(args, kwargs)
         traced = self._traced(names, values)
         arrays = [v for n, v in zip(names, values, strict=True) if n not in self.static]
-        result = traced.graph(*arrays, out=out)
-        if traced.structure is list:
-            return list(result) if isinstance(result, tuple) else [result]
-        if traced.structure is tuple and not isinstance(result, tuple):
-            return (result,)
+        result = _contained(traced.graph(*arrays, out=out), traced.structure)
+        if self._plain and out is None and not kwargs and len(args) == len(self._positional):
+            self._remember(args, traced)
         return result
+
+    def _remember(self, args, traced: Traced) -> None:
+        key = _exact_key(args)
+        try:
+            hash(key)
+        except TypeError:  # an unhashable argument (its call failed or took another path)
+            return
+        with self._lock:
+            if len(self._positional_calls) >= 64:
+                self._positional_calls.pop(next(iter(self._positional_calls)))
+            self._positional_calls[key] = (traced.graph, traced.structure)
 
     def ir(self, *args, **kwargs) -> str:
         """The IR text traced for these arguments' signature."""
@@ -244,6 +263,24 @@ class JitFunction:
         return self._traced(names, values), [
             v for n, v in zip(names, values, strict=True) if n not in self.static
         ]
+
+
+def _exact_key(args) -> tuple:
+    """Arguments' kinds, dtypes and exact shapes, with the registry's generation
+    (an op registered since may change a trace)."""
+    return (
+        generation(),
+        *[(type(a), getattr(a, "dtype", None), getattr(a, "shape", None)) for a in args],
+    )
+
+
+def _contained(result, structure):
+    """The graph's result in the container the traced function returned."""
+    if structure is list:
+        return list(result) if isinstance(result, tuple) else [result]
+    if structure is tuple and not isinstance(result, tuple):
+        return (result,)
+    return result
 
 
 def _by_argument(traced: Traced, grads: dict) -> dict:
