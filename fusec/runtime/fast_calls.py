@@ -47,6 +47,26 @@ def exact_key(arrays) -> tuple | None:
     return tuple(key)
 
 
+def remember(local, launcher, bound: dict, prepared, pinned) -> None:
+    """After a checked call (`Launcher.call`, NumPy results, no `out=`): lets later
+    calls with arrays like these in this thread (`local`) skip the checks."""
+    params = [p for p in launcher.params if pinned is None or p["name"] not in pinned.values]
+    arrays = [bound[p["name"]] for p in params]
+    if not eligible(params, arrays, prepared.output_shapes):
+        return
+    if pinned is not None and any(
+        launch.once not in pinned.done for launch in prepared.launches if launch.once
+    ):
+        return
+    fast = getattr(local, "fast", None)
+    if fast is None:
+        fast = local.fast = {}
+    if len(fast) >= FAST_PER_THREAD:
+        fast.pop(next(iter(fast)))
+    names = [p["name"] for p in params]
+    fast[exact_key(arrays)] = record(prepared, names, launcher.output_index, launcher.output_dtypes)
+
+
 def eligible(params: list, arrays: list, output_shapes: list) -> bool:
     """Whether a checked call may be replayed by `run`: every argument a
     writable C-contiguous NumPy array for an array parameter, nothing empty."""
@@ -82,12 +102,12 @@ def record(prepared, names: list[str], output_index: dict, output_dtypes: list) 
 
 
 def run(fast: FastCall, arrays, queue) -> tuple | np.ndarray | None:
-    """The call's outputs, or None (nothing enqueued) when an argument is read-only."""
+    """The call's outputs, or None (nothing enqueued) where the checked path must run."""
     try:
         inputs = [cl.SVM(a) for a in arrays]
-    except ValueError:  # read-only: the checked path passes an alias
-        return None
-    outputs = [np.empty(shape, dtype) for shape, dtype in fast.outputs]
+        outputs = [np.empty(shape, dtype) for shape, dtype in fast.outputs]
+    except (ValueError, MemoryError):  # read-only (the checked path passes an alias),
+        return None  # or out of memory (the checked path says so as a CallError)
     # mirrors Launcher._array_arg's SVM case
     written = [cl.SVM(o) for o in outputs]
     for kernel, global_size, local_size, sets in fast.launches:

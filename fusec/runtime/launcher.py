@@ -183,31 +183,11 @@ class Launcher:
         ):
             queue.finish()
         if out is None and self.runtime.system_svm and values.result_kind == "numpy":
-            self._record_fast(local, bound, prepared, pinned)
+            fast_calls.remember(local, self, bound, prepared, pinned)
         results = (
             [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
         )
         return results[0] if len(results) == 1 else tuple(results)
-
-    def _record_fast(self, local, bound: dict, prepared: Prepared, pinned: Pinned | None):
-        """Lets later calls with arrays like these skip the checks (fast_calls.py)."""
-        params = [p for p in self.params if pinned is None or p["name"] not in pinned.values]
-        arrays = [bound[p["name"]] for p in params]
-        if not fast_calls.eligible(params, arrays, prepared.output_shapes):
-            return
-        if pinned is not None and any(
-            launch.once not in pinned.done for launch in prepared.launches if launch.once
-        ):
-            return
-        fast = getattr(local, "fast", None)
-        if fast is None:
-            fast = local.fast = {}
-        if len(fast) >= fast_calls.FAST_PER_THREAD:
-            fast.pop(next(iter(fast)))
-        names = [p["name"] for p in params]
-        fast[fast_calls.exact_key(arrays)] = fast_calls.record(
-            prepared, names, self.output_index, self.output_dtypes
-        )
 
     def _enqueue(self, launch: PreparedLaunch, out_args: list, in_args: dict) -> None:
         kernel = launch.kernel
