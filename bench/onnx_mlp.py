@@ -16,6 +16,13 @@ to and from its OpenCL device, which on a CPU device is host memory).
 onnxruntime: CPUExecutionProvider, default session options (intra-op threads:
 the physical cores). Times are medians of interleaved rounds; in each round
 every method runs back to back `reps` times (the same count for both).
+
+On a loaded machine the wall-clock ratio swings with the moment (0.72x to
+1.36x at batch 64 within one evening here), so the report also gives the CPU
+time the process spent per call, all threads together: less sensitive to what
+else runs, but it counts idle spinning too (onnxruntime's workers spin a
+while after each run; Intel's OpenCL runtime computes on the host thread
+while it waits in clFinish).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as bench/linear.py: idl
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elementwise import fmt_ms, log, machine_header, med, run_row, table  # noqa: E402
+from elementwise import fmt_ms, log, machine_header, med, table  # noqa: E402
 
 LAYERS = [784, 512, 512, 10]
 BATCHES = [1, 64, 1024]
@@ -72,6 +79,24 @@ def mlp_model(seed: int = 0):
     return model
 
 
+def run_row_cpu(methods: dict, warm: int, rounds: int) -> tuple[dict, dict]:
+    """bench/elementwise.py's run_row, also recording the process's CPU time
+    (every thread's: the OpenCL runtime's and onnxruntime's workers, spinning
+    included) of each sample."""
+    for fn in methods.values():
+        for _ in range(warm):
+            fn()
+    names = list(methods)
+    wall, cpu = {n: [] for n in names}, {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            c0, t0 = time.process_time(), time.perf_counter()
+            methods[name]()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return wall, cpu
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -108,15 +133,32 @@ def main(argv=None) -> int:
                 session.run(None, {"input": x}) for _ in range(reps)
             ],
         }
-        samples = run_row(methods, warm=2, rounds=5 if args.quick else 15)
+        samples, cpu = run_row_cpu(methods, warm=2, rounds=5 if args.quick else 15)
         fusec_t, ort_t = (med(samples[k]) / reps for k in ("fusec", "onnxruntime"))
-        rows.append([str(batch), fmt_ms(fusec_t), fmt_ms(ort_t), f"{ort_t / fusec_t:.2f}x"])
+        fusec_c, ort_c = (med(cpu[k]) / reps for k in ("fusec", "onnxruntime"))
+        rows.append(
+            [
+                str(batch),
+                fmt_ms(fusec_t),
+                fmt_ms(ort_t),
+                f"{ort_t / fusec_t:.2f}x",
+                fmt_ms(fusec_c),
+                fmt_ms(ort_c),
+                f"{ort_c / fusec_c:.2f}x",
+            ]
+        )
         log(f"batch {batch}: done")
     print()
     print(
-        "time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster)"
+        "time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster);\n"
+        "then the process's CPU time per call (all threads; > 1: fusec used less)"
     )
-    print(table(["batch", "fusec", "onnxruntime", "fusec vs ort"], rows))
+    print(
+        table(
+            ["batch", "fusec", "onnxruntime", "fusec vs ort", "fusec cpu", "ort cpu", "cpu ratio"],
+            rows,
+        )
+    )
     return 0
 
 
