@@ -201,8 +201,8 @@ class CompiledGraph:
         """The graph's outputs (a tuple for several). Arrays go in and come out as
         the first array argument's kind (NumPy, a DLPack array such as a PyTorch
         CPU tensor, or a pyopencl array); `out=` writes into the caller's arrays."""
-        if self._launcher is not None and out is None and not kwargs:
-            result = self._launcher.fast_call(args)
+        if self._launcher is not None and not kwargs:
+            result = self._launcher.fast_call(args, out=out)
             if result is not None:  # a warm call with NumPy arrays like an earlier one's
                 return result
         bound = bind_arguments(self.name, self.param_names, args, kwargs)
@@ -313,8 +313,8 @@ class BoundGraph:
 
     def __call__(self, *args, out=None, **kwargs):
         launcher = self.graph._launcher
-        if launcher is not None and out is None and not kwargs:
-            result = launcher.fast_call(args, self._pinned)
+        if launcher is not None and not kwargs:
+            result = launcher.fast_call(args, self._pinned, out)
             if result is not None:
                 return result
         bound = bind_arguments(self.name, self.param_names, args, kwargs)

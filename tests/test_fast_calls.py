@@ -63,6 +63,42 @@ def test_a_warm_call_skips_the_checked_path(prog, monkeypatch):
     check(first, x2, b2)  # a later call's outputs are new arrays
 
 
+def test_a_warm_call_with_out_skips_the_checked_path(prog, monkeypatch):
+    x, b = data(7, 129)
+    y, total = np.empty_like(x), np.empty(7, np.float32)
+    got = prog["f"](x, b, out=(y, total))  # checked, recorded
+    assert got[0] is y and got[1] is total
+    monkeypatch.setattr(Launcher, "call", lambda *a, **k: pytest.fail("the checked path ran"))
+    x2, b2 = data(7, 129)
+    got = prog["f"](x2, b2, out=[y, total])
+    assert got[0] is y and got[1] is total
+    check((y, total), x2, b2)
+
+
+@pytest.mark.parametrize(
+    "bad_out, message",
+    [
+        (lambda: (np.empty((7, 129), np.float64), np.empty(7, np.float32)), "float32 array"),
+        (lambda: (np.empty((7, 130), np.float32), np.empty(7, np.float32)), r"shape \[7, 129\]"),
+        (lambda: (np.empty((129, 7), np.float32).T, np.empty(7, np.float32)), "C-contiguous"),
+        (lambda: np.empty((7, 129), np.float32), "2 array"),
+        (lambda: (read_only((7, 129)), np.empty(7, np.float32)), "read-only"),
+    ],
+)
+def test_bad_out_after_a_warm_call_is_still_a_call_error(prog, bad_out, message):
+    x, b = data(7, 129)
+    prog["f"](x, b)
+    prog["f"](x, b, out=(np.empty_like(x), np.empty(7, np.float32)))
+    with pytest.raises(fusec.CallError, match=message):
+        prog["f"](x, b, out=bad_out())
+
+
+def read_only(shape):
+    arr = np.empty(shape, np.float32)
+    arr.flags.writeable = False
+    return arr
+
+
 def test_arguments_of_other_kinds_after_a_warm_call(prog):
     x, b = data(5, 31)
     check(prog["f"](x, b), x, b)
@@ -143,3 +179,16 @@ def test_a_jitted_function_keeps_its_container_on_warm_calls():
         assert isinstance(got, list)
         np.testing.assert_allclose(got[0], x + y, rtol=1e-6)
         np.testing.assert_allclose(got[1], x * y, rtol=1e-6)
+    outs = [np.empty(5, np.float32), np.empty(5, np.float32)]
+    got = pair(x[:5].copy(), y[:5].copy(), out=outs)
+    assert isinstance(got, list) and got[0] is outs[0] and got[1] is outs[1]
+    np.testing.assert_allclose(outs[0], x[:5] + y[:5], rtol=1e-6)
+
+
+def test_evaluate_into_out_on_warm_calls():
+    a, b = (rng.standard_normal(1023).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    for _ in range(3):
+        assert fusec.evaluate("where(a > b, a * b, a - b)", out=out) is out
+        np.testing.assert_allclose(out, np.where(a > b, a * b, a - b), rtol=1e-6)
+        a += 1

@@ -108,6 +108,7 @@ class JitFunction:
         self._traces: dict = {}  # by signature
         self._by_exact_shape: dict = {}  # by exact shapes: a bounded memo over _traces
         # positional calls without static arguments: exact shapes -> (graph, container)
+        # (`out=` is passed on to the graph, which checks it)
         self._positional_calls: dict = {}
         self._plain = self._simple and not self.static
         self._lock = threading.RLock()  # a traced function may call another jitted one
@@ -212,20 +213,20 @@ class JitFunction:
         return Traced(text, graph, params, arg_names, structure)
 
     def __call__(self, *args, out=None, **kwargs):
-        if self._plain and out is None and not kwargs:
+        if self._plain and not kwargs:
             try:
                 hit = self._positional_calls.get(_exact_key(args))
             except (TypeError, TraceError):  # unhashable, or a TracedArray (its shape is
                 hit = None  # symbolic): the path below says what is wrong, or inlines
             if hit is not None:  # a repeat of an earlier call's shapes: straight to the graph
-                return _contained(hit[0](*args), hit[1])
+                return _contained(hit[0](*args, out=out), hit[1])
         if out is None and any(isinstance(a, TracedArray) for a in (*args, *kwargs.values())):
             return self.fn(*args, **kwargs)  # called while another function is traced: inline it
         names, values = self._arguments(args, kwargs)
         traced = self._traced(names, values)
         arrays = [v for n, v in zip(names, values, strict=True) if n not in self.static]
         result = _contained(traced.graph(*arrays, out=out), traced.structure)
-        if self._plain and out is None and not kwargs and len(args) == len(self._positional):
+        if self._plain and not kwargs and len(args) == len(self._positional):
             self._remember(args, traced)
         return result
 

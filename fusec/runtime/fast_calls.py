@@ -3,14 +3,16 @@
 A call whose arguments are all C-contiguous, writable, non-empty NumPy arrays,
 on a device that reads host memory in place (fine-grained system SVM), returns
 NumPy arrays and needs, once its shapes have been prepared, only this: new
-output arrays, one argument set per array, the launches, a wait. The first
+output arrays (or the caller's `out=`), one argument set per array, the
+launches, a wait. The first
 such call of a signature goes the checked way (`Launcher.call`) and records
 here what it bound; later calls with arrays of the same dtypes, shapes and
 strides (which the checked call accepted: equal strides mean C-contiguous
 again) look that up in a dict and skip the checks, the sizes' binding and the
 per-argument dispatch. Anything else (a scalar parameter, another kind of
-array, `out=`, a read-only array, a copy-through-buffers device) misses and
-takes the checked path, which stays the only place errors are raised.
+array, a read-only array, an `out=` that is not NumPy arrays of the outputs'
+shapes, a copy-through-buffers device) misses and takes the checked path,
+which stays the only place errors are raised.
 
 The records are per thread, as the kernel objects they point at are.
 """
@@ -48,7 +50,7 @@ def exact_key(arrays) -> tuple | None:
 
 
 def remember(local, launcher, bound: dict, prepared, pinned) -> None:
-    """After a checked call (`Launcher.call`, NumPy results, no `out=`): lets later
+    """After a checked call (`Launcher.call`, NumPy inputs): lets later
     calls with arrays like these in this thread (`local`) skip the checks."""
     params = [p for p in launcher.params if pinned is None or p["name"] not in pinned.values]
     arrays = [bound[p["name"]] for p in params]
@@ -101,11 +103,15 @@ def record(prepared, names: list[str], output_index: dict, output_dtypes: list) 
     return FastCall(tuple(launches), tuple(zip(shapes, output_dtypes, strict=True)))
 
 
-def run(fast: FastCall, arrays, queue) -> tuple | np.ndarray | None:
+def run(fast: FastCall, arrays, queue, out=None) -> tuple | np.ndarray | None:
     """The call's outputs, or None (nothing enqueued) where the checked path must run."""
+    outputs = None if out is None else _given_outputs(fast, out)
+    if outputs is None and out is not None:
+        return None  # not NumPy arrays exactly as the outputs: the checked path says why
     try:
         inputs = [cl.SVM(a) for a in arrays]
-        outputs = [np.empty(shape, dtype) for shape, dtype in fast.outputs]
+        if outputs is None:
+            outputs = [np.empty(shape, dtype) for shape, dtype in fast.outputs]
     except (ValueError, MemoryError):  # read-only (the checked path passes an alias),
         return None  # or out of memory (the checked path says so as a CallError)
     # mirrors Launcher._array_arg's SVM case
@@ -116,3 +122,17 @@ def run(fast: FastCall, arrays, queue) -> tuple | np.ndarray | None:
         cl.enqueue_nd_range_kernel(queue, kernel, global_size, local_size)
     queue.finish()  # the caller may read or reuse its host arrays now
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def _given_outputs(fast: FastCall, out) -> list | None:
+    """`out=` as a list of arrays when every one is a writable C-contiguous NumPy
+    array of its output's shape and dtype (else None: the checked path decides)."""
+    outs = list(out) if isinstance(out, tuple | list) else [out]
+    if len(outs) != len(fast.outputs):
+        return None
+    for o, (shape, dtype) in zip(outs, fast.outputs, strict=True):
+        if type(o) is not np.ndarray or o.shape != shape or o.dtype != dtype:
+            return None
+        if not (o.flags.c_contiguous and o.flags.writeable):
+            return None
+    return outs

@@ -123,11 +123,11 @@ class Launcher:
 
     # -- a call --------------------------------------------------------------------
 
-    def fast_call(self, args: tuple, pinned: Pinned | None = None):
+    def fast_call(self, args: tuple, pinned: Pinned | None = None, out=None):
         """The outputs of a call like one `call` recorded (fast_calls.py), or None."""
         fast = getattr(pinned.local if pinned is not None else self._local, "fast", None)
         entry = fast.get(fast_calls.exact_key(args)) if fast else None
-        return None if entry is None else fast_calls.run(entry, args, self.runtime.queue)
+        return None if entry is None else fast_calls.run(entry, args, self.runtime.queue, out)
 
     def call(self, bound: dict, out=None, pinned: Pinned | None = None):
         values = check_arguments(self.params, bound, self.runtime.context, pinned)
@@ -182,7 +182,7 @@ class Launcher:
             if not _is_scalar(a)
         ):
             queue.finish()
-        if out is None and self.runtime.system_svm and values.result_kind == "numpy":
+        if self.runtime.system_svm and values.result_kind == "numpy":
             fast_calls.remember(local, self, bound, prepared, pinned)
         results = (
             [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
