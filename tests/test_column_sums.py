@@ -79,6 +79,20 @@ def test_forward_backward_matches_torch(chain, dtype, loss):
             close(o, r, dtype, s)
 
 
+def test_a_parameter_used_twice():
+    # w's gradient is one sum of both shares (simplify's merge_sums): one pass
+    src = "graph f(x: f32[B, D], w: f32[D]) {\n return clamp(relu(x * w + w), min=-1.0, max=1.0)\n}"
+    g = fusec.compile(src, grad=True)["f"]
+    assert len(g.backward.plan["kernels"]) == 2
+    rng = np.random.default_rng(9)
+    x, w, ct = (rng.standard_normal(s).astype(np.float32) for s in ((67, 29), (29,), (67, 29)))
+    xt, wt = (torch.tensor(a, requires_grad=True) for a in (x, w))
+    torch.clamp(torch.relu(xt * wt + wt), -1.0, 1.0).backward(torch.tensor(ct))
+    dx, dw = g.backward(x, w, ct)
+    close(dx, xt.grad.numpy(), "f32")
+    close(dw, wt.grad.numpy(), "f32", 67)
+
+
 def test_value_and_grad_of_the_loss():
     g = graph("light", "f32", True)
     rng = np.random.default_rng(3)

@@ -20,6 +20,7 @@ from fusec.passes.simplify import (
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
+    merge_sums,
     simplify,
 )
 
@@ -127,6 +128,17 @@ def test_collapse_broadcasts_drops_the_wait_for_a_row_sum():
     # the forward_backward graph still computes the loss (its two sums)
     both = collapse_broadcasts(grad_graph(g, with_forward=True))
     assert ops(both).count("sum") == 2
+
+
+def test_merge_sums_gives_a_parameter_used_twice_one_sum():
+    from fusec.passes.autodiff import grad_graph
+
+    g = inferred("graph f(x: f32[B, D], w: f32[D]) {\n return relu(x * w + w)\n}")
+    bwd = grad_graph(g, with_forward=False)
+    assert ops(bwd).count("sum_to") == 2
+    merged = merge_sums(bwd)
+    assert ops(merged).count("sum_to") == 1
+    verify(merged)
 
 
 def test_full_simplify_pipeline():

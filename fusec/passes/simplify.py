@@ -14,7 +14,7 @@ import numpy as np
 
 from ..diagnostics import error
 from ..ir import dtypes as dt
-from ..ir.graph import replace_uses
+from ..ir.graph import add_node, replace_uses
 from ..ir.registry import lookup
 from .infer import infer, infer_node
 
@@ -299,6 +299,44 @@ def _collapse_broadcasts(g: nx.DiGraph) -> nx.DiGraph:
     return _remove_dead(g)
 
 
+def merge_sums(g: nx.DiGraph) -> nx.DiGraph:
+    return _merge_sums(g.copy())
+
+
+def _merge_sums(g: nx.DiGraph) -> nx.DiGraph:
+    """`sum_to(a) + sum_to(b)` -> `sum_to(a + b)` (a, b of one shape and dtype,
+    each sum read only there): a parameter used twice (`x * w + w`) gets one
+    summed-back gradient, not two sums and an add after them."""
+    outputs = set(g.graph["outputs"])
+
+    def single_sum(n):
+        data = g.nodes[n]
+        return data["op"] == "sum_to" and g.out_degree(n) == 1 and n not in outputs
+
+    changed = True
+    while changed:
+        changed = False
+        for n in list(nx.topological_sort(g)):
+            data = g.nodes[n]
+            if data["op"] != "add" or len(set(data["args"])) != 2:
+                continue
+            s1, s2 = data["args"]
+            if not (single_sum(s1) and single_sum(s2)):
+                continue
+            (a,), (b,) = g.nodes[s1]["args"], g.nodes[s2]["args"]
+            same = g.nodes[s1]["attrs"] == g.nodes[s2]["attrs"] and _same_type(g, a, b)
+            if not same or g.nodes[a]["dtype"] != data["dtype"]:
+                continue
+            total = add_node(g, "add", (a, b), (), data["pos"])
+            infer_node(g, total)
+            merged = add_node(g, "sum_to", (total,), g.nodes[s1]["attrs"], data["pos"])
+            infer_node(g, merged)
+            replace_uses(g, n, merged)
+            g.remove_nodes_from([n, s1, s2])
+            changed = True
+    return g
+
+
 def eliminate_dead_code(g: nx.DiGraph) -> nx.DiGraph:
     g = g.copy()
     _remove_dead(g)
@@ -324,6 +362,7 @@ STEPS = (
     ("identities", apply_identities),
     ("cse", eliminate_common_subexpressions),
     ("broadcasts", collapse_broadcasts),
+    ("sums", merge_sums),
     ("dce", eliminate_dead_code),
 )
 
@@ -334,6 +373,7 @@ _IN_PLACE = (
     _apply_identities,
     _eliminate_common_subexpressions,
     _collapse_broadcasts,
+    _merge_sums,
     _remove_dead,
 )
 
