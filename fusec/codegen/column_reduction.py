@@ -43,6 +43,9 @@ COUNTS = ("cols", "nrows", "chunks", "chunk_rows")
 
 
 class ColumnSumKernel(ElementwiseKernel):
+    """A "columns" group's two kernels (see the module's doc); `args` are the
+    pass's own, `partial_args` and `finish_args` each kernel's in launch order."""
+
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         results = {r for r, _ in group.sums}
         # self.args: the pass's (extents, inputs, full-shape outputs, stores)
