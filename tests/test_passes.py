@@ -16,9 +16,11 @@ from fusec.passes import infer
 from fusec.passes.simplify import (
     STEPS,
     apply_identities,
+    collapse_broadcasts,
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
+    merge_sums,
     simplify,
 )
 
@@ -110,6 +112,33 @@ def test_identity_keeps_broadcasts():
     # x[N] + zeros broadcast to [M, N] is not x.
     g = apply_identities(inferred("graph f(x: f32[N], z: f32[M, N]) {\n return x + z * 0\n}"))
     assert "add" in ops(g)
+
+
+def test_collapse_broadcasts_drops_the_wait_for_a_row_sum():
+    # the backward of sum(sum(v, axis=1), axis=0) broadcasts its scalar cotangent
+    # to the row sum's shape (zeros_like(row sum)), then to v's: only the second counts
+    from fusec.passes.autodiff import grad_graph
+
+    g = inferred(
+        "graph f(x: f32[B, D], w: f32[D]) {\n return sum(sum(relu(x * w), axis=1), axis=0)\n}"
+    )
+    bwd = collapse_broadcasts(grad_graph(g, with_forward=False))
+    assert "sum" not in ops(bwd) and ops(bwd).count("zeros_like") == 1
+    verify(bwd)
+    # the forward_backward graph still computes the loss (its two sums)
+    both = collapse_broadcasts(grad_graph(g, with_forward=True))
+    assert ops(both).count("sum") == 2
+
+
+def test_merge_sums_gives_a_parameter_used_twice_one_sum():
+    from fusec.passes.autodiff import grad_graph
+
+    g = inferred("graph f(x: f32[B, D], w: f32[D]) {\n return relu(x * w + w)\n}")
+    bwd = grad_graph(g, with_forward=False)
+    assert ops(bwd).count("sum_to") == 2
+    merged = merge_sums(bwd)
+    assert ops(merged).count("sum_to") == 1
+    verify(merged)
 
 
 def test_full_simplify_pipeline():

@@ -182,7 +182,8 @@ def artefacts(tmp_path_factory):
         pytest.skip("no OpenCL device")
     tmp = tmp_path_factory.mktemp("plan")
     model = tmp / "model.ir"
-    model.write_text("".join((GOLDEN / f"{n}.ir").read_text() + "\n" for n in ("dag", "mixed")))
+    text = "".join((GOLDEN / f"{n}.ir").read_text() + "\n" for n in ("dag", "mixed"))
+    model.write_text(text + COLUMNS_IR)
     out = tmp / "out"
     env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp / "cache")}
     proc = subprocess.run(
@@ -247,6 +248,25 @@ def test_mixed_plan_launches(artefacts):
     np.testing.assert_array_equal(either.astype(bool), m | big)
     assert set(np.unique(either)) <= {0, 1}  # bool is one byte, 0 or 1
     np.testing.assert_array_equal(k2, k * 2 + 1)
+
+
+# a column group: one pass writing y and summing it over rows, and in all
+COLUMNS_IR = """graph colsum(x: f32[B, D], w: f32[D]) {
+    y = tanh(x * w)
+    return y, sum(y, axis=0), sum(sum(y, axis=1), axis=0)
+}
+"""
+
+
+@pytest.mark.parametrize("b, d", [(37, 13), (0, 5)])
+def test_column_group_plan_launches(artefacts, b, d):
+    x = rng.standard_normal((b, d)).astype(np.float32)
+    w = rng.standard_normal(d).astype(np.float32)
+    y, cols, total = launch(artefacts, "colsum", x=x, w=w)
+    want = np.tanh(x.astype(np.float64) * w)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cols, want.sum(0), rtol=1e-5, atol=1e-5 * max(b, 1))
+    np.testing.assert_allclose(total, want.sum(), rtol=1e-5, atol=1e-5 * max(b * d, 1))
 
 
 def test_plan_says_what_a_launcher_needs(artefacts):

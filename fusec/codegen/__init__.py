@@ -1,5 +1,5 @@
 """Code generation: fusion groups -> OpenCL C, one kernel skeleton per group kind
-(elementwise, reduction, GEMM), and the launch plan that describes them."""
+(elementwise, reduction, GEMM, columns: elementwise outputs with column sums), and the launch plan that describes them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import networkx as nx
 
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
+from .column_reduction import ColumnSumKernel
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .gemm import GemmKernel
@@ -18,6 +19,7 @@ KERNEL_FOR_KIND = {
     "reduction": ReductionKernel,
     "gemm": GemmKernel,
     "elementwise": ElementwiseKernel,
+    "columns": ColumnSumKernel,
 }
 
 

@@ -52,6 +52,13 @@ def make_plan(g: nx.DiGraph, kernels: list) -> dict:
             plan_kernels += launches
             scratch += more
             continue
+        if grp.kind == "columns":
+            launches, more = k.plan_launches(
+                lambda a, values, k=k: _arg(g, k, a, values), _reads(g, grp), size_expr
+            )
+            plan_kernels += launches
+            scratch += more
+            continue
         if grp.kind == "gemm":
             launches, more = _gemm_launches(g, k)
             plan_kernels += launches
@@ -299,10 +306,31 @@ def _gradient_notes(g, kernels) -> dict:
     """What a backward graph keeps in memory between kernels and which forward
     ops each kernel recomputes rather than reading them back."""
     forward = set(g.graph.get("forward_nodes", ()))
-    return {
+    notes = {
         "of": list(g.graph["grad_of"]),
         "saved": [temp_name(n) for k in kernels for n in k.group.stores],
         "recomputed": {
             k.group.name: [g.nodes[n]["op"] for n in k.group.nodes if n in forward] for k in kernels
         },
+    }
+    # one pass writing the full-shape outputs (dx) and summing over the rows (dw, db, a loss)
+    fused = [k for k in kernels if k.group.kind == "columns"]
+    if fused:
+        notes["fused"] = [_fused_note(g, k) for k in fused]
+    return notes
+
+
+def _fused_note(g, k) -> dict:
+    grp = k.group
+    results = {r for r, _ in grp.sums}
+    return {
+        "group": grp.name,
+        "launches": list(k.entry_points),
+        "space": _dims(grp.shape),
+        "writes": [f"out{i}" for i, n in grp.outputs if n not in results],
+        "sums": [
+            {"output": f"out{i}", "shape": _dims(g.nodes[n]["shape"])}
+            for i, n in grp.outputs
+            if n in results
+        ],
     }

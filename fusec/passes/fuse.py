@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from ..ir import dtypes as dt
 from ..ir.registry import lookup
 
 
@@ -47,6 +48,10 @@ class FusionGroup:
     # loaded (see gemm_prologue), and the params they read
     prologue: tuple = ()
     prologue_inputs: tuple = ()
+    # A column group's sums over its leading axes (or all of them), each
+    # (result node, summed node); `split`: how many leading axes those are
+    sums: tuple = ()
+    split: int = 0
 
 
 def _kind(g, n) -> str | None:
@@ -286,7 +291,86 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         written = {n for _, n in spec["outputs"]}
         spec["stores"] = [n for n in spec["stores"] if n not in written]
     groups = [FusionGroup(**{**spec, "stores": tuple(spec["stores"])}) for spec in specs]
+    merged = merge_column_sums(g, groups, order)
+    if merged is not groups:
+        try:
+            return _in_dependency_order(g, merged)
+        except AssertionError:  # the merge would wait on itself: keep the groups apart
+            pass
     return _in_dependency_order(g, groups)
+
+
+def _reads(g, grp: FusionGroup) -> set:
+    """The values a group reads from memory (a view's: its root's)."""
+    read = (*grp.inputs, *grp.operands, *grp.epilogue_inputs, *grp.prologue_inputs)
+    return {view_root(g, n) for n in read}
+
+
+def _column_sum(g, grp: FusionGroup, groups) -> tuple | None:
+    """(result, summed node, leading axes or None for all) when a reduction group
+    is a float sum over leading axes, or a sum over all axes, of a value, and
+    no other kernel reads its result. A row sum summed again to a scalar (a
+    loss) counts as one sum over all axes."""
+    if grp.kind != "reduction" or grp.epilogue:
+        return None
+    data = g.nodes[grp.anchor]
+    if data["op"] not in ("sum", "sum_to") or not dt.is_float(data["dtype"]):
+        return None
+    readers = [h for h in groups if grp.anchor in _reads(g, h)]
+    axes, _ = lookup(data["op"]).reduce_shape(tuple(grp.shape), dict(data["attrs"]))
+    (operand,) = data["args"]
+    if len(axes) == len(grp.shape):
+        return (grp.anchor, operand, None) if not readers else None
+    if readers or axes != tuple(range(len(axes))):
+        if len(readers) != 1 or axes != tuple(range(len(grp.shape) - len(axes), len(grp.shape))):
+            return None
+        outer = _column_sum(g, readers[0], groups)  # a row sum summed to a scalar?
+        if outer is None or outer[2] is not None or grp.outputs or g.out_degree(grp.anchor) != 1:
+            return None
+        return outer[0], operand, None
+    return grp.anchor, operand, len(axes)
+
+
+def merge_column_sums(g: nx.DiGraph, groups: list, order: dict) -> list:
+    """One "columns" group for an index space's elementwise outputs and the sums
+    over its leading axes of values in it (a broadcast parameter's gradient:
+    dw, db), with sums of such values over all axes (a loss) if any: one pass
+    over the space (codegen/column_reduction.py). `groups` itself when none apply."""
+    by_space: dict[tuple, list] = {}
+    for grp in groups:
+        found = _column_sum(g, grp, groups)
+        if found:
+            by_space.setdefault(grp.shape, []).append((grp, found))
+    for shape, found in by_space.items():
+        split = {f[2] for _, f in found} - {None}
+        if len(split) != 1 or len({g.nodes[f[0]]["dtype"] for _, f in found}) != 1:
+            continue  # no sum over leading axes to lay out the columns by, or mixed dtypes
+        results = {f[0] for _, f in found}
+        taken = [h for h in groups if any(h is grp for grp, _ in found) or h.anchor in results]
+        taken += [h for h in groups if h.kind == "elementwise" and h.shape == shape]
+        nodes = {n for h in taken for n in h.nodes}
+        stores = tuple(n for h in taken if h.kind == "elementwise" for n in h.stores)
+        # a value the pass stores for later kernels is in its registers
+        inputs = {n for h in taken for n in h.inputs} - results - {h.anchor for h in taken}
+        inputs -= set(stores)
+        params = [p for p in g.graph["params"] if p in inputs]
+        written = {o for h in taken for _, o in h.outputs}
+        merged = FusionGroup(
+            name=f"{g.graph['name']}_c0",
+            shape=shape,
+            nodes=tuple(sorted(nodes, key=order.get)),
+            inputs=tuple(params + sorted(inputs - set(params), key=order.get)),
+            outputs=tuple((i, o) for i, o in enumerate(g.graph["outputs"]) if o in written),
+            reason=f"{len(found)} sums over leading axes (or all axes) of values of shape "
+            f"{list(shape)} and its elementwise outputs: one pass over it, and one small "
+            "kernel that finishes the sums",
+            kind="columns",
+            stores=stores,
+            sums=tuple((f[0], f[1]) for _, f in found),
+            split=split.pop(),
+        )
+        return [h for h in groups if not any(h is t for t in taken)] + [merged]
+    return groups
 
 
 def _in_dependency_order(g, groups: list[FusionGroup]) -> list[FusionGroup]:

@@ -14,9 +14,9 @@ import numpy as np
 
 from ..diagnostics import error
 from ..ir import dtypes as dt
-from ..ir.graph import replace_uses
+from ..ir.graph import add_node, replace_uses
 from ..ir.registry import lookup
-from .infer import infer
+from .infer import infer, infer_node
 
 
 def _const(g, n):
@@ -251,6 +251,92 @@ def _eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
     return _remove_dead(g)
 
 
+def collapse_broadcasts(g: nx.DiGraph) -> nx.DiGraph:
+    return _collapse_broadcasts(g.copy())
+
+
+def _broadcast_of(g, n):
+    """(a, zeros) when n is `a + zeros_like(z)` (a broadcast to z's shape), else None."""
+    data = g.nodes[n]
+    if data["op"] != "add":
+        return None
+    for a, zeros in (data["args"], reversed(data["args"])):
+        if g.nodes[zeros]["op"] == "zeros_like" and g.nodes[zeros]["shape"] == data["shape"]:
+            return a, zeros
+    return None
+
+
+def _collapse_broadcasts(g: nx.DiGraph) -> nx.DiGraph:
+    """`unsqueeze(a + zeros_like(z)) + zeros_like(y)` -> `unsqueeze(a) + zeros_like(y)`
+    where the outer broadcast covers the inner one (same rank, dtype).
+
+    Autodiff's cotangent of `sum(sum(v, axis=1), axis=0)` broadcasts the scalar
+    to the row sum's shape, then to v's: the first `zeros_like` reads the row
+    sum, a reduction, which the backward then waits for, though only its shape
+    matters. The second broadcast alone gives the same values."""
+    outputs = set(g.graph["outputs"])
+    for n in list(nx.topological_sort(g)):
+        if n not in g or _broadcast_of(g, n) is None:
+            continue
+        user, (inner, _) = n, _broadcast_of(g, n)
+        chain = []  # views between the two broadcasts, outermost first
+        while g.nodes[inner]["op"] == "unsqueeze" and g.out_degree(inner) == 1:
+            chain.append(inner)
+            user, (inner,) = inner, g.nodes[inner]["args"]
+        found = _broadcast_of(g, inner) if g.out_degree(inner) == 1 else None
+        if found is None or inner in outputs:
+            continue
+        a = found[0]
+        same = g.nodes[a]["dtype"] == g.nodes[inner]["dtype"]
+        if not same or len(g.nodes[a]["shape"]) != len(g.nodes[inner]["shape"]):
+            continue
+        data = g.nodes[user]
+        data["args"] = tuple(a if x == inner else x for x in data["args"])
+        g.remove_edge(inner, user)
+        g.add_edge(a, user)
+        for v in reversed(chain):  # the views' shapes follow a's
+            infer_node(g, v)
+    return _remove_dead(g)
+
+
+def merge_sums(g: nx.DiGraph) -> nx.DiGraph:
+    return _merge_sums(g.copy())
+
+
+def _merge_sums(g: nx.DiGraph) -> nx.DiGraph:
+    """`sum_to(a) + sum_to(b)` -> `sum_to(a + b)` (a, b of one shape and dtype,
+    each sum read only there): a parameter used twice (`x * w + w`) gets one
+    summed-back gradient, not two sums and an add after them."""
+    outputs = set(g.graph["outputs"])
+
+    def single_sum(n):
+        data = g.nodes[n]
+        return data["op"] == "sum_to" and g.out_degree(n) == 1 and n not in outputs
+
+    changed = True
+    while changed:
+        changed = False
+        for n in list(nx.topological_sort(g)):
+            data = g.nodes[n]
+            if data["op"] != "add" or len(set(data["args"])) != 2:
+                continue
+            s1, s2 = data["args"]
+            if not (single_sum(s1) and single_sum(s2)):
+                continue
+            (a,), (b,) = g.nodes[s1]["args"], g.nodes[s2]["args"]
+            same = g.nodes[s1]["attrs"] == g.nodes[s2]["attrs"] and _same_type(g, a, b)
+            if not same or g.nodes[a]["dtype"] != data["dtype"]:
+                continue
+            total = add_node(g, "add", (a, b), (), data["pos"])
+            infer_node(g, total)
+            merged = add_node(g, "sum_to", (total,), g.nodes[s1]["attrs"], data["pos"])
+            infer_node(g, merged)
+            replace_uses(g, n, merged)
+            g.remove_nodes_from([n, s1, s2])
+            changed = True
+    return g
+
+
 def eliminate_dead_code(g: nx.DiGraph) -> nx.DiGraph:
     g = g.copy()
     _remove_dead(g)
@@ -275,12 +361,21 @@ STEPS = (
     ("fold_constants", fold_constants),
     ("identities", apply_identities),
     ("cse", eliminate_common_subexpressions),
+    ("broadcasts", collapse_broadcasts),
+    ("sums", merge_sums),
     ("dce", eliminate_dead_code),
 )
 
 
 # the same steps, each working in place on the copy simplify makes once
-_IN_PLACE = (_fold_constants, _apply_identities, _eliminate_common_subexpressions, _remove_dead)
+_IN_PLACE = (
+    _fold_constants,
+    _apply_identities,
+    _eliminate_common_subexpressions,
+    _collapse_broadcasts,
+    _merge_sums,
+    _remove_dead,
+)
 
 
 def simplify(g: nx.DiGraph) -> nx.DiGraph:

@@ -272,7 +272,7 @@ class Launcher:
             counts = kernel.counts(shape, sizes)
             if group.kind == "reduction" and counts["m"] == 0:
                 continue
-            if group.kind != "reduction" and math.prod(shape) == 0:
+            if group.kind not in ("reduction", "columns") and math.prod(shape) == 0:
                 continue
             spaces = {"group": shape}
             if group.anchor is not None:  # a reduction's epilogue indexes its result
@@ -295,6 +295,8 @@ class Launcher:
                 scratch["partial"] = buffer_for(
                     g.nodes[group.anchor]["dtype"], counts["m"] * counts["chunks"], True
                 )
+            elif group.kind == "columns":
+                scratch["partial"] = buffer_for(kernel.dtype, kernel.partial_elements(counts), True)
             for launch in kernel.launches(shape, sizes, **options):
                 # a bound graph computes these at its first call only
                 once = (
