@@ -251,10 +251,8 @@ def test_a_row_reduction_reads_broadcast_operands_without_division_per_element()
     )
     (graph,) = compile_graphs(text).graphs
     source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
-    head = source.index("for (long q = (t / m) * 8")
-    loop = source[
-        source.index("\n", head) : source.index("float acc = vacc.s0;")
-    ]  # the loop's body
+    head = source.index("for (long q = q0; q < q1; q += 32)")  # 4 accumulators of 8 lanes
+    loop = source[source.index("\n", head) : source.index("if (t / m == 0)")]  # the loop's body
     code = "\n".join(line.split("//")[0] for line in loop.splitlines())
     assert "/" not in code and "%" not in code and "in_w + ob" in code
     g = fusec.compile(text)["f"]
@@ -263,3 +261,57 @@ def test_a_row_reduction_reads_broadcast_operands_without_division_per_element()
         m = rng.standard_normal((shape[0], 1)).astype(np.float32)
         w = rng.standard_normal(shape[1]).astype(np.float32)
         np.testing.assert_allclose(g(x, m, w), (np.exp(x - m) * w).sum(1), rtol=1e-5, atol=1e-4)
+
+
+def compile_for(text, layout, grad=False):
+    """The graphs as this device runs them, or as a GPU's code (blocks dealt
+    round the chunks, not a contiguous run per chunk), run on this device."""
+    if layout == "cpu":
+        return fusec.compile(text, grad=grad)
+    import dataclasses
+
+    import pyopencl as cl
+
+    from fusec.api import Program, compile_graphs
+    from fusec.runtime import Runtime
+
+    shared = fusec.compile("graph f(x: f32[N]) {\n return x\n}")["f"].runtime
+    runtime = Runtime(shared.device, cl.CommandQueue(shared.queue.context))
+    runtime.info = dataclasses.replace(runtime.info, is_cpu=False)
+    return Program(compile_graphs(text, grad=grad), runtime)
+
+
+EXTREMA = """
+graph f(x: f32[B, N]) {
+    return max(x, axis=1), min(x * 2.0, axis=1), max(x, axis=0), min(x, axis=0)
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["cpu", "gpu"])
+def extrema(request):
+    return compile_for(EXTREMA, request.param)["f"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (5, 1023), (1031, 9), (3, 4099)])
+def test_max_and_min_propagate_nan_from_every_part_of_the_loops(extrema, shape):
+    """NaN at the start, the middle and the last element of rows and columns
+    (the blocks of vectors, the vectors after them, the scalar end), beside
+    rows and columns without one; -inf and inf are ordinary values."""
+    g = extrema
+    x = rng.standard_normal(shape).astype(np.float32)
+    rows, cols = shape
+    x[0, 0] = np.nan
+    x[rows // 2, cols // 2] = np.nan
+    x[-1, -1] = np.nan
+    x[rows // 3, 0] = np.inf
+    x[0, cols // 3] = -np.inf
+    got = g(x)
+    want = [x.max(1), (x * 2).min(1), x.max(0), x.min(0)]
+    for out, ref in zip(got, want, strict=True):
+        np.testing.assert_array_equal(out, ref)
+    clean = rng.standard_normal(shape).astype(np.float32)  # and no NaN at all
+    for out, ref in zip(
+        g(clean), [clean.max(1), (clean * 2).min(1), clean.max(0), clean.min(0)], strict=True
+    ):
+        np.testing.assert_array_equal(out, ref)

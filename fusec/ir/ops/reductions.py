@@ -137,6 +137,12 @@ MIN = {
     "float": "((isnan({acc}) || {acc} <= {x}) ? {acc} : {x})",
     "int": "({acc} <= {x} ? {acc} : {x})",
 }
+# Without NaN (the kernel tracks it apart): ties keep the accumulator, as above.
+# The NaN test on the accumulator made each step three dependent operations
+# (compare, or, select) on it; this is one (a row max of 4096 x 1024 with four
+# accumulators: 0.24-0.27 -> 0.13-0.18 ms, the flag included).
+MAX_UNORDERED = "({x} > {acc} ? {x} : {acc})"
+MIN_UNORDERED = "({x} < {acc} ? {x} : {acc})"
 
 for entry in [
     Primitive(
@@ -234,6 +240,7 @@ for entry in [
         MAX,
         _np_max,
         kind="reduction",
+        reduce_unordered=MAX_UNORDERED,
         reduce_init="{LOWEST}",
         backward=EXTREMUM_BACKWARD,
         reduce_shape=_axis_shape,
@@ -246,6 +253,7 @@ for entry in [
         MIN,
         _np_min,
         kind="reduction",
+        reduce_unordered=MIN_UNORDERED,
         reduce_init="{HIGHEST}",
         backward=EXTREMUM_BACKWARD,
         reduce_shape=_axis_shape,
