@@ -3,6 +3,8 @@ with their elementwise prologues fused, against PyTorch."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -315,3 +317,73 @@ def test_max_and_min_propagate_nan_from_every_part_of_the_loops(extrema, shape):
         g(clean), [clean.max(1), (clean * 2).min(1), clean.max(0), clean.min(0)], strict=True
     ):
         np.testing.assert_array_equal(out, ref)
+
+
+FULL = """
+graph f(x: f32[B, N], w: f32[N]) {
+    return sum(sum(relu(x * w), axis=1), axis=0) * 0.5, sum(sum(x, axis=0, keepdim=true), axis=1, keepdim=true)
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["cpu", "gpu"])
+def full_sums(request):
+    return compile_for(FULL, request.param, grad=True)["f"]
+
+
+def test_nested_sums_are_one_reduction_over_both_axes(full_sums):
+    """sum(sum(y, axis=1), axis=0) reads y once: one reduction (sum_to), whose
+    epilogue takes the * 0.5, not a second reduction over the row sums."""
+    reductions = [k for k in full_sums.plan["kernels"] if k["name"].endswith("_partial")]
+    assert len(reductions) == 2, full_sums.plan["kernels"]  # one per output
+    assert [k["ops"][-1] for k in reductions] == ["sum_to", "sum_to"]
+    # a CPU's chunks are contiguous runs; a GPU's, blocks dealt round them
+    dealt = re.search(r"q \+= chunks \* \d+\)", full_sums.source) is not None
+    assert dealt == (not full_sums.runtime.info.is_cpu)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (1023, 3), (13, 1031), (257, 4099)])
+def test_nested_sums_match_numpy_with_their_gradient(full_sums, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    total, keep = full_sums(x, w)
+    y = np.maximum(x.astype(np.float64) * w, 0)
+    assert total.shape == () and keep.shape == (1, 1)
+    np.testing.assert_allclose(total, y.sum() * 0.5, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(keep, x.astype(np.float64).sum(keepdims=True), rtol=1e-5, atol=1e-3)
+    ct = (np.float32(1.5), np.full((1, 1), 2.0, np.float32))
+    _, grads = full_sums.value_and_grad(x, w, grad_outputs=ct)
+    mask = x * w > 0
+    np.testing.assert_allclose(grads["x"], 0.75 * w * mask + 2.0, rtol=1e-6)
+    np.testing.assert_allclose(grads["w"], 0.75 * (x * mask).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_a_nested_sum_whose_inner_sum_is_used_again_is_left_as_it_is():
+    """The row sums are computed anyway: summing them is cheaper than x again.
+    Integer sums are not folded (each sum is i64, not its operand's dtype)."""
+    from fusec.api import compile_graphs
+
+    text = (
+        "graph f(x: f32[B, N], k: i32[B, N]) {\n"
+        " r = sum(x, axis=1)\n return r, sum(r, axis=0), sum(sum(k, axis=1), axis=0)\n}"
+    )
+    (graph,) = compile_graphs(text).graphs
+    ops = sorted(d["op"] for _, d in graph.nodes(data=True) if d["op"] != "param")
+    assert ops == ["sum"] * 4
+
+
+@pytest.mark.parametrize(
+    "expr, axes, keep, folded",
+    [
+        ("sum(sum(x, axis=0), axis=0)", (0, 1), False, True),
+        ("sum(sum(x, axis=1, keepdim=true), axis=2, keepdim=true)", (1, 2), True, True),
+        ("sum(sum(x, axis=2), axis=1)", (1, 2), False, False),  # trailing: sum_to cannot say it
+    ],
+)
+def test_nested_sums_of_three_axes(expr, axes, keep, folded):
+    g = fusec.compile(f"graph f(x: f32[A, B, C]) {{\n return {expr}\n}}")["f"]
+    ops = [k["ops"][-1] for k in g.plan["kernels"] if k["name"].endswith("_partial")]
+    assert ops == (["sum_to"] if folded else ["sum", "sum"])
+    x = rng.standard_normal((7, 13, 1031)).astype(np.float32)
+    want = x.astype(np.float64).sum(axis=axes, keepdims=keep)
+    np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-3)

@@ -155,7 +155,10 @@ for entry in [
         reduce_shape=_sum_to_shape,
         attrs={"shape": REQUIRED},
         internal=True,
-        doc="x summed over its broadcast axes down to `shape` (autodiff's, not written in IR)",
+        # g has `shape`, x's shape with leading axes gone and some set to 1: it broadcasts back
+        backward={"x": "g + zeros_like(x)"},
+        doc="x summed over its broadcast axes down to `shape` (autodiff's, and nested"
+        " sums folded by simplify; not written in IR)",
     ),
     Primitive(
         "sum",
