@@ -387,3 +387,33 @@ def test_nested_sums_of_three_axes(expr, axes, keep, folded):
     x = rng.standard_normal((7, 13, 1031)).astype(np.float32)
     want = x.astype(np.float64).sum(axis=axes, keepdims=keep)
     np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-3)
+
+
+def test_one_chunk_per_output_is_one_launch_with_the_epilogue():
+    """Rows enough to fill the device (or rows too short to split): the loop
+    and the epilogue in `_single`; otherwise partials, then finish. A column
+    sum stores vectors of partials: always two stages."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.codegen.device import DeviceInfo
+    from fusec.passes import fuse
+
+    text = "graph f(x: f32[B, N], c: f32[B]) {\n return sqrt(sum(x, axis=1) + c), sum(x, axis=0)\n}"
+    (graph,) = compile_graphs(text).graphs
+    device = DeviceInfo(vector_width=8, compute_units=2, local_size=256)
+    _, (rows, cols) = generate(graph, fuse(graph), device)
+    assert [launch.entry for launch in rows.launches((4096, 1024))] == ["f_r0_single"]
+    assert [launch.entry for launch in rows.launches((7, 20))] == ["f_r0_single"]
+    assert [launch.entry for launch in rows.launches((64, 4096))] == ["f_r0_partial", "f_r0_finish"]
+    assert [launch.entry for launch in cols.launches((4096, 1024))] == [
+        "f_r1_partial",
+        "f_r1_finish",
+    ]
+    assert cols.single_args is None
+    g = fusec.compile(text)["f"]
+    for shape in [(2053, 13), (7, 20), (64, 4099)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        c = rng.uniform(200, 300, shape[0]).astype(np.float32)  # a positive sqrt operand
+        got_rows, got_cols = g(x, c)
+        np.testing.assert_allclose(got_rows, np.sqrt(x.astype(np.float64).sum(1) + c), rtol=1e-5)
+        np.testing.assert_allclose(got_cols, x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)

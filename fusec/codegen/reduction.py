@@ -84,6 +84,12 @@ class ReductionKernel(ElementwiseKernel):
         partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
         self.finish_args = partial + counts + self.epi.args
+        # One partial per output (chunks == 1): `_single` runs the loop and the
+        # epilogue in one launch (the finish launch cost as much as the loop
+        # at 4096 x 64). Not for the column loop, which stores vectors.
+        self.single_args = (
+            _merged(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
+        )
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
         # prologue is read as in the row layout, one row per output (its offset
         # once per work-item, no division per element), where its shape allows.
@@ -116,9 +122,13 @@ class ReductionKernel(ElementwiseKernel):
         return self.prefix_width
 
     def launches(self, shape, sizes=None) -> list[Launch]:
-        """Each stage's launch."""
+        """Each stage's launch, or the one of `_single` (the plan keeps both
+        stages: with one chunk they compute the same)."""
         c = self.counts(shape)
         ls = self.local_size
+        if self.single_args is not None and c["chunks"] == 1:
+            grid = (-(-c["m"] // ls) * ls,)
+            return [Launch(f"{self.group.name}_single", tuple(self.single_args), grid, (ls,))]
         items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
         return [
             Launch(
@@ -137,10 +147,13 @@ class ReductionKernel(ElementwiseKernel):
 
     @property
     def entry_points(self) -> list[str]:
-        return [f"{self.group.name}_partial", f"{self.group.name}_finish"]
+        single = [f"{self.group.name}_single"] if self.single_args is not None else []
+        return [f"{self.group.name}_partial", f"{self.group.name}_finish", *single]
 
     def trial_launches(self) -> list[tuple[str, list]]:
-        stages = zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)
+        args = [self.partial_args, self.finish_args]
+        args += [self.single_args] if self.single_args is not None else []
+        stages = zip(self.entry_points, args, strict=True)
         return [(name, [trial_kind(a) for a in args], (self.local_size,)) for name, args in stages]
 
     # -- source -----------------------------------------------------------------
@@ -294,9 +307,16 @@ class ReductionKernel(ElementwiseKernel):
             out += ["    " + line for line in step(a, f"q + {i * w}" if i else "q")]
         out += ["}", f"if (t / m == 0) for (long q = r - r % {k * w}; q + {w} <= r; q += {w}) {{"]
         out += ["    " + line for line in step(accs[0], "q")] + ["}"]
-        out += [f"vacc0 = {self._combine('vacc0', a, w)};" for a in accs[1:]]
-        out.append(f"{self.acc} acc = vacc0.s0;")
-        out += [f"acc = {self._combine('acc', f'vacc0.s{lane:x}')};" for lane in range(1, w)]
+        # the accumulators, then halves of the lanes (log2(w) steps, not w - 1
+        # in a row: short rows spend much of their time here); NaN is in the flag
+        merge = self._combine_unordered if self._nan_flag else self._combine
+        out += [f"vacc0 = {merge('vacc0', a, w)};" for a in accs[1:]]
+        v, width = "vacc0", w
+        while width > 1:
+            width //= 2
+            name, ctype = ("acc", self.acc) if width == 1 else (f"h{width}", f"{self.acc}{width}")
+            out.append(f"{ctype} {name} = {merge(f'{v}.lo', f'{v}.hi', width)};")
+            v = name
         out += self._nan_flag_apply("acc", 1)
         col = ", c = q" if split else ""
         out += [
@@ -317,17 +337,19 @@ class ReductionKernel(ElementwiseKernel):
             return []
         return [f"{render('{M}', {}, self.acc, {}, w, w, self.acc)} nan_seen = 0;"]
 
+    def _combine_unordered(self, acc: str, x: str, w: int = 1) -> str:
+        fields = {"acc": acc, "x": x}
+        return render(self.prim.reduce_unordered, fields, self.acc, self.attrs, w, w, self.acc)
+
     def _vector_step(self, acc: str, value: str, w: int) -> list[str]:
         """`acc` combined with `value` (w lanes); with a NaN flag, the compare
         and select without NaN, and each element's isnan ORed into the flag."""
         if not self._nan_flag:
             return [f"{acc} = {self._combine(acc, value, w)};"]
-        fields = {"acc": acc, "x": "elem"}
-        step = render(self.prim.reduce_unordered, fields, self.acc, self.attrs, w, w, self.acc)
         return [
             f"const {self.acc}{w} elem = {value};",
             "nan_seen |= isnan(elem);",
-            f"{acc} = {step};",
+            f"{acc} = {self._combine_unordered(acc, 'elem', w)};",
         ]
 
     def _nan_flag_apply(self, acc: str, w: int) -> list[str]:
@@ -375,6 +397,12 @@ class ReductionKernel(ElementwiseKernel):
             loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
             out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
             out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
+        if self.single_args is not None:  # chunks == 1: t is the output
+            ssig = ",\n    ".join(c_parameter(a) for a in self.single_args)
+            out += [f"__kernel void {name}_single(\n    {ssig})", "{"]
+            out += ["    const long t = get_global_id(0);", "    if (t >= m) return;"]
+            out += ["    const long o = t;", *("    " + line for line in loop)]
+            out += self._result_lines() + ["}", ""]
         fsig = [
             f"__global const {acc} *restrict partial",
             "const long m",
@@ -390,8 +418,26 @@ class ReductionKernel(ElementwiseKernel):
             f"    {acc} acc = partial[o];",
             f"    for (long c = 1; c < chunks; ++c) acc = {self._combine('acc', 'partial[c * m + o]')};",
         ]
-        if self.prim.reduce_finish:
-            out.append(f"    acc = {self._finish('acc')};")
+        return "\n".join(out + self._result_lines() + ["}", ""])
+
+    def _result_lines(self) -> list[str]:
+        """Output o from its combined value `acc`: the finishing step, the epilogue, the stores."""
+        out = [f"    acc = {self._finish('acc')};"] if self.prim.reduce_finish else []
         lines, names = self.epi.compute(1, "o", preset={self.group.anchor: "acc"})
-        out += ["    " + line for line in lines + self.epi.stores(1, "o", names)]
-        return "\n".join(out + ["}", ""])
+        return out + ["    " + line for line in lines + self.epi.stores(1, "o", names)]
+
+
+def _merged(args: list[KernelArg]) -> list[KernelArg] | None:
+    """Two kernels' arguments as one kernel's: one parameter per C name (an
+    input both read); None where one name would stand for two things."""
+    seen: dict[str, KernelArg] = {}
+    out = []
+    for a in args:
+        name = c_parameter(a).split()[-1]
+        if name in seen:
+            if seen[name] != a:
+                return None
+            continue
+        seen[name] = a
+        out.append(a)
+    return out
