@@ -38,7 +38,8 @@ from ..passes.fuse import FusionGroup
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
-from .opencl_c import COMPUTE, convert, literal, render
+from .opencl_c import COMPUTE, convert, render
+from .reduction_steps import NanFlagSteps, merged_args
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 WORK_GROUPS_PER_UNIT = 4
@@ -54,7 +55,7 @@ class _Epilogue(ElementwiseKernel):
     space, size_name, dim_prefix = "result", "en", "e"
 
 
-class ReductionKernel(ElementwiseKernel):
+class ReductionKernel(NanFlagSteps, ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         # self.args: the prologue's (n, dims, inputs); the epilogue has its own
         super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
@@ -88,7 +89,7 @@ class ReductionKernel(ElementwiseKernel):
         # epilogue in one launch (the finish launch cost as much as the loop
         # at 4096 x 64). Not for the column loop, which stores vectors.
         self.single_args = (
-            _merged(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
+            merged_args(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
         )
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
         # prologue is read as in the row layout, one row per output (its offset
@@ -326,41 +327,6 @@ class ReductionKernel(ElementwiseKernel):
         out += ["    " + line for line in lines]
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
 
-    # -- NaN apart from the accumulator (max, min: Primitive.reduce_unordered) --
-
-    @property
-    def _nan_flag(self) -> bool:
-        return bool(self.prim.reduce_unordered) and dt.is_float(self.dtype)
-
-    def _nan_flag_init(self, w: int) -> list[str]:
-        if not self._nan_flag:
-            return []
-        return [f"{render('{M}', {}, self.acc, {}, w, w, self.acc)} nan_seen = 0;"]
-
-    def _combine_unordered(self, acc: str, x: str, w: int = 1) -> str:
-        fields = {"acc": acc, "x": x}
-        return render(self.prim.reduce_unordered, fields, self.acc, self.attrs, w, w, self.acc)
-
-    def _vector_step(self, acc: str, value: str, w: int) -> list[str]:
-        """`acc` combined with `value` (w lanes); with a NaN flag, the compare
-        and select without NaN, and each element's isnan ORed into the flag."""
-        if not self._nan_flag:
-            return [f"{acc} = {self._combine(acc, value, w)};"]
-        return [
-            f"const {self.acc}{w} elem = {value};",
-            "nan_seen |= isnan(elem);",
-            f"{acc} = {self._combine_unordered(acc, 'elem', w)};",
-        ]
-
-    def _nan_flag_apply(self, acc: str, w: int) -> list[str]:
-        """`acc` (w lanes of the flag's width, or a scalar for any lane) made NaN where it is set."""
-        if not self._nan_flag:
-            return []
-        nan = literal(float("nan"), self.acc, w)
-        if w == 1:
-            return [f"if (any(nan_seen)) {acc} = {nan};"]
-        return [f"{acc} = select({acc}, {nan}, nan_seen);"]
-
     def _finish(self, acc: str) -> str:
         if not self.prim.reduce_finish:
             return acc
@@ -425,19 +391,3 @@ class ReductionKernel(ElementwiseKernel):
         out = [f"    acc = {self._finish('acc')};"] if self.prim.reduce_finish else []
         lines, names = self.epi.compute(1, "o", preset={self.group.anchor: "acc"})
         return out + ["    " + line for line in lines + self.epi.stores(1, "o", names)]
-
-
-def _merged(args: list[KernelArg]) -> list[KernelArg] | None:
-    """Two kernels' arguments as one kernel's: one parameter per C name (an
-    input both read); None where one name would stand for two things."""
-    seen: dict[str, KernelArg] = {}
-    out = []
-    for a in args:
-        name = c_parameter(a).split()[-1]
-        if name in seen:
-            if seen[name] != a:
-                return None
-            continue
-        seen[name] = a
-        out.append(a)
-    return out
