@@ -11,8 +11,11 @@ Cases (f32, device-resident inputs for the `fusec` column):
 
   bcast-*   relu(x * w + b) * 0.5 - 0.125 on 2^22 elements: flat (w, b as big as
             x), [B, D] * [D], [B, D] * [B, 1], NCHW * [C, 1, 1].
-  sum-*     row (axis=1), column (axis=0) and full sums (sum of the row sums)
-            and row max, at 4096 x 1024 and 4096 x 4096.
+  sum-*     row (axis=1), column (axis=0) and full sums (sum of the row sums,
+            one pass once simplify folds it), and a row sum with a prologue
+            and an epilogue (sqrt(sum(x * x) + eps) * 0.5), at 4096 x 1024
+            and 4096 x 4096.
+  max-*     row and column max (NaN-propagating), same sizes.
   grad-*    a training step at 4096 x 1024 with broadcast w, b [D]: forward and
             the x, w, b gradients of a scalar loss (sum of the light chain
             above, or of a heavy one: gelu, sigmoid, tanh, silu, sqrt) or of
@@ -110,6 +113,21 @@ def cases(quick: bool) -> list[dict]:
                 "max(x, axis=1)",
                 lambda x: x.amax(1),
                 lambda x: x.max(1),
+            ),
+            _reduce(
+                f"max-cols-{tag}",
+                (rows, cols),
+                "max(x, axis=0)",
+                lambda x: x.amax(0),
+                lambda x: x.max(0),
+            ),
+            # a prologue and an epilogue around the row sum: what a norm computes
+            _reduce(
+                f"sum-rows-fused-{tag}",
+                (rows, cols),
+                "sqrt(sum(x * x, axis=1) + 1e-5) * 0.5",
+                lambda x: torch.sqrt((x * x).sum(1) + 1e-5) * 0.5,
+                lambda x: np.sqrt((x * x).sum(1) + np.float32(1e-5)) * np.float32(0.5),
             ),
         ]
     # a training step: forward + backward (x, w and b gradients) with broadcast w, b

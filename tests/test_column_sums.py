@@ -197,3 +197,28 @@ def test_every_unary_float_op_in_a_column_pass():
         rtol = SPECS[op].rtol.get("f32", RTOL["f32"])
         atol = SPECS[op].atol.get("f32", 0.0)
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=op)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (13, 1031)])
+def test_a_keepdim_total_beside_column_sums_is_one_value(shape):
+    """A sum over all axes kept as (1, 1) is a total, like a () loss: the finish
+    kernel writes one value, not one per column (it wrote `cols` values into a
+    one-element output: a heap overflow, found at 13 x 1031)."""
+    g = fusec.compile(
+        "graph f(x: f32[B, N], w: f32[N]) {\n"
+        "    return sum(x * w, axis=0), sum(sum(x, axis=0, keepdim=true), axis=1, keepdim=true)\n"
+        "}",
+        grad=True,
+    )["f"]
+    kinds = [k["name"].rsplit("_", 1)[-1] for k in g.forward_backward.plan["kernels"]]
+    assert kinds.count("partial") == 1, kinds  # both sums and dx in one pass
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    ct = (np.ones(shape[1], np.float32), np.full((1, 1), 2.0, np.float32))
+    (cols, total), grads = g.value_and_grad(x, w, grad_outputs=ct)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(cols, (x64 * w).sum(0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(total, x64.sum(keepdims=True), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(grads["x"], w + 2.0 + 0 * x, rtol=1e-6)
+    np.testing.assert_allclose(grads["w"], x64.sum(0), rtol=1e-5, atol=1e-4)

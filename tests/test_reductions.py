@@ -3,6 +3,8 @@ with their elementwise prologues fused, against PyTorch."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -251,10 +253,8 @@ def test_a_row_reduction_reads_broadcast_operands_without_division_per_element()
     )
     (graph,) = compile_graphs(text).graphs
     source, _ = generate(graph, fuse(graph), DeviceInfo(vector_width=8))
-    head = source.index("for (long q = (t / m) * 8")
-    loop = source[
-        source.index("\n", head) : source.index("float acc = vacc.s0;")
-    ]  # the loop's body
+    head = source.index("for (long q = q0; q < q1; q += 32)")  # 4 accumulators of 8 lanes
+    loop = source[source.index("\n", head) : source.index("if (t / m == 0)")]  # the loop's body
     code = "\n".join(line.split("//")[0] for line in loop.splitlines())
     assert "/" not in code and "%" not in code and "in_w + ob" in code
     g = fusec.compile(text)["f"]
@@ -263,3 +263,157 @@ def test_a_row_reduction_reads_broadcast_operands_without_division_per_element()
         m = rng.standard_normal((shape[0], 1)).astype(np.float32)
         w = rng.standard_normal(shape[1]).astype(np.float32)
         np.testing.assert_allclose(g(x, m, w), (np.exp(x - m) * w).sum(1), rtol=1e-5, atol=1e-4)
+
+
+def compile_for(text, layout, grad=False):
+    """The graphs as this device runs them, or as a GPU's code (blocks dealt
+    round the chunks, not a contiguous run per chunk), run on this device."""
+    if layout == "cpu":
+        return fusec.compile(text, grad=grad)
+    import dataclasses
+
+    import pyopencl as cl
+
+    from fusec.api import Program, compile_graphs
+    from fusec.runtime import Runtime
+
+    shared = fusec.compile("graph f(x: f32[N]) {\n return x\n}")["f"].runtime
+    runtime = Runtime(shared.device, cl.CommandQueue(shared.queue.context))
+    runtime.info = dataclasses.replace(runtime.info, is_cpu=False)
+    return Program(compile_graphs(text, grad=grad), runtime)
+
+
+EXTREMA = """
+graph f(x: f32[B, N]) {
+    return max(x, axis=1), min(x * 2.0, axis=1), max(x, axis=0), min(x, axis=0)
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["cpu", "gpu"])
+def extrema(request):
+    return compile_for(EXTREMA, request.param)["f"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (5, 1023), (1031, 9), (3, 4099)])
+def test_max_and_min_propagate_nan_from_every_part_of_the_loops(extrema, shape):
+    """NaN at the start, the middle and the last element of rows and columns
+    (the blocks of vectors, the vectors after them, the scalar end), beside
+    rows and columns without one; -inf and inf are ordinary values."""
+    g = extrema
+    x = rng.standard_normal(shape).astype(np.float32)
+    rows, cols = shape
+    x[0, 0] = np.nan
+    x[rows // 2, cols // 2] = np.nan
+    x[-1, -1] = np.nan
+    x[rows // 3, 0] = np.inf
+    x[0, cols // 3] = -np.inf
+    got = g(x)
+    want = [x.max(1), (x * 2).min(1), x.max(0), x.min(0)]
+    for out, ref in zip(got, want, strict=True):
+        np.testing.assert_array_equal(out, ref)
+    clean = rng.standard_normal(shape).astype(np.float32)  # and no NaN at all
+    for out, ref in zip(
+        g(clean), [clean.max(1), (clean * 2).min(1), clean.max(0), clean.min(0)], strict=True
+    ):
+        np.testing.assert_array_equal(out, ref)
+
+
+FULL = """
+graph f(x: f32[B, N], w: f32[N]) {
+    return sum(sum(relu(x * w), axis=1), axis=0) * 0.5, sum(sum(x, axis=0, keepdim=true), axis=1, keepdim=true)
+}
+"""
+
+
+@pytest.fixture(scope="module", params=["cpu", "gpu"])
+def full_sums(request):
+    return compile_for(FULL, request.param, grad=True)["f"]
+
+
+def test_nested_sums_are_one_reduction_over_both_axes(full_sums):
+    """sum(sum(y, axis=1), axis=0) reads y once: one reduction (sum_to), whose
+    epilogue takes the * 0.5, not a second reduction over the row sums."""
+    reductions = [k for k in full_sums.plan["kernels"] if k["name"].endswith("_partial")]
+    assert len(reductions) == 2, full_sums.plan["kernels"]  # one per output
+    assert [k["ops"][-1] for k in reductions] == ["sum_to", "sum_to"]
+    # a CPU's chunks are contiguous runs; a GPU's, blocks dealt round them
+    dealt = re.search(r"q \+= chunks \* \d+\)", full_sums.source) is not None
+    assert dealt == (not full_sums.runtime.info.is_cpu)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 7), (1023, 3), (13, 1031), (257, 4099)])
+def test_nested_sums_match_numpy_with_their_gradient(full_sums, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(shape[1]).astype(np.float32)
+    total, keep = full_sums(x, w)
+    y = np.maximum(x.astype(np.float64) * w, 0)
+    assert total.shape == () and keep.shape == (1, 1)
+    np.testing.assert_allclose(total, y.sum() * 0.5, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(keep, x.astype(np.float64).sum(keepdims=True), rtol=1e-5, atol=1e-3)
+    ct = (np.float32(1.5), np.full((1, 1), 2.0, np.float32))
+    _, grads = full_sums.value_and_grad(x, w, grad_outputs=ct)
+    mask = x * w > 0
+    np.testing.assert_allclose(grads["x"], 0.75 * w * mask + 2.0, rtol=1e-6)
+    np.testing.assert_allclose(grads["w"], 0.75 * (x * mask).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_a_nested_sum_whose_inner_sum_is_used_again_is_left_as_it_is():
+    """The row sums are computed anyway: summing them is cheaper than x again.
+    Integer sums are not folded (each sum is i64, not its operand's dtype)."""
+    from fusec.api import compile_graphs
+
+    text = (
+        "graph f(x: f32[B, N], k: i32[B, N]) {\n"
+        " r = sum(x, axis=1)\n return r, sum(r, axis=0), sum(sum(k, axis=1), axis=0)\n}"
+    )
+    (graph,) = compile_graphs(text).graphs
+    ops = sorted(d["op"] for _, d in graph.nodes(data=True) if d["op"] != "param")
+    assert ops == ["sum"] * 4
+
+
+@pytest.mark.parametrize(
+    "expr, axes, keep, folded",
+    [
+        ("sum(sum(x, axis=0), axis=0)", (0, 1), False, True),
+        ("sum(sum(x, axis=1, keepdim=true), axis=2, keepdim=true)", (1, 2), True, True),
+        ("sum(sum(x, axis=2), axis=1)", (1, 2), False, False),  # trailing: sum_to cannot say it
+    ],
+)
+def test_nested_sums_of_three_axes(expr, axes, keep, folded):
+    g = fusec.compile(f"graph f(x: f32[A, B, C]) {{\n return {expr}\n}}")["f"]
+    passes = [k for k in g.plan["kernels"] if k["name"].endswith("_partial")]
+    # folded: one pass over x (a sum over leading axes is a column group's, whose plan says "sum")
+    assert len(passes) == (1 if folded else 2), g.plan["kernels"]
+    x = rng.standard_normal((7, 13, 1031)).astype(np.float32)
+    want = x.astype(np.float64).sum(axis=axes, keepdims=keep)
+    np.testing.assert_allclose(g(x), want, rtol=1e-5, atol=1e-3)
+
+
+def test_one_chunk_per_output_is_one_launch_with_the_epilogue():
+    """Rows enough to fill the device (or rows too short to split): the loop
+    and the epilogue in `_single`; otherwise partials, then finish. A column
+    sum stores vectors of partials: always two stages."""
+    from fusec.api import compile_graphs
+    from fusec.codegen import generate
+    from fusec.codegen.device import DeviceInfo
+    from fusec.passes import fuse
+
+    text = "graph f(x: f32[B, N], c: f32[B]) {\n return sqrt(sum(x, axis=1) + c), sum(x, axis=0)\n}"
+    (graph,) = compile_graphs(text).graphs
+    device = DeviceInfo(vector_width=8, compute_units=2, local_size=256)
+    _, (rows, cols) = generate(graph, fuse(graph), device)
+    assert [launch.entry for launch in rows.launches((4096, 1024))] == ["f_r0_single"]
+    assert [launch.entry for launch in rows.launches((7, 20))] == ["f_r0_single"]
+    assert [launch.entry for launch in rows.launches((64, 4096))] == ["f_r0_partial", "f_r0_finish"]
+    assert [launch.entry for launch in cols.launches((4096, 1024))] == [
+        "f_c0_partial",  # a column sum is a column group's pass (column_reduction.py)
+        "f_c0_finish",
+    ]
+    g = fusec.compile(text)["f"]
+    for shape in [(2053, 13), (7, 20), (64, 4099)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        c = rng.uniform(200, 300, shape[0]).astype(np.float32)  # a positive sqrt operand
+        got_rows, got_cols = g(x, c)
+        np.testing.assert_allclose(got_rows, np.sqrt(x.astype(np.float64).sum(1) + c), rtol=1e-5)
+        np.testing.assert_allclose(got_cols, x.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)

@@ -56,8 +56,11 @@ class ColumnSumKernel(ElementwiseKernel):
         self._values = [*group.nodes, *group.inputs, *(n for _, n in group.outputs)]
         self.dtype = g.nodes[group.sums[0][0]]["dtype"]
         self.acc = COMPUTE[self.dtype]
-        self.leading = [k for k, (r, _) in enumerate(group.sums) if g.nodes[r]["shape"]]
-        self.total = [k for k, (r, _) in enumerate(group.sums) if not g.nodes[r]["shape"]]
+        # a sum over all axes has one element whatever its rank: a loss is (),
+        # a keepdim total (1, 1); its partials are summed across the columns too
+        total = {k for k, (r, _) in enumerate(group.sums) if _one_element(g.nodes[r]["shape"])}
+        self.leading = [k for k in range(len(group.sums)) if k not in total]
+        self.total = sorted(total)
         cols_shape = tuple(group.shape[self.lead :])
         self.per_column = set()  # operands of the columns' shape (w, b): loaded once per work-item
         for p in group.inputs:
@@ -333,3 +336,7 @@ class ColumnSumKernel(ElementwiseKernel):
         ]
         elements = f"{len(grp.sums)}*({values['chunks']})*({values['cols']})"
         return launches, [{"name": partial, "ctype": self.acc, "elements": elements}]
+
+
+def _one_element(shape) -> bool:
+    return all(d == 1 for d in shape)

@@ -9,15 +9,19 @@ elementwise prologue, in registers.
 Stage one, `<name>_partial`, writes `chunks` partial results per output.
 Work-item `t` takes:
 - trailing axes reduced (softmax's rows): output `t % m`, whose elements are
-  contiguous, in vectors of the device's width, blocks dealt round the chunks;
+  contiguous, in blocks of vectors of the device's width (one accumulator per
+  vector of a block), a contiguous run of blocks per chunk on a CPU, blocks
+  dealt round the chunks elsewhere;
   a broadcast operand of the prologue (softmax's row max, a bias) is read at
   an offset computed once per work-item, as in the row layout (row_layout.py);
 - leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
-  every chunks-th row;
+  a contiguous run of rows per chunk on a CPU, every chunks-th row elsewhere;
 - other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
-Neighbouring work-items read neighbouring memory, as GPUs and CPU vectorisers
-want. Stage two, `<name>_finish`, combines each output's partials in a fixed
-order (results do not depend on timing), then runs the group's epilogue: the
+Max and min keep NaN in a flag beside the accumulator (Primitive.reduce_unordered).
+On GPUs neighbouring work-items read neighbouring memory; on CPUs, where a
+work-item runs its whole loop before the next, each reads a contiguous run.
+Stage two, `<name>_finish`, combines each output's partials in a fixed order
+(results do not depend on timing), then runs the group's epilogue: the
 elementwise ops on the result, over the result's own index space.
 """
 
@@ -35,9 +39,13 @@ from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
 from .opencl_c import COMPUTE, convert, render
+from .reduction_steps import NanFlagSteps, merged_args
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 WORK_GROUPS_PER_UNIT = 4
+# independent vector accumulators per work-item of a row reduction: an add
+# waits for the one before on the same accumulator (rows 4096 x 1024: 0.26 -> 0.10 ms)
+SUFFIX_ACCUMULATORS = 4
 
 
 class _Epilogue(ElementwiseKernel):
@@ -47,7 +55,7 @@ class _Epilogue(ElementwiseKernel):
     space, size_name, dim_prefix = "result", "en", "e"
 
 
-class ReductionKernel(ElementwiseKernel):
+class ReductionKernel(NanFlagSteps, ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         # self.args: the prologue's (n, dims, inputs); the epilogue has its own
         super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
@@ -77,6 +85,12 @@ class ReductionKernel(ElementwiseKernel):
         partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
         self.finish_args = partial + counts + self.epi.args
+        # One partial per output (chunks == 1): `_single` runs the loop and the
+        # epilogue in one launch (the finish launch cost as much as the loop
+        # at 4096 x 64). Not for the column loop, which stores vectors.
+        self.single_args = (
+            merged_args(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
+        )
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
         # prologue is read as in the row layout, one row per output (its offset
         # once per work-item, no division per element), where its shape allows.
@@ -109,9 +123,13 @@ class ReductionKernel(ElementwiseKernel):
         return self.prefix_width
 
     def launches(self, shape, sizes=None) -> list[Launch]:
-        """Each stage's launch."""
+        """Each stage's launch, or the one of `_single` (the plan keeps both
+        stages: with one chunk they compute the same)."""
         c = self.counts(shape)
         ls = self.local_size
+        if self.single_args is not None and c["chunks"] == 1:
+            grid = (-(-c["m"] // ls) * ls,)
+            return [Launch(f"{self.group.name}_single", tuple(self.single_args), grid, (ls,))]
         items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
         return [
             Launch(
@@ -130,10 +148,13 @@ class ReductionKernel(ElementwiseKernel):
 
     @property
     def entry_points(self) -> list[str]:
-        return [f"{self.group.name}_partial", f"{self.group.name}_finish"]
+        single = [f"{self.group.name}_single"] if self.single_args is not None else []
+        return [f"{self.group.name}_partial", f"{self.group.name}_finish", *single]
 
     def trial_launches(self) -> list[tuple[str, list]]:
-        stages = zip(self.entry_points, (self.partial_args, self.finish_args), strict=True)
+        args = [self.partial_args, self.finish_args]
+        args += [self.single_args] if self.single_args is not None else []
+        stages = zip(self.entry_points, args, strict=True)
         return [(name, [trial_kind(a) for a in args], (self.local_size,)) for name, args in stages]
 
     # -- source -----------------------------------------------------------------
@@ -192,18 +213,19 @@ class ReductionKernel(ElementwiseKernel):
         out += [
             f"if (o + {w} <= m) {{",
             f"    {vacc} vacc = {vinit};",
-            "    for (long q = c; q < r; q += chunks) {",
+            *("    " + line for line in self._nan_flag_init(w)),
+            "    for (" + self._rows_of_chunk() + ") {",
             "        const long j = q * m + o;",
         ]
-        out += ["        " + line for line in vlines]
+        out += ["        " + line for line in vlines + self._vector_step("vacc", vvalue, w)]
         out += [
-            f"        vacc = {self._combine('vacc', vvalue, w)};",
             "    }",
+            *("    " + line for line in self._nan_flag_apply("vacc", w)),
             f"    vstore{w}(vacc, 0, partial + c * m + o);",
             "} else {",
             "    for (long oo = o; oo < m; ++oo) {",
             f"        {self.acc} acc = {init};",
-            "        for (long q = c; q < r; q += chunks) {",
+            "        for (" + self._rows_of_chunk() + ") {",
             "            const long j = q * m + oo;",
         ]
         out += ["            " + line for line in lines]
@@ -215,6 +237,15 @@ class ReductionKernel(ElementwiseKernel):
             "}",
         ]
         return out
+
+    def _rows_of_chunk(self) -> str:
+        """The prefix loop's rows for chunk c: on a CPU a contiguous run (each
+        work-item streams down its columns: a stride the prefetcher follows, a
+        page at a time); elsewhere every chunks-th row (neighbouring work-items,
+        neighbouring rows)."""
+        if self.device.is_cpu:
+            return "long q = c * ((r + chunks - 1) / chunks), qe = min(q + (r + chunks - 1) / chunks, r); q < qe; ++q"
+        return "long q = c; q < r; q += chunks"
 
     def _value(self, w: int, base: str) -> tuple[list[str], str]:
         """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
@@ -238,30 +269,57 @@ class ReductionKernel(ElementwiseKernel):
         return out + [f"    acc = {self._combine('acc', value)};", "}"]
 
     def _suffix_loop(self, w: int) -> list[str]:
-        """Trailing axes: output o's r elements start at o * r. Vectors of w
-        consecutive elements, blocks dealt round the chunks; chunk 0 takes the
-        ragged end with scalars; the vector's lanes are combined at the end."""
+        """Trailing axes: output o's r elements start at o * r. Blocks of
+        SUFFIX_ACCUMULATORS vectors of w consecutive elements, one accumulator
+        each (independent chains: one accumulator waited on each add), dealt
+        round the chunks; chunk 0 takes the ragged end, vectors then scalars;
+        the accumulators, then the lanes, are combined at the end."""
+        k = SUFFIX_ACCUMULATORS
         vacc = f"{self.acc}{w}"
         vinit = render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
         vlines, vvalue = self._value(w, "j")
         lines, value = self._value(1, "j")
-        col = ", c = q" if self.split is not None else ""
-        out = ["const long jo = o * r;", f"{vacc} vacc = {vinit};"]
-        if (
-            self.split is not None
-        ):  # the row layout's offsets (elementwise.RowLayout): row o, column q
+        split = self.split is not None
+        accs = [f"vacc{i}" for i in range(k)]
+        out = [
+            "const long jo = o * r;",
+            f"{vacc} " + ", ".join(f"{a} = {vinit}" for a in accs) + ";",
+        ]
+        out += self._nan_flag_init(w)
+        if split:  # the row layout's offsets (elementwise.RowLayout): row o, column q
             out += ["const long row = o;", *self._row_offsets("m")]
-        out += [
-            f"for (long q = (t / m) * {w}; q + {w} <= r; q += chunks * {w}) {{",
-            f"    const long j = jo + q{col};",
-        ]
-        out += ["    " + line for line in vlines]
-        out += [
-            f"    vacc = {self._combine('vacc', vvalue, w)};",
-            "}",
-            f"{self.acc} acc = vacc.s0;",
-        ]
-        out += [f"acc = {self._combine('acc', f'vacc.s{lane:x}')};" for lane in range(1, w)]
+
+        def step(acc: str, at: str) -> list[str]:  # one vector into `acc`, in its own scope
+            col = f", c = {at}" if split else ""
+            body = [f"const long j = jo + {at}{col};", *vlines, *self._vector_step(acc, vvalue, w)]
+            return ["{", *("    " + line for line in body), "}"]
+
+        if self.device.is_cpu:  # each chunk a contiguous run of blocks
+            out += [
+                f"const long per = (r / {k * w} + chunks - 1) / chunks * {k * w};",
+                f"const long q0 = (t / m) * per, q1 = min(q0 + per, r - r % {k * w});",
+                f"for (long q = q0; q < q1; q += {k * w}) {{",
+            ]
+        else:  # blocks dealt round the chunks: neighbouring work-items, neighbouring blocks
+            out.append(
+                f"for (long q = (t / m) * {k * w}; q + {k * w} <= r; q += chunks * {k * w}) {{"
+            )
+        for i, a in enumerate(accs):
+            out += ["    " + line for line in step(a, f"q + {i * w}" if i else "q")]
+        out += ["}", f"if (t / m == 0) for (long q = r - r % {k * w}; q + {w} <= r; q += {w}) {{"]
+        out += ["    " + line for line in step(accs[0], "q")] + ["}"]
+        # the accumulators, then halves of the lanes (log2(w) steps, not w - 1
+        # in a row: short rows spend much of their time here); NaN is in the flag
+        merge = self._combine_unordered if self._nan_flag else self._combine
+        out += [f"vacc0 = {merge('vacc0', a, w)};" for a in accs[1:]]
+        v, width = "vacc0", w
+        while width > 1:
+            width //= 2
+            name, ctype = ("acc", self.acc) if width == 1 else (f"h{width}", f"{self.acc}{width}")
+            out.append(f"{ctype} {name} = {merge(f'{v}.lo', f'{v}.hi', width)};")
+            v = name
+        out += self._nan_flag_apply("acc", 1)
+        col = ", c = q" if split else ""
         out += [
             f"if (t / m == 0) for (long q = r - r % {w}; q < r; ++q) {{",
             f"    const long j = jo + q{col};",
@@ -305,6 +363,12 @@ class ReductionKernel(ElementwiseKernel):
             loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
             out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
             out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
+        if self.single_args is not None:  # chunks == 1: t is the output
+            ssig = ",\n    ".join(c_parameter(a) for a in self.single_args)
+            out += [f"__kernel void {name}_single(\n    {ssig})", "{"]
+            out += ["    const long t = get_global_id(0);", "    if (t >= m) return;"]
+            out += ["    const long o = t;", *("    " + line for line in loop)]
+            out += self._result_lines() + ["}", ""]
         fsig = [
             f"__global const {acc} *restrict partial",
             "const long m",
@@ -320,8 +384,10 @@ class ReductionKernel(ElementwiseKernel):
             f"    {acc} acc = partial[o];",
             f"    for (long c = 1; c < chunks; ++c) acc = {self._combine('acc', 'partial[c * m + o]')};",
         ]
-        if self.prim.reduce_finish:
-            out.append(f"    acc = {self._finish('acc')};")
+        return "\n".join(out + self._result_lines() + ["}", ""])
+
+    def _result_lines(self) -> list[str]:
+        """Output o from its combined value `acc`: the finishing step, the epilogue, the stores."""
+        out = [f"    acc = {self._finish('acc')};"] if self.prim.reduce_finish else []
         lines, names = self.epi.compute(1, "o", preset={self.group.anchor: "acc"})
-        out += ["    " + line for line in lines + self.epi.stores(1, "o", names)]
-        return "\n".join(out + ["}", ""])
+        return out + ["    " + line for line in lines + self.epi.stores(1, "o", names)]

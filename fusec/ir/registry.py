@@ -63,6 +63,11 @@ class Primitive:
     # Reductions: the result from the combined value, over `{acc}` and `{count}`
     # (the elements combined into it); "" keeps `{acc}` (mean's is {acc} / {count}).
     reduce_finish: str = ""
+    # Reductions that propagate NaN (max, min): the float combining step for
+    # operands that are not NaN (one compare and select: the vector max
+    # instruction). A kernel using it ORs `isnan` of each element into a flag
+    # and makes the result NaN where it is set, off the accumulator's chain.
+    reduce_unordered: str = ""
     # False: a bool operand is an error (torch refuses -b and b - b; NumPy too)
     bool_operands: bool = True
     # inputs that may not be a negative literal when the op computes in an

@@ -1,4 +1,5 @@
-"""Simplification: constant folding, identities, common subexpressions, dead code.
+"""Simplification: constant folding, identities, common subexpressions, nested
+sums folded into one, dead code.
 
 Each step is a function Graph -> Graph on a copy. Identities are data: a list
 of (name, match) pairs, where `match(g, node)` returns the node that can stand
@@ -15,6 +16,7 @@ import numpy as np
 from ..diagnostics import error
 from ..ir import dtypes as dt
 from ..ir.graph import add_node, replace_uses
+from ..ir.ops.reductions import sum_to_axes
 from ..ir.registry import lookup
 from .infer import infer, infer_node
 
@@ -337,6 +339,57 @@ def _merge_sums(g: nx.DiGraph) -> nx.DiGraph:
     return g
 
 
+def fold_nested_sums(g: nx.DiGraph) -> nx.DiGraph:
+    """`sum(sum(x, axis=1), axis=0)` -> one `sum_to` over both axes: one pass
+    over x, not a second reduction kernel reading the first one's result."""
+    return _remove_dead(_fold_nested_sums(g.copy()))
+
+
+_SUMS = ("sum", "sum_to")
+
+
+def _reduced_axes(shape, data) -> tuple[list[int], list[int]]:
+    """The axes of `shape` a sum or sum_to node removes or keeps as 1, and for
+    each axis of its result, the axis of `shape` it is."""
+    attrs = dict(data["attrs"])
+    axes, result = lookup(data["op"]).reduce_shape(tuple(shape), attrs)
+    if data["op"] == "sum_to":
+        return list(axes), list(range(len(shape) - len(result), len(shape)))
+    kept = attrs["keepdim"]
+    return list(axes), [i for i in range(len(shape)) if kept or i not in axes]
+
+
+def _fold_nested_sums(g: nx.DiGraph) -> nx.DiGraph:
+    """In place. Floats only: an integer sum is i64 whatever it sums (the
+    inner sum's dtype is not its operand's), and a sum over a literal size-1
+    axis is left alone (sum_to keeps such an axis); the inner sum must have no
+    other use, else it is computed anyway."""
+    outputs = set(g.graph["outputs"])
+    for n in list(nx.topological_sort(g)):
+        data = g.nodes[n]
+        if data["op"] not in _SUMS:
+            continue
+        inner = data["args"][0]
+        idata = g.nodes[inner]
+        if idata["op"] not in _SUMS or inner in outputs or g.out_degree(inner) != 1:
+            continue
+        x = idata["args"][0]
+        xdata = g.nodes[x]
+        if not (dt.is_float(data["dtype"]) and data["dtype"] == idata["dtype"] == xdata["dtype"]):
+            continue
+        axes, position = _reduced_axes(xdata["shape"], idata)
+        outer_axes, _ = _reduced_axes(idata["shape"], data)
+        axes = sorted(set(axes) | {position[a] for a in outer_axes})
+        target = tuple(data["shape"])
+        if sum_to_axes(tuple(xdata["shape"]), target) != tuple(axes):
+            continue
+        data.update(op="sum_to", args=(x,), attrs=(("shape", target),))
+        data["operand_dtypes"] = idata["operand_dtypes"]
+        g.remove_edge(inner, n)
+        g.add_edge(x, n)
+    return g
+
+
 def eliminate_dead_code(g: nx.DiGraph) -> nx.DiGraph:
     g = g.copy()
     _remove_dead(g)
@@ -361,6 +414,7 @@ STEPS = (
     ("fold_constants", fold_constants),
     ("identities", apply_identities),
     ("cse", eliminate_common_subexpressions),
+    ("nested_sums", fold_nested_sums),
     ("broadcasts", collapse_broadcasts),
     ("sums", merge_sums),
     ("dce", eliminate_dead_code),
@@ -372,6 +426,7 @@ _IN_PLACE = (
     _fold_constants,
     _apply_identities,
     _eliminate_common_subexpressions,
+    _fold_nested_sums,
     _collapse_broadcasts,
     _merge_sums,
     _remove_dead,
