@@ -21,6 +21,7 @@ import pytest
 import fusec
 
 cl = pytest.importorskip("pyopencl")
+cl_tools = pytest.importorskip("pyopencl.tools")
 
 from fusec.codegen.device import DeviceInfo  # noqa: E402
 from fusec.runtime import is_simulator, list_devices, select_device  # noqa: E402
@@ -34,6 +35,7 @@ CHECKS = {
     "OCLGRIND_CHECK_API": "1",
     "OCLGRIND_DATA_RACES": "1",
     "OCLGRIND_UNINITIALIZED": "1",
+    "OCLGRIND_MAX_ERRORS": "1000000000",  # its count is per process: else it goes quiet at 1000
     # Oclgrind 21.10's uninitialised-value check stops ("Unsupported
     # instruction: freeze") at an instruction clang's optimiser emits;
     # unoptimised code has none, and keeps every access the source spells.
@@ -81,6 +83,21 @@ DESCRIPTIONS = {
 }
 
 
+class ExactBuffers:
+    """The runtime's allocator here: buffers of the exact size asked (fusec's
+    memory pool rounds sizes up to its bins and reuses larger buffers, where
+    an access past the end of an array lands unseen), every one kept alive
+    (Oclgrind 21.10's uninitialised-value check keeps the shadow of a freed
+    buffer, and a larger one given its number later reads as uninitialised)."""
+
+    def __init__(self, queue):
+        self.allocate, self.kept = cl_tools.ImmediateAllocator(queue), []
+
+    def __call__(self, nbytes: int):
+        self.kept.append(self.allocate(nbytes))
+        return self.kept[-1]
+
+
 @pytest.fixture(scope="module", params=list(DESCRIPTIONS), ids=[f"as-{d}" for d in DESCRIPTIONS])
 def simulator(request, tmp_path_factory):
     """A queue on Oclgrind with its checks on, its log file, and a fresh kernel
@@ -92,9 +109,11 @@ def simulator(request, tmp_path_factory):
         describe, real = DESCRIPTIONS[request.param], DeviceInfo.from_cl
         mp.setattr(DeviceInfo, "from_cl", classmethod(lambda cls, d: describe(real(d))))
         context = cl.Context([OCLGRIND])  # Oclgrind reads its settings now
+        queue = cl.CommandQueue(context)
         yield {
             "description": request.param,
-            "queue": cl.CommandQueue(context),
+            "queue": queue,
+            "allocator": ExactBuffers(queue),
             "log": tmp / "oclgrind.log",
             "cache": tmp,
         }
@@ -112,6 +131,7 @@ def grind(simulator, capfd):
             text, grad=grad, queue=simulator["queue"], cache_dir=simulator["cache"]
         )
         assert all(graphs[name].plan["device"]["platform"] == "Oclgrind" for name in graphs.graphs)
+        graphs[graphs.graphs[0]].runtime.allocator = simulator["allocator"]
         return graphs
 
     def check():
