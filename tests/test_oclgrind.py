@@ -208,8 +208,8 @@ CASES = {
         [[(1023,), ("bool", (1023,))], [(1,), ("bool", (1,))], [(7,), ("bool", (7,))]],
     ),
     "softmax": (
-        "graph f(x: f32[B, N]) { return softmax(x), log_softmax(x) }",
-        lambda x: (softmax(x), np.log(softmax(x))),
+        "graph f(x: f32[B, N]) { return softmax(x), log_softmax(x), softmax(x, axis=0) }",
+        lambda x: (softmax(x), np.log(softmax(x)), softmax(x.T).T),
         [[(3, 19)], [(1, 1)], [(2, 67)]],
     ),
     "linear_epilogue": (
