@@ -36,6 +36,8 @@ def cmd_devices(args) -> int:
         why = f"{asked} matches none of these" if devices else "no OpenCL device found"
     elif spec:
         why = f"it matches {asked}"
+    elif is_simulator(chosen):
+        why = "no device but a simulator"
     elif chosen.type & 4:
         why = "the first GPU"
     elif broken_reason(chosen) is None:
@@ -77,7 +79,7 @@ def cmd_devices(args) -> int:
         if r["unusable_reason"] is not None:
             print(f"    unusable: {r['unusable_reason']}")
         if r["simulator"]:
-            print("    a simulator that checks every access (slow): used only when named")
+            print("    a simulator that checks every access (slow): chosen only when named or alone")
     if chosen is not None:
         print(f"fusec uses: {chosen.platform.name.strip()}: {chosen.name.strip()} ({why})")
     else:

@@ -60,7 +60,7 @@ def select_device(spec: str | cl.Device | None = None) -> cl.Device:
     """A device by object, or by a substring of its platform or device name.
 
     Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything
-    but a simulator (Oclgrind is used only when named).
+    but a simulator (Oclgrind: when named, or when it is all there is).
     """
     if isinstance(spec, cl.Device):
         return spec
