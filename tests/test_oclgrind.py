@@ -28,7 +28,9 @@ from fusec.runtime import is_simulator, list_devices, select_device  # noqa: E40
 
 OCLGRIND = next((d for _, d in list_devices() if is_simulator(d)), None)
 pytestmark = pytest.mark.skipif(
-    OCLGRIND is None, reason="Oclgrind is not installed (apt-get install oclgrind)"
+    OCLGRIND is None,
+    reason="no Oclgrind device: apt-get install oclgrind (fusec registers it unless"
+    " OCL_ICD_VENDORS is set; then add an .icd naming liboclgrind-rt-icd.so there)",
 )
 
 CHECKS = {
