@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,3 +59,22 @@ def test_a_users_own_ocl_icd_vendors_wins(machine, monkeypatch):
     monkeypatch.setenv("OCL_ICD_VENDORS", "/somewhere")
     assert drivers.register_pip_drivers() is None
     assert drivers.os.environ["OCL_ICD_VENDORS"] == "/somewhere"
+
+
+def fake(platform: str, name: str, type_bits: int):
+    dev = SimpleNamespace(
+        name=name, type=type_bits, version="OpenCL 1.2", platform=SimpleNamespace(name=platform)
+    )
+    return dev.platform, dev
+
+
+def test_a_simulator_is_the_default_device_only_when_it_is_all_there_is(monkeypatch):
+    from fusec.runtime import programs
+
+    oclgrind = fake("Oclgrind", "Oclgrind Simulator", 15)  # every type bit, GPU included
+    intel = fake("Intel(R) OpenCL", "AMD EPYC", 2)
+    monkeypatch.setattr(programs, "list_devices", lambda: [oclgrind, intel])
+    assert programs.select_device("") is intel[1]
+    assert programs.select_device("oclgrind") is oclgrind[1]
+    monkeypatch.setattr(programs, "list_devices", lambda: [oclgrind])
+    assert programs.select_device("") is oclgrind[1]
