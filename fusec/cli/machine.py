@@ -79,7 +79,9 @@ def cmd_devices(args) -> int:
         if r["unusable_reason"] is not None:
             print(f"    unusable: {r['unusable_reason']}")
         if r["simulator"]:
-            print("    a simulator that checks every access (slow): chosen only when named or alone")
+            print(
+                "    a simulator that checks every access (slow): chosen only when named or alone"
+            )
     if chosen is not None:
         print(f"fusec uses: {chosen.platform.name.strip()}: {chosen.name.strip()} ({why})")
     else:
