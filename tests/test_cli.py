@@ -291,9 +291,11 @@ def test_devices_json(fusec):
             "driver_version",
             "usable",
             "unusable_reason",
+            "simulator",
             "chosen",
         }
         assert d["index"] == i and d["chosen"] == (i == doc["chosen"])
+        assert not (d["simulator"] and i == doc["default"])  # Oclgrind only when named
     name = doc["devices"][-1]["name"]
     picked = json.loads(fusec("devices", "--json", "--device", name).stdout)
     got = picked["devices"][picked["chosen"]]  # the first whose platform or name holds it

@@ -94,6 +94,16 @@ graph f(x: f64[N], y: f32[N], i: i64[N]) {
     assert "double8" in generate(g, fuse(g), wide)[0]
 
 
+def test_oclgrind_is_taken_for_a_gpu_with_small_work_groups():
+    # it reports every device type bit (CPU, GPU, accelerator, default) at once
+    dev = fake_device("Oclgrind", "OpenCL 1.2 (Oclgrind 21.10)", 1, 1)
+    dev.type = 15
+    dev.max_work_group_size = 1024
+    info = DeviceInfo.from_cl(dev)
+    assert not info.is_cpu  # the GPU code paths are the ones it checks
+    assert (info.vector_width, info.local_size) == (1, 16)
+
+
 def test_composed_vector_access_is_right_on_this_device(monkeypatch, tmp_path):
     """The loads and stores PoCL gets (scalar accesses the compiler merges, no
     vloadN/vstoreN), run on whatever device this is."""

@@ -20,7 +20,7 @@ def _device_type(bits: int) -> str:
 def cmd_devices(args) -> int:
     """Every device, and which one fusec would use; a FUSEC_DEVICE (or --device)
     that matches none is reported, not an error: this is where one finds out why."""
-    from ..runtime import DeviceError, broken_reason, list_devices, select_device
+    from ..runtime import DeviceError, broken_reason, is_simulator, list_devices, select_device
 
     devices = list_devices()
     env = os.environ.get("FUSEC_DEVICE") or None
@@ -36,6 +36,8 @@ def cmd_devices(args) -> int:
         why = f"{asked} matches none of these" if devices else "no OpenCL device found"
     elif spec:
         why = f"it matches {asked}"
+    elif is_simulator(chosen):
+        why = "no device but a simulator"
     elif chosen.type & 4:
         why = "the first GPU"
     elif broken_reason(chosen) is None:
@@ -52,6 +54,7 @@ def cmd_devices(args) -> int:
             "driver_version": dev.driver_version.strip(),
             "usable": broken_reason(dev) is None,
             "unusable_reason": broken_reason(dev),
+            "simulator": is_simulator(dev),
             "chosen": dev == chosen,
         }
         for i, (platform, dev) in enumerate(devices)
@@ -75,6 +78,10 @@ def cmd_devices(args) -> int:
         print(f"{mark} {r['platform']}: {r['name']} ({r['version']}, driver {r['driver_version']})")
         if r["unusable_reason"] is not None:
             print(f"    unusable: {r['unusable_reason']}")
+        if r["simulator"]:
+            print(
+                "    a simulator that checks every access (slow): chosen only when named or alone"
+            )
     if chosen is not None:
         print(f"fusec uses: {chosen.platform.name.strip()}: {chosen.name.strip()} ({why})")
     else:

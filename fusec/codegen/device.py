@@ -36,6 +36,17 @@ AVX512_TARGETS = frozenset(
 MAX_VECTOR_WIDTH = 16
 CPU_MIN_VECTOR_WIDTH = 8  # explicit vectors on every CPU driver (see above)
 LOCAL_SIZE = 64  # explicit, so the worker's trial launch generates the code the real one uses
+# Simulators of an OpenCL device (they check every access; fusec never picks one
+# unless it is named). Oclgrind reports every device type bit at once (CPU, GPU,
+# accelerator): fusec takes it for a GPU, so that the GPU code paths (scalar
+# kernels, the tiled GEMM with local memory and barriers) are the ones checked,
+# and launches small work-groups, since it simulates every work-item in turn.
+SIMULATOR_PLATFORMS = ("Oclgrind",)
+SIMULATOR_LOCAL_SIZE = 16
+
+
+def is_simulator_platform(platform_name: str) -> bool:
+    return any(name in platform_name for name in SIMULATOR_PLATFORMS)
 
 
 # Driver bugs fusec works around, by the name templates key their variants on
@@ -82,7 +93,8 @@ class DeviceInfo:
     @classmethod
     def from_cl(cls, dev) -> DeviceInfo:
         """From what a pyopencl device reports (read duck-typed: no pyopencl here)."""
-        is_cpu = bool(dev.type & CL_DEVICE_TYPE_CPU)
+        simulator = is_simulator_platform(dev.platform.name)
+        is_cpu = bool(dev.type & CL_DEVICE_TYPE_CPU) and not simulator
         pocl = "Portable Computing Language" in dev.platform.name
         max_bytes = 32 if pocl and is_cpu and pocl_target(dev.version) not in AVX512_TARGETS else 64
         width = max(1, min(dev.preferred_vector_width_float, MAX_VECTOR_WIDTH, max_bytes // 4))
@@ -102,7 +114,10 @@ class DeviceInfo:
             vectors_per_item=max(1, 32 // width) if is_cpu and pocl and width > 1 else 1,
             max_parameter_size=dev.max_parameter_size,
             max_work_group_size=dev.max_work_group_size,
-            local_size=min(LOCAL_SIZE if pocl else 256, dev.max_work_group_size),
+            local_size=min(
+                SIMULATOR_LOCAL_SIZE if simulator else LOCAL_SIZE if pocl else 256,
+                dev.max_work_group_size,
+            ),
             compute_units=dev.max_compute_units,
             # PoCL's report follows cpuid, not its target; float16 code can crash its LLVM (see above)
             native_vector_width=min(8, dev.native_vector_width_float)

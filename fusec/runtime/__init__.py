@@ -2,7 +2,14 @@
 process), and launching. The only part of fusec that imports pyopencl, and
 only when something here is used: `fusec.compile_graphs` runs without it."""
 
-_EXPORTS = ("DeviceError", "Runtime", "broken_reason", "list_devices", "select_device")
+_EXPORTS = (
+    "DeviceError",
+    "Runtime",
+    "broken_reason",
+    "is_simulator",
+    "list_devices",
+    "select_device",
+)
 
 
 def __getattr__(name: str):

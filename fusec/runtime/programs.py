@@ -27,7 +27,7 @@ from kernels_cache import (
     setting,
 )
 
-from ..codegen.device import DeviceInfo
+from ..codegen.device import DeviceInfo, is_simulator_platform
 from ..codegen.plan import BUILD_OPTIONS  # one spelling, shared with the launch plan
 from ..diagnostics import CompileError, Diagnostic, FusecError
 from .drivers import register_pip_drivers
@@ -59,7 +59,8 @@ def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
 def select_device(spec: str | cl.Device | None = None) -> cl.Device:
     """A device by object, or by a substring of its platform or device name.
 
-    Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything.
+    Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything
+    but a simulator (Oclgrind: when named, or when it is all there is).
     """
     if isinstance(spec, cl.Device):
         return spec
@@ -76,9 +77,16 @@ def select_device(spec: str | cl.Device | None = None) -> cl.Device:
                 return dev
         names = "; ".join(f"{p.name.strip()}: {d.name.strip()}" for p, d in devices)
         raise DeviceError(f"no OpenCL device matches {spec!r} (have: {names})")
-    gpus = [d for _, d in devices if d.type & cl.device_type.GPU]
-    working = [d for _, d in devices if broken_reason(d) is None]
-    return (gpus or working or [d for _, d in devices])[0]
+    real = [d for _, d in devices if not is_simulator(d)]
+    gpus = [d for d in real if d.type & cl.device_type.GPU]
+    working = [d for d in real if broken_reason(d) is None]
+    return (gpus or working or real or [d for _, d in devices])[0]
+
+
+def is_simulator(dev: cl.Device) -> bool:
+    """Whether `dev` simulates a device (Oclgrind): right for checking kernels,
+    far too slow for work, so chosen only by name."""
+    return is_simulator_platform(dev.platform.name)
 
 
 def broken_reason(dev: cl.Device) -> str | None:
