@@ -196,6 +196,15 @@ CASES = {
         lambda x: (x.sum(axis=0), x.min(axis=0)),
         [[(37, 5)], [(1, 1)], [(11, 19)]],
     ),
+    # a column group (column_reduction.py): elementwise output, a column sum
+    # and a keepdim total in one pass, then one finish kernel
+    "column_group": (
+        """graph f(x: f32[B, D], w: f32[D]) {
+            t = sum(sum(x, axis=0, keepdim=true), axis=1, keepdim=true)
+            return relu(x * w), sum(x * w, axis=0), t }""",
+        lambda x, w: (np.maximum(x * w, 0), (x * w).sum(axis=0), x.sum(keepdims=True)),
+        [[(37, 5), (5,)], [(1, 1), (1,)], [(3, 19), (19,)]],
+    ),
     "leading_axis_of_3": (
         "graph f(x: f32[A, B, C]) { return sum(x, axis=0) }",
         lambda x: x.sum(axis=0),
