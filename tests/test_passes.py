@@ -1,6 +1,7 @@
 """Each pass is a function Graph -> Graph: it keeps the graph valid and leaves its input alone."""
 
 import copy
+import importlib
 import math
 import subprocess
 import sys
@@ -148,3 +149,20 @@ def test_simplify_as_a_whole_leaves_its_input_untouched(text):
     for _, step in STEPS:
         steps_one_by_one = step(steps_one_by_one)
     assert snapshot(out) == snapshot(steps_one_by_one)
+
+
+NESTED_IDENTITIES = "graph f(x: f32[N]) {\n y = relu(relu(relu(x * 1))) / 1\n return -(-(-(-(y + 0)))) ** 1\n}"
+
+
+def test_identities_reach_their_fixed_point_in_one_sweep(monkeypatch):
+    """Each node is matched once: a rule reads a node and its operands, which
+    a topological sweep has settled already; a second sweep finds nothing."""
+    simplify_module = importlib.import_module("fusec.passes.simplify")  # the package's name is the function
+    g = inferred(NESTED_IDENTITIES)
+    calls = []
+    counted = [(name, lambda g, n, m=m: calls.append(n) or m(g, n)) for name, m in simplify_module.IDENTITIES]
+    monkeypatch.setattr(simplify_module, "IDENTITIES", counted)
+    out = apply_identities(g)
+    assert ops(out) == ["relu"]
+    assert len(calls) <= len(counted) * len(g)  # each node at most once per rule
+    assert snapshot(apply_identities(out)) == snapshot(out)  # nothing left to match
