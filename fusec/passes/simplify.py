@@ -43,21 +43,22 @@ def fold_constants(g: nx.DiGraph) -> nx.DiGraph:
 
 def _fold_constants(g: nx.DiGraph) -> nx.DiGraph:
     retype = False
+    nodes = dict(g.nodes(data=True))  # plain dict lookups; the loop adds no node
     for n in list(nx.topological_sort(g)):
-        data = g.nodes[n]
+        data = nodes[n]
         if data["op"] in ("param", "const") or not data["args"]:
             continue
-        if not all(g.nodes[a]["op"] == "const" for a in data["args"]):
+        if not all(nodes[a]["op"] == "const" for a in data["args"]):
             continue
         prim = lookup(data["op"])
         if prim.kind != "elementwise":
             continue
-        operand = data.get("operand_dtypes") or [g.nodes[a]["dtype"] for a in data["args"]]
-        values = [g.nodes[a]["value"] for a in data["args"]]
+        operand = data.get("operand_dtypes") or [nodes[a]["dtype"] for a in data["args"]]
+        values = [nodes[a]["value"] for a in data["args"]]
         attrs = dict(data["attrs"])
         category = dt.category(data["dtype"])
         for a in data["args"]:  # 2**63 (only its negation is an int64) must not reach NumPy
-            _check_range(g.nodes[a], "i64")
+            _check_range(nodes[a], "i64")
         try:
             try:
                 value = _evaluate(prim, values, [_fold_dtype(t) for t in operand], attrs)
@@ -109,31 +110,31 @@ INT_RANGES = {t: (int(np.iinfo(dt.NUMPY[t]).min), int(np.iinfo(dt.NUMPY[t]).max)
 def check_literal_ranges(g: nx.DiGraph) -> None:
     """Every integer literal fits the integer dtype it is read as (int64 where
     it meets no tensor); what does not would wrap silently in the kernel."""
-    uses: list[tuple[int, str]] = []  # (const node, the dtype it is read as)
-    for _, data in g.nodes(data=True):
+    nodes = dict(g.nodes(data=True))  # a plain dict: this reads every operand of every node
+    uses: list[tuple[dict, str]] = []  # (a literal's data, the dtype it is read as)
+    for data in nodes.values():
         if data["op"] in ("param", "const"):
             continue
-        prim = lookup(data["op"])
         for i, (a, t) in enumerate(
             zip(data["args"], data.get("operand_dtypes") or (), strict=False)
         ):
-            uses.append((a, dt.concrete(t)))
-            value = g.nodes[a].get("value")
-            if (
-                prim.inputs[i] in prim.int_nonnegative
-                and dt.category(t) == 1
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-                and value < 0
-            ):
-                raise error(
-                    f"an integer to a negative integer power is not allowed, as in torch"
-                    f" ({prim.name}); write {value}.0 for a float result",
-                    g.nodes[a]["pos"],
-                )
-    uses += [(o, dt.concrete(g.nodes[o]["dtype"])) for o in g.graph["outputs"]]
-    for n, dtype in uses:
-        _check_range(g.nodes[n], dtype)
+            literal = nodes[a]
+            if literal["op"] != "const":
+                continue  # only literals can be out of range
+            uses.append((literal, dt.concrete(t)))
+            value = literal["value"]
+            negative_int = isinstance(value, int) and not isinstance(value, bool) and value < 0
+            if negative_int and dt.category(t) == 1:
+                prim = lookup(data["op"])
+                if prim.inputs[i] in prim.int_nonnegative:
+                    raise error(
+                        f"an integer to a negative integer power is not allowed, as in torch"
+                        f" ({prim.name}); write {value}.0 for a float result",
+                        literal["pos"],
+                    )
+    uses += [(nodes[o], dt.concrete(nodes[o]["dtype"])) for o in g.graph["outputs"]]
+    for literal, dtype in uses:
+        _check_range(literal, dtype)
 
 
 def _check_range(data: dict, dtype: str) -> None:
@@ -157,7 +158,19 @@ def _same_type(g, a, b) -> bool:
     return x["dtype"] == y["dtype"] and x["shape"] == y["shape"]
 
 
+def _for_op(op: str):
+    """Marks a rule that can only match nodes of `op`: the sweep tries it on
+    those alone (a rule without the mark is tried on every node)."""
+
+    def mark(match):
+        match.op = op
+        return match
+
+    return mark
+
+
 def _unary_twice(op):
+    @_for_op(op)
     def match(g, n):
         data = g.nodes[n]
         if data["op"] == op and g.nodes[data["args"][0]]["op"] == op:
@@ -167,6 +180,7 @@ def _unary_twice(op):
     return match
 
 
+@_for_op("neg")
 def _neg_neg(g, n):
     data = g.nodes[n]
     if data["op"] == "neg":
@@ -179,6 +193,7 @@ def _neg_neg(g, n):
 def _neutral(op, value, sides):
     """`x op value` -> x when the result has x's dtype and shape."""
 
+    @_for_op(op)
     def match(g, n):
         data = g.nodes[n]
         if data["op"] != op:
@@ -210,8 +225,12 @@ def apply_identities(g: nx.DiGraph) -> nx.DiGraph:
     return _apply_identities(g.copy())
 
 
-def _first_match(g: nx.DiGraph, n: int):
-    for _, match in IDENTITIES:
+def _first_match(g: nx.DiGraph, n: int, rules_for: dict):
+    op = g.nodes[n]["op"]
+    rules = rules_for.get(op)
+    if rules is None:  # IDENTITIES in order, less those marked for another op
+        rules = rules_for[op] = [m for _, m in IDENTITIES if getattr(m, "op", op) == op]
+    for match in rules:
         repl = match(g, n)
         if repl is not None and repl != n:
             return repl
@@ -226,8 +245,9 @@ def _apply_identities(g: nx.DiGraph) -> nx.DiGraph:
     the sweep's order, so it is matched as it replaces one."""
     order = list(nx.topological_sort(g))
     swept = set(order)
+    rules_for: dict = {}
     for n in order:
-        while (repl := _first_match(g, n)) is not None:
+        while (repl := _first_match(g, n, rules_for)) is not None:
             replace_uses(g, n, repl)
             g.remove_node(n)  # nothing uses it now
             if repl in swept:
