@@ -3,6 +3,7 @@
 import copy
 import importlib
 import math
+import random
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from fusec.api import compile_graphs
 from fusec.frontend.lower import lower_module
 from fusec.frontend.parser import parse
-from fusec.ir.graph import verify
+from fusec.ir.graph import topological_order, verify
 from fusec.passes import infer
 from fusec.passes.simplify import (
     STEPS,
@@ -151,18 +152,46 @@ def test_simplify_as_a_whole_leaves_its_input_untouched(text):
     assert snapshot(out) == snapshot(steps_one_by_one)
 
 
-NESTED_IDENTITIES = "graph f(x: f32[N]) {\n y = relu(relu(relu(x * 1))) / 1\n return -(-(-(-(y + 0)))) ** 1\n}"
+NESTED_IDENTITIES = (
+    "graph f(x: f32[N]) {\n y = relu(relu(relu(x * 1))) / 1\n return -(-(-(-(y + 0)))) ** 1\n}"
+)
 
 
 def test_identities_reach_their_fixed_point_in_one_sweep(monkeypatch):
     """Each node is matched once: a rule reads a node and its operands, which
     a topological sweep has settled already; a second sweep finds nothing."""
-    simplify_module = importlib.import_module("fusec.passes.simplify")  # the package's name is the function
+    # fusec.passes.simplify is the function: the package re-exports it under the module's name
+    simplify_module = importlib.import_module("fusec.passes.simplify")
     g = inferred(NESTED_IDENTITIES)
     calls = []
-    counted = [(name, lambda g, n, m=m: calls.append(n) or m(g, n)) for name, m in simplify_module.IDENTITIES]
+    counted = [
+        (name, lambda g, n, m=m: calls.append(n) or m(g, n))
+        for name, m in simplify_module.IDENTITIES
+    ]
     monkeypatch.setattr(simplify_module, "IDENTITIES", counted)
     out = apply_identities(g)
     assert ops(out) == ["relu"]
     assert len(calls) <= len(counted) * len(g)  # each node at most once per rule
     assert snapshot(apply_identities(out)) == snapshot(out)  # nothing left to match
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topological_order_is_networkx_order(seed):
+    """Passes keep the first of equal nodes, so the order is networkx's exactly,
+    also after edges moved (replace_uses appends to the successor dicts)."""
+    rng = random.Random(seed)
+    rank = list(range(300))
+    rng.shuffle(rank)  # node ids not in topological order
+    pairs = {tuple(sorted(rng.sample(range(300), 2))) for _ in range(900)}
+    g = nx.DiGraph((rank[u], rank[v]) for u, v in pairs)
+    for u, v in rng.sample(sorted(g.edges), 100):
+        g.remove_edge(u, v)
+        g.add_edge(u, v)
+    order = topological_order(g)
+    assert "in_degree" not in g.__dict__  # no view caches the graph in itself: no cycle to collect
+    assert order == list(nx.topological_sort(g))
+
+
+def test_topological_order_refuses_a_cycle():
+    with pytest.raises(nx.NetworkXUnfeasible):
+        topological_order(nx.DiGraph([(0, 1), (1, 2), (2, 0), (3, 0)]))

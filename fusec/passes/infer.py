@@ -9,6 +9,7 @@ import numpy as np
 
 from ..diagnostics import CompileError, Diagnostic, error
 from ..ir import dtypes as dt
+from ..ir.graph import topological_order
 from ..ir.registry import lookup
 
 
@@ -100,7 +101,7 @@ def infer(g: nx.DiGraph) -> nx.DiGraph:
         data = g.nodes[p]
         if data["dtype"] not in dt.DTYPES:
             diags.append(Diagnostic(f"unknown dtype {data['dtype']!r}", data["pos"]))
-    for n in nx.topological_sort(g):
+    for n in topological_order(g):
         infer_node(g, n)
     if diags:
         raise CompileError(diags)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..diagnostics import error
 from ..ir import dtypes as dt
-from ..ir.graph import replace_uses
+from ..ir.graph import replace_uses, topological_order
 from ..ir.registry import lookup
 from .infer import infer
 
@@ -44,7 +44,7 @@ def fold_constants(g: nx.DiGraph) -> nx.DiGraph:
 def _fold_constants(g: nx.DiGraph) -> nx.DiGraph:
     retype = False
     nodes = dict(g.nodes(data=True))  # plain dict lookups; the loop adds no node
-    for n in list(nx.topological_sort(g)):
+    for n in topological_order(g):
         data = nodes[n]
         if data["op"] in ("param", "const") or not data["args"]:
             continue
@@ -243,7 +243,7 @@ def _apply_identities(g: nx.DiGraph) -> nx.DiGraph:
     changes only the node's consumers, which it visits later. (A second sweep
     to confirm that cost a third of simplify.) A node a rule makes is not in
     the sweep's order, so it is matched as it replaces one."""
-    order = list(nx.topological_sort(g))
+    order = topological_order(g)
     swept = set(order)
     rules_for: dict = {}
     for n in order:
@@ -271,7 +271,7 @@ def eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
 
 def _eliminate_common_subexpressions(g: nx.DiGraph) -> nx.DiGraph:
     seen: dict = {}
-    for n in list(nx.topological_sort(g)):
+    for n in topological_order(g):
         data = g.nodes[n]
         if data["op"] == "param":
             continue
