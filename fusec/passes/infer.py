@@ -95,7 +95,12 @@ def _const_dtype(value) -> str:
 
 def infer(g: nx.DiGraph) -> nx.DiGraph:
     """Annotate every node with `dtype` and `shape`; reject what does not type-check."""
-    g = g.copy()
+    return infer_in_place(g.copy())
+
+
+def infer_in_place(g: nx.DiGraph) -> nx.DiGraph:
+    """`infer` on `g` itself, for a caller that holds the only reference (the
+    pipeline: a copy of 40,000 nodes costs more than typing them)."""
     diags = []
     for p in g.graph["params"]:
         data = g.nodes[p]
