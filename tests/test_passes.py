@@ -2,19 +2,23 @@
 
 import copy
 import importlib
+import itertools
 import math
 import random
 import subprocess
 import sys
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from fusec.api import compile_graphs
+from fusec.diagnostics import CompileError
 from fusec.frontend.lower import lower_module
 from fusec.frontend.parser import parse
 from fusec.ir.graph import topological_order, verify
 from fusec.passes import infer
+from fusec.passes.infer import broadcast
 from fusec.passes.simplify import (
     STEPS,
     apply_identities,
@@ -195,3 +199,19 @@ def test_topological_order_is_networkx_order(seed):
 def test_topological_order_refuses_a_cycle():
     with pytest.raises(nx.NetworkXUnfeasible):
         topological_order(nx.DiGraph([(0, 1), (1, 2), (2, 0), (3, 0)]))
+
+
+def test_broadcast_is_numpys():
+    shapes = [(), (1,), (4,), (7,), (1, 4), (3, 1), (3, 4), (2, 3, 4), (1, 1), (2, 1, 1)]
+    for combo in [*itertools.product(shapes, repeat=2), *itertools.product(shapes[:6], repeat=3)]:
+        try:
+            want = np.broadcast_shapes(*combo)
+        except ValueError:
+            with pytest.raises(CompileError, match="cannot broadcast"):
+                broadcast(list(combo), None)
+        else:
+            assert broadcast(list(combo), None) == want, combo
+    assert broadcast([("B", "N"), (), ("B", "N")], None) == ("B", "N")
+    assert broadcast([("B", 1), (1, "N")], None) == ("B", "N")
+    with pytest.raises(CompileError, match="different size names"):
+        broadcast([("B", "N"), ("B", "M"), ()], None)
