@@ -215,3 +215,18 @@ def test_broadcast_is_numpys():
     assert broadcast([("B", 1), (1, "N")], None) == ("B", "N")
     with pytest.raises(CompileError, match="different size names"):
         broadcast([("B", "N"), ("B", "M"), ()], None)
+
+
+def test_verify_finds_a_cycle_whatever_the_ids():
+    g = inferred("graph f(x: f32[N]) {\n a = exp(x)\n b = tanh(a)\n return b\n}")
+    verify(g)
+    a, b = (n for n, d in g.nodes(data=True) if d["op"] in ("exp", "tanh"))
+    g.nodes[a]["args"] = (b,)  # exp(tanh(...)) with tanh(exp(...)): a cycle
+    g.add_edge(b, a)
+    g.remove_edge(0, a)
+    with pytest.raises(AssertionError, match="cycle"):
+        verify(g)
+    h = nx.relabel_nodes(inferred("graph f(x: f32[N]) {\n return tanh(exp(x))\n}"), {0: 9})
+    h.nodes[1]["args"] = (9,)
+    h.graph["params"] = [9]
+    verify(h)  # an operand with a larger id than its user is no cycle
