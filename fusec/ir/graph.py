@@ -46,7 +46,7 @@ def topological_order(g: nx.DiGraph) -> list:
     in_degree = InDegreeView(g)
     waiting = {n: d for n, d in in_degree if d}
     order = [n for n, d in in_degree if not d]
-    succ = g.succ
+    succ = dict(g.adjacency())  # node -> its successors' dict: plain lookups, no view per node
     for n in order:  # appended to while read: the next generation follows this one
         for child in succ[n]:
             left = waiting[child] - 1
