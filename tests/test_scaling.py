@@ -197,3 +197,27 @@ def test_the_pipeline_copies_no_graph(monkeypatch):
     assert copies == [] and sorted(d["op"] for _, d in g.nodes(data=True)) == [
         "add", "const", "const", "exp", "mul", "param"
     ]  # fmt: skip
+
+
+def test_a_graph_is_sorted_a_fixed_number_of_times(monkeypatch):
+    # each sort walks the whole graph: infer sorts it once, and simplify's folding,
+    # identities (which swept twice) and CSE once each; verify needs none in id order
+    import fusec.ir.graph as graph_module
+
+    sorts = []
+    real_view, real_sort = graph_module.InDegreeView, nx.topological_sort  # fusec's sort, nx's
+    monkeypatch.setattr(graph_module, "InDegreeView", lambda g: sorts.append(g) or real_view(g))
+    monkeypatch.setattr(nx, "topological_sort", lambda g: sorts.append(g) or real_sort(g))
+
+    def statements(n):
+        body = "\n".join(
+            f"    v{i} = -(-v{i - 1}) * 1 + x" if i else "    v0 = x * 2" for i in range(n)
+        )
+        return f"graph g(x: f32[4]) {{\n{body}\n    return v{n - 1}\n}}\n"
+
+    counts = []
+    for n in (10, 400):
+        sorts.clear()
+        compile_graphs(statements(n))
+        counts.append(len(sorts))
+    assert counts[0] == counts[1] <= 4  # not per node, not per statement
