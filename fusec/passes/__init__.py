@@ -18,4 +18,14 @@ PIPELINE = (
     ("simplify", simplify_in_place),
 )
 
-__all__ = ["FusionGroup", "PIPELINE", "fuse", "grad_graph", "infer", "simplify", "widen_f16_gemms"]
+__all__ = [
+    "FusionGroup",
+    "PIPELINE",
+    "fuse",
+    "grad_graph",
+    "infer",
+    "infer_in_place",
+    "simplify",
+    "simplify_in_place",
+    "widen_f16_gemms",
+]
