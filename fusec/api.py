@@ -12,6 +12,7 @@ import networkx as nx
 
 from .codegen.plan import make_plan
 from .diagnostics import CallError, CompileError, Diagnostic
+from .frontend.collector import collections_paused
 from .frontend.lower import lower_module
 from .frontend.parser import parse
 from .frontend.source import read_source
@@ -34,6 +35,7 @@ class FrontEnd:
     derived: dict = field(default_factory=dict)
 
 
+@collections_paused()  # the front end's millions of small objects: no collection mid-way
 def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = False) -> FrontEnd:
     """Parse, check and simplify every graph of a file (and with `grad`, build
     and simplify its backward graphs); no device involved."""

@@ -1,18 +1,24 @@
 """Each pass is a function Graph -> Graph: it keeps the graph valid and leaves its input alone."""
 
 import copy
+import importlib
+import itertools
 import math
+import random
 import subprocess
 import sys
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from fusec.api import compile_graphs
+from fusec.diagnostics import CompileError
 from fusec.frontend.lower import lower_module
 from fusec.frontend.parser import parse
-from fusec.ir.graph import verify
+from fusec.ir.graph import topological_order, verify
 from fusec.passes import infer
+from fusec.passes.infer import broadcast
 from fusec.passes.simplify import (
     STEPS,
     apply_identities,
@@ -177,3 +183,79 @@ def test_simplify_as_a_whole_leaves_its_input_untouched(text):
     for _, step in STEPS:
         steps_one_by_one = step(steps_one_by_one)
     assert snapshot(out) == snapshot(steps_one_by_one)
+
+
+NESTED_IDENTITIES = (
+    "graph f(x: f32[N]) {\n y = relu(relu(relu(x * 1))) / 1\n return -(-(-(-(y + 0)))) ** 1\n}"
+)
+
+
+def test_identities_reach_their_fixed_point_in_one_sweep(monkeypatch):
+    """Each node is matched once: a rule reads a node and its operands, which
+    a topological sweep has settled already; a second sweep finds nothing."""
+    # fusec.passes.simplify is the function: the package re-exports it under the module's name
+    simplify_module = importlib.import_module("fusec.passes.simplify")
+    g = inferred(NESTED_IDENTITIES)
+    calls = []
+    counted = [
+        (name, lambda g, n, m=m: calls.append(n) or m(g, n))
+        for name, m in simplify_module.IDENTITIES
+    ]
+    monkeypatch.setattr(simplify_module, "IDENTITIES", counted)
+    out = apply_identities(g)
+    assert ops(out) == ["relu"]
+    assert len(calls) <= len(counted) * len(g)  # each node at most once per rule
+    assert snapshot(apply_identities(out)) == snapshot(out)  # nothing left to match
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_topological_order_is_networkx_order(seed):
+    """Passes keep the first of equal nodes, so the order is networkx's exactly,
+    also after edges moved (replace_uses appends to the successor dicts)."""
+    rng = random.Random(seed)
+    rank = list(range(300))
+    rng.shuffle(rank)  # node ids not in topological order
+    pairs = {tuple(sorted(rng.sample(range(300), 2))) for _ in range(900)}
+    g = nx.DiGraph((rank[u], rank[v]) for u, v in pairs)
+    for u, v in rng.sample(sorted(g.edges), 100):
+        g.remove_edge(u, v)
+        g.add_edge(u, v)
+    order = topological_order(g)
+    assert "in_degree" not in g.__dict__  # no view caches the graph in itself: no cycle to collect
+    assert order == list(nx.topological_sort(g))
+
+
+def test_topological_order_refuses_a_cycle():
+    with pytest.raises(nx.NetworkXUnfeasible):
+        topological_order(nx.DiGraph([(0, 1), (1, 2), (2, 0), (3, 0)]))
+
+
+def test_broadcast_is_numpys():
+    shapes = [(), (1,), (4,), (7,), (1, 4), (3, 1), (3, 4), (2, 3, 4), (1, 1), (2, 1, 1)]
+    for combo in [*itertools.product(shapes, repeat=2), *itertools.product(shapes[:6], repeat=3)]:
+        try:
+            want = np.broadcast_shapes(*combo)
+        except ValueError:
+            with pytest.raises(CompileError, match="cannot broadcast"):
+                broadcast(list(combo), None)
+        else:
+            assert broadcast(list(combo), None) == want, combo
+    assert broadcast([("B", "N"), (), ("B", "N")], None) == ("B", "N")
+    assert broadcast([("B", 1), (1, "N")], None) == ("B", "N")
+    with pytest.raises(CompileError, match="different size names"):
+        broadcast([("B", "N"), ("B", "M"), ()], None)
+
+
+def test_verify_finds_a_cycle_whatever_the_ids():
+    g = inferred("graph f(x: f32[N]) {\n a = exp(x)\n b = tanh(a)\n return b\n}")
+    verify(g)
+    a, b = (n for n, d in g.nodes(data=True) if d["op"] in ("exp", "tanh"))
+    g.nodes[a]["args"] = (b,)  # exp(tanh(...)) with tanh(exp(...)): a cycle
+    g.add_edge(b, a)
+    g.remove_edge(0, a)
+    with pytest.raises(AssertionError, match="cycle"):
+        verify(g)
+    h = nx.relabel_nodes(inferred("graph f(x: f32[N]) {\n return tanh(exp(x))\n}"), {0: 9})
+    h.nodes[1]["args"] = (9,)
+    h.graph["params"] = [9]
+    verify(h)  # an operand with a larger id than its user is no cycle

@@ -12,6 +12,7 @@ node ids, in order: the source of truth, since an op may use one value twice),
 from __future__ import annotations
 
 import networkx as nx
+from networkx.classes.reportviews import InDegreeView
 
 from ..diagnostics import Pos
 from .registry import lookup
@@ -33,6 +34,30 @@ def add_node(g: nx.DiGraph, op: str, args=(), attrs=(), pos=None, **extra) -> in
     for a in args:
         g.add_edge(a, node)
     return node
+
+
+def topological_order(g: nx.DiGraph) -> list:
+    """`list(nx.topological_sort(g))`, in exactly its order (its generations
+    one after another, each in the order networkx finds it: passes that keep
+    the first of equal nodes depend on it); raises nx.NetworkXUnfeasible on a
+    cycle. Unlike networkx it leaves no degree view cached on `g`: that view
+    refers back to the graph, so a graph sorted once could only be freed by
+    the cycle collector, never as soon as a pass drops it."""
+    in_degree = InDegreeView(g)
+    waiting = {n: d for n, d in in_degree if d}
+    order = [n for n, d in in_degree if not d]
+    succ = dict(g.adjacency())  # node -> its successors' dict: plain lookups, no view per node
+    for n in order:  # appended to while read: the next generation follows this one
+        for child in succ[n]:
+            left = waiting[child] - 1
+            if left:
+                waiting[child] = left
+            else:
+                del waiting[child]
+                order.append(child)
+    if waiting:
+        raise nx.NetworkXUnfeasible("Graph contains a cycle")
+    return order
 
 
 def replace_uses(g: nx.DiGraph, old: int, new: int) -> None:
@@ -58,12 +83,19 @@ def ir_repr(value) -> str:
 
 def verify(g: nx.DiGraph) -> None:
     """Invariants every pass must keep. A failure is a bug in fusec, not the user's."""
-    assert nx.is_directed_acyclic_graph(g), "graph has a cycle"
+    ordered = True  # every operand made before its user: ids fall along each edge, no cycle
     for n, data in g.nodes(data=True):
         assert "op" in data and "args" in data, f"node {n} lacks op/args"
         assert set(g.predecessors(n)) == set(data["args"]), f"node {n}: edges differ from args"
+        if data["args"] and max(data["args"]) >= n:
+            ordered = False  # as after widen: only a sort can tell
         if data["op"] not in ("param", "const"):
             assert lookup(data["op"]) is not None, f"node {n}: unknown op {data['op']}"
+    if not ordered:
+        try:
+            topological_order(g)
+        except nx.NetworkXUnfeasible:
+            raise AssertionError("graph has a cycle") from None
     for n in g.graph["outputs"] + g.graph["params"]:
         assert n in g, f"graph refers to missing node {n}"
 

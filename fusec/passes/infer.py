@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import networkx as nx
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..diagnostics import CompileError, Diagnostic, error
 from ..ir import dtypes as dt
+from ..ir.graph import topological_order
 from ..ir.registry import lookup
 
 
@@ -17,6 +19,14 @@ def fmt_shape(shape) -> str:
 
 
 def broadcast(shapes, pos, what="operands"):
+    same = None  # the common case first: one shape, perhaps with scalars (literals) beside it
+    for s in shapes:
+        if s and s != same:
+            if same is not None:
+                break
+            same = s
+    else:
+        return tuple(same or ())
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(ndim):
@@ -49,6 +59,10 @@ def broadcast(shapes, pos, what="operands"):
     return tuple(out)
 
 
+# Promotion is a pure function of a few dtype names, asked once per node.
+_promote = functools.cache(dt.promote)
+
+
 def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[str], str]:
     """(the dtype each operand is read as, the result dtype) for a dtype rule.
 
@@ -59,24 +73,24 @@ def operand_dtypes(rule: str, arg_dtypes: list[str], attrs: dict) -> tuple[list[
     if rule == "logical":
         return ["bool"] * len(arg_dtypes), "bool"
     if rule == "sum":
-        common = dt.promote(*arg_dtypes)
+        common = _promote(*arg_dtypes)
         common = common if dt.is_float(common) else (dt.WEAK_INT if dt.is_weak(common) else "i64")
         return [common] * len(arg_dtypes), common
     if rule == "where":
-        common = dt.promote(*arg_dtypes[1:])
+        common = _promote(*arg_dtypes[1:])
         return ["bool", common, common], common
     if rule == "bounds":  # an infinite bound is an absent one: it lifts nothing
         bounds = [
             v for v in attrs.values() if isinstance(v, int | float) and not isinstance(v, bool)
         ]
         weak = [_const_dtype(v) for v in bounds if not (isinstance(v, float) and math.isinf(v))]
-        common = dt.promote(*arg_dtypes, *weak)
+        common = _promote(*arg_dtypes, *weak)
         if dt.category(common) == 0:
             common = (
                 dt.WEAK_INT if dt.is_weak(common) else "i64"
             )  # torch: bool with int bounds is i64
         return [common] * len(arg_dtypes), common
-    common = dt.promote(*arg_dtypes)
+    common = _promote(*arg_dtypes)
     if rule == "float":
         common = dt.to_float(common)
     if rule == "compare":
@@ -94,13 +108,18 @@ def _const_dtype(value) -> str:
 
 def infer(g: nx.DiGraph) -> nx.DiGraph:
     """Annotate every node with `dtype` and `shape`; reject what does not type-check."""
-    g = g.copy()
+    return infer_in_place(g.copy())
+
+
+def infer_in_place(g: nx.DiGraph) -> nx.DiGraph:
+    """`infer` on `g` itself, for a caller that holds the only reference (the
+    pipeline: a copy of 40,000 nodes costs more than typing them)."""
     diags = []
     for p in g.graph["params"]:
         data = g.nodes[p]
         if data["dtype"] not in dt.DTYPES:
             diags.append(Diagnostic(f"unknown dtype {data['dtype']!r}", data["pos"]))
-    for n in nx.topological_sort(g):
+    for n in topological_order(g):
         infer_node(g, n)
     if diags:
         raise CompileError(diags)
