@@ -13,11 +13,13 @@ from .gemm import GemmKernel
 from .mathlib import helpers_for
 from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import ReductionKernel
+from .row_reduction import RowReductionKernel
 
 KERNEL_FOR_KIND = {
     "reduction": ReductionKernel,
     "gemm": GemmKernel,
     "elementwise": ElementwiseKernel,
+    "rows": RowReductionKernel,
 }
 
 
@@ -49,6 +51,7 @@ def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
         *group.epilogue_inputs,
         *group.prologue,
         *group.prologue_inputs,
+        *group.reductions,
     ]
     return max(
         (
