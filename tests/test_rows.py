@@ -112,6 +112,18 @@ def test_backward_matches_torch_autograd(graphs, n):
     close(grads["x"], want, dtype, scale=10)
 
 
+def test_softmax_in_place_keeps_exp_in_its_output(graphs):
+    """softmax stores exp(x - max) in its output during the sum's pass and
+    divides it there after: right even when the output is the input."""
+    dtype, m = graphs
+    assert m["sm"].source.count("out0[j] = ") == 2  # the stash, then the quotient (tail)
+    for n in (7, 1023):
+        x = rand((3, n), dtype)
+        want = torch.softmax(torch.from_numpy(x), 1).numpy()
+        assert m["sm"](x, out=x) is x
+        close(x, want, dtype)
+
+
 def test_nan_and_infinite_rows_behave_like_torch(graphs):
     dtype, m = graphs
     x = rand((5, 9), dtype)

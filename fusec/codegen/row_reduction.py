@@ -48,8 +48,9 @@ def gpu_row_items(device: DeviceInfo) -> int:
 
 def cpu_row_width(g: nx.DiGraph, group: FusionGroup, device: DeviceInfo) -> int:
     """Lanes per vector along a row on CPUs: the SIMD register's (16 floats with
-    AVX-512; a row's exp-heavy passes are compute-bound, 4096 x 1024 softmax
-    ran ~15% faster than at 8), within the widest vector its compiler takes."""
+    AVX-512: a row's exp-heavy passes are compute-bound; 4096 x 1024 softmax
+    took 3.1-3.2 ms at 16, 3.6-4.0 at 8, Intel's CPU runtime on a loaded Zen 5),
+    within the widest vector its compiler takes."""
     values = (*group.inputs, *group.nodes, *group.reductions, *(n for _, n in group.outputs))
     widest = max(CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in values)
     lanes = min(device.native_vector_width, device.max_vector_bytes // widest)
@@ -90,6 +91,8 @@ class RowReductionKernel(ElementwiseKernel):
             if root != n and root in self.held:
                 self.held[n] = self.held[root]
         self.items_per_row = 1 if device.is_cpu else gpu_row_items(device)
+        self.loaded: dict[int, str] = {}
+        self.stash = self._choose_stash()
 
     def _axes(self, r: int) -> tuple:
         data = self.g.nodes[r]
@@ -131,21 +134,52 @@ class RowReductionKernel(ElementwiseKernel):
 
     # -- source -----------------------------------------------------------------------
 
-    def _phase(self, roots, w: int, base: str, store: bool = False) -> tuple[list[str], dict]:
-        """compute() over just the nodes and inputs `roots` need (the members are
-        registers); with `store`, the row's outputs and stores too."""
-        whole, need, stack = self.group, set(), list(roots)
+    def _needs(self, roots, loaded=()) -> set:
+        """The nodes and inputs computing `roots` needs, the members (and `loaded`) given."""
+        need, stack = set(), list(roots)
         while stack:
             n = stack.pop()
-            if n in need or n in self.held:
+            if n in need or n in self.held or n in loaded:
                 continue
             need.add(n)
-            if n in whole.nodes:
+            if n in self.group.nodes:
                 stack.extend(self.g.nodes[n]["args"])
+        return need
+
+    def _choose_stash(self) -> tuple[int, int] | None:
+        """(member, output number): a member's operand (softmax's exp(x - max))
+        that the row's outputs read too, kept in that output's memory as the
+        member's pass computes it, and read back by the output pass instead of
+        computed again (an exp per element less). Only where nothing after the
+        member reads memory but that (a row whose output is its input, `out=x`,
+        stays right) and the output stores the compute type (f32, f64)."""
+        roots = [n for _, n in self.row_outputs] + list(self.row_stores)
+        for k, r in enumerate(self.group.reductions):
+            (operand,) = self.g.nodes[r]["args"]
+            if operand not in self.group.nodes or operand not in self._needs(roots):
+                continue
+            later = [self.g.nodes[m]["args"][0] for m in self.group.reductions[k + 1 :]]
+            if set(self.group.inputs) & self._needs(roots + later, loaded={operand}):
+                continue
+            dtype = self.g.nodes[operand]["dtype"]
+            for i, n in self.row_outputs:
+                if self.g.nodes[n]["dtype"] == dtype and dtype in ("f32", "f64"):
+                    return r, i
+        return None
+
+    def _phase(self, roots, w: int, base: str, store: bool = False) -> tuple[list[str], dict]:
+        """compute() over just the nodes and inputs `roots` need (the members are
+        registers, a stashed value is read back); with `store`, the row's outputs
+        and stores too."""
+        whole = self.group
+        need = self._needs(roots, self.loaded)
         preset = {}
         for n, name in self.held.items():
             ct = COMPUTE[self.g.nodes[n]["dtype"]]
             preset[n] = f"(({ct}{w})({name}))" if w > 1 else name
+        for n, out in self.loaded.items():
+            dtype = self.g.nodes[n]["dtype"]
+            preset[n] = f"{out}[{base}]" if w == 1 else self._vload(out, dtype, base, w)
         self.group = dataclasses.replace(
             whole,
             nodes=tuple(n for n in whole.nodes if n in need),
@@ -197,12 +231,16 @@ class RowReductionKernel(ElementwiseKernel):
         def init(width):
             return render(prim.reduce_init, {}, acc, attrs, width, width, acc)
 
+        stash = self.stash is not None and self.stash[0] == r
+
         def step(width, base):
             lines, names = self._phase([operand], width, base)
-            value = convert(
-                self._operand(operand, names, width), self.g.nodes[operand]["dtype"], want, width
-            )
+            dtype = self.g.nodes[operand]["dtype"]
+            value = convert(self._operand(operand, names, width), dtype, want, width)
             name = "vacc" if width > 1 else "acc"
+            if stash:  # kept for the output pass, in the output's memory
+                out = f"out{self.stash[1]}"
+                lines.append(self._store(out, dtype, names[operand], width, base))
             return lines + [f"{name} = {combine(name, value, width)};"]
 
         vector, tail = self._loops(w, step)
@@ -231,6 +269,8 @@ class RowReductionKernel(ElementwiseKernel):
                 f"    acc = {red}[0];",
                 "    barrier(CLK_LOCAL_MEM_FENCE);  // the next reduction writes it again",
             ]
+        if stash:
+            self.loaded[operand] = f"out{self.stash[1]}"
         if prim.reduce_finish:
             fields = {"acc": "acc", "count": f"(({acc})(inner))"}
             out.append(f"    acc = {render(prim.reduce_finish, fields, acc, attrs, 1, 1, acc)};")
@@ -264,6 +304,7 @@ class RowReductionKernel(ElementwiseKernel):
             out += ["    const long row = get_global_id(0);", "    if (row >= rows) return;"]
         out += ["    const long rb = row * inner;"]
         out += ["    " + line for line in self._row_offsets("rows")]
+        self.loaded = {}  # a stashed value, once its member's pass has stored it
         for r in grp.reductions:
             out += ["    " + line for line in self._reduce(r, w)]
         roots = [n for _, n in self.row_outputs] + list(self.row_stores)
