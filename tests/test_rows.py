@@ -251,3 +251,9 @@ def test_gpu_layout_a_work_group_per_row(width):
         close(y, torch.softmax(torch.from_numpy(x), 1).numpy(), "f32")
     source, _ = generate(graph, fuse(graph), gpu)
     assert "barrier(CLK_LOCAL_MEM_FENCE)" in source and "get_group_id(0)" in source
+    # a row of known length: a work-group of 32 (the fewest), most of them idle here
+    (ten,) = compile_graphs("graph t(x: f32[B, 10]) { return log_softmax(x, axis=1) }").graphs
+    x = rand((5, 10), "f32")
+    (y,) = run_source(ten, gpu, {"x": x}, (5, 10))
+    close(y, torch.log_softmax(torch.from_numpy(x), 1).numpy(), "f32", scale=10)
+    assert "#define L 32" in generate(ten, fuse(ten), gpu)[0]

@@ -24,6 +24,7 @@ Both combine in a fixed order: results do not depend on timing.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import networkx as nx
 
@@ -40,10 +41,18 @@ from .row_layout import ROW_COUNTS
 GPU_ROW_ITEMS = 256  # work-items per row on GPUs (at most the device's work-group size)
 
 
-def gpu_row_items(device: DeviceInfo) -> int:
-    """A power of two (the local tree halves it) within the device's work-group size."""
+GPU_MIN_ROW_ITEMS = 32  # a warp (NVIDIA), half a wavefront (AMD)
+
+
+def gpu_row_items(device: DeviceInfo, row_length=None) -> int:
+    """Work-items per row on GPUs: a power of two (the local tree halves it)
+    within the device's work-group size; for a row of known length, no more
+    than it has vectors (a 10-class softmax takes 32, not 256)."""
     limit = min(GPU_ROW_ITEMS, device.max_work_group_size)
-    return 1 << (limit.bit_length() - 1)
+    if isinstance(row_length, int):
+        vectors = -(-row_length // max(device.vector_width, 1))
+        limit = min(limit, max(GPU_MIN_ROW_ITEMS, vectors))
+    return 1 << (max(limit, 1).bit_length() - 1)
 
 
 def cpu_row_width(g: nx.DiGraph, group: FusionGroup, device: DeviceInfo) -> int:
@@ -90,7 +99,9 @@ class RowReductionKernel(ElementwiseKernel):
             root = view_root(g, n)
             if root != n and root in self.held:
                 self.held[n] = self.held[root]
-        self.items_per_row = 1 if device.is_cpu else gpu_row_items(device)
+        row = group.shape[self.split :]
+        length = math.prod(row) if all(isinstance(d, int) for d in row) else None
+        self.items_per_row = 1 if device.is_cpu else gpu_row_items(device, length)
         self.loaded: dict[int, str] = {}
         self.stash = self._choose_stash()
 
