@@ -191,6 +191,19 @@ def test_what_does_not_chain_keeps_its_kernels():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_a_row_group_runs_from_its_plan(tmp_path):
+    """The plan says all a launcher needs: the row counts, the result's own
+    extents, outputs over the row and over the result (tests/test_plan_launch.py)."""
+    from tests.test_plan_launch import compile_and_launch
+
+    x, c = rand((6, 37), "f32"), rand((6, 1), "f32")
+    res = compile_and_launch(tmp_path, GRAPHS.format(T="f32"), "stats", x=x, c=c)
+    s = np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)
+    wants = (x / s + c, x.max(1), np.log(s) + 1)
+    for k, want in enumerate(wants):
+        close(res[f"out{k}"], want, "f32", scale=10)
+
+
 # -- the GPU layout (a work-group per row), run on whatever device is here ---------------------
 
 
