@@ -22,7 +22,10 @@ Cases (f32, device-resident inputs for the `fusec` column):
             the chain itself with a [B, D] cotangent. fusec: forward_backward
             (device-resident) and value_and_grad (NumPy in and out); torch and
             t.compile: the forward, then torch.autograd.grad. No NumPy column.
-  softmax-*, log_softmax-*   over rows of 64 to 4096 elements.
+  softmax-*, log_softmax-*   over rows of 64 to 4096 elements; *-bwd-*: forward
+            and backward with a [B, N] cotangent (as grad-*).
+  layernorm-fwd-bwd-*, cross_entropy-fwd-bwd-*   forward + backward at 4096 x 1024
+            (x, w, b gradients; cross-entropy: x's, labels as i64 [B, 1]).
 
 Bytes counted per call: every input read once + every output written once.
 GB/s = those bytes / median time. `copy` is the best OpenCL copy kernel on
@@ -183,6 +186,63 @@ def cases(quick: bool) -> list[dict]:
                     _np_log_softmax,
                 )
             )
+    out += row_training_cases(torch, widths)
+    return out
+
+
+def row_training_cases(torch, widths) -> list[dict]:
+    """Forward + backward of the row groups (issue 15): softmax and log_softmax
+    with a [B, N] cotangent, LayerNorm (w, b: [N]) and cross-entropy (mean over
+    the batch, class labels as i64 [B, 1]; fusec compares them with a column
+    index, cols = arange(N), torch takes the labels) at 4096 x 1024."""
+    F = torch.nn.functional
+    out = []
+    for cols in widths:
+        for op, tf in [("softmax", torch.softmax), ("log_softmax", torch.log_softmax)]:
+            out.append(
+                dict(
+                    name=f"{op}-bwd-4096x{cols}",
+                    grad=True,
+                    ir=f"graph f(x: f32[B, N]) {{\n    return {op}(x, axis=1)\n}}",
+                    shapes=[(4096, cols)],
+                    ct=(4096, cols),
+                    torch=lambda x, tf=tf: tf(x, 1),
+                )
+            )
+    layer_norm = """graph f(x: f32[B, N], w: f32[N], b: f32[N]) {
+    m = mean(x, axis=1, keepdim=true)
+    d = x - m
+    v = mean(d * d, axis=1, keepdim=true)
+    return d * rsqrt(v + 1e-5) * w + b
+}"""
+    cross_entropy = """graph f(x: f32[B, N], labels: i64[B, 1], cols: i64[N]) {
+    picked = where(labels == cols, log_softmax(x, axis=1), 0.0)
+    return mean(-sum(picked, axis=1), axis=0)
+}"""
+    b, n = 4096, 1024
+
+    def ce_arrays(rng):
+        x = rng.standard_normal((b, n)).astype(np.float32)
+        return [x, rng.integers(0, n, (b, 1)), np.arange(n)]
+
+    out += [
+        dict(
+            name=f"layernorm-fwd-bwd-{b}x{n}",
+            grad=True,
+            ir=layer_norm,
+            shapes=[(b, n), (n,), (n,)],
+            ct=(b, n),
+            torch=lambda x, w, b: F.layer_norm(x, (x.shape[1],), w, b, eps=1e-5),
+        ),
+        dict(
+            name=f"cross_entropy-fwd-bwd-{b}x{n}",
+            grad=True,
+            ir=cross_entropy,
+            make=ce_arrays,
+            ct=(),
+            torch=lambda x, labels, cols: F.cross_entropy(x, labels.view(-1)),
+        ),
+    ]
     return out
 
 
@@ -238,7 +298,10 @@ def main(argv=None) -> int:
             versions = {"torch": torch.__version__, "pyopencl": cl.VERSION_TEXT}
             print("\n".join(machine_header(queue.device, **versions)), flush=True)
             print(f"load average at start {os.getloadavg()[0]:.2f}; rounds {rounds}", flush=True)
-        arrays = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
+        if "make" in case:
+            arrays = case["make"](rng)
+        else:
+            arrays = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
         if case.get("grad"):
             rows.append(time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile))
             continue
@@ -305,7 +368,10 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
     devs = [cla.to_device(queue, a) for a in arrays] + [
         cla.to_device(queue, ct) if ct.ndim else np.float32(ct)
     ]
-    tens = [torch.from_numpy(a).requires_grad_() for a in arrays]
+    # integer inputs (class labels) get no gradient, in torch as in fusec
+    tens = [torch.from_numpy(a).requires_grad_(a.dtype.kind == "f") for a in arrays]
+    wrt = [t for t in tens if t.requires_grad]
+    names = [name for a, name in zip(arrays, "xwb", strict=False) if a.dtype.kind == "f"]
     ctt = torch.from_numpy(ct)
 
     def fusec_dev():
@@ -314,7 +380,7 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
         return r
 
     def torch_step(f):
-        return lambda: torch.autograd.grad(f(*tens), tens, ctt)
+        return lambda: torch.autograd.grad(f(*tens), wrt, ctt)
 
     methods = {
         "fusec": fusec_dev,
@@ -330,7 +396,7 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
         methods["t.compile"] = torch_step(tcf)
     want = [t.numpy() for t in methods["torch"]()]
     got = [a.get(queue) for a in fusec_dev()[1:]]
-    for a, b, name in zip(got, want, "xwb", strict=True):
+    for a, b, name in zip(got, want, names, strict=True):
         np.testing.assert_allclose(
             a,
             b,

@@ -112,6 +112,7 @@ def _kernel(
     """The cluster of one kernel, and the edges into and out of its ops."""
     prefix = f"{g.graph['name']}/{grp.name}/"
     computed = [n for n in (*grp.prologue, grp.anchor, *grp.nodes, *grp.epilogue) if n is not None]
+    computed += [r for r in grp.reductions if r != grp.anchor]  # a row group's others
     local = set(computed)
     body = [
         f"subgraph {_id('cluster_' + grp.name)} {{",

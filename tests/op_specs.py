@@ -301,6 +301,8 @@ SPECS: dict[str, OpSpec] = {
     "prelu": OpSpec(_prelu),
     # made by autodiff: the gradient of a parameter no output depends on
     "zeros_like": OpSpec(torch.zeros_like, ints="int"),
+    # softmax's lowering: the row max it subtracts carries no gradient
+    "stop_gradient": OpSpec(torch.Tensor.detach, ints="int"),
     # reductions (not elementwise: a [5, 8] matrix in, rows or columns out)
     "sum_to": OpSpec(
         lambda x, shape: x.sum_to_size(shape),

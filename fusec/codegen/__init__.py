@@ -14,12 +14,14 @@ from .gemm import GemmKernel
 from .mathlib import helpers_for
 from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import ReductionKernel
+from .row_reduction import RowReductionKernel
 
 KERNEL_FOR_KIND = {
     "reduction": ReductionKernel,
     "gemm": GemmKernel,
     "elementwise": ElementwiseKernel,
     "columns": ColumnSumKernel,
+    "rows": RowReductionKernel,
 }
 
 
@@ -51,6 +53,7 @@ def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
         *group.epilogue_inputs,
         *group.prologue,
         *group.prologue_inputs,
+        *group.reductions,
     ]
     return max(
         (

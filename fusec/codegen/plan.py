@@ -64,6 +64,9 @@ def make_plan(g: nx.DiGraph, kernels: list) -> dict:
             plan_kernels += launches
             scratch += more
             continue
+        if grp.kind == "rows":
+            plan_kernels.append(_rows_launch(g, k))
+            continue
         w = k.elements_per_item
         # a launch over rows (broadcast operands) names its row counts
         counts = k.count_exprs(size_expr) if k.split is not None else {}
@@ -214,6 +217,25 @@ def _reduction_launches(g, k) -> tuple[list, list]:
         }
     ]
     return launches, scratch
+
+
+def _rows_launch(g, k) -> dict:
+    """A row group's one launch: a row per work-item (CPUs) or per work-group (GPUs)."""
+    grp, ls = k.group, k.local_size
+    counts = k.count_exprs(size_expr)
+    items = k.work_items(counts)
+    return {
+        "name": grp.name,
+        "ops": [g.nodes[n]["op"] for n in (*grp.reductions, *grp.nodes, *grp.epilogue)],
+        "args": [_arg(g, k, a, counts) for a in k.all_args],
+        "elements": counts["rows"],  # rows of no elements still have their sums (0)
+        "elements_per_work_item": None,
+        "global_size": f"ceil(({items}) / {ls}) * {ls}",
+        "local_size": [ls],
+        "reads": _reads(g, grp) + [_memory_name(g, view_root(g, p)) for p in grp.epilogue_inputs],
+        "writes": [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores],
+        "why": grp.reason,
+    }
 
 
 def _gemm_launches(g, k) -> tuple[list, list]:

@@ -36,8 +36,9 @@ class FusionGroup:
     inputs: tuple  # nodes read from memory: params in signature order, then stored values
     outputs: tuple  # (position in the graph's return, node id)
     reason: str  # why the group boundary is where it is
-    kind: str = "elementwise"  # or "reduction", "gemm"
-    anchor: int | None = None  # the reduction or GEMM node of such a group
+    kind: str = "elementwise"  # or "reduction", "gemm", "rows" (passes/rows.py)
+    anchor: int | None = None  # the reduction or GEMM node of such a group (rows: its last)
+    reductions: tuple = ()  # a rows group's reductions, in order (in registers, per row)
     stores: tuple = ()  # nodes whose values later groups read (kept in temporary buffers)
     operands: tuple = ()  # a GEMM's operands (x, w), read from memory
     # A reduction's epilogue: elementwise nodes over its result (outputs and
@@ -166,6 +167,17 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     wanted += [(None, s) for s in sorted(stored - anchors - views(g), key=order.get)]
     specs = []  # dicts, made into FusionGroups once every store is known
 
+    # Chained reductions over the rows of one shape, and the values over those
+    # rows that read them (softmax, LayerNorm): one kernel (passes/rows.py).
+    from .rows import row_chains  # it builds on this module's helpers
+
+    rowed = set()  # the wanted items row groups compute
+    for k, (spec, items) in enumerate(row_chains(g, stored, order, wanted)):
+        specs.append({"name": f"{gname}_w{k}", **spec})
+        rowed |= set(items)
+    chained = {r for spec in specs for r in spec["reductions"]}
+    reductions = [r for r in reductions if r not in chained]
+
     # Each wanted value of an anchor's result shape goes to the last anchor
     # before it, as an epilogue computed from its result in registers: a GEMM's
     # or a reduction's last kernel computes it. Not when it also reads a value
@@ -174,9 +186,13 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
     epilogue = {a: [] for a in anchors}
     for item in wanted:
         node = item[1]
+        if item in rowed:
+            continue
         region = _region(g, [node], stored)
         before = [
-            n for n in region if n in anchors and g.nodes[n]["shape"] == g.nodes[node]["shape"]
+            n
+            for n in region
+            if n in anchors and n not in chained and g.nodes[n]["shape"] == g.nodes[node]["shape"]
         ]
         if not before:
             continue
@@ -185,7 +201,7 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
             n in stored and n != last and nx.has_path(g, last, n) for n in region if n != node
         ):
             epilogue[last].append(item)
-    taken = {item for items in epilogue.values() for item in items}
+    taken = {item for items in epilogue.values() for item in items} | rowed
 
     def epilogue_parts(a):
         """(nodes, inputs, outputs, stores) of anchor a's epilogue; a itself is in registers."""
@@ -285,8 +301,9 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         )
     }
     for spec in specs:
-        if spec.get("anchor") in read and spec["anchor"] not in spec["stores"]:
-            spec["stores"].append(spec["anchor"])
+        for a in (spec.get("anchor"), *spec.get("reductions", ())):
+            if a in read and a not in spec["stores"]:
+                spec["stores"].append(a)
         # a value that is also a graph output is read back from the output's buffer
         written = {n for _, n in spec["outputs"]}
         spec["stores"] = [n for n in spec["stores"] if n not in written]

@@ -272,7 +272,9 @@ class Launcher:
             counts = kernel.counts(shape, sizes)
             if group.kind == "reduction" and counts["m"] == 0:
                 continue
-            if group.kind not in ("reduction", "columns") and math.prod(shape) == 0:
+            if group.kind == "rows" and counts["rows"] == 0:
+                continue
+            if group.kind not in ("reduction", "columns", "rows") and math.prod(shape) == 0:
                 continue
             spaces = {"group": shape}
             if group.anchor is not None:  # a reduction's epilogue indexes its result

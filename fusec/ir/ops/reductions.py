@@ -84,7 +84,11 @@ def _np_log_softmax(x, axis=-1):
         )
 
 
-_SHIFTED = "(x - max(x, axis={axis}, keepdim=true))"
+# The row's max only keeps exp from overflowing: softmax does not depend on
+# it, so its gradient is 0 (torch's softmax backward leaves it out) and
+# stop_gradient says so; differentiated, it added a reduction (sum(x == max))
+# and a kernel to every backward, for rounding noise.
+_SHIFTED = "(x - stop_gradient(max(x, axis={axis}, keepdim=true)))"
 SOFTMAX = f"exp({_SHIFTED}) / sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true)"
 LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
 
@@ -201,6 +205,15 @@ for entry in [
         attrs=AXIS,
         internal=True,
         doc="the number of elements each result of a reduction over `axis` combines",
+    ),
+    Primitive(
+        "stop_gradient",
+        ("x",),
+        "{x}",
+        np.copy,
+        backward={"x": "0"},
+        internal=True,
+        doc="x, whose gradient is 0 (jax.lax.stop_gradient, torch's detach): softmax's max",
     ),
     Primitive(
         "unsqueeze",
