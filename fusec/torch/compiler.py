@@ -45,6 +45,11 @@ DECOMPOSITIONS = get_decompositions(
         aten.addcmul,
         aten.addcdiv,
         aten.lerp,
+        # detach becomes alias, as in Inductor's decompositions: the min-cut
+        # partitioner may recompute through alias, not through detach, so a
+        # detach made it save every value it read (two full-size tensors more
+        # from the light chain's forward than its output)
+        aten.detach,
     ]
 )
 
