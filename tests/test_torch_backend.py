@@ -321,3 +321,24 @@ def test_a_chains_forward_saves_only_its_inputs_for_the_backward():
     returned = forward.partitions[0].ir.rsplit("return", 1)[1]
     assert returned.count(",") == 0, f"the forward stores more than its output:\n{returned}"
     assert [p.kernels for p in backward.partitions] == [1]
+
+
+def test_transposed_gemm_operands_are_read_in_place():
+    def fn(a, b, c, bias):
+        return (
+            torch.mm(a.t(), b),  # gemm(a, b, ta=true)
+            torch.mm(a.t(), c.t()),  # both transposed
+            torch.addmm(bias, a.t(), b),
+            torch.tanh(a.t().t()) * 2,  # t(t(a)) is a
+            torch.mm(b.t() * 2.0, a),  # t(b) computed on: a view in PyTorch
+        )
+
+    a, b, c, bias = inputs((7, 5), (7, 13), (13, 7), (13,))
+    report = check(fn, [a, b, c, bias], fallbacks=("aten.t.default",))
+    ir = report[0].partitions[0].ir
+    assert ir.count("ta=true") == 3 and "tb=true" in ir, ir
+    # an input that is the transpose of a contiguous matrix, read as a GEMM's first operand
+    x = torch.randn(5, 7).t()
+    with torch.no_grad():
+        got = torch.compile(lambda x, b: torch.mm(x.t(), b) + 1, backend="fusec")(x, b)
+        torch.testing.assert_close(got, x.t() @ b + 1, rtol=1e-4, atol=1e-5)

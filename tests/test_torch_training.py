@@ -50,6 +50,11 @@ def test_mlp_trained_20_sgd_steps_matches_eager_step_by_step():
     # the weights' transposes, saved for the backward, are read in place by linear
     assert "matmul" not in forward.partitions[0].ir and "linear" in forward.partitions[0].ir
     assert backward.partitions and not backward.failed, str(backward)
+    # the weight gradients mm(t(g), x) read g transposed in place (no copy of
+    # t(g)), and t(t(w)) is w: no transpose is left in PyTorch, one fusec graph
+    (graph,) = backward.partitions
+    assert graph.ir.count("ta=true") == 3, graph.ir
+    assert not [n for n, op, _ in backward.fallbacks if op in ("aten.t.default",)], str(backward)
 
 
 class Residual(nn.Module):

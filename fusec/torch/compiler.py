@@ -24,8 +24,9 @@ from ..api import compile as fusec_compile
 from ..diagnostics import FusecError
 from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .function import as_tensors
-from .lower import Emitter, absorbable_transpose, ir_type, lower_partition
+from .lower import Emitter, ir_type, lower_partition
 from .report import GraphReport, PartitionReport, current_reports
+from .views import absorbable_transpose
 
 aten = torch.ops.aten
 
@@ -61,7 +62,7 @@ def why_not(node) -> str | None:
     if node.target in (aten.t.default, aten.permute.default):
         if absorbable_transpose(node):
             return None
-        return "a transpose that is not only the weight of mm/addmm on a contiguous matrix (a view in PyTorch)"
+        return "a transpose that is not only an operand of mm/addmm (a view in PyTorch)"
     if node.target not in LOWERINGS:
         return f"no fusec lowering for {node.target}"
     if node.target is aten._to_copy.default:
