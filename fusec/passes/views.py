@@ -1,0 +1,104 @@
+"""Where views (`unsqueeze`, `squeeze`) read from, and graph outputs that are views.
+
+A view is never computed: a kernel reads its root's memory under the view's
+shape (see fuse). Two steps make every view one fuse can place:
+
+- A view of an elementwise value is moved onto that value's operands
+  (`unsqueeze(tanh(x), axis=1)` is `tanh(unsqueeze(x, axis=1))`), down to
+  parameters, constants, reductions and GEMMs. A view of a computed
+  elementwise value would make its kernel store it for another kernel of
+  another shape, and two such views, one each way, a cycle of kernels; the
+  elementwise ops are recomputed instead, as fuse does for shared values.
+- A graph output that is a view becomes a `cast` of it to its own dtype: an
+  output needs memory of its own, and the cast reads the view as any
+  elementwise op does.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..ir.graph import add_node, replace_uses
+from ..ir.registry import lookup
+from .infer import infer_node
+
+
+def _kind(g, n):
+    op = g.nodes[n]["op"]
+    return None if op in ("param", "const") else lookup(op).kind
+
+
+def _view_of_operand(g, view: int, operand: int, rank: int) -> int:
+    """The view `view` (of a rank-`rank` value) as it applies to one of that
+    value's operands, aligned to the right as broadcasting aligns it."""
+    data = g.nodes[view]
+    attrs = dict(data["attrs"])
+    offset = rank - len(g.nodes[operand]["shape"])
+    if data["op"] == "unsqueeze":
+        at = attrs["axis"] % (rank + 1)
+        if at <= offset:  # the new dimension is left of the operand's: broadcasting adds it
+            return operand
+        axis = at - offset
+    else:  # squeeze: a dimension of size 1, so of size 1 in the operand too, if it has it
+        at = attrs["axis"] % rank
+        if at < offset:
+            return operand
+        axis = at - offset
+    n = add_node(g, data["op"], (operand,), (("axis", axis),), data["pos"])
+    infer_node(g, n)
+    return n
+
+
+def place_views(g: nx.DiGraph) -> nx.DiGraph:
+    views = [n for n in g.nodes if _kind(g, n) == "view"]
+    if not views:
+        return g
+    g = g.copy()
+    g.graph["outputs"] = list(g.graph["outputs"])
+    work = list(views)
+    while work:
+        view = work.pop()
+        if view not in g:
+            continue
+        (root,) = g.nodes[view]["args"]
+        if _kind(g, root) != "elementwise":
+            continue
+        rank = len(g.nodes[root]["shape"])
+        data = g.nodes[root]
+        args = []
+        for a in data["args"]:
+            moved = a if not g.nodes[a]["shape"] else _view_of_operand(g, view, a, rank)
+            if moved != a:
+                work.append(moved)
+            args.append(moved)
+        n = add_node(g, data["op"], args, data["attrs"], data["pos"])
+        infer_node(g, n)
+        replace_uses(g, view, n)
+        g.remove_node(view)
+        if not g.out_degree(root) and root not in g.graph["outputs"]:
+            _remove_unused(g, root)
+    _materialize_outputs(g)
+    return g
+
+
+def _remove_unused(g, n) -> None:
+    stack = [n]
+    while stack:
+        n = stack.pop()
+        if n not in g or g.out_degree(n) or n in g.graph["outputs"] or n in g.graph["params"]:
+            continue
+        preds = list(g.predecessors(n))
+        g.remove_node(n)
+        stack += preds
+
+
+def _materialize_outputs(g) -> None:
+    copies: dict = {}
+    for i, o in enumerate(g.graph["outputs"]):
+        if _kind(g, o) != "view":
+            continue
+        if o not in copies:
+            dtype = ("dtype", g.nodes[o]["dtype"])
+            copies[o] = add_node(g, "cast", (o,), (("dtype", dtype),), g.nodes[o]["pos"])
+            infer_node(g, copies[o])
+        g.graph["outputs"][i] = copies[o]
