@@ -15,7 +15,8 @@ graph f(x: f32[N, 7], y: f32[N, 1, 7], c: f32[1, 7]) {
     b = unsqueeze(a, axis=1)
     z = b * y + unsqueeze(x, axis=-2)
     s = squeeze(c, axis=0) * x
-    return z, b, sum(b * y, axis=2), squeeze(y, axis=1) + s, unsqueeze(x, axis=0)
+    w = unsqueeze(squeeze(unsqueeze(x, axis=1) * y, axis=1), axis=0)
+    return z, b, sum(b * y, axis=2), squeeze(y, axis=1) + s, unsqueeze(x, axis=0), w
 }
 """
 
@@ -29,7 +30,8 @@ def reference(x, y, c):
     a = torch.tanh(x)
     b = a.unsqueeze(1)
     s = c.squeeze(0) * x
-    return b * y + x.unsqueeze(-2), b, (b * y).sum(2), y.squeeze(1) + s, x.unsqueeze(0)
+    w = (x.unsqueeze(1) * y).squeeze(1).unsqueeze(0)
+    return b * y + x.unsqueeze(-2), b, (b * y).sum(2), y.squeeze(1) + s, x.unsqueeze(0), w
 
 
 @pytest.mark.parametrize("n", [1, 13])

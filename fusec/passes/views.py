@@ -36,7 +36,9 @@ def _view_of_operand(g, view: int, operand: int, rank: int) -> int:
     offset = rank - len(g.nodes[operand]["shape"])
     if data["op"] == "unsqueeze":
         at = attrs["axis"] % (rank + 1)
-        if at <= offset:  # the new dimension is left of the operand's: broadcasting adds it
+        # left of a narrower operand's dimensions, broadcasting adds it (an
+        # operand of the full rank, which there is, gets it and makes the rank)
+        if 0 < offset and at <= offset:
             return operand
         axis = at - offset
     else:  # squeeze: a dimension of size 1, so of size 1 in the operand too, if it has it
@@ -55,30 +57,33 @@ def place_views(g: nx.DiGraph) -> nx.DiGraph:
         return g
     g = g.copy()
     g.graph["outputs"] = list(g.graph["outputs"])
-    work = list(views)
-    while work:
-        view = work.pop()
-        if view not in g:
+    while _move_views_once(g):  # a view of a view moves once the inner one has
+        pass
+    _materialize_outputs(g)
+    return g
+
+
+def _move_views_once(g) -> bool:
+    moved_any = False
+    for view in list(nx.topological_sort(g)):
+        if view not in g or _kind(g, view) != "view":
             continue
         (root,) = g.nodes[view]["args"]
         if _kind(g, root) != "elementwise":
             continue
+        moved_any = True
         rank = len(g.nodes[root]["shape"])
         data = g.nodes[root]
         args = []
         for a in data["args"]:
-            moved = a if not g.nodes[a]["shape"] else _view_of_operand(g, view, a, rank)
-            if moved != a:
-                work.append(moved)
-            args.append(moved)
+            args.append(a if not g.nodes[a]["shape"] else _view_of_operand(g, view, a, rank))
         n = add_node(g, data["op"], args, data["attrs"], data["pos"])
         infer_node(g, n)
         replace_uses(g, view, n)
         g.remove_node(view)
         if not g.out_degree(root) and root not in g.graph["outputs"]:
             _remove_unused(g, root)
-    _materialize_outputs(g)
-    return g
+    return moved_any
 
 
 def _remove_unused(g, n) -> None:

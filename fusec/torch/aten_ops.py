@@ -14,13 +14,10 @@ import operator
 
 import torch
 
-from .views import gemm_expr
+from .errors import Unlowerable
+from .views import ELEMENTWISE, RESHAPES, VIEW_LOWERINGS, gemm_expr
 
 aten = torch.ops.aten
-
-
-class Unlowerable(Exception):
-    """This use of an op has no IR spelling; the message says why."""
 
 
 def literal(value) -> str:
@@ -281,7 +278,14 @@ def getitem(e, n):
 
 
 # ops that name their operand: a partition of these alone computes nothing
-NOT_COMPUTING = {aten.clone.default, aten.alias.default, aten.detach.default, operator.getitem}
+NOT_COMPUTING = {
+    aten.clone.default,
+    aten.alias.default,
+    aten.detach.default,
+    operator.getitem,
+    aten.expand.default,
+    *RESHAPES,
+}
 
 LOWERINGS = {
     aten.add.Tensor: scaled("add"),
@@ -384,4 +388,27 @@ LOWERINGS = {
     aten.hardtanh_backward.default: hardtanh_backward,
     aten.leaky_relu_backward.default: leaky_relu_backward,
     operator.getitem: getitem,
+    **VIEW_LOWERINGS,
 }
+
+# ops whose tensor operands broadcast to their result (an absorbed expand's users)
+ELEMENTWISE.update(
+    set(LOWERINGS)
+    - NOT_COMPUTING
+    - {
+        aten.mm.default,
+        aten.addmm.default,
+        aten.sum.dim_IntList,
+        aten.sum.default,
+        aten.mean.dim,
+        aten.mean.default,
+        aten.amax.default,
+        aten.amin.default,
+        aten.var_mean.correction,
+        aten.var.correction,
+        aten._softmax.default,
+        aten._log_softmax.default,
+        aten._softmax_backward_data.default,
+        aten._log_softmax_backward_data.default,
+    }
+)

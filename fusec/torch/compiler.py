@@ -59,10 +59,8 @@ def why_not(node) -> str | None:
     """None if fusec can run this node, else the reason it stays in PyTorch."""
     if node.op != "call_function":
         return f"{node.op} nodes stay in PyTorch"
-    if node.target in (aten.t.default, aten.permute.default):
-        if absorbable_transpose(node):
-            return None
-        return "a transpose that is not only an operand of mm/addmm (a view in PyTorch)"
+    if absorbable_transpose(node):
+        return None
     if node.target not in LOWERINGS:
         return f"no fusec lowering for {node.target}"
     if node.target is aten._to_copy.default:

@@ -1,5 +1,18 @@
 """Views in a partition that fusec expresses without a copy.
 
+Reshapes: `view`, `reshape`, `_unsafe_view`, `unsqueeze`, `squeeze`, and a
+`permute` or `t` that moves only dimensions of size 1, when they insert or
+remove dimensions of size 1 and keep the others in order, are IR `squeeze`
+and `unsqueeze` (views: read in place). One that merges, splits or reorders
+dimensions has no IR spelling: it stays a view in PyTorch, a boundary
+between two fusec graphs (the value between them is stored, contiguous, and
+PyTorch's view of it costs nothing).
+
+Broadcasts: `expand(x, shape)` is x itself where each user is elementwise
+and its operands, x among them unexpanded, broadcast to the user's shape
+(broadcasting does what expand did). Elsewhere (a reduction, an output) it
+stays in PyTorch.
+
 Transposes: a 2-D transpose whose every user is an operand of `mm`/`addmm`
 (or another such transpose) has no IR value of its own; the GEMM reads its
 operand transposed in place (`linear(x, w)` is x @ wᵀ, `gemm(a, b, ta=true)`
@@ -11,6 +24,8 @@ only such an operand is passed as its (contiguous) transpose, no copy.
 from __future__ import annotations
 
 import torch
+
+from .errors import Unlowerable
 
 aten = torch.ops.aten
 
@@ -90,3 +105,77 @@ def gemm_expr(e, i, j) -> tuple[str, bool, bool]:
     if tb:
         return f"linear({a}, {b})", True
     return f"matmul({a}, {b})", False
+
+
+def reshape(e, n):
+    """A reshape that only inserts or removes dimensions of size 1: squeezes
+    (from the last) then unsqueezes (from the first) of operand 0."""
+    from .lower import ir_size
+
+    src = [ir_size(d) for d in e.meta(0).shape]
+    dst = [ir_size(d) for d in n.meta["val"].shape]
+    if [d for d in src if d != 1] != [d for d in dst if d != 1]:
+        raise Unlowerable(
+            f"a reshape of {src} to {dst} merges, splits or reorders dimensions "
+            "(fusec's IR has no reshape)"
+        )
+    x = e.arg(0)
+    if src == dst:
+        return x
+    if not src or not dst:
+        raise Unlowerable("a reshape to or from a 0-d tensor")
+    for i in reversed(range(len(src))):
+        if src[i] == 1:
+            x = f"squeeze({x}, axis={i})"
+    for i, d in enumerate(dst):
+        if d == 1:
+            x = f"unsqueeze({x}, axis={i})"
+    return x
+
+
+def expand(e, n):
+    """x itself, when every user broadcasts it to the expanded shape anyway."""
+    from .lower import ir_size
+
+    want = [ir_size(d) for d in n.meta["val"].shape]
+    for user in n.users:
+        if user.op != "call_function" or user.target not in ELEMENTWISE:
+            raise Unlowerable(f"an expand read by {user.target}, which does not broadcast it")
+        shapes = []
+        for a in user.all_input_nodes:
+            source = a.args[0] if a is n else a
+            value = e.metas.get(source, source.meta.get("val"))
+            if isinstance(value, torch.Tensor):
+                shapes.append([ir_size(d) for d in value.shape])
+        got = _broadcast(shapes)
+        if got is None or got[-len(want) :] != want or len(got) < len(want):
+            raise Unlowerable("an expand whose users do not broadcast to its shape without it")
+    return e.arg(0)
+
+
+def _broadcast(shapes):
+    """NumPy's broadcast of IR shapes, or None where it cannot tell (N against 5)."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(rank):
+        dims = {s[i - rank + len(s)] for s in shapes if i - rank + len(s) >= 0} - {1}
+        if len(dims) > 1:
+            return None
+        out.append(dims.pop() if dims else 1)
+    return out
+
+
+RESHAPES = {
+    aten.view.default,
+    aten.reshape.default,
+    aten._unsafe_view.default,
+    aten.unsqueeze.default,
+    aten.squeeze.default,
+    aten.squeeze.dim,
+    aten.squeeze.dims,
+    aten.t.default,
+    aten.permute.default,
+}
+VIEW_LOWERINGS = {**dict.fromkeys(RESHAPES, reshape), aten.expand.default: expand}
+# filled by aten_ops: the ops whose operands broadcast elementwise
+ELEMENTWISE: set = set()
