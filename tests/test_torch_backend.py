@@ -378,3 +378,19 @@ def test_a_reshape_that_merges_dimensions_is_a_boundary():
     assert reasons and "merges, splits or reorders" in reasons[0], str(report)
     assert len(report.partitions) == 2, str(report)
     torch.testing.assert_close(torch.compile(fn, backend="fusec")(x), fn(x))
+
+
+def test_an_output_that_is_a_view_is_viewed_by_pytorch():
+    def fn(x):
+        y = torch.tanh(x) * 2
+        return y.unsqueeze(0), y.sum(0, keepdim=True).view(-1), y.view(1, 9, 1)
+
+    (x,) = inputs((1, 9), grad=False)
+    (report,) = fusec.torch.explain(fn, x)
+    assert not report.fallbacks and len(report.partitions) == 1, str(report)
+    # no copy kernel for the views: the elementwise kernel and the sum's
+    assert report.partitions[0].kernels == 2, str(report)
+    got = torch.compile(fn, backend="fusec")(x)
+    for g, w in zip(got, fn(x), strict=True):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w)

@@ -26,7 +26,7 @@ from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .function import as_tensors
 from .lower import Emitter, ir_type, lower_partition
 from .report import GraphReport, PartitionReport, current_reports
-from .views import absorbable_transpose
+from .views import absorbable_transpose, apply_view
 
 aten = torch.ops.aten
 
@@ -127,6 +127,7 @@ class FusecPartition(torch.nn.Module):
         self.torch_module = torch_module
         self.transposed = frozenset(lowered.transposed)
         self.outputs = lowered.outputs
+        self.reshapes = lowered.reshapes or [None] * len(self.outputs)
 
     def forward(self, *args):
         if not all(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in args):
@@ -139,10 +140,11 @@ class FusecPartition(torch.nn.Module):
             _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
             return self.torch_module(*args)
         result = as_tensors(result)
-        if len(self.outputs) == 1:
-            return result
         result = result if isinstance(result, tuple) else (result,)
-        return tuple(result[i] for i in self.outputs)
+        picked = [
+            apply_view(result[i], v) for i, v in zip(self.outputs, self.reshapes, strict=True)
+        ]
+        return picked[0] if len(picked) == 1 else tuple(picked)
 
 
 def named_by_content(lowered):

@@ -5,7 +5,7 @@ FX names are mangled into IR names that are neither op names nor keywords."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -13,7 +13,13 @@ from ..api import compile_graphs
 from ..ir.keywords import KEYWORDS
 from ..ir.registry import all_primitives
 from .aten_ops import LOWERINGS, Unlowerable, literal
-from .views import absorbable_transpose, passed_transposed, resolve, transpose_of_transpose
+from .views import (
+    absorbable_transpose,
+    output_view,
+    passed_transposed,
+    resolve,
+    transpose_of_transpose,
+)
 
 IR_DTYPES = {
     torch.float16: "f16",
@@ -183,6 +189,9 @@ class Lowered:
     text: str
     transposed: list[int]  # placeholders passed as x.t(): the transpose of a contiguous matrix
     outputs: list[int]  # for each of the partition's outputs, which IR output holds it
+    # for each of the partition's outputs, None, or the view PyTorch takes of
+    # that IR output (see views.output_view)
+    reshapes: list = field(default_factory=list)
 
 
 def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lowered:
@@ -231,17 +240,19 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lower
             names[node] = mangle(node.name, taken)
             statements.append(f"{names[node]} = {result}")
             defined.add(names[node])
-    returned, expected, positions = [], [], []
+    returned, expected, positions, reshapes = [], [], [], []
     for out in outputs:
         if not isinstance(out, torch.fx.Node) or out not in names or out in e.transposed_inputs:
             raise Unlowerable(f"the partition returns {out}, which has no IR value")
-        value = e.name_of(out)
+        root, pattern = output_view(out, names, metas)
+        value = e.name_of(root)
         if value not in returned:  # an output twice (x and its detach) is computed once
             returned.append(value)
-            expected.append(metas.get(out, out.meta.get("val")))
+            expected.append(metas.get(root, root.meta.get("val")))
         positions.append(returned.index(value))
+        reshapes.append(pattern)
     text = f"graph {name}({', '.join(params)}) {{\n" + "".join(f"    {s}\n" for s in statements)
-    return Lowered(_cast_outputs(text, returned, expected), transposed, positions)
+    return Lowered(_cast_outputs(text, returned, expected), transposed, positions, reshapes)
 
 
 def _cast_outputs(head: str, returned: list[str], expected: list) -> str:

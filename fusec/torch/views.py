@@ -179,3 +179,30 @@ RESHAPES = {
 VIEW_LOWERINGS = {**dict.fromkeys(RESHAPES, reshape), aten.expand.default: expand}
 # filled by aten_ops: the ops whose operands broadcast elementwise
 ELEMENTWISE: set = set()
+
+
+def output_view(out, names: dict, metas: dict):
+    """(node, pattern): a partition output that is a reshape of a value the
+    partition computes is returned as that value and viewed by PyTorch (free
+    on the fresh contiguous output; in IR a view output is a copy kernel).
+    pattern[i] is the value's dimension that is dimension i, or None for a 1."""
+    from .lower import ir_size
+
+    root = out
+    while root.op == "call_function" and root.target in RESHAPES and not absorbable_transpose(root):
+        root = root.args[0]
+    if root is out or root.op != "call_function" or not isinstance(names.get(root), str):
+        return out, None
+    src = [ir_size(d) for d in metas.get(root, root.meta.get("val")).shape]
+    dst = [ir_size(d) for d in out.meta["val"].shape]
+    kept = [i for i, d in enumerate(src) if d != 1]
+    if [src[i] for i in kept] != [d for d in dst if d != 1]:
+        return out, None
+    taken = iter(kept)
+    return root, [None if d == 1 else next(taken) for d in dst]
+
+
+def apply_view(tensor, pattern):
+    if pattern is None:
+        return tensor
+    return tensor.view([1 if p is None else tensor.shape[p] for p in pattern])
