@@ -95,7 +95,7 @@ def resolve(e, node) -> tuple[str, bool]:
     return e.name_of(node), flipped
 
 
-def gemm_expr(e, i, j) -> tuple[str, bool, bool]:
+def gemm_expr(e, i, j) -> tuple[str, bool]:
     """IR for operands i @ j of the node being lowered: (expression, whether
     it is `linear`, the one form that takes a bias operand)."""
     a, ta = resolve(e, e.node.args[i])
