@@ -115,9 +115,16 @@ class Residual(torch.nn.Module):
 
 
 def timed(fn, rounds):
+    """Medians over rounds; each round runs every backend once, starting with a
+    different one each round: a backend timed right after eager PyTorch finds
+    torch's OpenMP threads still spinning on the cores (fusec's OpenCL
+    threads and Inductor's OpenMP ones lose to them), so no backend always
+    follows the same one."""
     times = {name: [] for name in fn}
-    for _ in range(rounds):
-        for name, f in fn.items():
+    names = list(fn)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            f = fn[name]
             t = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t)

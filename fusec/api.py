@@ -20,7 +20,7 @@ from .ir import dtypes as dt
 from .ir.graph import verify
 from .ir.keywords import KEYWORDS
 from .ir.registry import Primitive, check_template, register
-from .passes import PIPELINE, fuse, grad_graph, simplify
+from .passes import PIPELINE, fuse, grad_graph, place_views, simplify
 from .passes.autodiff import check_backward
 
 
@@ -50,7 +50,7 @@ def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = Fa
             graphs.append(g)
             if grad:
                 derived[g.graph["name"]] = {
-                    kind: simplify(grad_graph(g, with_forward=with_forward))
+                    kind: simplify(place_views(grad_graph(g, with_forward=with_forward)))
                     for kind, with_forward in (("backward", False), ("forward_backward", True))
                 }
                 for d in derived[g.graph["name"]].values():

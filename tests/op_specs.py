@@ -147,6 +147,11 @@ def _rows(dtype):
     return [x]
 
 
+def _with_ones(dtype):
+    """A [1, 5, 1, 8, 1] tensor: squeeze takes a dimension of size 1."""
+    return [_rows(dtype)[0].reshape(1, 5, 1, 8, 1)]
+
+
 def _square_pair(dtype):
     return [_quarters(dtype, (6, 6), 4), _quarters(dtype, (6, 6), 5)]
 
@@ -321,6 +326,11 @@ SPECS: dict[str, OpSpec] = {
         lambda x, axis: torch.unsqueeze(x, axis),
         make=_rows,
         variants=({"axis": 0}, {"axis": 1}, {"axis": -1}, {"axis": 2}),
+    ),
+    "squeeze": OpSpec(
+        lambda x, axis: torch.squeeze(x, axis),
+        make=_with_ones,
+        variants=({"axis": 0}, {"axis": 2}, {"axis": -1}),
     ),
     "softmax": OpSpec(
         lambda x, axis: torch.softmax(x, dim=axis),

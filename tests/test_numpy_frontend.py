@@ -303,6 +303,9 @@ def test_every_registry_op_is_a_fusec_function_that_traces_to_valid_ir():
         "cast": ([("f32", ("N0", "N1"))], {"dtype": np.float16}),
         "linear": ([("f32", ("N0", "N1")), ("f32", ("N2", "N1")), ("f32", ("N2",))], {}),
         "matmul": ([("f32", ("N0", "N1")), ("f32", ("N1", "N2"))], {}),
+        "gemm": ([("f32", ("N0", "N1")), ("f32", ("N0", "N2"))], {"ta": True}),
+        "unsqueeze": ([("f32", ("N0", "N1"))], {"axis": 1}),
+        "squeeze": ([("f32", (1, "N1"))], {"axis": 0}),
         "where": ([("bool", ("N0", "N1")), ("f32", ("N0", "N1")), ("f32", ("N1",))], {}),
     }
     ops = sorted(name for name, p in all_primitives().items() if not p.internal)

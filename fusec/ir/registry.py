@@ -155,8 +155,13 @@ class Primitive:
         names: the op's inputs, `out` (the op's result), `g` (the cotangent of
         the result) and the attributes. `"0"` declares the gradient zero (floor,
         sign: PyTorch's convention); a key `"x|approximate=tanh"` holds the
-        variant for that attribute value.
+        variant for that attribute value, `"a|ta=True,tb=False"` the one for
+        that combination (every attribute, sorted by name).
         """
+        # a variant for a combination of attributes: "a|ta=True,tb=False" (gemm's)
+        combined = ",".join(f"{name}={value}" for name, value in sorted(attrs.items()))
+        if f"{input_name}|{combined}" in self.backward:
+            return self.backward[f"{input_name}|{combined}"]
         for name, value in attrs.items():
             key = f"{input_name}|{name}={value}"
             if key in self.backward:

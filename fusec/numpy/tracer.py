@@ -128,6 +128,8 @@ class Tracer:
                 shape = broadcast_shapes(
                     [tuple(prim.gemm_shape(*shapes[:2], **attrs)), *shapes[2:]]
                 )
+            elif prim.kind == "view":  # its reduce_shape gives the shape alone
+                shape = tuple(prim.reduce_shape(shapes[0], full))
             elif prim.reduce_shape is not None:
                 shape = tuple(prim.reduce_shape(shapes[0], full)[1])
             else:

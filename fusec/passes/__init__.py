@@ -10,11 +10,13 @@ from .autodiff import grad_graph
 from .fuse import FusionGroup, fuse
 from .infer import infer, infer_in_place
 from .simplify import simplify, simplify_in_place
+from .views import place_views
 from .widen import widen_f16_gemms
 
 PIPELINE = (
     ("infer", infer_in_place),
     ("widen", widen_f16_gemms),
+    ("views", place_views),
     ("simplify", simplify_in_place),
 )
 
@@ -25,6 +27,7 @@ __all__ = [
     "grad_graph",
     "infer",
     "infer_in_place",
+    "place_views",
     "simplify",
     "simplify_in_place",
     "widen_f16_gemms",

@@ -170,7 +170,10 @@ def infer_node(g: nx.DiGraph, n: int) -> None:
         except ValueError as e:
             raise error(f"{prim.name}: {e}", data["pos"]) from None
     elif prim.kind == "view":
-        data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
+        try:
+            data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)
+        except ValueError as e:
+            raise error(f"{prim.name}: {e}", data["pos"]) from None
     elif prim.kind == "reduction":
         try:
             _, data["shape"] = prim.reduce_shape(tuple(args[0]["shape"]), attrs)

@@ -14,11 +14,10 @@ import operator
 
 import torch
 
+from .errors import Unlowerable
+from .views import ELEMENTWISE, RESHAPES, VIEW_LOWERINGS, gemm_expr
+
 aten = torch.ops.aten
-
-
-class Unlowerable(Exception):
-    """This use of an op has no IR spelling; the message says why."""
 
 
 def literal(value) -> str:
@@ -149,30 +148,16 @@ def where(e, n):
     return f"where({e.arg(0)}, {e.arg(1)}, {e.arg(2)})"
 
 
-def _transposed(e, i):
-    """The weight of mm/addmm operand i as `linear` wants it (x @ t(w) is
-    linear(x, w)): from an absorbed `t`, or from an input that is the
-    transpose of a contiguous matrix and is passed untransposed; else None."""
-    arg = e.node.args[i]
-    if getattr(arg, "target", None) in TRANSPOSES and e.absorbed(arg):
-        return e.name_of(arg.args[0])
-    if e.passed_transposed(arg):
-        return e.name_of(arg)
-    return None
-
-
 def mm(e, n):
-    w = _transposed(e, 1)
-    return f"linear({e.arg(0)}, {w})" if w else f"matmul({e.arg(0)}, {e.arg(1)})"
+    return gemm_expr(e, 0, 1)[0]
 
 
 def addmm(e, n):
     if n.kwargs.get("beta", 1) != 1 or n.kwargs.get("alpha", 1) != 1:
         raise Unlowerable("addmm with beta or alpha other than 1")
-    w = _transposed(e, 2)
-    if w and e.rank(0) == 1:
-        return f"linear({e.arg(1)}, {w}, {e.arg(0)})"
-    product = f"linear({e.arg(1)}, {w})" if w else f"matmul({e.arg(1)}, {e.arg(2)})"
+    product, is_linear = gemm_expr(e, 1, 2)
+    if is_linear and e.rank(0) == 1:
+        return f"{product[:-1]}, {e.arg(0)})"  # linear(x, w, b)
     return f"{product} + {e.arg(0)}"
 
 
@@ -292,9 +277,15 @@ def getitem(e, n):
     return values[n.args[1]]
 
 
-TRANSPOSES = {aten.t.default, aten.permute.default}
 # ops that name their operand: a partition of these alone computes nothing
-NOT_COMPUTING = {aten.clone.default, aten.alias.default, aten.detach.default, operator.getitem}
+NOT_COMPUTING = {
+    aten.clone.default,
+    aten.alias.default,
+    aten.detach.default,
+    operator.getitem,
+    aten.expand.default,
+    *RESHAPES,
+}
 
 LOWERINGS = {
     aten.add.Tensor: scaled("add"),
@@ -397,4 +388,27 @@ LOWERINGS = {
     aten.hardtanh_backward.default: hardtanh_backward,
     aten.leaky_relu_backward.default: leaky_relu_backward,
     operator.getitem: getitem,
+    **VIEW_LOWERINGS,
 }
+
+# ops whose tensor operands broadcast to their result (an absorbed expand's users)
+ELEMENTWISE.update(
+    set(LOWERINGS)
+    - NOT_COMPUTING
+    - {
+        aten.mm.default,
+        aten.addmm.default,
+        aten.sum.dim_IntList,
+        aten.sum.default,
+        aten.mean.dim,
+        aten.mean.default,
+        aten.amax.default,
+        aten.amin.default,
+        aten.var_mean.correction,
+        aten.var.correction,
+        aten._softmax.default,
+        aten._log_softmax.default,
+        aten._softmax_backward_data.default,
+        aten._log_softmax_backward_data.default,
+    }
+)

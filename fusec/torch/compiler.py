@@ -24,8 +24,9 @@ from ..api import compile as fusec_compile
 from ..diagnostics import FusecError
 from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .function import as_tensors
-from .lower import Emitter, absorbable_transpose, ir_type, lower_partition
+from .lower import Emitter, ir_type, lower_partition
 from .report import GraphReport, PartitionReport, current_reports
+from .views import absorbable_transpose, apply_view
 
 aten = torch.ops.aten
 
@@ -45,6 +46,11 @@ DECOMPOSITIONS = get_decompositions(
         aten.addcmul,
         aten.addcdiv,
         aten.lerp,
+        # detach becomes alias, as in Inductor's decompositions: the min-cut
+        # partitioner may recompute through alias, not through detach, so a
+        # detach made it save every value it read (two full-size tensors more
+        # from the light chain's forward than its output)
+        aten.detach,
     ]
 )
 
@@ -53,10 +59,8 @@ def why_not(node) -> str | None:
     """None if fusec can run this node, else the reason it stays in PyTorch."""
     if node.op != "call_function":
         return f"{node.op} nodes stay in PyTorch"
-    if node.target in (aten.t.default, aten.permute.default):
-        if absorbable_transpose(node):
-            return None
-        return "a transpose that is not only the weight of mm/addmm on a contiguous matrix (a view in PyTorch)"
+    if absorbable_transpose(node):
+        return None
     if node.target not in LOWERINGS:
         return f"no fusec lowering for {node.target}"
     if node.target is aten._to_copy.default:
@@ -123,6 +127,7 @@ class FusecPartition(torch.nn.Module):
         self.torch_module = torch_module
         self.transposed = frozenset(lowered.transposed)
         self.outputs = lowered.outputs
+        self.reshapes = lowered.reshapes or [None] * len(self.outputs)
 
     def forward(self, *args):
         if not all(isinstance(a, torch.Tensor) and a.device.type == "cpu" for a in args):
@@ -135,10 +140,11 @@ class FusecPartition(torch.nn.Module):
             _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
             return self.torch_module(*args)
         result = as_tensors(result)
-        if len(self.outputs) == 1:
-            return result
         result = result if isinstance(result, tuple) else (result,)
-        return tuple(result[i] for i in self.outputs)
+        picked = [
+            apply_view(result[i], v) for i, v in zip(self.outputs, self.reshapes, strict=True)
+        ]
+        return picked[0] if len(picked) == 1 else tuple(picked)
 
 
 def named_by_content(lowered):

@@ -5,14 +5,21 @@ FX names are mangled into IR names that are neither op names nor keywords."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..api import compile_graphs
 from ..ir.keywords import KEYWORDS
 from ..ir.registry import all_primitives
-from .aten_ops import LOWERINGS, TRANSPOSES, Unlowerable, literal
+from .aten_ops import LOWERINGS, Unlowerable, literal
+from .views import (
+    absorbable_transpose,
+    output_view,
+    passed_transposed,
+    resolve,
+    transpose_of_transpose,
+)
 
 IR_DTYPES = {
     torch.float16: "f16",
@@ -51,28 +58,6 @@ def ir_type(value) -> str:
     if value.layout != torch.strided:
         raise Unlowerable(f"a tensor of layout {value.layout}")
     return f"{ir_dtype(value.dtype)}[{', '.join(str(ir_size(s)) for s in value.shape)}]"
-
-
-def absorbable_transpose(node) -> bool:
-    """A 2-D transpose that only feeds mm/addmm as their weight: `x @ t(w)` is
-    `linear(x, w)`, which reads w in place. Its operand must be contiguous, or
-    the transpose is better left to torch (a view that may well be contiguous)."""
-    if (
-        node.target not in TRANSPOSES
-        or node.target is torch.ops.aten.permute.default
-        and list(node.args[1]) != [1, 0]
-    ):
-        return False
-    source = node.args[0].meta.get("val") if isinstance(node.args[0], torch.fx.Node) else None
-    if not isinstance(source, torch.Tensor) or source.dim() != 2 or not source.is_contiguous():
-        return False
-    weight_slot = {torch.ops.aten.mm.default: 1, torch.ops.aten.addmm.default: 2}
-    return bool(node.users) and all(
-        user.target in weight_slot
-        and user.args[weight_slot[user.target]] is node
-        and node not in user.args[: weight_slot[user.target]]
-        for user in node.users
-    )
 
 
 RESERVED = frozenset(all_primitives()) | KEYWORDS
@@ -118,7 +103,10 @@ class Emitter:
         return self.name_of(a) if isinstance(a, torch.fx.Node) else literal(a)
 
     def name_of(self, node) -> str:
-        value = self.names[node]
+        try:
+            value = self.names[node]
+        except KeyError:  # a transpose only a GEMM can read
+            raise Unlowerable(f"{node.name} has no IR value (a transpose)") from None
         if isinstance(value, tuple):
             raise Unlowerable(f"{node.name} has several results")
         return value
@@ -201,20 +189,9 @@ class Lowered:
     text: str
     transposed: list[int]  # placeholders passed as x.t(): the transpose of a contiguous matrix
     outputs: list[int]  # for each of the partition's outputs, which IR output holds it
-
-
-def weight_only_transpose(p, value) -> bool:
-    """An input that is a transposed contiguous matrix used only as mm/addmm
-    weights: passed as value.t() (contiguous, no copy), read by `linear`."""
-    if not isinstance(value, torch.Tensor) or value.dim() != 2 or value.is_contiguous():
-        return False
-    if not value.t().is_contiguous():
-        return False
-    slot = {torch.ops.aten.mm.default: 1, torch.ops.aten.addmm.default: 2}
-    return bool(p.users) and all(
-        u.target in slot and u.args[slot[u.target]] is p and p not in u.args[: slot[u.target]]
-        for u in p.users
-    )
+    # for each of the partition's outputs, None, or the view PyTorch takes of
+    # that IR output (see views.output_view)
+    reshapes: list = field(default_factory=list)
 
 
 def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lowered:
@@ -227,7 +204,7 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lower
     taken |= {s for s in sizes if isinstance(s, str)}
     names: dict = {}
     params = []
-    transposed = [i for i, p in enumerate(placeholders) if weight_only_transpose(p, metas[p])]
+    transposed = [i for i, p in enumerate(placeholders) if passed_transposed(p, metas[p])]
     for i, p in enumerate(placeholders):
         names[p] = mangle(p.name, taken)
         params.append(f"{names[p]}: {ir_type(metas[p].t() if i in transposed else metas[p])}")
@@ -243,7 +220,12 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lower
                 list(node.args[0]) if isinstance(node.args[0], tuple | list) else [node.args[0]]
             )
             continue
-        if node.op != "call_function" or node in absorbed:
+        if node.op != "call_function":
+            continue
+        if node in absorbed:  # read transposed by a GEMM; t(t(x)) is x
+            value, flipped = resolve(e, node)
+            if transpose_of_transpose(node) and not flipped:
+                names[node] = value
             continue
         metas[node] = node.meta.get("val")
         if node.target not in LOWERINGS:
@@ -258,17 +240,19 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lower
             names[node] = mangle(node.name, taken)
             statements.append(f"{names[node]} = {result}")
             defined.add(names[node])
-    returned, expected, positions = [], [], []
+    returned, expected, positions, reshapes = [], [], [], []
     for out in outputs:
-        if not isinstance(out, torch.fx.Node) or out in absorbed or out in e.transposed_inputs:
+        if not isinstance(out, torch.fx.Node) or out not in names or out in e.transposed_inputs:
             raise Unlowerable(f"the partition returns {out}, which has no IR value")
-        value = e.name_of(out)
+        root, pattern = output_view(out, names, metas)
+        value = e.name_of(root)
         if value not in returned:  # an output twice (x and its detach) is computed once
             returned.append(value)
-            expected.append(metas.get(out, out.meta.get("val")))
+            expected.append(metas.get(root, root.meta.get("val")))
         positions.append(returned.index(value))
+        reshapes.append(pattern)
     text = f"graph {name}({', '.join(params)}) {{\n" + "".join(f"    {s}\n" for s in statements)
-    return Lowered(_cast_outputs(text, returned, expected), transposed, positions)
+    return Lowered(_cast_outputs(text, returned, expected), transposed, positions, reshapes)
 
 
 def _cast_outputs(head: str, returned: list[str], expected: list) -> str:

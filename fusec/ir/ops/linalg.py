@@ -1,5 +1,6 @@
 """Linear algebra: `linear(x, w[, b])` (PyTorch's layout, x @ wᵀ + b),
-`matmul(a, b)`, and autodiff's `gemm` (either operand transposed).
+`matmul(a, b)`, and `gemm(a, b, ta=, tb=)` (either operand transposed, read
+in place: autodiff's, and the torch front end's `mm(t(a), b)`).
 
 A GEMM starts a fusion group: the elementwise ops on its result run in its
 kernel's epilogue. `linear(x, w, b)` is written as `linear(x, w) + b`, so the
@@ -66,6 +67,18 @@ def _np_gemm(a, b, ta=False, tb=False):
     return ((a2.T if ta else a2) @ (b2.T if tb else b2)).reshape(m + n)
 
 
+# op(a) @ op(b) for each (ta, tb): da and db as GEMMs that read g, a, b in place
+GEMM_BACKWARD = {
+    "a|ta=False,tb=False": "gemm(g, b, tb=true)",
+    "a|ta=False,tb=True": "gemm(g, b)",
+    "a|ta=True,tb=False": "gemm(b, g, tb=true)",
+    "a|ta=True,tb=True": "gemm(b, g, ta=true, tb=true)",
+    "b|ta=False,tb=False": "gemm(a, g, ta=true)",
+    "b|ta=False,tb=True": "gemm(g, a, ta=true)",
+    "b|ta=True,tb=False": "gemm(a, g)",
+    "b|ta=True,tb=True": "gemm(g, a, ta=true, tb=true)",
+}
+
 for entry in [
     Primitive(
         "linear",
@@ -99,7 +112,7 @@ for entry in [
         kind="gemm",
         attrs={"ta": False, "tb": False},
         gemm_shape=_gemm_shape,
-        internal=True,
+        backward=GEMM_BACKWARD,
         doc="op(a) @ op(b), each operand 2-D (leading dimensions folded into rows), ta/tb: transposed",
     ),
 ]:

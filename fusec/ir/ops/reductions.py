@@ -96,12 +96,31 @@ LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=tru
 def _unsqueeze_shape(shape, attrs):
     """A 1 inserted where a reduction without keepdim removed `axis` (counted
     on the reduction's operand, which has one dimension more)."""
+    if not -len(shape) - 1 <= attrs["axis"] <= len(shape):
+        raise ValueError(f"axis {attrs['axis']} is out of range for {len(shape) + 1} dimension(s)")
     at = attrs["axis"] % (len(shape) + 1)
     return tuple(shape[:at]) + (1,) + tuple(shape[at:])
 
 
 def _np_unsqueeze(x, axis):
     return np.expand_dims(x, axis % (x.ndim + 1))
+
+
+def _squeeze_shape(shape, attrs):
+    """`axis` removed; it must be a dimension of size 1 (torch.squeeze(x, dim)
+    leaves other sizes alone, which fusec would have no way to tell apart)."""
+    if not shape:
+        raise ValueError("a scalar has no dimension to remove")
+    if not -len(shape) <= attrs["axis"] < len(shape):
+        raise ValueError(f"axis {attrs['axis']} is out of range for {len(shape)} dimension(s)")
+    at = attrs["axis"] % len(shape)
+    if shape[at] != 1:
+        raise ValueError(f"axis {attrs['axis']} has size {shape[at]}, not 1")
+    return tuple(shape[:at]) + tuple(shape[at + 1 :])
+
+
+def _np_squeeze(x, axis):
+    return np.squeeze(x, axis % x.ndim)
 
 
 def _np_axis_count(x, axis=-1, keepdim=False):
@@ -223,8 +242,19 @@ for entry in [
         kind="view",
         attrs={"axis": REQUIRED},
         reduce_shape=_unsqueeze_shape,
-        internal=True,
-        doc="x with a dimension of 1 inserted (a reduction's result, its axis restored)",
+        backward={"x": "squeeze(g, axis={axis})"},
+        doc="torch.unsqueeze(x, dim=axis): a dimension of 1 inserted; a view (no copy)",
+    ),
+    Primitive(
+        "squeeze",
+        ("x",),
+        "",
+        _np_squeeze,
+        kind="view",
+        attrs={"axis": REQUIRED},
+        reduce_shape=_squeeze_shape,
+        backward={"x": "unsqueeze(g, axis={axis})"},
+        doc="torch.squeeze(x, dim=axis) of a dimension of size 1; a view (no copy)",
     ),
     # Composites, numerically stable (the row's max subtracted first). Their
     # parts fuse as any graph's: two reductions and one elementwise kernel.
