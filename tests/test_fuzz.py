@@ -22,7 +22,7 @@ from hypothesis.extra.lark import from_lark  # noqa: E402
 from fusec.api import compile_graphs  # noqa: E402
 from fusec.diagnostics import CompileError  # noqa: E402
 from fusec.frontend.parser import _parser  # noqa: E402
-from fusec.ir.registry import REQUIRED, all_primitives  # noqa: E402
+from fusec.ir.registry import REQUIRED, Required, all_primitives  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted(
@@ -229,7 +229,9 @@ def programs(draw):
         prim = all_primitives()[op]
         given = [f"{k}={v}" for k, v in attrs if k in prim.attrs]
         given += [
-            f"{k}=f32" for k, d in prim.attrs.items() if d is REQUIRED and k not in dict(attrs)
+            f"{k}={'f32' if d is REQUIRED else 0}"
+            for k, d in prim.attrs.items()
+            if isinstance(d, Required) and k not in dict(attrs)
         ]
         return f"{op}({', '.join(args[: len(prim.inputs)] + given)})"
 

@@ -13,7 +13,7 @@ from ..diagnostics import CompileError, Diagnostic, Pos, error
 from ..ir.dtypes import DTYPES
 from ..ir.graph import add_node, ir_repr, new_graph
 from ..ir.keywords import KEYWORDS
-from ..ir.registry import REQUIRED, all_primitives, lookup
+from ..ir.registry import Required, all_primitives, lookup
 from .parser import Call, GraphDef, Literal, Module, Name, Return, parse
 
 
@@ -236,12 +236,14 @@ def _check_attrs(prim, call: Call):
             if isinstance(value, str) and ("dtype", value) in choices:
                 hint = f"; a dtype is written without quotes: {name}={value}"
             raise error(f"{prim.name}'s {name} must be {shown}, got {ir_repr(value)}{hint}", pos)
-        if (why := _attr_type_error(prim.attrs[name], value)) is not None:
+        default = prim.attrs[name]
+        like = default.like if isinstance(default, Required) else default
+        if like is not None and (why := _attr_type_error(like, value)) is not None:
             raise error(f"{prim.name}'s {name} {why}" + _quoted_hint(name, value), pos)
         given[name] = value
     for name, default in prim.attrs.items():
         if name not in given:
-            if default is REQUIRED:
+            if isinstance(default, Required):
                 raise error(f"{prim.name} needs the attribute {name}=", call.pos)
             given[name] = default
     return tuple(given.items())

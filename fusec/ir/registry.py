@@ -12,7 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-REQUIRED = object()  # attribute default meaning "must be given"
+
+@dataclass(frozen=True)
+class Required:
+    """An attribute default meaning "must be given"; a given value is checked
+    against the type of `like` (None: checked by the op, as cast's dtype is)."""
+
+    like: object = None
+
+
+REQUIRED = Required()
+REQUIRED_INT = Required(0)  # an axis: `squeeze(x, axis=f64)` is an error, not a crash
 
 # How an op's operand and result dtypes follow from its inputs:
 #   promote  operands promoted together (PyTorch rules); result of that dtype

@@ -19,7 +19,7 @@ from ..frontend.lower import add_expression, template_ast
 from ..frontend.parser import Call, Literal, Name
 from ..ir import dtypes as dt
 from ..ir.graph import add_node, ir_repr
-from ..ir.registry import REQUIRED, Primitive, lookup
+from ..ir.registry import Primitive, Required, lookup
 from .infer import infer_node
 
 COTANGENT_PREFIX = "grad_out"  # the backward's extra parameters: grad_out0, grad_out1, ...
@@ -138,7 +138,9 @@ def check_backward(prim: Primitive) -> None:
         if input_name not in prim.inputs:
             raise ValueError(f"backward of {prim.name!r} is keyed by {key!r}, not an input")
         try:
-            defaults = {k: ir_repr(0 if v is REQUIRED else v) for k, v in prim.attrs.items()}
+            defaults = {
+                k: ir_repr(0 if isinstance(v, Required) else v) for k, v in prim.attrs.items()
+            }
             expr = template_ast(template.format(**defaults) if "{" in template else template)
         except Exception as e:  # a CompileError from the parser: say which template
             raise ValueError(

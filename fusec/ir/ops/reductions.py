@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import REQUIRED, Primitive, register
+from ..registry import REQUIRED, REQUIRED_INT, Primitive, register
 
 
 def sum_to_axes(shape, target) -> tuple[int, ...]:
@@ -240,7 +240,7 @@ for entry in [
         "",
         _np_unsqueeze,
         kind="view",
-        attrs={"axis": REQUIRED},
+        attrs={"axis": REQUIRED_INT},
         reduce_shape=_unsqueeze_shape,
         backward={"x": "squeeze(g, axis={axis})"},
         doc="torch.unsqueeze(x, dim=axis): a dimension of 1 inserted; a view (no copy)",
@@ -251,7 +251,7 @@ for entry in [
         "",
         _np_squeeze,
         kind="view",
-        attrs={"axis": REQUIRED},
+        attrs={"axis": REQUIRED_INT},
         reduce_shape=_squeeze_shape,
         backward={"x": "unsqueeze(g, axis={axis})"},
         doc="torch.squeeze(x, dim=axis) of a dimension of size 1; a view (no copy)",
