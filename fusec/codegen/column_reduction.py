@@ -34,7 +34,7 @@ from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Output, Scratch, c_parameter, trial_kind
 from .opencl_c import COMPUTE, CTYPE_BYTES, convert, temp_name
-from .reduction import WORK_GROUPS_PER_UNIT
+from .reduction import fill_items
 
 # fewer rows per work-item: the partials cost more memory traffic than they save
 MIN_ROWS_PER_CHUNK = 32
@@ -94,7 +94,7 @@ class ColumnSumKernel(ElementwiseKernel):
 
     @property
     def fill_items(self) -> int:
-        return self.device.compute_units * self.local_size * WORK_GROUPS_PER_UNIT
+        return fill_items(self.device, self.local_size)
 
     @property
     def finish_local(self) -> int:

@@ -39,10 +39,18 @@ from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
 from .opencl_c import COMPUTE, convert, render
-from .reduction_steps import NanFlagSteps, merged_args
+from .reduction_steps import NanFlagSteps, lane_tree, merged_args
 
 MIN_STEPS_PER_ITEM = 32  # fewer steps per work-item than this: the launch costs more than it saves
 WORK_GROUPS_PER_UNIT = 4
+
+
+def fill_items(device: DeviceInfo, local_size: int) -> int:
+    """Work-items that fill the device: a few work-groups per compute unit
+    (more than one each, so that a busy core does not hold the others up)."""
+    return device.compute_units * local_size * WORK_GROUPS_PER_UNIT
+
+
 # independent vector accumulators per work-item of a row reduction: an add
 # waits for the one before on the same accumulator (rows 4096 x 1024: 0.26 -> 0.10 ms)
 SUFFIX_ACCUMULATORS = 4
@@ -112,9 +120,7 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
 
     @property
     def fill_items(self) -> int:
-        """Work-items that fill the device: a few work-groups per compute unit
-        (more than one each, so that a busy core does not hold the others up)."""
-        return self.device.compute_units * self.local_size * WORK_GROUPS_PER_UNIT
+        return fill_items(self.device, self.local_size)
 
     @property
     def outputs_per_item(self) -> int:
@@ -308,16 +314,11 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
             out += ["    " + line for line in step(a, f"q + {i * w}" if i else "q")]
         out += ["}", f"if (t / m == 0) for (long q = r - r % {k * w}; q + {w} <= r; q += {w}) {{"]
         out += ["    " + line for line in step(accs[0], "q")] + ["}"]
-        # the accumulators, then halves of the lanes (log2(w) steps, not w - 1
-        # in a row: short rows spend much of their time here); NaN is in the flag
+        # the accumulators, then the lanes; NaN is in the flag
         merge = self._combine_unordered if self._nan_flag else self._combine
         out += [f"vacc0 = {merge('vacc0', a, w)};" for a in accs[1:]]
-        v, width = "vacc0", w
-        while width > 1:
-            width //= 2
-            name, ctype = ("acc", self.acc) if width == 1 else (f"h{width}", f"{self.acc}{width}")
-            out.append(f"{ctype} {name} = {merge(f'{v}.lo', f'{v}.hi', width)};")
-            v = name
+        folded, last = lane_tree("vacc0", w, self.acc, merge)
+        out += [*folded, f"{self.acc} acc = {last};"]
         out += self._nan_flag_apply("acc", 1)
         col = ", c = q" if split else ""
         out += [

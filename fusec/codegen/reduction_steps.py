@@ -6,6 +6,8 @@ elements; `isnan` of each is ORed into a flag, and the result is NaN where
 it is set. The isnan test on the accumulator made each step three dependent
 operations (isnan, or, select) where this is one.
 
+lane_tree: a vector's lanes folded in halves, shared with row_reduction.py.
+
 merged_args: the arguments of a reduction's partial and finish stages as one
 kernel's (reduction.py's `_single`).
 """
@@ -68,3 +70,18 @@ def merged_args(args: list[KernelArg]) -> list[KernelArg] | None:
         seen[name] = a
         out.append(a)
     return out
+
+
+def lane_tree(v: str, w: int, ctype: str, merge, qualifier: str = "") -> tuple[list[str], str]:
+    """Lines folding the `w` lanes of vector `v` in halves (log2(w) vector steps,
+    not w - 1 scalar ones: short rows spend much of their time here), and the
+    name of the scalar they end in. `merge(a, b, width)` combines two values."""
+    lines = []
+    while w > 1:
+        w //= 2
+        name = f"h{w}"
+        lines.append(
+            f"{qualifier}{ctype}{w if w > 1 else ''} {name} = {merge(f'{v}.lo', f'{v}.hi', w)};"
+        )
+        v = name
+    return lines, v

@@ -36,6 +36,7 @@ from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, trial_kind
 from .opencl_c import COMPUTE, CTYPE_BYTES, convert, render
 from .reduction import _Epilogue
+from .reduction_steps import lane_tree
 from .row_layout import ROW_COUNTS
 
 GPU_ROW_ITEMS = 256  # work-items per row on GPUs (at most the device's work-group size)
@@ -276,13 +277,8 @@ class RowReductionKernel(ElementwiseKernel):
         out = [f"{acc} r{r};", "{"]
         if vector:  # the vector loop, its lanes combined, then the tail
             out += [f"    {acc}{w} vacc = {init(w)};", *("    " + x for x in vector)]
-            # the lanes as a tree of halves: log2(w) vector steps, not w - 1 scalar ones
-            half, name = w // 2, "vacc"
-            while half >= 1:
-                folded = combine(f"{name}.lo", f"{name}.hi", half)
-                out += [f"    const {acc}{half if half > 1 else ''} h{half} = {folded};"]
-                half, name = half // 2, f"h{half}"
-            out += [f"    {acc} acc = h1;"]
+            folded, last = lane_tree("vacc", w, acc, combine, "const ")
+            out += [*("    " + x for x in folded), f"    {acc} acc = {last};"]
         else:
             out += [f"    {acc} acc = {init(1)};"]
         out += ["    " + line for line in tail]
