@@ -46,7 +46,7 @@ def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = Fa
         for g in lower_module(parse(text)):
             for _, stage in PIPELINE:
                 g = stage(g)
-                verify(g)
+            verify(g)  # once, after the last stage: each costs a walk of the graph
             graphs.append(g)
             if grad:
                 derived[g.graph["name"]] = {

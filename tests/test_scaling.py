@@ -222,3 +222,13 @@ def test_a_graph_is_sorted_a_fixed_number_of_times(monkeypatch):
         compile_graphs(statements(n))
         counts.append(len(sorts))
     assert counts[0] == counts[1] <= 4  # not per node, not per statement
+
+
+def test_a_literal_written_many_times_is_one_node():
+    # 10,000 statements `v = v * 2.0 + 1.0` were 20,000 literal nodes for every pass to walk
+    body = "\n".join(
+        f"    v{i} = v{i - 1} * 2.0 + 1" if i else "    v0 = x * 2.0 + 1" for i in range(50)
+    )
+    (g,) = compile_graphs(f"graph g(x: f32[4]) {{\n{body}\n    return v49, 2.0\n}}\n").graphs
+    consts = sorted(repr(d["value"]) for _, d in g.nodes(data=True) if d["op"] == "const")
+    assert consts == ["1", "2.0", "2.0"]  # an output literal keeps its own node

@@ -20,6 +20,7 @@ import lark
 from lark import Lark, Token, Transformer, v_args
 
 from ..diagnostics import CompileError, Diagnostic, Pos
+from .lalr import FastContextualLexer, TableLALRParser
 from .source import read_ir  # noqa: F401  (it lived here; callers may import it from here)
 from .syntax_errors import character_diagnostic, token_diagnostic
 
@@ -142,7 +143,12 @@ def _grammar_path() -> Path:
 
 
 @functools.cache
-def _parser() -> Lark:
+def _parser(fast: bool = True) -> Lark:
+    """The parser; `fast=False` gives plain lark (its own lexer and parser state),
+    which tests/test_lalr.py compares with ours (fusec/frontend/lalr.py)."""
+    plugins = (
+        {"ContextualLexer": FastContextualLexer, "LALR_Parser": TableLALRParser} if fast else {}
+    )
     return Lark(
         _grammar_path().read_text(encoding="utf-8"),
         parser="lalr",
@@ -150,6 +156,7 @@ def _parser() -> Lark:
         postlex=_BracketNewlines(),
         transformer=_ToAST(),
         maybe_placeholders=False,
+        _plugins=plugins,
     )
 
 
@@ -273,10 +280,10 @@ class _ToAST(Transformer):
         return Literal(_literal_value(tok), _pos(tok))
 
 
-def parse(text: str) -> Module:
+def parse(text: str, *, fast: bool = True) -> Module:
     """Parse IR text into a Module, raising CompileError on a syntax error."""
     try:
-        return _parser().parse(text)
+        return _parser(fast).parse(text)
     except lark.exceptions.UnexpectedCharacters as e:
         raise CompileError(character_diagnostic(e, text)) from None
     except (lark.exceptions.UnexpectedToken, lark.exceptions.UnexpectedEOF) as e:

@@ -113,7 +113,8 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
     """Every integer literal fits the integer dtype it is read as (int64 where
     it meets no tensor); what does not would wrap silently in the kernel."""
     nodes = dict(g.nodes(data=True))  # a plain dict: this reads every operand of every node
-    uses: list[tuple[dict, str]] = []  # (a literal's data, the dtype it is read as)
+    # (a literal's data, the dtype it is read as, where that use is written)
+    uses: list[tuple[dict, str, object]] = []
     for data in nodes.values():
         if data["op"] in ("param", "const"):
             continue
@@ -123,7 +124,7 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
             literal = nodes[a]
             if literal["op"] != "const":
                 continue  # only literals can be out of range
-            uses.append((literal, dt.concrete(t)))
+            uses.append((literal, dt.concrete(t), a, data))
             value = literal["value"]
             negative_int = isinstance(value, int) and not isinstance(value, bool) and value < 0
             if negative_int and dt.category(t) == 1:
@@ -132,14 +133,21 @@ def check_literal_ranges(g: nx.DiGraph) -> None:
                     raise error(
                         f"an integer to a negative integer power is not allowed, as in torch"
                         f" ({prim.name}); write {value}.0 for a float result",
-                        literal["pos"],
+                        _use_pos(g, a, data),
                     )
-    uses += [(nodes[o], dt.concrete(nodes[o]["dtype"])) for o in g.graph["outputs"]]
-    for literal, dtype in uses:
-        _check_range(literal, dtype)
+    uses += [(nodes[o], dt.concrete(nodes[o]["dtype"]), o, None) for o in g.graph["outputs"]]
+    for literal, dtype, a, user in uses:
+        _check_range(literal, dtype, lambda: _use_pos(g, a, user) if user else None)  # noqa: B023
 
 
-def _check_range(data: dict, dtype: str) -> None:
+def _use_pos(g: nx.DiGraph, literal: int, user: dict):
+    """Where a literal's use is written: a literal written several times is one
+    node (at its first spelling), so a use elsewhere is shown at its operation."""
+    return g.nodes[literal]["pos"] if g.out_degree(literal) == 1 else user["pos"]
+
+
+def _check_range(data: dict, dtype: str, where=lambda: None) -> None:
+    """`where()`: the position to show, when it is not the literal's own."""
     value = data.get("value")
     if data["op"] != "const" or isinstance(value, bool) or not isinstance(value, int):
         return
@@ -151,7 +159,7 @@ def _check_range(data: dict, dtype: str) -> None:
         raise error(
             f"integer literal {value} is out of range for {used} ({lo} to {hi});"
             + (" cast the tensor to i64 first" if dtype == "i32" else " write a float literal"),
-            data["pos"],
+            where() or data["pos"],
         )
 
 

@@ -23,11 +23,11 @@ __kernel void mixed_k0(
             const float16 v8 = convert_float16((p2));  // cast
             const float16 v9 = (v5 ? v7 : v8);  // where
             const int16 v10 = convert_int16((p1 || v4));  // logical_or
-            const int16 v12 = (p2 * ((int16)(2)));  // mul
-            const int16 v14 = (v12 + ((int16)(1)));  // add
+            const int16 v11 = (p2 * ((int16)(2)));  // mul
+            const int16 v13 = (v11 + ((int16)(1)));  // add
             vstore_half16(v9, 0, out0 + i);
             vstore16(convert_uchar16(-(v10)), 0, out1 + i);
-            vstore16(v14, 0, out2 + i);
+            vstore16(v13, 0, out2 + i);
         }
         { const long i = i0 + 16;
             const float16 p0 = vload_half16(0, in_h + i);
@@ -39,11 +39,11 @@ __kernel void mixed_k0(
             const float16 v8 = convert_float16((p2));  // cast
             const float16 v9 = (v5 ? v7 : v8);  // where
             const int16 v10 = convert_int16((p1 || v4));  // logical_or
-            const int16 v12 = (p2 * ((int16)(2)));  // mul
-            const int16 v14 = (v12 + ((int16)(1)));  // add
+            const int16 v11 = (p2 * ((int16)(2)));  // mul
+            const int16 v13 = (v11 + ((int16)(1)));  // add
             vstore_half16(v9, 0, out0 + i);
             vstore16(convert_uchar16(-(v10)), 0, out1 + i);
-            vstore16(v14, 0, out2 + i);
+            vstore16(v13, 0, out2 + i);
         }
     } else {
         for (long j = i0; j < n; ++j) {
@@ -56,11 +56,11 @@ __kernel void mixed_k0(
             const float v8 = ((float)((p2)));  // cast
             const float v9 = (v5 ? v7 : v8);  // where
             const int v10 = (int)((p1 || v4));  // logical_or
-            const int v12 = (p2 * 2);  // mul
-            const int v14 = (v12 + 1);  // add
+            const int v11 = (p2 * 2);  // mul
+            const int v13 = (v11 + 1);  // add
             vstore_half(v9, j, out0);
             out1[j] = (uchar)((v10) != 0);
-            out2[j] = v14;
+            out2[j] = v13;
         }
     }
 }
