@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .codegen.plan import make_plan
 from .diagnostics import CallError, CompileError, Diagnostic
 from .frontend.collector import collections_paused
 from .frontend.lower import lower_module
@@ -185,6 +184,8 @@ class CompiledGraph:
 
     def _plan(self) -> dict:
         """The launch plan, naming the device its source was generated for."""
+        from .codegen.plan import make_plan  # codegen loads when a graph is built, not for `check`
+
         plan = make_plan(self.graph, self.kernels)
         plan["device"] = self.runtime.device_names
         return plan
