@@ -52,12 +52,24 @@ class FastContextualLexer(ContextualLexer):
             and name_re.fullmatch(t.pattern.value)
         }
         scanned = [t for t in terminals if t.name not in self._keywords.values()]
-        self._master = re.compile(
-            "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned), conf.g_regex_flags
-        )
         self._ignore = frozenset(conf.ignore)
         self._newline = frozenset(
             t.name for t in scanned if re.search(r"\\n|\n", t.pattern.to_regexp())
+        )
+        # blanks before a token are matched with it: one match a token, not two
+        blanks = [
+            t.pattern.to_regexp()
+            for t in scanned
+            if t.name in self._ignore
+            and t.name not in self._newline
+            and re.fullmatch(t.pattern.to_regexp(), " ")
+        ]
+        self._master = re.compile(
+            "".join(f"(?:{b})?" for b in blanks[:1])
+            + "(?:"
+            + "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanned)
+            + ")",
+            conf.g_regex_flags,
         )
         dtype = [t for t in terminals if t.name == "DTYPE"]
         self._dtype = re.compile(dtype[0].pattern.to_regexp()) if dtype else None
@@ -69,15 +81,14 @@ class FastContextualLexer(ContextualLexer):
         ignore, newline, always = self._ignore, self._newline, self._always
         dtype = self._dtype
         while line_ctr.char_pos < end:
-            pos = line_ctr.char_pos
-            m = match(text, pos)
+            m = match(text, line_ctr.char_pos)
             kind = m.lastgroup if m is not None and m.end() <= end else None
             if kind in ignore:
                 line_ctr.feed(m.group(), kind in newline)
                 continue
             accepted = accepts[parser_state.position]
             if kind == "NAME":
-                word = m.group()
+                word = m.group("NAME")
                 keyword = keywords.get(word)
                 if keyword is not None and keyword in accepted:
                     kind = keyword
@@ -92,9 +103,18 @@ class FastContextualLexer(ContextualLexer):
             if kind is None:  # an error, or a token only this state's own lexer sees
                 yield from self._one_slow_token(lexer_state, parser_state)
                 continue
-            value = m.group()
-            line, column = line_ctr.line, line_ctr.column
-            line_ctr.feed(value, kind in newline)
+            pos, stop = m.span(m.lastgroup)
+            value = text[pos:stop]
+            line, column = (
+                line_ctr.line,
+                pos - line_ctr.line_start_pos + 1,
+            )  # blanks hold no newline
+            if kind in newline:
+                line_ctr.char_pos = pos
+                line_ctr.feed(value)
+            else:
+                line_ctr.char_pos = stop
+                line_ctr.column = stop - line_ctr.line_start_pos + 1
             token = Token(
                 kind, value, pos, line, column, line_ctr.line, line_ctr.column, line_ctr.char_pos
             )
@@ -137,7 +157,7 @@ class _TableParser(_Parser):
                         actions[state][str(symbol)] = (
                             False,
                             len(rule.expansion),
-                            callbacks[rule],
+                            _FIRST if _passes_its_child(rule) else callbacks[rule],
                             origin,
                         )
                 else:
@@ -154,6 +174,20 @@ class _TableParser(_Parser):
         if start_interactive:
             return InteractiveParser(self, state, state.lexer)
         return self.parse_from_state(state)
+
+
+def _FIRST(children):
+    return children[0]
+
+
+def _passes_its_child(rule) -> bool:
+    """`?sum: product`: lark's callback hands the one child on (through three
+    wrappers), and about half of all reductions are such links of the
+    precedence chain. A token child must be one lark keeps (not an anonymous "(")."""
+    if not rule.options.expand1 or rule.alias or len(rule.expansion) != 1:
+        return False
+    (child,) = rule.expansion
+    return not child.is_term or not child.filter_out
 
 
 def _feed_token(self, token, is_end=False):
