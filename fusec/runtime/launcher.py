@@ -32,6 +32,7 @@ from ..diagnostics import CallError
 from ..ir import dtypes as dt
 from . import fast_calls
 from .arguments import SCALAR_ARG, check_argument, check_arguments, check_out
+from .device_outputs import new_device_array
 
 PREPARED_PER_THREAD = 8  # shape signatures a thread keeps prepared (with their scratch memory)
 
@@ -228,8 +229,8 @@ class Launcher:
         try:
             if on_device:
                 with self.runtime.allocator_lock:
-                    return cla.empty(
-                        self.runtime.queue, shape, dtype, allocator=self.runtime.allocator
+                    return new_device_array(
+                        self.runtime.queue, shape, dtype, self.runtime.allocator
                     )
             return np.empty(shape, dtype)
         except (MemoryError, cl.MemoryError, ValueError) as e:
