@@ -38,3 +38,44 @@ def test_device_call_outputs(graph, rows, cols):
     assert isinstance(y, cla.Array) and isinstance(s, cla.Array)
     np.testing.assert_array_equal(y.get(), x * np.float32(2))
     np.testing.assert_allclose(s.get(), (x * np.float32(2)).sum(0), rtol=1e-5, atol=1e-5)
+
+
+# -- warm device-resident calls (fusec/runtime/device_fast_calls.py) ------------------
+
+
+def test_a_warm_device_call_skips_the_checked_path(graph, monkeypatch):
+    from fusec.runtime.launcher import Launcher
+
+    queue = graph.runtime.queue
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((13, 1023)).astype(np.float32)
+    graph(cla.to_device(queue, x))  # the checked call records the signature
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the checked path ran")
+
+    monkeypatch.setattr(Launcher, "call", refused)
+    x2 = rng.standard_normal((13, 1023)).astype(np.float32)
+    y, s = graph(cla.to_device(queue, x2))
+    assert isinstance(y, cla.Array) and y.shape == (13, 1023) and s.shape == (1023,)
+    np.testing.assert_array_equal(y.get(), x2 * np.float32(2))
+    np.testing.assert_allclose(s.get(), (x2 * np.float32(2)).sum(0), rtol=1e-5, atol=1e-4)
+    with pytest.raises(AssertionError, match="checked path"):  # another shape: a miss
+        graph(cla.to_device(queue, x2[:5]))
+
+
+def test_device_calls_the_fast_path_leaves_to_the_checked_one(graph):
+    """A slice (offset), `out=`, a wrong dtype: checked, and still right or refused."""
+    queue = graph.runtime.queue
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((9, 7)).astype(np.float32)
+    whole = cla.to_device(queue, x)
+    graph(whole), graph(whole)  # recorded
+    part = whole[2:]  # offset: copied by the checked path
+    y, s = graph(part)
+    np.testing.assert_array_equal(y.get(), x[2:] * np.float32(2))
+    outs = (cla.empty(queue, (9, 7), np.float32), cla.empty(queue, (7,), np.float32))
+    graph(whole, out=outs)
+    np.testing.assert_allclose(outs[1].get(), (x * np.float32(2)).sum(0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(fusec.FusecError, match="'x'"):
+        graph(cla.to_device(queue, x.astype(np.float64)))
