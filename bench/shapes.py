@@ -42,12 +42,15 @@ numpy, torch: the tensors share the arrays' memory) found them in the L3, left
 there by the method timed just before, while the device-resident fusec call
 and the copy kernel read buffers of their own from memory: the `fusec` column
 was slower than `fusec-e2e` (1.92 vs 1.55 ms, bcast-flat, quiet run of
-2026-11-29), which does strictly more work.
+2026-11-29), which does strictly more work. The flush evicts the interpreter's
+and the OpenCL runtime's own data too: each call pays its host overhead cold
+(~0.1 ms for a fusec call with its launches, against ~0.03 ms for NumPy's),
+as a call in a loop over large arrays does.
 
 Columns: fusec (pyopencl arrays in and out, queue.finish() inside the timing),
 fusec-e2e (NumPy in, NumPy out), numpy, torch (eager, 2 threads), t.compile
 (torch.compile, dynamic=False, built once outside the timing), copy. Each row's
-methods are timed in interleaved rounds (medians shown): numbers on a loaded
+methods are timed in interleaved rounds (medians, then the fastest rounds): numbers on a loaded
 machine are noisy, so compare within a row.
 """
 
