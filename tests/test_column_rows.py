@@ -29,6 +29,7 @@ def graph():
 
 @pytest.mark.parametrize("rows, cols", SHAPES)
 def test_sums_match_numpy(graph, rows, cols):
+    assert [k["name"] for k in graph.plan["kernels"]] == ["f_c0_partial", "f_c0_finish"]
     rng = np.random.default_rng(rows * 31 + cols)
     x = rng.standard_normal((rows, cols)).astype(np.float32)
     w = rng.standard_normal(cols).astype(np.float32)
@@ -77,3 +78,17 @@ def test_gpu_keeps_work_items_across_columns():
     kernel = _kernel(DeviceInfo(vector_width=1, compute_units=32, local_size=256, is_cpu=False))
     partial, _ = kernel.launches((4096, 1024))
     assert "o0 = (t % blocks)" not in kernel.source() and partial.local_size == (256,)
+
+
+@pytest.mark.parametrize("dtype, tol", [("f16", 2e-2), ("f64", 1e-12)])
+def test_other_float_types(dtype, tol):
+    """f16 stored, summed in f32; f64 throughout. 37 x 1031: a row tail and a column tail."""
+    np_dtype = {"f16": np.float16, "f64": np.float64}[dtype]
+    text = f"graph f(x: {dtype}[B, D]) {{\n    return x * 2.0, sum(x, axis=0)\n}}"
+    g = fusec.compile(text)["f"]
+    assert [k["name"] for k in g.plan["kernels"]] == ["f_c0_partial", "f_c0_finish"]
+    x = np.random.default_rng(8).standard_normal((37, 1031)).astype(np_dtype)
+    y, s = g(x)
+    assert y.dtype == np_dtype and s.dtype == np_dtype
+    np.testing.assert_array_equal(y, x * np_dtype(2))
+    np.testing.assert_allclose(s, x.astype(np.float64).sum(0), rtol=tol, atol=tol * 37)
