@@ -229,9 +229,10 @@ def repeats_for(n: int, full: bool) -> tuple[int, int]:
     return (r[0], r[1] * 2 - 1) if full else r
 
 
-def run_row(methods: dict, warm: int, rounds: int) -> dict[str, list[float]]:
+def run_row(methods: dict, warm: int, rounds: int, before=None) -> dict[str, list[float]]:
     """Warm every method, then `rounds` rounds each timing every method once,
-    in an order that rotates from round to round."""
+    in an order that rotates from round to round; `before()`, if given, runs
+    before each timed call, outside the timing."""
     for fn in methods.values():
         for _ in range(warm):
             fn()
@@ -241,6 +242,8 @@ def run_row(methods: dict, warm: int, rounds: int) -> dict[str, list[float]]:
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn = methods[name]
+            if before is not None:
+                before()
             t0 = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - t0)

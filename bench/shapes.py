@@ -28,13 +28,29 @@ Cases (f32, device-resident inputs for the `fusec` column):
             (x, w, b gradients; cross-entropy: x's, labels as i64 [B, 1]).
 
 Bytes counted per call: every input read once + every output written once.
-GB/s = those bytes / median time. `copy` is the best OpenCL copy kernel on
-as many bytes (read + written) as the case moves: the bandwidth limit.
+GB/s = those bytes / time: `GB/s` from the device-resident call, `e2e GB/s`
+from the NumPy-in/out one (both shown: on a device that reads host memory in
+place they do the same work, elsewhere e2e adds the copies). `copy` is the
+best OpenCL copy kernel on as many bytes (read + written) as the case moves:
+the bandwidth limit. Its source buffer is filled with data first (an untouched
+buffer reads the kernel's shared zero page: 110-120 GB/s, cache speed).
+
+Caches: before every timed call (outside the timing) a 64 MiB buffer, twice
+this machine's L3, is read, so every method starts from memory (--warm: no
+flush). Without it, methods that read the NumPy inputs themselves (fusec-e2e,
+numpy, torch: the tensors share the arrays' memory) found them in the L3, left
+there by the method timed just before, while the device-resident fusec call
+and the copy kernel read buffers of their own from memory: the `fusec` column
+was slower than `fusec-e2e` (1.92 vs 1.55 ms, bcast-flat, quiet run of
+2026-11-29), which does strictly more work. The flush evicts the interpreter's
+and the OpenCL runtime's own data too: each call pays its host overhead cold
+(~0.1 ms for a fusec call with its launches, against ~0.03 ms for NumPy's),
+as a call in a loop over large arrays does.
 
 Columns: fusec (pyopencl arrays in and out, queue.finish() inside the timing),
 fusec-e2e (NumPy in, NumPy out), numpy, torch (eager, 2 threads), t.compile
 (torch.compile, dynamic=False, built once outside the timing), copy. Each row's
-methods are timed in interleaved rounds (medians shown): numbers on a loaded
+methods are timed in interleaved rounds (medians, then the fastest rounds): numbers on a loaded
 machine are noisy, so compare within a row.
 """
 
@@ -266,6 +282,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
     ap.add_argument("--only", default="", help="run the cases whose name contains this")
     ap.add_argument(
+        "--warm", action="store_true", help="no cache flush before each timed call (see above)"
+    )
+    ap.add_argument(
         "--rounds", type=int, default=0, help="timed rounds per case (default 9, quick 5)"
     )
     args = ap.parse_args(argv)
@@ -282,6 +301,7 @@ def main(argv=None) -> int:
     use_compile = not (args.quick or args.no_compile)
     todo = [c for c in cases(args.quick) if args.only in c["name"]]
     rng = np.random.default_rng(0)
+    flush = None if args.warm else cache_flush()
     copier = queue = None
     rows = []
     print(
@@ -303,7 +323,7 @@ def main(argv=None) -> int:
         else:
             arrays = [rng.standard_normal(s).astype(np.float32) for s in case["shapes"]]
         if case.get("grad"):
-            rows.append(time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile))
+            rows.append(time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile, flush))
             continue
         devs = [cla.to_device(queue, a) for a in arrays]
         tens = [torch.from_numpy(a) for a in arrays]
@@ -331,7 +351,7 @@ def main(argv=None) -> int:
             methods["t.compile"] = lambda tcf=tcf, tens=tens: tcf(*tens)
         # the same number of bytes, read once and written once, by a copy kernel
         n_copy = -(-moved // 8) // 8 * 8
-        src, dst = cla.empty(queue, (n_copy,), np.float32), cla.empty(queue, (n_copy,), np.float32)
+        src, dst = copy_buffers(queue, n_copy, rng)
         copies = copier.layouts(src.data, dst.data, n_copy)
         for name, fn in copies.items():
             methods["copy:" + name] = fn
@@ -345,7 +365,7 @@ def main(argv=None) -> int:
             err_msg=case["name"],
         )
         warm = 1
-        samples = run_row(methods, warm, rounds)
+        samples = run_row(methods, warm, rounds, flush)
         rows.append((case["name"], moved, samples))
         t = summary(samples, med)
         log(f"{case['name']}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in t.items()))
@@ -356,7 +376,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
+def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile, flush):
     """Forward + backward: fusec's forward_backward (device-resident) and
     value_and_grad (NumPy in and out) against torch's forward then autograd.grad."""
     import pyopencl.array as cla
@@ -406,13 +426,31 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile):
         )
     moved = sum(a.nbytes for a in arrays) * 2 + ct.nbytes + ct.nbytes  # inputs, ct; grads, value
     n_copy = -(-moved // 8) // 8 * 8
-    src, dst = cla.empty(queue, (n_copy,), np.float32), cla.empty(queue, (n_copy,), np.float32)
+    src, dst = copy_buffers(queue, n_copy, rng)
     for name, fn in copier.layouts(src.data, dst.data, n_copy).items():
         methods["copy:" + name] = fn
-    samples = run_row(methods, 1, rounds)
+    samples = run_row(methods, 1, rounds, flush)
     t = summary(samples, med)
     log(f"{case['name']}: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in t.items()))
     return case["name"], moved, samples
+
+
+def cache_flush(nbytes: int = 64 << 20):
+    """A callable that reads `nbytes` (twice the L3 here): what the timed call
+    then reads comes from memory. Reads, not writes: dirty lines left in the
+    cache would be written back during the timed call."""
+    buf = np.ones(nbytes // 8, np.float64)
+    return lambda: buf.sum()
+
+
+def copy_buffers(queue, n: int, rng):
+    """The copy kernel's source (filled with data: untouched pages all read the
+    one zero page, at cache speed) and destination, n f32 each."""
+    import pyopencl.array as cla
+
+    src = cla.to_device(queue, rng.standard_normal(n).astype(np.float32))
+    dst = cla.zeros(queue, (n,), np.float32)
+    return src, dst
 
 
 def summary(samples: dict, stat) -> dict:
@@ -424,7 +462,7 @@ def summary(samples: dict, stat) -> dict:
 
 def report(rows, stat, stat_name: str) -> str:
     cols = ["fusec", "fusec-e2e", "numpy", "torch", "t.compile", "copy"]
-    head = ["case", "MB", *cols, "GB/s", "vs best", "vs copy", "e2e vs best"]
+    head = ["case", "MB", *cols, "GB/s", "e2e GB/s", "vs best", "vs copy", "e2e vs best"]
     body = []
     for name, moved, samples in rows:
         t = summary(samples, stat)
@@ -435,6 +473,7 @@ def report(rows, stat, stat_name: str) -> str:
                 f"{moved / 1e6:.0f}",
                 *(f"{t[c] * 1e3:.3f}" if c in t else "-" for c in cols),
                 f"{moved / t['fusec'] / 1e9:.1f}",
+                f"{moved / t['fusec-e2e'] / 1e9:.1f}",
                 f"{best / t['fusec']:.2f}x",
                 f"{t['copy'] / t['fusec']:.2f}x",
                 f"{best / t['fusec-e2e']:.2f}x",
@@ -449,7 +488,8 @@ def report(rows, stat, stat_name: str) -> str:
         )
 
     notes = (
-        f"\nTime per call, ms ({stat_name}). GB/s: fusec's bytes (inputs read + output written) per second. "
+        f"\nTime per call, ms ({stat_name}). GB/s, e2e GB/s: fusec's bytes (inputs read + output written) "
+        "per second, device-resident and NumPy in/out. "
         "vs best: best of numpy, torch, t.compile / fusec (>1: fusec faster). vs copy: the copy kernel "
         "moving as many bytes / fusec (1 = the bandwidth limit). e2e: fusec with NumPy in and out."
     )

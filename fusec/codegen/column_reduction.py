@@ -30,6 +30,7 @@ import networkx as nx
 
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
+from . import column_rows
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Output, Scratch, c_parameter, trial_kind
@@ -76,6 +77,8 @@ class ColumnSumKernel(ElementwiseKernel):
             KernelArg(f"out{i}", Output(i), self.dtype) for i, n in group.outputs if n in results
         ]
         self.finish_args = partial + counts + outs
+        # CPUs: each work-item streams whole rows (column_rows.py)
+        self.streams_rows = device.is_cpu
 
     # -- sizes ------------------------------------------------------------------
 
@@ -103,6 +106,8 @@ class ColumnSumKernel(ElementwiseKernel):
 
     def counts(self, shape, sizes=None) -> dict[str, int]:
         rows, cols = math.prod(shape[: self.lead]), math.prod(shape[self.lead :])
+        if self.streams_rows:
+            return column_rows.counts(self, rows, cols)
         vectors = -(-cols // self.width)
         chunks = max(1, min(-(-self.fill_items // max(vectors, 1)), -(-rows // MIN_ROWS_PER_CHUNK)))
         chunk_rows = max(1, -(-rows // chunks))
@@ -115,6 +120,8 @@ class ColumnSumKernel(ElementwiseKernel):
             size_expr(self.group.shape[: self.lead]),
             size_expr(self.group.shape[self.lead :]),
         )
+        if self.streams_rows:
+            return column_rows.count_exprs(self, rows, cols)
         vectors = f"ceil(({cols}) / {self.width})"
         first = f"max(1, min(ceil({self.fill_items} / max({vectors}, 1)), ceil(({rows}) / {MIN_ROWS_PER_CHUNK})))"
         chunk_rows = f"max(1, ceil(({rows}) / ({first})))"
@@ -127,6 +134,8 @@ class ColumnSumKernel(ElementwiseKernel):
     def launches(self, shape, sizes=None) -> list[Launch]:
         c, ls, fl = self.counts(shape), self.local_size, self.finish_local
         items = -(-c["cols"] // self.width) * c["chunks"]
+        if self.streams_rows:
+            items, ls = column_rows.items(self, c), 1
         out = []
         if items:
             out.append(
@@ -145,7 +154,11 @@ class ColumnSumKernel(ElementwiseKernel):
 
     def trial_launches(self) -> list[tuple[str, list, tuple]]:
         return [
-            (self.entry_points[0], [trial_kind(a) for a in self.partial_args], (self.local_size,)),
+            (
+                self.entry_points[0],
+                [trial_kind(a) for a in self.partial_args],
+                (1 if self.streams_rows else self.local_size,),
+            ),
             (self.entry_points[1], [trial_kind(a) for a in self.finish_args], (self.finish_local,)),
         ]
 
@@ -204,6 +217,8 @@ class ColumnSumKernel(ElementwiseKernel):
         if w > 1:
             head.append(self._hint(w))
         out = head + [f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")", "{"]
+        if self.streams_rows:
+            return out + ["    " + line for line in column_rows.partial_body(self)] + ["}", ""]
         n_sums = range(len(self.group.sums))
         vec = f"{acc}{w}" if w > 1 else acc
         body = [
@@ -271,12 +286,16 @@ class ColumnSumKernel(ElementwiseKernel):
             body += [
                 "if (get_group_id(0) == 0) {",
                 "    const int l = get_local_id(0);",
-                f"    const long items = (cols + {self.width - 1}) / {self.width} * chunks;",
+                column_rows.finish_items(self)
+                if self.streams_rows
+                else f"    const long items = (cols + {self.width - 1}) / {self.width} * chunks;",
             ]
             for k in self.total:
                 body += [
                     f"    {acc} f{k} = 0;",
-                    f"    for (long i = l; i < items; i += {fl}) f{k} += partial[{k} * stride + i];",
+                    f"    for (long i = l; i < items; i += {fl}) f{k} += partial[{k} * stride + "
+                    + (column_rows.total_at(self, "i") if self.streams_rows else "i")
+                    + "];",
                     f"    tree[l] = f{k};",
                     "    barrier(CLK_LOCAL_MEM_FENCE);",
                     f"    for (int h = {fl // 2}; h > 0; h >>= 1) {{",
@@ -305,6 +324,8 @@ class ColumnSumKernel(ElementwiseKernel):
         values = self.count_exprs(size_expr)
         partial = f"{grp.name}_partial"
         items = f"ceil(({values['cols']}) / {self.width})*({values['chunks']})"
+        if self.streams_rows:
+            items, ls = column_rows.items_expr(self, values), 1
         sums = [f"out{i}" for i, n in grp.outputs if n in {r for r, _ in grp.sums}]
         finish_elements = f"max(1, {values['cols']})" if self.total else values["cols"]
         common = {"elements_per_work_item": None, "why": grp.reason}

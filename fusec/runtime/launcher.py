@@ -30,8 +30,9 @@ from ..codegen.kernel_args import Count, Extent, KernelArg, Output, Param, Scrat
 from ..codegen.opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
 from ..diagnostics import CallError
 from ..ir import dtypes as dt
-from . import fast_calls
+from . import device_fast_calls, fast_calls
 from .arguments import SCALAR_ARG, check_argument, check_arguments, check_out
+from .device_outputs import new_device_array
 
 PREPARED_PER_THREAD = 8  # shape signatures a thread keeps prepared (with their scratch memory)
 
@@ -127,6 +128,10 @@ class Launcher:
         """The outputs of a call like one `call` recorded (fast_calls.py), or None."""
         fast = getattr(pinned.local if pinned is not None else self._local, "fast", None)
         entry = fast.get(fast_calls.exact_key(args)) if fast else None
+        if entry is None and fast and pinned is None and out is None:  # device arrays
+            key = device_fast_calls.device_key(args, self.runtime.context)
+            entry = fast.get(key) if key is not None else None
+            return None if entry is None else device_fast_calls.run(entry, args, self.runtime)
         return None if entry is None else fast_calls.run(entry, args, self.runtime.queue, out)
 
     def call(self, bound: dict, out=None, pinned: Pinned | None = None):
@@ -184,6 +189,8 @@ class Launcher:
             queue.finish()
         if self.runtime.system_svm and values.result_kind == "numpy":
             fast_calls.remember(local, self, bound, prepared, pinned)
+        elif on_device and pinned is None and out is None:
+            device_fast_calls.remember(local, self, bound, prepared)
         results = (
             [values.convert_output(o) for o in outputs] if out is None else list(_as_tuple(out))
         )
@@ -228,8 +235,8 @@ class Launcher:
         try:
             if on_device:
                 with self.runtime.allocator_lock:
-                    return cla.empty(
-                        self.runtime.queue, shape, dtype, allocator=self.runtime.allocator
+                    return new_device_array(
+                        self.runtime.queue, shape, dtype, self.runtime.allocator
                     )
             return np.empty(shape, dtype)
         except (MemoryError, cl.MemoryError, ValueError) as e:

@@ -64,7 +64,7 @@ static inline float16 fu_tanh_float16(const float16 x)
 
 // fusec: graph dag, kernel dag_k0
 // fused ops (5): mul add tanh mul sub
-// elements per work-item: 32 (2 vectors of 16)
+// elements per work-item: 64 (4 vectors of 16)
 __attribute__((vec_type_hint(float16)))
 __kernel void dag_k0(
     const long n,
@@ -80,15 +80,15 @@ __kernel void dag_k0(
     const long rows)
 {
     const long t = get_global_id(0);
-    const long items = (inner + 31) / 32;
+    const long items = (inner + 63) / 64;
     const long row = ((t | items) >> 32) ? t / items : (long)((uint)t / (uint)items);
-    const long c0 = (t - row * items) * 32;
+    const long c0 = (t - row * items) * 64;
     if (row >= rows) return;
     {
         const long rb = row * inner;
         const long ob1 = 0;
         const long ob2 = (row);
-        if (c0 + 32 <= inner) {
+        if (c0 + 64 <= inner) {
             { const long c = c0 + 0; const long i = rb + c;
                 const float16 p0 = vload16(0, in_x + i);
                 const float16 p1 = vload16(0, in_b + ob1 + c);
@@ -103,6 +103,32 @@ __kernel void dag_k0(
                 vstore16(v8, 0, out1 + i);
             }
             { const long c = c0 + 16; const long i = rb + c;
+                const float16 p0 = vload16(0, in_x + i);
+                const float16 p1 = vload16(0, in_b + ob1 + c);
+                const float16 p2 = ((float16)(in_c[ob2]));
+                const float16 p3 = ((float16)(in_s));
+                const float16 v4 = (p0 * p3);  // mul
+                const float16 v5 = (v4 + p1);  // add
+                const float16 v6 = fu_tanh_float16(v5);  // tanh
+                const float16 v7 = (v6 * p2);  // mul
+                const float16 v8 = (v5 - p2);  // sub
+                vstore16(v7, 0, out0 + i);
+                vstore16(v8, 0, out1 + i);
+            }
+            { const long c = c0 + 32; const long i = rb + c;
+                const float16 p0 = vload16(0, in_x + i);
+                const float16 p1 = vload16(0, in_b + ob1 + c);
+                const float16 p2 = ((float16)(in_c[ob2]));
+                const float16 p3 = ((float16)(in_s));
+                const float16 v4 = (p0 * p3);  // mul
+                const float16 v5 = (v4 + p1);  // add
+                const float16 v6 = fu_tanh_float16(v5);  // tanh
+                const float16 v7 = (v6 * p2);  // mul
+                const float16 v8 = (v5 - p2);  // sub
+                vstore16(v7, 0, out0 + i);
+                vstore16(v8, 0, out1 + i);
+            }
+            { const long c = c0 + 48; const long i = rb + c;
                 const float16 p0 = vload16(0, in_x + i);
                 const float16 p1 = vload16(0, in_b + ob1 + c);
                 const float16 p2 = ((float16)(in_c[ob2]));
