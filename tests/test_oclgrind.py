@@ -225,6 +225,18 @@ CASES = {
         lambda x: (softmax(x), np.log(softmax(x)), softmax(x.T).T),
         [[(3, 19)], [(1, 1)], [(2, 67)]],
     ),
+    # a row group reading an [N] operand at each vector's column: 45 and 67
+    # take the CPU layouts' unrolled vector loop, its one-vector remainder and the tail
+    "layernorm": (
+        """graph f(x: f32[B, N], w: f32[N]) {
+            d = x - mean(x, axis=1, keepdim=true)
+            return d * rsqrt(mean(d * d, axis=1, keepdim=true) + 1e-5) * w, sum(d * w, axis=1) }""",
+        lambda x, w: (
+            (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5) * w,
+            ((x - x.mean(1, keepdims=True)) * w).sum(1),
+        ),
+        [[(3, 45), (45,)], [(1, 1), (1,)], [(2, 67), (67,)]],
+    ),
     "linear_epilogue": (
         "graph f(x: f32[M, K], w: f32[N, K], b: f32[N]) { return relu(linear(x, w, b)) }",
         lambda x, w, b: np.maximum(x @ w.T + b, 0),

@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 rng = np.random.default_rng(15)
-ROWS = [1, 7, 64, 1023, 4096, 5000]  # row lengths: 1, short, vector multiples, primes-ish, long
+# row lengths: 1, short, around the vector widths and the 4-vector steps, primes, long
+ROWS = [1, 7, 63, 64, 65, 127, 1023, 4096, 5000]
 
 GRAPHS = """
 graph sm(x: {T}[B, N]) {{ return softmax(x, axis=-1) }}
@@ -81,7 +82,7 @@ def test_softmax_log_softmax_layernorm_forward(graphs, n):
     close(m["sm3"](x3), torch.softmax(torch.from_numpy(x3), 2).numpy(), dtype)
 
 
-@pytest.mark.parametrize("n", [1, 7, 1023, 5000])
+@pytest.mark.parametrize("n", [1, 7, 65, 1023, 5000])
 def test_backward_matches_torch_autograd(graphs, n):
     """value_and_grad of softmax, log_softmax, LayerNorm and cross-entropy."""
     dtype, m = graphs
