@@ -291,3 +291,17 @@ def test_gpu_layout_a_work_group_per_row(width):
     (y,) = run_source(ten, gpu, {"x": x}, (5, 10))
     close(y, torch.log_softmax(torch.from_numpy(x), 1).numpy(), "f32", scale=10)
     assert "#define L 32" in generate(ten, fuse(ten), gpu)[0]
+
+
+def test_class_labels_keep_the_float_lanes_where_the_device_takes_long16():
+    """i64 labels against an i64 column index: 16 float lanes (and long16)
+    where `wide_int_vectors` (Intel's CPU runtime), else the 64-byte limit
+    holds for them too (float8, long8)."""
+    import dataclasses
+
+    (graph,) = compile_graphs("graph cel" + GRAPHS.format(T="f32").split("graph cel")[1]).graphs
+    wide = DeviceInfo(is_cpu=True, vector_width=16, native_vector_width=16, wide_int_vectors=True)
+    narrow = dataclasses.replace(wide, wide_int_vectors=False)
+    source = {d: generate(graph, fuse(graph), d)[0] for d in (wide, narrow)}
+    assert "vload16(0, in_x" in source[wide] and "long16" in source[wide]
+    assert "vload8(0, in_x" in source[narrow] and "long16" not in source[narrow]

@@ -61,10 +61,16 @@ def cpu_row_width(g: nx.DiGraph, group: FusionGroup, device: DeviceInfo) -> int:
     """Lanes per vector along a row on CPUs: the SIMD register's (16 floats with
     AVX-512: a row's exp-heavy passes are compute-bound; 4096 x 1024 softmax
     took 3.1-3.2 ms at 16, 3.6-4.0 at 8, Intel's CPU runtime on a loaded Zen 5),
-    within the widest vector its compiler takes."""
+    within the widest vector its compiler takes (integers: twice that where
+    `wide_int_vectors`)."""
     values = (*group.inputs, *group.nodes, *group.reductions, *(n for _, n in group.outputs))
-    widest = max(CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in values)
-    lanes = min(device.native_vector_width, device.max_vector_bytes // widest)
+    lanes = device.native_vector_width
+    for n in values:
+        dtype = dt.concrete(g.nodes[n]["dtype"])
+        room = device.max_vector_bytes * (
+            2 if device.wide_int_vectors and not dt.is_float(dtype) else 1
+        )
+        lanes = min(lanes, room // CTYPE_BYTES[COMPUTE[dtype]])
     return max(device.vector_width, 1 << (max(lanes, 1).bit_length() - 1))
 
 
