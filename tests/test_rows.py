@@ -305,3 +305,21 @@ def test_class_labels_keep_the_float_lanes_where_the_device_takes_long16():
     source = {d: generate(graph, fuse(graph), d)[0] for d in (wide, narrow)}
     assert "vload16(0, in_x" in source[wide] and "long16" in source[wide]
     assert "vload8(0, in_x" in source[narrow] and "long16" not in source[narrow]
+
+
+def test_reductions_that_read_none_of_each_others_results_share_a_pass(graphs):
+    """softmax's backward: the max, then sum(exp(x - max)) and sum(g * exp(x -
+    max)) in one pass (exp in its 4 unrolled blocks and the remainder), then
+    the outputs (exp once more): 2 passes with vector loops, not 3.
+    log_softmax's: sum(g) joins the exp pass; LayerNorm's: the mean, then the
+    variance with sum(g * w * (x - mean)), then the rest."""
+    dtype, m = graphs
+    cpu = DeviceInfo(is_cpu=True, vector_width=16, native_vector_width=16)
+    passes = {}
+    for name in ("sm", "lsm", "ln"):
+        graph = m[name].forward_backward.graph
+        source, _ = generate(graph, fuse(graph), cpu)
+        passes[name] = source.count("long c0 = 0;")
+        if name == "sm":
+            assert source.count("exp_float16(v" if dtype == "f32" else "exp_double8(v") == 6
+    assert passes == {"sm": 2, "lsm": 2, "ln": 3}

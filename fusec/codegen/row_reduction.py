@@ -3,10 +3,12 @@
 The index space is the reductions' operand: `rows` rows of `inner`
 contiguous elements (passes/rows.py). For each row, in one kernel:
 
-1. each reduction in turn: its prologue (the elementwise ops feeding it, over
-   the row) combined into an accumulator; the earlier reductions' results are
-   registers, splatted where the prologue reads them (softmax's sum reads the
-   max). The row is read again for each: from cache, it was just read;
+1. the reductions in passes over the row (row_passes.py): each one's
+   prologue (the elementwise ops feeding it, over the row) combined into an
+   accumulator; the earlier passes' results are registers, splatted where the
+   prologue reads them (softmax's sum reads the max). Reductions that read
+   none of each other's results share a pass. The row is read again for
+   each pass: from cache, it was just read;
 2. the values over the row that read them (softmax's output), stored;
 3. the reductions' results and the values computed from them over the result
    (the epilogue), stored once per row.
@@ -34,12 +36,11 @@ from ..passes.fuse import FusionGroup, view_root
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, trial_kind
-from .opencl_c import COMPUTE, CTYPE_BYTES, convert, render
+from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import _Epilogue
-from .reduction_steps import lane_tree
 from .row_layout import ROW_COUNTS
+from .row_passes import pass_lines, row_passes
 
-ACCUMULATORS = 4  # independent accumulators in a CPU row reduction's vector loop (a power of two)
 GPU_ROW_ITEMS = 256  # work-items per row on GPUs (at most the device's work-group size)
 
 
@@ -253,89 +254,6 @@ class RowReductionKernel(ElementwiseKernel):
         ]
         return vector, tail
 
-    @staticmethod
-    def _unrolled(w: int, step, vtype: str, init: str, combine) -> list[str]:
-        """The CPU's vector loop of a reduction with ACCUMULATORS independent
-        accumulators, ending in `vacc`: one accumulator makes each vector wait
-        for the last (a compare and select, or an add: 3-5 cycles) where the
-        core could start several. 4096 x 1024 log_softmax, Intel's CPU runtime,
-        loaded Zen 5, kernel time: 0.97-1.03 ms with one, 0.73-0.76 with four."""
-        accs = ["vacc"] + [f"vacc{k}" for k in range(1, ACCUMULATORS)]
-        span = ACCUMULATORS * w
-        # each block's column c (a broadcast [N] operand is read at c) and element i
-        out = [f"{vtype} {a} = {init};" for a in accs] + ["{", "    long c0 = 0;"]
-        out += [f"    for (; c0 + {span} <= inner; c0 += {span}) {{"]
-        for k, a in enumerate(accs):
-            column = f"c0 + {k * w}" if k else "c0"
-            out += ["        {", f"            const long c = {column}, i = rb + c;"]
-            out += ["            " + x for x in step(w, "i", a)] + ["        }"]
-        out += ["    }", f"    for (; c0 + {w} <= inner; c0 += {w}) {{"]
-        out += ["        const long c = c0, i = rb + c;"]
-        out += ["        " + x for x in step(w, "i", "vacc")] + ["    }", "}"]
-        while len(accs) > 1:  # pairwise, in a fixed order
-            pairs = list(zip(accs[::2], accs[1::2], strict=True))
-            out += [f"{a} = {combine(a, b, w)};" for a, b in pairs]
-            accs = [a for a, _ in pairs]
-        return out
-
-    def _reduce(self, r: int, w: int) -> list[str]:
-        """Lines leaving member r's result for this row in r<r>."""
-        data = self.g.nodes[r]
-        prim, attrs, acc = lookup(data["op"]), dict(data["attrs"]), COMPUTE[data["dtype"]]
-        (operand,) = data["args"]
-        want = data["operand_dtypes"][0]
-        category = "float" if dt.is_float(data["dtype"]) else "int"
-        template = prim.template_for(category, quirks=self.device.quirks)
-
-        def combine(a, x, width=1):
-            return render(template, {"acc": a, "x": x}, acc, attrs, width, width, acc)
-
-        def init(width):
-            return render(prim.reduce_init, {}, acc, attrs, width, width, acc)
-
-        stash = self.stash is not None and self.stash[0] == r
-
-        def step(width, base, name=None):
-            lines, names = self._phase([operand], width, base)
-            dtype = self.g.nodes[operand]["dtype"]
-            value = convert(self._operand(operand, names, width), dtype, want, width)
-            name = name or ("vacc" if width > 1 else "acc")
-            if stash:  # kept for the output pass, in the output's memory
-                out = f"out{self.stash[1]}"
-                lines.append(self._store(out, dtype, names[operand], width, base))
-            return lines + [f"{name} = {combine(name, value, width)};"]
-
-        vector, tail = self._loops(w, step)
-        out = [f"{acc} r{r};", "{"]
-        if vector and self.device.is_cpu:
-            out += ["    " + x for x in self._unrolled(w, step, f"{acc}{w}", init(w), combine)]
-        elif vector:
-            out += [f"    {acc}{w} vacc = {init(w)};", *("    " + x for x in vector)]
-        if vector:  # the vector loop's lanes combined, then the tail
-            folded, last = lane_tree("vacc", w, acc, combine, "const ")
-            out += [*("    " + x for x in folded), f"    {acc} acc = {last};"]
-        else:
-            out += [f"    {acc} acc = {init(1)};"]
-        out += ["    " + line for line in tail]
-        if not self.device.is_cpu:  # the work-group's values, through local memory
-            red = f"red_{acc}"
-            out += [
-                f"    {red}[lid] = acc;",
-                "    barrier(CLK_LOCAL_MEM_FENCE);",
-                "    for (int s = L / 2; s > 0; s >>= 1) {",
-                f"        if (lid < s) {red}[lid] = {combine(f'{red}[lid]', f'{red}[lid + s]')};",
-                "        barrier(CLK_LOCAL_MEM_FENCE);",
-                "    }",
-                f"    acc = {red}[0];",
-                "    barrier(CLK_LOCAL_MEM_FENCE);  // the next reduction writes it again",
-            ]
-        if stash:
-            self.loaded[operand] = f"out{self.stash[1]}"
-        if prim.reduce_finish:
-            fields = {"acc": "acc", "count": f"(({acc})(inner))"}
-            out.append(f"    acc = {render(prim.reduce_finish, fields, acc, attrs, 1, 1, acc)};")
-        return out + [f"    r{r} = acc;", "}"]
-
     def source(self) -> str:
         g, grp, w = self.g, self.group, self.device.vector_width
         gpu = not self.device.is_cpu
@@ -365,8 +283,8 @@ class RowReductionKernel(ElementwiseKernel):
         out += ["    const long rb = row * inner;"]
         out += ["    " + line for line in self._row_offsets("rows")]
         self.loaded = {}  # a stashed value, once its member's pass has stored it
-        for r in grp.reductions:
-            out += ["    " + line for line in self._reduce(r, w)]
+        for members in row_passes(self):
+            out += ["    " + line for line in pass_lines(self, members, w)]
         roots = [n for _, n in self.row_outputs] + list(self.row_stores)
         if roots:
             vector, tail = self._loops(w, lambda v, b: self._phase(roots, v, b, True)[0])
