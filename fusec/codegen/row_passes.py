@@ -23,6 +23,7 @@ from ..ir.registry import lookup
 from ..passes.fuse import view_root
 from .opencl_c import COMPUTE, convert, render
 from .reduction_steps import lane_tree
+from .row_terms import const_leaves, render_const, split_sum
 
 ACCUMULATORS = 4  # per member in a CPU pass's vector loop (a power of two)
 
@@ -40,6 +41,16 @@ class Member:
         self.want = data["operand_dtypes"][0]
         category = "float" if dt.is_float(data["dtype"]) else "int"
         self.template = self.prim.template_for(category, quirks=kernel.device.quirks)
+        self.split = None
+        if kernel.stash is None or kernel.stash[0] != r:
+            self.split = split_sum(kernel, r, members_read)
+        # what is accumulated over the row: the operand, or each varying term of a split sum
+        varying = [v for _, v in self.split if v is not None] if self.split else [self.operand]
+        self.sums = [(v, f"{r}t{j}" if self.split else str(r)) for j, v in enumerate(varying)]
+
+    def reads(self, kernel) -> set:
+        """The members what this member accumulates reads."""
+        return set().union(set(), *(members_read(kernel, v) for v, _ in self.sums))
 
     def combine(self, a: str, x: str, width: int = 1) -> str:
         return render(
@@ -49,12 +60,22 @@ class Member:
     def init(self, width: int) -> str:
         return render(self.prim.reduce_init, {}, self.acc, self.attrs, width, width, self.acc)
 
-    def vector(self, k: int = 0) -> str:
-        return f"v{self.r}_{k}"  # vector accumulator k
-
     @property
     def scalar(self) -> str:
         return f"a{self.r}"
+
+    def total(self, kernel) -> list[str]:
+        """Lines leaving a split sum's value in its scalar: each term's sum times its constant."""
+        if not self.split:
+            return []
+        leaves = [n for c, _ in self.split for n in const_leaves(c)]
+        lines, names = kernel._phase([n for n in leaves if n in kernel.group.nodes], 1, "rb")
+        sums = dict((v, f"a{tag}") for v, tag in self.sums)
+        parts = []
+        for c, v in self.split:
+            value = render_const(c, lambda n: kernel._operand(n, names, 1))
+            parts.append(f"{value} * {sums[v] if v is not None else f'(({self.acc})(inner))'}")
+        return ["{", *("    " + x for x in lines), f"    {self.scalar} = {' + '.join(parts)};", "}"]
 
 
 def members_read(kernel, node) -> set:
@@ -77,11 +98,10 @@ def row_passes(kernel) -> list[list[int]]:
     stash = kernel.stash[0] if kernel.stash is not None else None
     passes: list[list[int]] = []
     for r in kernel.group.reductions:
-        (operand,) = kernel.g.nodes[r]["args"]
         joins = (
             passes
             and stash not in (r, passes[-1][-1])
-            and not members_read(kernel, operand) & set(passes[-1])
+            and not Member(kernel, r).reads(kernel) & set(passes[-1])
         )
         if joins:
             passes[-1].append(r)
@@ -96,31 +116,36 @@ def pass_lines(kernel, rs: list[int], w: int) -> list[str]:
     stash = kernel.stash if kernel.stash is not None and kernel.stash[0] in rs else None
     gpu = not kernel.device.is_cpu
 
+    sums = [(m, v, tag) for m in members for v, tag in m.sums]
+
     def step(width, base, k=0):
-        lines, names = kernel._phase([m.operand for m in members], width, base)
-        for m in members:
-            value = convert(kernel._operand(m.operand, names, width), m.dtype, m.want, width)
-            name = m.vector(k) if width > 1 else m.scalar
+        lines, names = kernel._phase([v for _, v, _ in sums], width, base)
+        for m, v, tag in sums:
+            dtype = kernel.g.nodes[v]["dtype"]
+            value = convert(kernel._operand(v, names, width), dtype, m.want, width)
+            name = f"v{tag}_{k}" if width > 1 else f"a{tag}"
             lines.append(f"{name} = {m.combine(name, value, width)};")
         if stash:  # kept for the output pass, in the output's memory
             m = members[0]
             lines.append(kernel._store(f"out{stash[1]}", m.dtype, names[m.operand], width, base))
         return lines
 
-    body = []
+    body = [f"{m.acc} {m.scalar};" for m in members if m.split]
     if w > 1:
         count = 1 if gpu else ACCUMULATORS
-        body += [f"{m.acc}{w} {m.vector(k)} = {m.init(w)};" for m in members for k in range(count)]
-        body += kernel._loops(w, step)[0] if gpu else _unrolled(w, step, members)
-        for m in members:  # the vector's lanes
-            folded, last = lane_tree(m.vector(), w, m.acc, m.combine, "const ")
-            body += [f"{m.acc} {m.scalar};", "{", *("    " + x for x in folded)]
-            body += [f"    {m.scalar} = {last};", "}"]
+        body += [
+            f"{m.acc}{w} v{tag}_{k} = {m.init(w)};" for m, _, tag in sums for k in range(count)
+        ]
+        body += kernel._loops(w, step)[0] if gpu else _unrolled(w, step, sums)
+        for m, _, tag in sums:  # the vector's lanes
+            folded, last = lane_tree(f"v{tag}_0", w, m.acc, m.combine, "const ")
+            body += [f"{m.acc} a{tag};", "{", *("    " + x for x in folded)]
+            body += [f"    a{tag} = {last};", "}"]
     else:
-        body += [f"{m.acc} {m.scalar} = {m.init(1)};" for m in members]
+        body += [f"{m.acc} a{tag} = {m.init(1)};" for m, _, tag in sums]
     body += kernel._loops(w, lambda width, base: step(width, base))[1]
-    for m in members if gpu else ():  # the work-group's values, through local memory
-        red, a = f"red_{m.acc}", m.scalar
+    for m, _, tag in sums if gpu else ():  # the work-group's values, through local memory
+        red, a = f"red_{m.acc}", f"a{tag}"
         body += [
             f"{red}[lid] = {a};",
             "barrier(CLK_LOCAL_MEM_FENCE);",
@@ -134,6 +159,7 @@ def pass_lines(kernel, rs: list[int], w: int) -> list[str]:
     if stash:
         kernel.loaded[members[0].operand] = f"out{stash[1]}"
     for m in members:
+        body += m.total(kernel)
         if m.prim.reduce_finish:
             fields = {"acc": m.scalar, "count": f"(({m.acc})(inner))"}
             finish = render(m.prim.reduce_finish, fields, m.acc, m.attrs, 1, 1, m.acc)
@@ -142,7 +168,7 @@ def pass_lines(kernel, rs: list[int], w: int) -> list[str]:
     return [f"{m.acc} r{m.r};" for m in members] + ["{", *("    " + x for x in body), "}"]
 
 
-def _unrolled(w: int, step, members: list[Member]) -> list[str]:
+def _unrolled(w: int, step, sums: list) -> list[str]:
     """The CPU's vector loop: ACCUMULATORS vectors a step, each into its own
     accumulators, then one vector a step; the accumulators combined pairwise."""
     span = ACCUMULATORS * w
@@ -155,8 +181,8 @@ def _unrolled(w: int, step, members: list[Member]) -> list[str]:
     out += ["    }", f"    for (; c0 + {w} <= inner; c0 += {w}) {{"]
     out += ["        const long c = c0, i = rb + c;"]
     out += ["        " + x for x in step(w, "i", 0)] + ["    }", "}"]
-    for m in members:
-        accs = [m.vector(k) for k in range(ACCUMULATORS)]
+    for m, _, tag in sums:
+        accs = [f"v{tag}_{k}" for k in range(ACCUMULATORS)]
         while len(accs) > 1:  # pairwise, in a fixed order
             pairs = list(zip(accs[::2], accs[1::2], strict=True))
             out += [f"{a} = {m.combine(a, b, w)};" for a, b in pairs]
