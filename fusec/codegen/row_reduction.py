@@ -75,12 +75,14 @@ def cpu_row_width(g: nx.DiGraph, group: FusionGroup, device: DeviceInfo) -> int:
     return max(device.vector_width, 1 << (max(lanes, 1).bit_length() - 1))
 
 
-# Rows known to be this short or shorter keep the device's width and no
-# vec_type_hint on CPUs: Intel's CPU runtime then vectorises across rows
-# (work-items). 4096 rows, min of 5 rounds, loaded Zen 5: softmax over 10
-# columns 0.087 ms that way, 0.165 with 16 lanes along the row (all of it
-# the scalar tail); 64: 0.121 vs 0.135; 128 and longer: slower (0.29 vs 0.20).
-SHORT_ROW = 64
+# Rows known to be shorter than one vector along the row keep the device's
+# width and no vec_type_hint on CPUs: Intel's CPU runtime then vectorises
+# across rows (work-items). Kernel time, 4096 rows, min of 30 interleaved
+# rounds, loaded Zen 5: softmax over 10 columns 0.059 ms that way, 0.130
+# with 16 lanes along the row (all of it the scalar tail); 16: 0.049 vs
+# 0.048; 32: 0.147 vs 0.113; 64: 0.123 vs 0.085 (log_softmax fwd+bwd: 10:
+# 0.107 vs 0.215; 32: 0.123 vs 0.100; 64: 0.203 vs 0.141). Rows of 64 took
+# this path until the row passes had four accumulators (row_passes.py).
 
 
 def row_length(g: nx.DiGraph, group: FusionGroup) -> int | None:
@@ -95,10 +97,11 @@ def row_length(g: nx.DiGraph, group: FusionGroup) -> int | None:
 class RowReductionKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         length = row_length(g, group)
-        short = length is not None and length <= SHORT_ROW
+        width = cpu_row_width(g, group, device) if device.is_cpu else device.vector_width
+        short = length is not None and length < width
         self.vectorised = device.is_cpu and device.vector_width > 1 and not short
         if self.vectorised:
-            device = dataclasses.replace(device, vector_width=cpu_row_width(g, group, device))
+            device = dataclasses.replace(device, vector_width=width)
         row_nodes = set(group.nodes)
         # values over the row are this kernel's; the members and the values over
         # the result are the epilogue's (stored once per row)
