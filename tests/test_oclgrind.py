@@ -237,6 +237,15 @@ CASES = {
         ),
         [[(3, 45), (45,)], [(1, 1), (1,)], [(2, 67), (67,)]],
     ),
+    # a sum split into sums of its varying terms (row_terms.py), sharing a pass
+    "row_sum_split": (
+        """graph f(x: f32[B, N], g: f32[B, N]) {
+            d = x - mean(x, axis=1, keepdim=true)
+            s = sum(g * d, axis=1, keepdim=true)
+            return sum(g * rsqrt(s * s + 1.0) + d * s, axis=1) }""",
+        lambda x, g: _split_reference(x, g),
+        [[(3, 45), (3, 45)], [(1, 1), (1, 1)], [(2, 67), (2, 67)]],
+    ),
     "linear_epilogue": (
         "graph f(x: f32[M, K], w: f32[N, K], b: f32[N]) { return relu(linear(x, w, b)) }",
         lambda x, w, b: np.maximum(x @ w.T + b, 0),
@@ -254,6 +263,12 @@ CASES = {
         [[(7, 13), (13, 5)], [(1, 2), (2, 1)]],
     ),
 }
+
+
+def _split_reference(x, g):
+    d = x - x.mean(axis=1, keepdims=True)
+    s = (g * d).sum(axis=1, keepdims=True)
+    return (g / np.sqrt(s * s + 1) + d * s).sum(axis=1)
 
 
 def softmax(x):
