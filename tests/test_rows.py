@@ -142,13 +142,18 @@ def test_softmax_in_place_keeps_exp_in_its_output(graphs):
         close(x, want, dtype)
 
 
-def test_nan_and_infinite_rows_behave_like_torch(graphs):
+@pytest.mark.parametrize("n", [9, 87])
+def test_nan_and_infinite_rows_behave_like_torch(graphs, n):
+    """9 columns: the scalar tail; 87: NaN and inf in the CPU
+    layout's accumulators, its one-vector remainder and the tail."""
     dtype, m = graphs
-    x = rand((5, 9), dtype)
+    x = rand((8, n), dtype)
     x[0] = -np.inf  # torch: NaN (exp(-inf - -inf))
     x[1, 3] = np.inf  # torch: NaN where finite, as exp(inf - inf)
     x[2, 4] = np.nan
     x[3, 2] = -np.inf  # a 0 there, the row otherwise finite
+    if n > 64:
+        x[4, 20], x[5, 40], x[6, n - 10], x[7, n - 1] = np.nan, np.inf, np.nan, np.inf
     tx = torch.from_numpy(x)
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(np.isnan(m["sm"](x)), torch.softmax(tx, 1).isnan().numpy())
