@@ -225,6 +225,27 @@ CASES = {
         lambda x: (softmax(x), np.log(softmax(x)), softmax(x.T).T),
         [[(3, 19)], [(1, 1)], [(2, 67)]],
     ),
+    # a row group reading an [N] operand at each vector's column: 45 and 67
+    # take the CPU layouts' unrolled vector loop, its one-vector remainder and the tail
+    "layernorm": (
+        """graph f(x: f32[B, N], w: f32[N]) {
+            d = x - mean(x, axis=1, keepdim=true)
+            return d * rsqrt(mean(d * d, axis=1, keepdim=true) + 1e-5) * w, sum(d * w, axis=1) }""",
+        lambda x, w: (
+            (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5) * w,
+            ((x - x.mean(1, keepdims=True)) * w).sum(1),
+        ),
+        [[(3, 45), (45,)], [(1, 1), (1,)], [(2, 67), (67,)]],
+    ),
+    # a sum split into sums of its varying terms (row_terms.py), sharing the pass of s
+    "row_sum_split": (
+        """graph f(x: f32[B, N], g: f32[B, N]) {
+            d = x - mean(x, axis=1, keepdim=true)
+            s = mean(g * d, axis=1, keepdim=true)
+            return sum(g * rsqrt(s * s + 1.0) + x * s, axis=1) }""",
+        lambda x, g: _split_reference(x, g),
+        [[(3, 45), (3, 45)], [(1, 1), (1, 1)], [(2, 67), (2, 67)]],
+    ),
     "linear_epilogue": (
         "graph f(x: f32[M, K], w: f32[N, K], b: f32[N]) { return relu(linear(x, w, b)) }",
         lambda x, w, b: np.maximum(x @ w.T + b, 0),
@@ -242,6 +263,12 @@ CASES = {
         [[(7, 13), (13, 5)], [(1, 2), (2, 1)]],
     ),
 }
+
+
+def _split_reference(x, g):
+    x, g = x.astype(np.float64), g.astype(np.float64)
+    s = (g * (x - x.mean(axis=1, keepdims=True))).mean(axis=1, keepdims=True)
+    return (g / np.sqrt(s * s + 1) + x * s).sum(axis=1)
 
 
 def softmax(x):

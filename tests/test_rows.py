@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 rng = np.random.default_rng(15)
-ROWS = [1, 7, 64, 1023, 4096, 5000]  # row lengths: 1, short, vector multiples, primes-ish, long
+# row lengths: 1, short, around the vector widths and the 4-vector steps, primes, long
+ROWS = [1, 7, 63, 64, 65, 127, 1023, 4096, 5000]
 
 GRAPHS = """
 graph sm(x: {T}[B, N]) {{ return softmax(x, axis=-1) }}
@@ -81,7 +82,7 @@ def test_softmax_log_softmax_layernorm_forward(graphs, n):
     close(m["sm3"](x3), torch.softmax(torch.from_numpy(x3), 2).numpy(), dtype)
 
 
-@pytest.mark.parametrize("n", [1, 7, 1023, 5000])
+@pytest.mark.parametrize("n", [1, 7, 65, 1023, 5000])
 def test_backward_matches_torch_autograd(graphs, n):
     """value_and_grad of softmax, log_softmax, LayerNorm and cross-entropy."""
     dtype, m = graphs
@@ -114,15 +115,19 @@ def test_backward_matches_torch_autograd(graphs, n):
 
 
 def test_short_rows_of_known_length(graphs):
-    """Ten classes (an MLP's head): the device's width and no vec_type_hint on
-    CPUs, so that Intel's runtime vectorises across rows; same numbers."""
+    """Ten classes (an MLP's head), shorter than one vector along the row:
+    the device's width and no vec_type_hint on CPUs, so that Intel's runtime
+    vectorises across rows; same numbers. 64 known columns are vectorised
+    along the row, as a symbolic length is."""
     dtype, m = graphs
     x = rand((37, 10), dtype)
     y, ly = m["sm10"](x)
     close(y, torch.softmax(torch.from_numpy(x), 1).numpy(), dtype)
     close(ly, torch.log_softmax(torch.from_numpy(x), 1).numpy(), dtype, scale=10)
-    assert "vec_type_hint" not in m["sm10"].source
-    assert "vec_type_hint" in m["sm"].source or m["sm"].runtime.info.vector_width == 1
+    cpu = DeviceInfo(is_cpu=True, vector_width=8, native_vector_width=16)
+    for cols, hint in [(10, dtype == "f64"), (64, True), ("N", True)]:
+        (graph,) = compile_graphs(f"graph s(x: {dtype}[B, {cols}]) {{ return softmax(x) }}").graphs
+        assert ("vec_type_hint" in generate(graph, fuse(graph), cpu)[0]) == hint, cols
 
 
 def test_softmax_in_place_keeps_exp_in_its_output(graphs):
@@ -137,13 +142,18 @@ def test_softmax_in_place_keeps_exp_in_its_output(graphs):
         close(x, want, dtype)
 
 
-def test_nan_and_infinite_rows_behave_like_torch(graphs):
+@pytest.mark.parametrize("n", [9, 87])
+def test_nan_and_infinite_rows_behave_like_torch(graphs, n):
+    """9 columns: the scalar tail; 87: NaN and inf in the CPU
+    layout's accumulators, its one-vector remainder and the tail."""
     dtype, m = graphs
-    x = rand((5, 9), dtype)
+    x = rand((8, n), dtype)
     x[0] = -np.inf  # torch: NaN (exp(-inf - -inf))
     x[1, 3] = np.inf  # torch: NaN where finite, as exp(inf - inf)
     x[2, 4] = np.nan
     x[3, 2] = -np.inf  # a 0 there, the row otherwise finite
+    if n > 64:
+        x[4, 20], x[5, 40], x[6, n - 10], x[7, n - 1] = np.nan, np.inf, np.nan, np.inf
     tx = torch.from_numpy(x)
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(np.isnan(m["sm"](x)), torch.softmax(tx, 1).isnan().numpy())
@@ -290,3 +300,54 @@ def test_gpu_layout_a_work_group_per_row(width):
     (y,) = run_source(ten, gpu, {"x": x}, (5, 10))
     close(y, torch.log_softmax(torch.from_numpy(x), 1).numpy(), "f32", scale=10)
     assert "#define L 32" in generate(ten, fuse(ten), gpu)[0]
+
+
+def test_class_labels_keep_the_float_lanes_where_the_device_takes_long16():
+    """i64 labels against an i64 column index: 16 float lanes (and long16)
+    where `wide_int_vectors` (Intel's CPU runtime), else the 64-byte limit
+    holds for them too (float8, long8)."""
+    import dataclasses
+
+    (graph,) = compile_graphs("graph cel" + GRAPHS.format(T="f32").split("graph cel")[1]).graphs
+    wide = DeviceInfo(is_cpu=True, vector_width=16, native_vector_width=16, wide_int_vectors=True)
+    narrow = dataclasses.replace(wide, wide_int_vectors=False)
+    source = {d: generate(graph, fuse(graph), d)[0] for d in (wide, narrow)}
+    assert "vload16(0, in_x" in source[wide] and "long16" in source[wide]
+    assert "vload8(0, in_x" in source[narrow] and "long16" not in source[narrow]
+
+
+def test_reductions_that_read_none_of_each_others_results_share_a_pass(graphs):
+    """softmax's backward: the max, then sum(exp(x - max)) and sum(g * exp(x -
+    max)) in one pass (exp in its 4 unrolled blocks and the remainder), then
+    the outputs (exp once more): 2 passes with vector loops, not 3.
+    log_softmax's: sum(g) joins the exp pass; LayerNorm's: the mean, then the
+    variance with sum(g * w * (x - mean)) and the sum that reads it, split
+    (row_terms.py) into sum(g * w) and sum(x - mean) times row constants."""
+    dtype, m = graphs
+    cpu = DeviceInfo(is_cpu=True, vector_width=16, native_vector_width=16)
+    passes = {}
+    for name in ("sm", "lsm", "ln"):
+        graph = m[name].forward_backward.graph
+        source, _ = generate(graph, fuse(graph), cpu)
+        passes[name] = source.count("long c0 = 0;")
+        if name == "sm":
+            assert source.count("exp_float16(v" if dtype == "f32" else "exp_double8(v") == 6
+    assert passes == {"sm": 2, "lsm": 2, "ln": 2}
+
+
+def test_layernorm_backward_far_from_zero_mean(graphs):
+    """A mean of 1000 (the split sums' rounding against float64): within
+    1e-4 of the largest gradient, as torch's own f32 LayerNorm (3.8e-5 for w)."""
+    dtype, m = graphs
+    if dtype != "f32":
+        pytest.skip("the f32 rounding is the point")
+    n = 1023
+    x = (1000 + rng.standard_normal((8, n))).astype(np.float32)
+    ct, w, b = rand((8, n), dtype, 1.0), rand(n, dtype, 1.0), rand(n, dtype, 1.0)
+    _, grads = m["ln"].value_and_grad(x, w, b, grad_outputs=ct)
+    exact = [torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b)]
+    out = F.layer_norm(exact[0], (n,), exact[1], exact[2], eps=1e-5)
+    want = torch.autograd.grad(out, exact, torch.from_numpy(ct.astype(np.float64)))
+    for name, got, ref in zip("xwb", grads.values(), want, strict=True):
+        ref = ref.numpy()
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max(), name

@@ -86,6 +86,12 @@ class DeviceInfo:
     # the registers in use); Intel's compiler merges scalar stores badly
     # (a light chain 1.5 -> 4.3 ms), so only where vloadN is a call.
     compose_vector_access: bool = False
+    # Integer vectors of twice max_vector_bytes (long16) in a CPU row kernel, so
+    # that i64 class labels against a column index do not halve its float lanes:
+    # Intel's CPU compiler takes them (cross-entropy fwd+bwd 4096 x 1024, loaded
+    # Zen 5: row kernels 1.31 + 1.23 ms with float8/long8, 0.79 + 0.75 with
+    # float16/long16); off elsewhere (PoCL's LLVM aborts on some 16-lane code).
+    wide_int_vectors: bool = False
     # Driver bugs that templates work around (`Primitive.template_for`); a device
     # without one gets plain code. See QUIRKS.
     quirks: frozenset[str] = frozenset()
@@ -126,6 +132,7 @@ class DeviceInfo:
             local_mem_size=dev.local_mem_size,
             max_vector_bytes=max_bytes,
             compose_vector_access=pocl and is_cpu,
+            wide_int_vectors="Intel(R) OpenCL" in dev.platform.name and is_cpu,
             quirks=frozenset(
                 q
                 for q, has in (

@@ -3,10 +3,12 @@
 The index space is the reductions' operand: `rows` rows of `inner`
 contiguous elements (passes/rows.py). For each row, in one kernel:
 
-1. each reduction in turn: its prologue (the elementwise ops feeding it, over
-   the row) combined into an accumulator; the earlier reductions' results are
-   registers, splatted where the prologue reads them (softmax's sum reads the
-   max). The row is read again for each: from cache, it was just read;
+1. the reductions in passes over the row (row_passes.py): each one's
+   prologue (the elementwise ops feeding it, over the row) combined into an
+   accumulator; the earlier passes' results are registers, splatted where the
+   prologue reads them (softmax's sum reads the max). Reductions that read
+   none of each other's results share a pass. The row is read again for
+   each pass: from cache, it was just read;
 2. the values over the row that read them (softmax's output), stored;
 3. the reductions' results and the values computed from them over the result
    (the epilogue), stored once per row.
@@ -34,10 +36,10 @@ from ..passes.fuse import FusionGroup, view_root
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, trial_kind
-from .opencl_c import COMPUTE, CTYPE_BYTES, convert, render
+from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import _Epilogue
-from .reduction_steps import lane_tree
 from .row_layout import ROW_COUNTS
+from .row_passes import pass_lines, row_passes
 
 GPU_ROW_ITEMS = 256  # work-items per row on GPUs (at most the device's work-group size)
 
@@ -60,19 +62,27 @@ def cpu_row_width(g: nx.DiGraph, group: FusionGroup, device: DeviceInfo) -> int:
     """Lanes per vector along a row on CPUs: the SIMD register's (16 floats with
     AVX-512: a row's exp-heavy passes are compute-bound; 4096 x 1024 softmax
     took 3.1-3.2 ms at 16, 3.6-4.0 at 8, Intel's CPU runtime on a loaded Zen 5),
-    within the widest vector its compiler takes."""
+    within the widest vector its compiler takes (integers: twice that where
+    `wide_int_vectors`)."""
     values = (*group.inputs, *group.nodes, *group.reductions, *(n for _, n in group.outputs))
-    widest = max(CTYPE_BYTES[COMPUTE[dt.concrete(g.nodes[n]["dtype"])]] for n in values)
-    lanes = min(device.native_vector_width, device.max_vector_bytes // widest)
+    lanes = device.native_vector_width
+    for n in values:
+        dtype = dt.concrete(g.nodes[n]["dtype"])
+        room = device.max_vector_bytes * (
+            2 if device.wide_int_vectors and not dt.is_float(dtype) else 1
+        )
+        lanes = min(lanes, room // CTYPE_BYTES[COMPUTE[dtype]])
     return max(device.vector_width, 1 << (max(lanes, 1).bit_length() - 1))
 
 
-# Rows known to be this short or shorter keep the device's width and no
-# vec_type_hint on CPUs: Intel's CPU runtime then vectorises across rows
-# (work-items). 4096 rows, min of 5 rounds, loaded Zen 5: softmax over 10
-# columns 0.087 ms that way, 0.165 with 16 lanes along the row (all of it
-# the scalar tail); 64: 0.121 vs 0.135; 128 and longer: slower (0.29 vs 0.20).
-SHORT_ROW = 64
+# Rows known to be shorter than one vector along the row keep the device's
+# width and no vec_type_hint on CPUs: Intel's CPU runtime then vectorises
+# across rows (work-items). Kernel time, 4096 rows, min of 30 interleaved
+# rounds, loaded Zen 5: softmax over 10 columns 0.059 ms that way, 0.130
+# with 16 lanes along the row (all of it the scalar tail); 16: 0.049 vs
+# 0.048; 32: 0.147 vs 0.113; 64: 0.123 vs 0.085 (log_softmax fwd+bwd: 10:
+# 0.107 vs 0.215; 32: 0.123 vs 0.100; 64: 0.203 vs 0.141). Rows of 64 took
+# this path until the row passes had four accumulators (row_passes.py).
 
 
 def row_length(g: nx.DiGraph, group: FusionGroup) -> int | None:
@@ -87,10 +97,11 @@ def row_length(g: nx.DiGraph, group: FusionGroup) -> int | None:
 class RowReductionKernel(ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         length = row_length(g, group)
-        short = length is not None and length <= SHORT_ROW
+        width = cpu_row_width(g, group, device) if device.is_cpu else device.vector_width
+        short = length is not None and length < width
         self.vectorised = device.is_cpu and device.vector_width > 1 and not short
         if self.vectorised:
-            device = dataclasses.replace(device, vector_width=cpu_row_width(g, group, device))
+            device = dataclasses.replace(device, vector_width=width)
         row_nodes = set(group.nodes)
         # values over the row are this kernel's; the members and the values over
         # the result are the epilogue's (stored once per row)
@@ -246,61 +257,6 @@ class RowReductionKernel(ElementwiseKernel):
         ]
         return vector, tail
 
-    def _reduce(self, r: int, w: int) -> list[str]:
-        """Lines leaving member r's result for this row in r<r>."""
-        data = self.g.nodes[r]
-        prim, attrs, acc = lookup(data["op"]), dict(data["attrs"]), COMPUTE[data["dtype"]]
-        (operand,) = data["args"]
-        want = data["operand_dtypes"][0]
-        category = "float" if dt.is_float(data["dtype"]) else "int"
-        template = prim.template_for(category, quirks=self.device.quirks)
-
-        def combine(a, x, width=1):
-            return render(template, {"acc": a, "x": x}, acc, attrs, width, width, acc)
-
-        def init(width):
-            return render(prim.reduce_init, {}, acc, attrs, width, width, acc)
-
-        stash = self.stash is not None and self.stash[0] == r
-
-        def step(width, base):
-            lines, names = self._phase([operand], width, base)
-            dtype = self.g.nodes[operand]["dtype"]
-            value = convert(self._operand(operand, names, width), dtype, want, width)
-            name = "vacc" if width > 1 else "acc"
-            if stash:  # kept for the output pass, in the output's memory
-                out = f"out{self.stash[1]}"
-                lines.append(self._store(out, dtype, names[operand], width, base))
-            return lines + [f"{name} = {combine(name, value, width)};"]
-
-        vector, tail = self._loops(w, step)
-        out = [f"{acc} r{r};", "{"]
-        if vector:  # the vector loop, its lanes combined, then the tail
-            out += [f"    {acc}{w} vacc = {init(w)};", *("    " + x for x in vector)]
-            folded, last = lane_tree("vacc", w, acc, combine, "const ")
-            out += [*("    " + x for x in folded), f"    {acc} acc = {last};"]
-        else:
-            out += [f"    {acc} acc = {init(1)};"]
-        out += ["    " + line for line in tail]
-        if not self.device.is_cpu:  # the work-group's values, through local memory
-            red = f"red_{acc}"
-            out += [
-                f"    {red}[lid] = acc;",
-                "    barrier(CLK_LOCAL_MEM_FENCE);",
-                "    for (int s = L / 2; s > 0; s >>= 1) {",
-                f"        if (lid < s) {red}[lid] = {combine(f'{red}[lid]', f'{red}[lid + s]')};",
-                "        barrier(CLK_LOCAL_MEM_FENCE);",
-                "    }",
-                f"    acc = {red}[0];",
-                "    barrier(CLK_LOCAL_MEM_FENCE);  // the next reduction writes it again",
-            ]
-        if stash:
-            self.loaded[operand] = f"out{self.stash[1]}"
-        if prim.reduce_finish:
-            fields = {"acc": "acc", "count": f"(({acc})(inner))"}
-            out.append(f"    acc = {render(prim.reduce_finish, fields, acc, attrs, 1, 1, acc)};")
-        return out + [f"    r{r} = acc;", "}"]
-
     def source(self) -> str:
         g, grp, w = self.g, self.group, self.device.vector_width
         gpu = not self.device.is_cpu
@@ -330,8 +286,8 @@ class RowReductionKernel(ElementwiseKernel):
         out += ["    const long rb = row * inner;"]
         out += ["    " + line for line in self._row_offsets("rows")]
         self.loaded = {}  # a stashed value, once its member's pass has stored it
-        for r in grp.reductions:
-            out += ["    " + line for line in self._reduce(r, w)]
+        for members in row_passes(self):
+            out += ["    " + line for line in pass_lines(self, members, w)]
         roots = [n for _, n in self.row_outputs] + list(self.row_stores)
         if roots:
             vector, tail = self._loops(w, lambda v, b: self._phase(roots, v, b, True)[0])

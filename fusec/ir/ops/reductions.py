@@ -89,7 +89,7 @@ def _np_log_softmax(x, axis=-1):
 # stop_gradient says so; differentiated, it added a reduction (sum(x == max))
 # and a kernel to every backward, for rounding noise.
 _SHIFTED = "(x - stop_gradient(max(x, axis={axis}, keepdim=true)))"
-SOFTMAX = f"exp({_SHIFTED}) / sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true)"
+SOFTMAX = f"exp({_SHIFTED}) * reciprocal(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
 LOG_SOFTMAX = f"{_SHIFTED} - log(sum(exp({_SHIFTED}), axis={{axis}}, keepdim=true))"
 
 
