@@ -128,15 +128,18 @@ def timed(fn, rounds, switching=False):
     them (/tmp measurements in bench/results-torch-backend.txt, 2026-11-30).
     Inductor after eager shares eager's pool and pays nothing; fusec always
     pays. A model runs one backend call after call, so by default every
-    timed call follows an untimed call of the same backend (steady state);
-    `switching=True` times the first call after another backend instead."""
+    timed call follows 10 ms of idling (the other pool's threads go to
+    sleep: one untimed call is shorter than their spinning) and an untimed
+    call of the same backend (steady state); `switching=True` times the
+    first call after another backend instead."""
     times = {name: [] for name in fn}
     names = list(fn)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             f = fn[name]
             if not switching:
-                f()  # absorbs the switch from the previous backend's threads
+                time.sleep(0.01)  # the previous backend's threads stop spinning
+                f()  # and this one's wake up
             t = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t)

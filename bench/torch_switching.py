@@ -5,7 +5,8 @@
     python bench/torch_switching.py 22 f+b     # 2^22 floats, forward and backward
 
 Prints a matrix: the row's backend timed right after one call of the
-column's backend (medians of interleaved rounds), and, for each backend, the
+column's backend (medians of interleaved rounds; the last column, after
+10 ms idle and one call of its own: steady state), and, for each backend, the
 CPU time the process burns in the 10 ms after one call while the caller
 sleeps: threads spinning for more work, which hold the cores the next
 backend's threads need. PyTorch's OpenMP pool (eager, Inductor) and the
@@ -54,18 +55,26 @@ def main():
     for f in backends.values():
         call(f)
         call(f)
-    times = {(a, b): [] for a in backends for b in backends}
+    columns = [*backends, "steady"]
+    times = {(a, b): [] for a in columns for b in backends}
     for _ in range(30):
-        for before in backends:
+        for before in columns:
             for timed in backends:
-                call(backends[before])
+                if before == "steady":  # as bench/torch_backend.py times by default
+                    time.sleep(0.01)
+                    call(backends[timed])
+                else:
+                    call(backends[before])
                 t = time.perf_counter()
                 call(backends[timed])
                 times[(before, timed)].append(time.perf_counter() - t)
-    print(f"light chain {mode} 2^{k}, ms: the row's backend right after the column's")
-    print(" " * 10 + "".join(f"{b:>10}" for b in backends))
+    print(
+        f"light chain {mode} 2^{k}, ms: the row's backend right after one call of the "
+        "column's (steady: after 10 ms idle and one call of its own)"
+    )
+    print(" " * 10 + "".join(f"{b:>10}" for b in columns))
     for timed in backends:
-        cells = "".join(f"{statistics.median(times[(b, timed)]) * 1e3:10.3f}" for b in backends)
+        cells = "".join(f"{statistics.median(times[(b, timed)]) * 1e3:10.3f}" for b in columns)
         print(f"{timed:<10}{cells}")
     for name, f in backends.items():
         spun = []
