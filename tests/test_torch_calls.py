@@ -72,9 +72,9 @@ def test_tensors_reach_the_graph_as_numpy_views(monkeypatch):
 
     class Recording(compiler.FusecPartition):
         def __init__(self, graph, *rest):
-            def call(*arrays):
+            def call(*arrays, **kwargs):
                 seen.append(arrays)
-                return graph(*arrays)
+                return graph(*arrays, **kwargs)
 
             super().__init__(call, *rest)
 
@@ -86,3 +86,77 @@ def test_tensors_reach_the_graph_as_numpy_views(monkeypatch):
     torch.testing.assert_close(got, chain(x, y))
     (arrays,) = seen
     assert [a.ctypes.data for a in arrays] == [x.data_ptr(), y.data_ptr()]
+
+
+def test_a_dropped_output_is_written_again_a_held_one_never():
+    """The output pool (fusec/torch/outputs.py): an array whose tensor the
+    caller dropped is reused (no fresh memory to fault in), one still held
+    (the tensor, a view of it, or AOTAutograd's saved copy) is not."""
+    f = torch.compile(chain, backend=fusec.torch.backend, dynamic=False)
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(3, 509, generator=gen), torch.randn(3, 509, generator=gen)
+    with torch.no_grad():
+        dropped = f(x, y).data_ptr()
+        assert f(x + 1, y).data_ptr() == dropped  # the first one's array, written again
+        held = f(x, y)
+        view = f(x - 1, y)[1:]
+        others = [f(x * k, y) for k in (2.0, 3.0, 4.0)]
+    assert held.data_ptr() not in [o.data_ptr() for o in others]
+    assert view.untyped_storage().data_ptr() not in [o.data_ptr() for o in [held, *others]]
+    torch.testing.assert_close(held, chain(x, y))
+    torch.testing.assert_close(view, chain(x - 1, y)[1:])
+    for k, o in zip((2.0, 3.0, 4.0), others, strict=True):
+        torch.testing.assert_close(o, chain(x * k, y))
+
+
+def test_two_outputs_of_one_shape_are_two_arrays():
+    """A backward's two gradients share a shape: each call takes two distinct
+    arrays, also while the previous call's gradients are still held."""
+    f = torch.compile(chain, backend=fusec.torch.backend, dynamic=False)
+    gen = torch.Generator().manual_seed(4)
+    x, y = (torch.randn(2053, generator=gen, requires_grad=True) for _ in range(2))
+    kept = []
+    for k in range(3):
+        ct = torch.full((2053,), float(k + 1))
+        kept.append(torch.autograd.grad(f(x, y), (x, y), ct))
+    ptrs = [g.data_ptr() for grads in kept[-2:] for g in grads]
+    assert len(set(ptrs)) == 4
+    for k, grads in enumerate(kept):
+        want = torch.autograd.grad(chain(x, y), (x, y), torch.full((2053,), float(k + 1)))
+        for g, w in zip(grads, want, strict=True):
+            torch.testing.assert_close(g, w)
+
+
+def test_threads_never_take_the_same_array():
+    """A compiled model may be called from several threads: arrays that
+    threads hold at the same time are distinct ones."""
+    import threading
+
+    import numpy as np
+
+    from fusec.torch.outputs import OutputPool
+
+    pool = OutputPool()
+    key = ((64,),)
+    pool.learn(key, (np.zeros(64, np.float32), np.zeros(64, np.float32)))
+    held = [None] * 4
+    barrier = threading.Barrier(4)
+    clashes = []
+
+    def worker(i):
+        for _ in range(50):
+            held[i] = pool.take(key)
+            barrier.wait()  # every thread holds what it took
+            ids = [id(a) for taken in held for a in taken]
+            if len(set(ids)) != len(ids):
+                clashes.append(ids)
+            barrier.wait()
+            held[i] = None
+            barrier.wait()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not clashes

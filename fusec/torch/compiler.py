@@ -25,6 +25,7 @@ from ..diagnostics import FusecError
 from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .function import as_tensors
 from .lower import Emitter, ir_type, lower_partition
+from .outputs import OutputPool
 from .report import GraphReport, PartitionReport, current_reports
 from .views import absorbable_transpose, apply_view
 
@@ -129,6 +130,7 @@ class FusecPartition(torch.nn.Module):
         self.outputs = lowered.outputs
         self.reshapes = lowered.reshapes or [None] * len(self.outputs)
         self._flip_cache = None  # per argument: passed transposed (see `_flips`)
+        self.pool = OutputPool()
 
     def forward(self, *args):
         try:
@@ -144,12 +146,17 @@ class FusecPartition(torch.nn.Module):
             # not a plain CPU tensor (a Python number, another device, a
             # tensor subclass): the checked call says what fusec takes
             return self._call_checked(args)
+        key = tuple(a.shape for a in arrays)
+        out = self.pool.take(key)  # outputs of an earlier call that nothing holds now
         try:
-            result = self.graph(*arrays)
+            result = self.graph(*arrays) if out is None else self.graph(*arrays, out=out)
         except FusecError as e:
             _log("fusion", f"fusec: {self.graph.name} ran in PyTorch: {e}")
             return self.torch_module(*args)
-        return self._picked(result)
+        if out is None:
+            result = result if isinstance(result, tuple) else (result,)
+            self.pool.learn(key, result)
+        return self._picked(out or result)
 
     def _flips(self, count: int) -> tuple:
         if self._flip_cache is None or len(self._flip_cache) != count:
