@@ -6,7 +6,7 @@
 
 Prints a matrix: the row's backend timed right after one call of the
 column's backend (medians of interleaved rounds; the last column, after
-10 ms idle and one call of its own: steady state), and, for each backend, the
+10 ms idle and 2 ms of its own calls: steady state), and, for each backend, the
 CPU time the process burns in the 10 ms after one call while the caller
 sleeps: threads spinning for more work, which hold the cores the next
 backend's threads need. PyTorch's OpenMP pool (eager, Inductor) and the
@@ -62,7 +62,10 @@ def main():
             for timed in backends:
                 if before == "steady":  # as bench/torch_backend.py times by default
                     time.sleep(0.01)
+                    warm = time.perf_counter() + 0.002
                     call(backends[timed])
+                    while time.perf_counter() < warm:
+                        call(backends[timed])
                 else:
                     call(backends[before])
                 t = time.perf_counter()
@@ -70,7 +73,7 @@ def main():
                 times[(before, timed)].append(time.perf_counter() - t)
     print(
         f"light chain {mode} 2^{k}, ms: the row's backend right after one call of the "
-        "column's (steady: after 10 ms idle and one call of its own)"
+        "column's (steady: after 10 ms idle and 2 ms of its own calls)"
     )
     print(" " * 10 + "".join(f"{b:>10}" for b in columns))
     for timed in backends:
