@@ -5,6 +5,7 @@
     python bench/torch_backend.py --quick    # chains at 2^16 and 2^20, fewer rounds
     python bench/torch_backend.py --only "light chain fwd 2^20,mlp"   # rows by label prefix
     python bench/torch_backend.py --switching   # time first calls after another backend
+    OMP_WAIT_POLICY=PASSIVE python bench/torch_backend.py   # PyTorch's threads sleep at once
 
 Rows (milliseconds, medians of interleaved rounds: each round times every
 backend once, so drift on a shared machine hits them alike; each timed call
@@ -201,7 +202,8 @@ def main():
     torch._dynamo.config.recompile_limit = 1000
     torch._dynamo.config.accumulated_recompile_limit = 10000
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fusec device: "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; fusec device: "
         f"{fusec.compile('graph f(x: f32[N]) { return x * 2 }').runtime.device_names}"
     )
     print(f"{'':<28}" + "".join(f"{b:>12}" for b in BACKENDS) + f"{'inductor/fusec':>15}")
