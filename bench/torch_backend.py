@@ -3,9 +3,13 @@
 
     python bench/torch_backend.py            # chains at 2^16, 2^20, 2^22, 2^24
     python bench/torch_backend.py --quick    # chains at 2^16 and 2^20, fewer rounds
+    python bench/torch_backend.py --only "light chain fwd 2^20,mlp"   # rows by label prefix
+    python bench/torch_backend.py --switching   # time first calls after another backend
+    OMP_WAIT_POLICY=PASSIVE python bench/torch_backend.py   # PyTorch's threads sleep at once
 
 Rows (milliseconds, medians of interleaved rounds: each round times every
-backend once, so drift on a shared machine hits them alike):
+backend once, so drift on a shared machine hits them alike; each timed call
+follows an untimed call of the same backend, see `timed`):
 
   light/heavy chain fwd   out = chain(x, y) on n float32 elements (no grad)
   light/heavy chain f+b   forward, then torch.autograd.grad w.r.t. x and y
@@ -114,17 +118,34 @@ class Residual(torch.nn.Module):
         return x + self.down(torch.nn.functional.gelu(self.up(self.norm(x))))
 
 
-def timed(fn, rounds):
-    """Medians over rounds; each round runs every backend once, starting with a
-    different one each round: a backend timed right after eager PyTorch finds
-    torch's OpenMP threads still spinning on the cores (fusec's OpenCL
-    threads and Inductor's OpenMP ones lose to them), so no backend always
-    follows the same one."""
+def timed(fn, rounds, switching=False):
+    """Medians over rounds; each round runs every backend, starting with a
+    different one each round, so drift on a shared machine hits them alike.
+
+    A backend's first call after another backend's finds that backend's
+    threads still spinning on the cores: PyTorch's OpenMP pool (eager,
+    Inductor) spins for ~3 ms of CPU after its work, the OpenCL runtime's
+    pool (fusec) ~1 ms, and on 2 cores the next backend's threads wait for
+    them (/tmp measurements in bench/results-torch-backend.txt, 2026-11-30).
+    Inductor after eager shares eager's pool and pays nothing; fusec always
+    pays. A model runs one backend call after call, so by default every
+    timed call follows 10 ms of idling (the other pool's threads go to
+    sleep: one untimed call is shorter than their spinning) and untimed
+    calls of the same backend for at least 2 ms (one woken call was not
+    enough: fusec 2^20 fwd, 0.52 ms after one, 0.33 after three, as back
+    to back; steady state); `switching=True` times the first call after
+    another backend instead."""
     times = {name: [] for name in fn}
     names = list(fn)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             f = fn[name]
+            if not switching:
+                time.sleep(0.01)  # the previous backend's threads stop spinning
+                warm = time.perf_counter() + 0.002
+                f()  # and this one's wake up: untimed calls for 2 ms at least
+                while time.perf_counter() < warm:
+                    f()
             t = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t)
@@ -158,7 +179,22 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--switching",
+        action="store_true",
+        help="time each backend's first call after another backend's (see timed())",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated row labels to run, by prefix (e.g. 'light chain,mlp')",
+    )
     args = parser.parse_args()
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+
+    def selected(label):
+        return not wanted or any(label.startswith(w) for w in wanted)
+
     sizes, rounds = ((16, 20), 5) if args.quick else ((16, 20, 22, 24), 9)
     torch.set_num_threads(os.cpu_count() or 1)
     # every (chain, size, grad mode) is a recompile of the same function: past
@@ -166,52 +202,54 @@ def main():
     torch._dynamo.config.recompile_limit = 1000
     torch._dynamo.config.accumulated_recompile_limit = 10000
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fusec device: "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; fusec device: "
         f"{fusec.compile('graph f(x: f32[N]) { return x * 2 }').runtime.device_names}"
     )
-    cold = first_compile()
     print(f"{'':<28}" + "".join(f"{b:>12}" for b in BACKENDS) + f"{'inductor/fusec':>15}")
-    row("first compile (ms), chain", {**{k: v * 1e3 for k, v in cold.items()}, "eager": 0.0})
+    if selected("first compile"):
+        cold = first_compile()
+        row("first compile (ms), chain", {**{k: v * 1e3 for k, v in cold.items()}, "eager": 0.0})
     for label, chain, call in chain_cases(sizes):
+        if not selected(label):
+            continue
         fns = {name: compiled(chain, b) for name, b in BACKENDS.items()}
         for f in fns.values():
             call(f)  # compile and warm up
-        row(
-            label,
-            timed({name: (lambda f=f, call=call: call(f)) for name, f in fns.items()}, rounds),
+        calls = {name: (lambda f=f, call=call: call(f)) for name, f in fns.items()}
+        row(label, timed(calls, rounds, args.switching))
+    if selected("mlp step"):
+        make, step = mlp_case()
+        models = {}
+        for name, b in BACKENDS.items():
+            t = time.perf_counter()
+            models[name] = compiled(make(name), b)
+            step(models[name])
+            if name == "fusec":
+                fusec_mlp_compile = time.perf_counter() - t
+            if name == "inductor":
+                inductor_mlp_compile = time.perf_counter() - t
+        print(
+            f"first compile, mlp step: fusec {fusec_mlp_compile:.2f} s, "
+            f"inductor {inductor_mlp_compile:.2f} s (fusec's kernels partly cached by then)"
         )
-    make, step = mlp_case()
-    models = {}
-    for name, b in BACKENDS.items():
-        t = time.perf_counter()
-        models[name] = compiled(make(name), b)
-        step(models[name])
-        if name == "fusec":
-            fusec_mlp_compile = time.perf_counter() - t
-        if name == "inductor":
-            inductor_mlp_compile = time.perf_counter() - t
-    print(
-        f"first compile, mlp step: fusec {fusec_mlp_compile:.2f} s, inductor {inductor_mlp_compile:.2f} s "
-        "(fusec's kernels partly cached by then)"
-    )
-    row("mlp step", timed({n: (lambda m=m: step(m)) for n, m in models.items()}, rounds))
-    torch.manual_seed(1)
-    x = torch.randn(512, 256, requires_grad=True)
-    blocks = {}
-    for name, b in BACKENDS.items():
-        blocks[name] = compiled(Residual(), b)
+        steps = {n: (lambda m=m: step(m)) for n, m in models.items()}
+        row("mlp step", timed(steps, rounds, args.switching))
+    if selected("residual block"):
+        torch.manual_seed(1)
+        x = torch.randn(512, 256, requires_grad=True)
+        blocks = {name: compiled(Residual(), b) for name, b in BACKENDS.items()}
 
-    def block_fb(m):
-        (out,) = (m(x),)
-        out.backward(torch.ones_like(out))
+        def block_fb(m):
+            out = m(x)
+            out.backward(torch.ones_like(out))
 
-    for m in blocks.values():
-        block_fb(m)
-    row(
-        "residual block f+b",
-        timed({n: (lambda m=m: block_fb(m)) for n, m in blocks.items()}, rounds),
-    )
-    print("(milliseconds unless noted; the machine is shared, compare within a row)")
+        for m in blocks.values():
+            block_fb(m)
+        fbs = {n: (lambda m=m: block_fb(m)) for n, m in blocks.items()}
+        row("residual block f+b", timed(fbs, rounds, args.switching))
+    mode = "first call after another backend" if args.switching else "steady state"
+    print(f"({mode}; milliseconds unless noted; the machine is shared, compare within a row)")
 
 
 if __name__ == "__main__":

@@ -270,6 +270,22 @@ def leaky_relu_backward(e, n):
     return f"where({x} > 0, {e.arg(0)}, {e.arg(0)} * {literal(e.value(2, None))})"
 
 
+class Inline(str):
+    """An IR expression that stands for a node in every use, with no value of
+    its own (a literal)."""
+
+
+def scalar_tensor(e, n):
+    """A 0-d float32 constant (AOTAutograd's zero in a backward `where`, e.g.
+    clamp's) as a weak literal: torch's 0-d float32 tensor decides the result
+    dtype only against integer and boolean tensors, where a weak float literal
+    gives float32 too. Inlined, so it is no partition input and no value."""
+    value, dtype = n.args[0], n.kwargs.get("dtype") or torch.get_default_dtype()
+    if dtype != torch.float32 or isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unlowerable(f"a scalar_tensor of {dtype} (a float32 one is a literal)")
+    return Inline(literal(float(value)))
+
+
 def getitem(e, n):
     values = e.value_of(n.args[0])
     if not isinstance(values, tuple):
@@ -282,6 +298,7 @@ NOT_COMPUTING = {
     aten.clone.default,
     aten.alias.default,
     aten.detach.default,
+    aten.scalar_tensor.default,  # a literal: alone, nothing to compute
     operator.getitem,
     aten.expand.default,
     *RESHAPES,
@@ -387,6 +404,7 @@ LOWERINGS = {
     aten._log_softmax_backward_data.default: log_softmax_backward,
     aten.hardtanh_backward.default: hardtanh_backward,
     aten.leaky_relu_backward.default: leaky_relu_backward,
+    aten.scalar_tensor.default: scalar_tensor,
     operator.getitem: getitem,
     **VIEW_LOWERINGS,
 }

@@ -12,7 +12,7 @@ import torch
 from ..api import compile_graphs
 from ..ir.keywords import KEYWORDS
 from ..ir.registry import all_primitives
-from .aten_ops import LOWERINGS, Unlowerable, literal
+from .aten_ops import LOWERINGS, Inline, Unlowerable, literal
 from .views import (
     absorbable_transpose,
     output_view,
@@ -232,9 +232,9 @@ def lower_partition(sub: torch.fx.GraphModule, inputs: list, name: str) -> Lower
             raise Unlowerable(f"no fusec lowering for {node.target}")
         e.node = node
         result = LOWERINGS[node.target](e, node)
-        if isinstance(result, tuple) or result in defined:
+        if isinstance(result, tuple | Inline) or result in defined:
             names[node] = (
-                result  # several results, or another value's name (clone, detach, getitem)
+                result  # several results, a literal, or another value's name (clone, getitem)
             )
         else:
             names[node] = mangle(node.name, taken)
