@@ -98,6 +98,16 @@ class ElementwiseKernel(RowLayout):
         if self.split is not None:
             self.args += [KernelArg(name, Count(name), "i64") for name in ROW_COUNTS]
 
+    def _quirks(self) -> frozenset[str]:
+        """The device's quirks that this kernel can meet. select_drops_signed_zero
+        was seen only where the selected values came from f16 memory; its
+        workaround (comparing bits) cost f32 chains 8-22% (relu, clamp, relu6
+        at 2^20-2^22 on Intel's runtime), so a kernel without f16 does without."""
+        g = self.g
+        if any(g.nodes[n]["dtype"] == "f16" for n in (*self.group.inputs, *self.group.nodes)):
+            return self.device.quirks
+        return self.device.quirks - {"select_drops_signed_zero"}
+
     def _input_kind(self, shape, in_memory: bool = True) -> str:
         if len(shape) == 0:
             return "splat" if in_memory else "value"
@@ -256,7 +266,7 @@ class ElementwiseKernel(RowLayout):
                         # (maximum, <, ...): arithmetic sees bools as 0/1, as torch
                         fields[name] = f"(-{fields[name]})"
             category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
-            template = prim.template_for(category, attrs, self.device.quirks)
+            template = prim.template_for(category, attrs, self._quirks())
             result_ct = MASK[ct] if prim.dtype_rule in ("compare", "logical") else ct
             cap = prim.max_width.get(t_dtype, w)
             if "double{W}" in template:  # computed in double whatever the dtype (sin, cos)
