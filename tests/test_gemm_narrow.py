@@ -63,6 +63,13 @@ def test_narrow_layouts_match_numpy(width):
         # a narrow layout is right for any N (here: four times wider)
         x, w, b = data(m, k, 4 * n + 3)
         check(run(rt, layout, "store", x, w, b), reference("store", x, w, b), k)
+    if rt.info.fp64:  # double: at width 16, dot products over double8; at 8, the default panel
+        for m, k, n in [(17, 97, 8), (7, 13, 5)]:
+            layout = gemm.choose_layout(CPU, None, n, None, "f64", native_width=width)
+            skip_wider_than_native(rt, layout, "f64")
+            x, w, b = data(m, k, n, np.float64)
+            got = run(rt, layout, "bias_relu", x, w, b)
+            check(got, reference("bias_relu", x, w, b), k, np.float64)
 
 
 HEAD = "graph head(x: f32[B, K], w: f32[{n}, K], b: f32[{n}]) {{\n    return tanh(linear(x, w, b))\n}}\n"
