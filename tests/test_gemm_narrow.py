@@ -73,7 +73,15 @@ def test_narrow_layouts_match_numpy(width):
 
 
 HEAD = "graph head(x: f32[B, K], w: f32[{n}, K], b: f32[{n}]) {{\n    return tanh(linear(x, w, b))\n}}\n"
-DW = "graph dw(x: f32[B, K], g: f32[B, {n}]) {{\n    return gemm(x, g, ta=true)\n}}\n"
+# op(a)·op(b) with N = 10 known and either operand transposed: a[R, C], b[P, Q]
+TRANSPOSED = {
+    (True, False): "graph t(a: f32[B, K], b: f32[B, 10]) {\n    return gemm(a, b, ta=true)\n}\n",
+    (False, False): "graph t(a: f32[B, K], b: f32[K, 10]) {\n    return gemm(a, b)\n}\n",
+    (
+        True,
+        True,
+    ): "graph t(a: f32[K, B], b: f32[10, K]) {\n    return gemm(a, b, ta=true, tb=true)\n}\n",
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +106,24 @@ def test_compiled_head_passed_and_bound(heads, n):
         np.testing.assert_allclose(bound(x), want, rtol=1e-5, atol=1e-5)
 
 
-def test_compiled_transposed_narrow_gemm():
-    """xᵀ·g (a weight gradient's shape, N = 10 known): the 16-wide panel, x packed."""
-    dw = fusec.compile(DW.format(n=10))["dw"]
-    layout = next(k.layout for k in dw.kernels if hasattr(k, "layout"))
-    assert (layout.kind, layout.ta, layout.tb) == ("panel", True, False)
+@pytest.mark.parametrize("ta, tb", list(TRANSPOSED))
+def test_compiled_transposed_narrow_gemm(ta, tb):
+    """A transposed operand (autodiff's dx = g·w, dw = gᵀ·x shapes) with N = 10
+    known: the panel one vector wide, which packs either order."""
+    t = fusec.compile(TRANSPOSED[(ta, tb)])["t"]
+    layout = next(k.layout for k in t.kernels if hasattr(k, "layout"))
+    assert (layout.kind, layout.cols, layout.ta, layout.tb) == ("panel", layout.vector, ta, tb)
     rng = np.random.default_rng(3)
-    for b_, k in ((1, 5), (33, 13), (129, 64)):
-        g = rng.standard_normal((b_, 10)).astype(np.float32)
-        x = rng.standard_normal((b_, k)).astype(np.float32)
+    shapes = {  # (a, b) for sizes B, K
+        (True, False): lambda bsz, k: ((bsz, k), (bsz, 10)),
+        (False, False): lambda bsz, k: ((bsz, k), (k, 10)),
+        (True, True): lambda bsz, k: ((k, bsz), (10, k)),
+    }[(ta, tb)]
+    for bsz, k in ((1, 5), (33, 13), (129, 64)):
+        a_shape, b_shape = shapes(bsz, k)
+        a = rng.standard_normal(a_shape).astype(np.float32)
+        b = rng.standard_normal(b_shape).astype(np.float32)
+        op_a, op_b = (a.T if ta else a), (b.T if tb else b)
         np.testing.assert_allclose(
-            dw(x, g), x.T.astype(np.float64) @ g, rtol=1e-5, atol=1e-4 * np.sqrt(b_)
+            t(a, b), op_a.astype(np.float64) @ op_b, rtol=1e-5, atol=1e-4 * np.sqrt(op_a.shape[1])
         )
