@@ -193,9 +193,10 @@ def choose_layout(
     """The layout for `device` and (where known) the sizes; any layout is right for any sizes.
 
     pack          how w's panels would be made, on CPUs: "once" (the caller packs each
-                  weight once and reuses the panels: always the panel layout), "per_call"
+                  weight once and reuses the panels: the panel layout), "per_call"
                   (packed before every product: the panel layout unless M is known and
                   below PER_CALL_PACK_MIN_M, where reading w as stored is faster), "never".
+                  A known N of at most one vector overrides it (_narrow_layout).
     native_width  floats per native SIMD register of a CPU (OpenCL's
                   CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: 16 with AVX-512, 8 with AVX2).
                   Default: DeviceInfo.native_vector_width if it has one, else 8.
