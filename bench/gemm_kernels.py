@@ -6,9 +6,13 @@ wiring): linear + bias + relu against NumPy (OpenBLAS) and PyTorch eager, in one
     ... --sweep           also the other register blocks tried (see fusec/gemm.py)
     ... --tiled           also the GPU layout (local-memory tiles), run by this CPU: slow
     ... --openblas-spin   leave OPENBLAS_THREAD_TIMEOUT alone (see below)
+    ... --mlp             the ONNX MLP's shapes instead (bench/onnx_mlp.py, batch 1024 and 64)
     ... --json out.json
 
 Shapes (M x K -> N, float32): 256x784->256, 4096x1024->1024, 64x4096->4096.
+The report also gives the device's FMA peak, measured in the same run by a
+kernel of register-only multiply-adds (16 vector accumulators per work-item,
+64 work-items), and each column as a fraction of it.
 y = relu(x . w^T + b); GFLOP/s counts 2 M N K.
 
 Columns:
@@ -18,6 +22,8 @@ Columns:
   panel+vec    the same with the optional vector epilogue (bias + relu on float16s)
   panel+pack   packing w on EVERY call, then the product (a weight that changes)
   dot          the no-packing CPU layout: w read as stored
+  <kind> RxC   a layout fusec picks at one of the shapes' known sizes (with a
+               bound weight) where it is none of the above (a narrow N's), vector epilogue
   numpy        np.maximum(x @ w.T + b, 0): OpenBLAS GEMM, then two passes
   torch        torch.relu(F.linear(x, w, b)), 2 threads
 All fusec columns: inputs already on the device, output left there, clFinish inside.
@@ -52,6 +58,7 @@ import warnings
 from pathlib import Path
 
 SHAPES = [(256, 784, 256), (4096, 1024, 1024), (64, 4096, 4096)]
+MLP_SHAPES = [(1024, 784, 512), (1024, 512, 512), (1024, 512, 10), (64, 784, 512), (64, 512, 512)]
 
 
 def parse(argv):
@@ -64,8 +71,47 @@ def parse(argv):
         "--openblas-spin", action="store_true", help="leave OPENBLAS_THREAD_TIMEOUT unset"
     )
     ap.add_argument("--rounds", type=int, default=0, help="rounds per shape (default: by shape)")
+    ap.add_argument("--mlp", action="store_true", help="the ONNX MLP's shapes instead")
     ap.add_argument("--json", metavar="PATH")
     return ap.parse_args(argv)
+
+
+PEAK_ACCUMULATORS = 16
+
+
+def fma_peak(cl, ctx, queue, lanes: int, iters: int = 20000, items: int = 64) -> float:
+    """GFLOP/s of register-only multiply-adds on float<lanes> (the width the CPU
+    layouts use: PoCL aborts on float16 where its target lacks AVX-512): what a
+    GEMM can reach at best. 16 independent accumulators per work-item cover the
+    FMA latency x pipes; the second fastest of 7 launches."""
+    import numpy as np
+
+    acc, vt = range(PEAK_ACCUMULATORS), f"float{lanes}"
+    src = "\n".join(
+        [
+            f"__attribute__((vec_type_hint({vt})))",
+            "__kernel void peak(__global float *out, const int iters, const float s) {",
+            *(f"    {vt} a{i} = ({vt})({i}.0f + (float)get_global_id(0));" for i in acc),
+            f"    const {vt} m = ({vt})(s);",
+            "    for (int it = 0; it < iters; ++it) {",
+            *(f"        a{i} = a{i} * m + m;" for i in acc),
+            "    }",
+            f"    vstore{lanes}(" + " + ".join(f"a{i}" for i in acc) + ", get_global_id(0), out);",
+            "}",
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernel = cl.Kernel(cl.Program(ctx, src).build(), "peak")
+    out = cl.Buffer(ctx, cl.mem_flags.WRITE_ONLY, lanes * 4 * items)
+    kernel.set_args(out, np.int32(iters), np.float32(0.999))
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        cl.enqueue_nd_range_kernel(queue, kernel, (items,), (1,))
+        queue.finish()
+        times.append(time.perf_counter() - t0)
+    return items * iters * PEAK_ACCUMULATORS * lanes * 2 / sorted(times)[1] / 1e9
 
 
 def blas_info() -> str:
@@ -197,7 +243,17 @@ def main(argv=None) -> int:
             builds["panel+vec"] = seconds
             variants["panel+vec"] = (layout, kernels_v, False)
             variants["panel+pack"] = (layout, kernels, True)
+    # the layouts fusec picks for a bound weight at these known sizes (a narrow
+    # N: gemm_layouts._narrow_layout), where they are none of the above
+    shapes = MLP_SHAPES if args.mlp else SHAPES
+    for m, k, n in shapes if info.is_cpu else ():
+        layout = gemm.choose_layout(info, m, n, k, pack="once", native_width=native)
+        name = f"{layout.kind} {layout.rows}x{layout.cols}"
+        if layout not in [v[0] for v in variants.values()] and name not in variants:
+            kernels, builds[name] = build(layout, vector=True)
+            variants[name] = (layout, kernels, False)
 
+    peak = fma_peak(cl, ctx, queue, layouts["panel"].vector if "panel" in layouts else 4)
     header = [
         f"device:  {dev.name.strip()} ({dev.platform.name.strip()}, driver {dev.driver_version}), "
         f"{dev.max_compute_units} compute units, native float width {native}",
@@ -219,6 +275,7 @@ def main(argv=None) -> int:
         "builds:  "
         + ", ".join(f"{n} {s:.2f} s" for n, s in builds.items())
         + f"; load average at start {os.getloadavg()[0]:.2f}",
+        f"peak:    {peak:.0f} GFLOP/s (register-only vector multiply-adds, this run)",
     ]
     print("\n".join(header), flush=True)
     if os.environ.get("OPENBLAS_CORETYPE"):
@@ -309,7 +366,7 @@ def main(argv=None) -> int:
             "errors": errors,
         }
 
-    rows = [measure(m, k, n) for m, k, n in SHAPES]
+    rows = [measure(m, k, n) for m, k, n in shapes]
 
     names = list(variants) + ["numpy", "torch"]
     body = []
@@ -320,6 +377,16 @@ def main(argv=None) -> int:
             + [f"{r['flops'] / meds[c] / 1e9:.0f}" if c in meds else "-" for c in names]
         )
     print("\nGFLOP/s (2 M N K / median time)")
+    print(table(["shape"] + names, body))
+    body = [
+        [r["shape"]]
+        + [
+            f"{r['flops'] / r['median_s'][c] / 1e9 / peak:.0%}" if c in r["median_s"] else "-"
+            for c in names
+        ]
+        for r in rows
+    ]
+    print(f"\nfraction of the FMA peak ({peak:.0f} GFLOP/s)")
     print(table(["shape"] + names, body))
     body = []
     for r in rows:

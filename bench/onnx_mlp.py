@@ -20,9 +20,21 @@ every method runs back to back `reps` times (the same count for both).
 On a loaded machine the wall-clock ratio swings with the moment (0.72x to
 1.36x at batch 64 within one evening here), so the report also gives the CPU
 time the process spent per call, all threads together: less sensitive to what
-else runs, but it counts idle spinning too (onnxruntime's workers spin a
-while after each run; Intel's OpenCL runtime computes on the host thread
-while it waits in clFinish).
+else runs, but it counts idle spinning too (Intel's OpenCL runtime computes
+on the host thread while it waits in clFinish).
+
+Settling. onnxruntime's intra-op worker keeps spinning for 15-30 ms after
+each run (the process burned 11 ms of CPU in a 20 ms sleep after one, 30 ms
+in 100 ms), and it is pinned to CPU 1, the CPU Intel's OpenCL runtime pins
+its own worker thread to (os.sched_getaffinity of each thread, this 2-CPU
+machine): a fusec block timed right after an onnxruntime block runs on about
+one core (batch 1024: 4.5 ms per call, against 2.9 ms right after another
+fusec block; /tmp scratch script, 2026-11-30). Neither would share a process with the other in use, so
+every timed block starts after a pause (--settle, default 0.1 s) and the
+table also shows "fusec after ort", a fusec block timed right after an
+onnxruntime block (the way this script measured before 2026-11-30). The CPU
+time is the block's own: the spinning after a block is charged to no one (in
+a steady stream of calls it happens once, at the end).
 """
 
 from __future__ import annotations
@@ -79,27 +91,38 @@ def mlp_model(seed: int = 0):
     return model
 
 
-def run_row_cpu(methods: dict, warm: int, rounds: int) -> tuple[dict, dict]:
-    """bench/elementwise.py's run_row, also recording the process's CPU time
-    (every thread's: the OpenCL runtime's and onnxruntime's workers, spinning
-    included) of each sample."""
+def run_row_cpu(methods: dict, warm: int, rounds: int, settle: float, after: tuple) -> tuple:
+    """bench/elementwise.py's run_row, with a pause of `settle` seconds before
+    every timed block, also recording the process's CPU time (every thread's,
+    spinning included) of each block. `after` =
+    (first, then, label): each round also times `then` right after `first`,
+    with no pause between, as `label`."""
     for fn in methods.values():
         for _ in range(warm):
             fn()
     names = list(methods)
-    wall, cpu = {n: [] for n in names}, {n: [] for n in names}
+    first, then, label = after
+    wall, cpu = {n: [] for n in [*names, label]}, {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(settle)
             c0, t0 = time.process_time(), time.perf_counter()
             methods[name]()
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
+        methods[first]()
+        t0 = time.perf_counter()
+        methods[then]()
+        wall[label].append(time.perf_counter() - t0)
     return wall, cpu
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    ap.add_argument(
+        "--settle", type=float, default=0.1, help="pause before each timed block, s (0: none)"
+    )
     args = ap.parse_args(argv)
 
     import onnxruntime as ort
@@ -133,8 +156,13 @@ def main(argv=None) -> int:
                 session.run(None, {"input": x}) for _ in range(reps)
             ],
         }
-        samples, cpu = run_row_cpu(methods, warm=2, rounds=5 if args.quick else 15)
-        fusec_t, ort_t = (med(samples[k]) / reps for k in ("fusec", "onnxruntime"))
+        after = ("onnxruntime", "fusec", "fusec after ort")
+        samples, cpu = run_row_cpu(
+            methods, warm=2, rounds=5 if args.quick else 15, settle=args.settle, after=after
+        )
+        fusec_t, ort_t, after_t = (
+            med(samples[k]) / reps for k in ("fusec", "onnxruntime", "fusec after ort")
+        )
         fusec_c, ort_c = (med(cpu[k]) / reps for k in ("fusec", "onnxruntime"))
         rows.append(
             [
@@ -145,17 +173,28 @@ def main(argv=None) -> int:
                 fmt_ms(fusec_c),
                 fmt_ms(ort_c),
                 f"{ort_c / fusec_c:.2f}x",
+                fmt_ms(after_t),
             ]
         )
         log(f"batch {batch}: done")
     print()
     print(
         "time per call in ms (median), and fusec's speed relative to onnxruntime (> 1: fusec faster);\n"
-        "then the process's CPU time per call (all threads; > 1: fusec used less)"
+        "then the process's CPU time per call (all threads; > 1: fusec used less); each block timed\n"
+        f"after a {args.settle:g} s pause, but 'fusec after ort': right after an onnxruntime block"
     )
     print(
         table(
-            ["batch", "fusec", "onnxruntime", "fusec vs ort", "fusec cpu", "ort cpu", "cpu ratio"],
+            [
+                "batch",
+                "fusec",
+                "onnxruntime",
+                "fusec vs ort",
+                "fusec cpu",
+                "ort cpu",
+                "cpu ratio",
+                "fusec after ort",
+            ],
             rows,
         )
     )

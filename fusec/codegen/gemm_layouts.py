@@ -75,6 +75,19 @@ shared; run to run the numbers move by 10-20%):
   interleaved, took a core from the kernels (250 instead of 490): the
   benchmark sets OPENBLAS_THREAD_TIMEOUT=4 (see bench/gemm_kernels.py).
 
+A known N of at most one vector (a classifier's 10 outputs) would leave most
+of a 32-column panel as padding. Per CPU-second (the machine loaded, one core
+per process; /tmp scratch script, 21 interleaved rounds), relu(x . w^T + b)
+at 1024x512->N, GFLOP/s:
+
+    N     panel 8 x 32   panel 8 x 16   dot 2 x 10   dot 3 x 7   dot 2 x 8
+    7          45              79           109          148         121
+    10         70             118           161           -           -
+    16        104             189           127          120         143
+
+so all N columns as one block of dot products where two or more rows of them
+fit in the registers (N <= 10 with AVX-512), else a panel one vector wide.
+
 The epilogue runs in registers after the K loop. Per work-item it is emitted
 twice: once for a block wholly inside M x N (no checks) and once for a block
 at the edge (each element checked). Intel's compiler does not vectorise the
@@ -180,9 +193,10 @@ def choose_layout(
     """The layout for `device` and (where known) the sizes; any layout is right for any sizes.
 
     pack          how w's panels would be made, on CPUs: "once" (the caller packs each
-                  weight once and reuses the panels: always the panel layout), "per_call"
+                  weight once and reuses the panels: the panel layout), "per_call"
                   (packed before every product: the panel layout unless M is known and
                   below PER_CALL_PACK_MIN_M, where reading w as stored is faster), "never".
+                  A known N of at most one vector overrides it (_narrow_layout).
     native_width  floats per native SIMD register of a CPU (OpenCL's
                   CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: 16 with AVX-512, 8 with AVX2).
                   Default: DeviceInfo.native_vector_width if it has one, else 8.
@@ -205,6 +219,10 @@ def choose_layout(
     # lanes of one native register for this dtype; OpenCL C has vectors of 2..16
     lanes = max(2, min(16, width * 4 // size))
     wide = width >= 16  # 32 vector registers (AVX-512); else assume 16 (AVX2)
+    if n is not None and n <= lanes:
+        narrow = _narrow_layout(m, n, lanes, 32 if wide else 16, pack, ta, tb)
+        if narrow is not None:
+            return narrow
     # Packing moves 2 N K elements (~26 GB/s here), the product computes 2 M N K
     # flops (~450 GFLOP/s): per call that is ~70/M of the product's time, and
     # "dot" is 15-35% slower than "panel". 64x4096->4096 packed per call: 232
@@ -220,6 +238,28 @@ def choose_layout(
     if n is not None:
         cols = max(1, min(cols, n))
     return GemmLayout("dot", rows, cols, lanes, (8, 1))
+
+
+def _narrow_layout(
+    m: int | None, n: int, lanes: int, registers: int, pack: str, ta: bool, tb: bool
+) -> GemmLayout | None:
+    """A known N of at most one vector (a classifier's 10 outputs): the default
+    32-column panel would compute mostly padding (10 of 32 columns). All N
+    columns in one block of dot products (w read as stored, nothing packed)
+    where rows x N accumulators, N w vectors and the rows' x vectors fit in the
+    registers with at least 2 rows; else a panel one vector wide (measured:
+    the module docstring)."""
+    rows = min(4, (registers - n) // (n + 1))
+    if rows >= 2 and (ta, tb) == (False, True):
+        if m is not None:
+            rows = max(1, min(rows, m))
+        return GemmLayout("dot", rows, n, lanes, (8, 1))
+    if pack == "never":
+        return None
+    rows = 8 if registers >= 32 else 6
+    if m is not None:
+        rows = max(1, min(rows, m))
+    return GemmLayout("panel", rows, lanes, lanes, (8, 1), ta=ta, tb=tb)
 
 
 def _tiled_layout(max_group: int, local_memory: int, size: int) -> GemmLayout:
