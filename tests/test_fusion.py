@@ -479,3 +479,27 @@ def test_a_parameter_returned_beside_a_reduction_of_it_fuses_without_a_cycle():
     np.testing.assert_allclose(y, x - x.sum(axis=1, keepdims=True) * 0.5, rtol=1e-6)
     np.testing.assert_array_equal(same, x)
     assert not np.shares_memory(same, x)
+
+
+@pytest.mark.parametrize("dtype", ["f16", "f32", "f64", "i32"])
+@pytest.mark.parametrize("cond", ["0.5 < 2.5", "2.5 >= 3.5", "true", "logical_not(false)"])
+def test_a_literal_condition_selects_on_the_vector_path(dtype, cond):
+    # a vector select tests the top bit of each lane: a folded `true` was
+    # written as 1, not the mask -1, and picked the wrong branch on the
+    # vector path (where(0.5 < 2.5, a + b, a) gave a; the scalar tail was right)
+    pytest.importorskip("pyopencl")
+    np_dtype = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i32": np.int32}[dtype]
+    a = np.arange(37).astype(np_dtype)
+    b = (np.arange(37) * 3).astype(np_dtype)
+    m = np.arange(37) % 3 == 0
+    src = (
+        f"graph f(a: {dtype}[N], b: {dtype}[N], m: bool[N]) {{\n"
+        f"    return where({cond}, a + b, a), logical_and(m, {cond}), where(logical_or(m, {cond}), a, b)\n}}"
+    )
+    truth = eval(
+        cond.replace("true", "True").replace("false", "False").replace("logical_not", "not ")
+    )  # noqa: S307
+    got = fusec.compile(src)["f"](a, b, m)
+    np.testing.assert_array_equal(got[0], a + b if truth else a)
+    np.testing.assert_array_equal(got[1], m & truth)
+    np.testing.assert_array_equal(got[2], np.where(m | truth, a, b))

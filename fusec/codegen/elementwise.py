@@ -299,7 +299,12 @@ class ElementwiseKernel(RowLayout):
     def _operand(self, node: int, names: dict, w: int) -> str:
         data = self.g.nodes[node]
         if data["op"] == "const":
-            return literal(data["value"], COMPUTE[dt.concrete(data["dtype"])], w)
+            value = data["value"]
+            if w > 1 and dt.concrete(data["dtype"]) == "bool":
+                # a vector bool is a mask, true all ones (-1), as a vector compare
+                # gives: `?:` on vectors tests the top bit, which 1 lacks
+                value = -1 if value else 0
+            return literal(value, COMPUTE[dt.concrete(data["dtype"])], w)
         return names[node]
 
     def signature(self) -> list[str]:
