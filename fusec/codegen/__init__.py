@@ -11,6 +11,7 @@ from .column_reduction import ColumnSumKernel
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .gemm import GemmKernel
+from .gemm_rows import attach_row_tails
 from .mathlib import helpers_for
 from .opencl_c import COMPUTE, CTYPE_BYTES
 from .reduction import ReductionKernel
@@ -31,6 +32,7 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
         KERNEL_FOR_KIND[grp.kind](g, grp, device.for_element_bytes(_widest(g, grp)))
         for grp in groups
     ]
+    attach_row_tails(kernels)  # a softmax after a classifier's GEMM: in the GEMM's kernel
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double

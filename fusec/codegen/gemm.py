@@ -20,6 +20,7 @@ from ..passes.fuse import FusionGroup
 from . import gemm_layouts
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
+from .gemm_rows import tail_call
 from .kernel_args import Count, KernelArg, Launch, Param, Scratch, Stored, c_parameter, trial_kind
 from .opencl_c import COMPUTE, temp_name
 
@@ -101,6 +102,7 @@ class GemmKernel(ElementwiseKernel):
         self.extra_args = extra
         head = counts + ([] if self.pro else [xpacked if self.packs_x else self.operand_args[0]])
         self.main_args = head + [packed if self.packs else self.operand_args[1]] + extra
+        self.tail = None  # a row kernel run after the epilogue (gemm_rows.py)
         self.small_args = head + [self.operand_args[1]] + extra
 
     # -- sizes --------------------------------------------------------------------
@@ -205,7 +207,8 @@ class GemmKernel(ElementwiseKernel):
 
     def source(self) -> str:
         gemm_source = gemm_layouts.gemm_source
-        params = [c_parameter(a) for a in self.extra_args]
+        tail_args = list(self.tail.args) if self.tail else []
+        params = [c_parameter(a) for a in self.extra_args + tail_args]
         ops = [self.g.nodes[n]["op"] for n in self.group.nodes]
         pro = [self.g.nodes[n]["op"] for n in self.group.prologue]
         head = [
@@ -222,6 +225,9 @@ class GemmKernel(ElementwiseKernel):
         )
         if self.pro:
             kw["x_load"] = self.x_load
+        if self.tail:
+            head.append(self.tail.rows.row_function())
+            kw["after"] = tail_call(self.tail, self.layout.rows)
         body = gemm_source(self.group.name, self.layout, **kw)
         if self.small:
             body += "\n" + gemm_source(f"{self.group.name}_small", self.small, **kw)

@@ -366,6 +366,7 @@ def gemm_source(
     epilogue_params: list[str],
     vector_epilogue: VectorEpilogue | None = None,
     x_load: XLoad | None = None,
+    after: list[str] | None = None,
 ) -> str:
     """OpenCL C for kernel `name` (and `{name}_pack` when layout.packs).
 
@@ -377,6 +378,9 @@ def gemm_source(
     `x_load(row, k, width)` -> (statements, expression): op(x)[row, k ..
     k + width - 1] computed rather than loaded (a prologue); then there is no
     `x` parameter, and its inputs must be among `epilogue_params`.
+
+    `after`: statements run by each work-item after its epilogue, with its
+    block's first row in `gm_r0` (the dot layout only: gemm_rows.py).
     """
     if ctype not in SIZEOF:
         raise ValueError(f"GEMM in {ctype} is not supported (float, double)")
@@ -395,6 +399,12 @@ def gemm_source(
         layout.kind
     ]
     body = gen(layout, ctype, epilogue, vector_epilogue, x_load)
+    if after:
+        if layout.kind != "dot":
+            raise ValueError(
+                f"statements after the epilogue need the dot layout, not {layout.kind}"
+            )
+        body += after
     if layout.kind == "tiled":
         g0, g1 = layout.group
         attr = f"__attribute__((reqd_work_group_size({g0}, {g1}, 1)))\n"

@@ -61,11 +61,19 @@ def make_plan(g: nx.DiGraph, kernels: list) -> dict:
             continue
         if grp.kind == "gemm":
             launches, more = _gemm_launches(g, k)
+            if k.tail is not None:  # the row kernel after it runs inside (gemm_rows.py)
+                rows = _rows_launch(g, k.tail.rows)
+                main = launches[-1]
+                main["ops"] += rows["ops"]
+                main["reads"] += [r for r in rows["reads"] if r not in main["writes"]]
+                main["writes"] += rows["writes"]
+                main["why"] += "; then " + rows["why"] + ", per row in the same work-item"
             plan_kernels += launches
             scratch += more
             continue
         if grp.kind == "rows":
-            plan_kernels.append(_rows_launch(g, k))
+            if k.in_gemm is None:
+                plan_kernels.append(_rows_launch(g, k))
             continue
         w = k.elements_per_item
         # a launch over rows (broadcast operands) names its row counts

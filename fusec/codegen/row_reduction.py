@@ -134,6 +134,8 @@ class RowReductionKernel(ElementwiseKernel):
         self.items_per_row = 1 if device.is_cpu else gpu_row_items(device, length)
         self.loaded: dict[int, str] = {}
         self.stash = self._choose_stash()
+        # the GEMM kernel that runs this kernel's rows after its own (gemm_rows.py)
+        self.in_gemm = None
 
     def _axes(self, r: int) -> tuple:
         data = self.g.nodes[r]
@@ -164,13 +166,15 @@ class RowReductionKernel(ElementwiseKernel):
 
     def launches(self, shape, sizes=None) -> list[Launch]:
         counts = self.counts(shape)
-        if counts["rows"] == 0:
+        if counts["rows"] == 0 or self.in_gemm is not None:
             return []
         ls = self.local_size
         items = self.work_items(counts)
         return [Launch(self.group.name, tuple(self.all_args), (-(-items // ls) * ls,), (ls,))]
 
     def trial_launches(self) -> list[tuple[str, list[str], tuple]]:
+        if self.in_gemm is not None:  # no entry point of its own (gemm_rows.py)
+            return []
         return [(self.group.name, [trial_kind(a) for a in self.all_args], (self.local_size,))]
 
     # -- source -----------------------------------------------------------------------
@@ -258,6 +262,8 @@ class RowReductionKernel(ElementwiseKernel):
         return vector, tail
 
     def source(self) -> str:
+        if self.in_gemm is not None:  # gemm_rows.py: the GEMM's source holds row_function
+            return ""
         g, grp, w = self.g, self.group, self.device.vector_width
         gpu = not self.device.is_cpu
         members = " -> ".join(g.nodes[r]["op"] for r in grp.reductions)
@@ -283,7 +289,23 @@ class RowReductionKernel(ElementwiseKernel):
             ]
         else:
             out += ["    const long row = get_global_id(0);", "    if (row >= rows) return;"]
-        out += ["    const long rb = row * inner;"]
+        return "\n".join(out + self._row_lines(gpu) + ["}", ""])
+
+    def row_function(self) -> str:
+        """The CPU layout's work for one row as a C function `{name}_row(row,
+        <the kernel's parameters>)`, for a kernel that calls it per row
+        (gemm_rows.py). Pointers lose `restrict`: the caller may pass a buffer
+        it has written itself."""
+        assert self.device.is_cpu, "a GPU row is a work-group's work, not a function's"
+        params = [p.replace("*restrict ", "*") for p in self.signature() + self.epi.signature()]
+        sig = ",\n    ".join(["const long row", *params])
+        head = [f"// the rows of {self.group.name}, one call per row"]
+        lines = [f"void {self.group.name}_row(\n    {sig})", "{"]
+        return "\n".join(head + lines + self._row_lines(False) + ["}", ""])
+
+    def _row_lines(self, gpu: bool) -> list[str]:
+        w = self.device.vector_width
+        out = ["    const long rb = row * inner;"]
         out += ["    " + line for line in self._row_offsets("rows")]
         self.loaded = {}  # a stashed value, once its member's pass has stored it
         for members in row_passes(self):
@@ -303,4 +325,4 @@ class RowReductionKernel(ElementwiseKernel):
             )
         if gpu:
             out += ["    #undef L"]
-        return "\n".join(out + ["}", ""])
+        return out

@@ -85,7 +85,9 @@ def pin(runtime, graph: nx.DiGraph, kernels: list, constants: dict) -> Pinned:
     for k in kernels:
         group = k.group
         reads = {*group.inputs, *group.operands, *group.epilogue_inputs, *group.prologue_inputs}
-        if not group.outputs and group.stores and reads <= constant:
+        # a GEMM running a row kernel's rows (codegen/gemm_rows.py) runs every call
+        tail = getattr(k, "tail", None)
+        if not group.outputs and group.stores and reads <= constant and tail is None:
             pinned.constant_kernels.add(group.name)
         if group.kind == "gemm" and k.packs and group.operands[1] in constant:
             pinned.packed_w.add(group.name)
