@@ -21,7 +21,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from .device_outputs import new_device_array
-from .fast_calls import FAST_PER_THREAD, FastCall, record
+from .fast_calls import FastCall, keep, record
 
 _MARK = "device"
 
@@ -51,13 +51,8 @@ def remember(local, launcher, bound: dict, prepared) -> None:
     key = device_key(arrays, launcher.runtime.context)
     if key is None:
         return
-    fast = getattr(local, "fast", None)
-    if fast is None:
-        fast = local.fast = {}
-    if len(fast) >= FAST_PER_THREAD:
-        fast.pop(next(iter(fast)))
     names = [p["name"] for p in params]
-    fast[key] = record(prepared, names, launcher.output_index, launcher.output_dtypes)
+    keep(local, key, record(prepared, names, launcher.output_index, launcher.output_dtypes))
 
 
 def run(fast: FastCall, arrays, runtime) -> tuple | cla.Array:

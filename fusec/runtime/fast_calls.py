@@ -60,13 +60,22 @@ def remember(local, launcher, bound: dict, prepared, pinned) -> None:
         launch.once not in pinned.done for launch in prepared.launches if launch.once
     ):
         return
+    names = [p["name"] for p in params]
+    keep(
+        local,
+        exact_key(arrays),
+        record(prepared, names, launcher.output_index, launcher.output_dtypes),
+    )
+
+
+def keep(local, key, fast_call: FastCall) -> None:
+    """Store a thread's fast call under `key`, dropping its oldest beyond FAST_PER_THREAD."""
     fast = getattr(local, "fast", None)
     if fast is None:
         fast = local.fast = {}
     if len(fast) >= FAST_PER_THREAD:
         fast.pop(next(iter(fast)))
-    names = [p["name"] for p in params]
-    fast[exact_key(arrays)] = record(prepared, names, launcher.output_index, launcher.output_dtypes)
+    fast[key] = fast_call
 
 
 def eligible(params: list, arrays: list, output_shapes: list) -> bool:
