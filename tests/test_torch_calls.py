@@ -15,6 +15,22 @@ def chain(x, y):
     return torch.clamp(torch.relu(a * 0.5 + y), -2.0, 2.0)
 
 
+def _record_graph_calls(monkeypatch) -> list:
+    """The arrays each fusec graph call of the backend receives, in order."""
+    seen = []
+
+    class Recording(compiler.FusecPartition):
+        def __init__(self, graph, *rest):
+            def call(*arrays, **kwargs):
+                seen.append(arrays)
+                return graph(*arrays, **kwargs)
+
+            super().__init__(call, *rest)
+
+    monkeypatch.setattr(compiler, "FusecPartition", Recording)
+    return seen
+
+
 def test_the_backwards_zero_is_a_literal_not_a_pytorch_tensor():
     """clamp's backward is where(in range, grad, scalar_tensor(0.0)): the zero
     is an IR literal, so the backward is one fusec graph with nothing left in
@@ -68,17 +84,7 @@ def test_an_output_is_never_written_by_a_later_call():
 def test_tensors_reach_the_graph_as_numpy_views(monkeypatch):
     """The prepared-call path takes NumPy arrays: the partition passes views of
     the tensors' memory (a copy would still compute the right numbers)."""
-    seen = []
-
-    class Recording(compiler.FusecPartition):
-        def __init__(self, graph, *rest):
-            def call(*arrays, **kwargs):
-                seen.append(arrays)
-                return graph(*arrays, **kwargs)
-
-            super().__init__(call, *rest)
-
-    monkeypatch.setattr(compiler, "FusecPartition", Recording)
+    seen = _record_graph_calls(monkeypatch)
     gen = torch.Generator().manual_seed(2)
     x, y = torch.randn(1, 1031, generator=gen), torch.randn(1, 1031, generator=gen)
     with torch.no_grad():
@@ -182,17 +188,7 @@ def test_parameters_reach_the_graph_as_numpy_views_too(monkeypatch):
     """In a training forward the inputs require grad (parameters, leaves):
     they are passed as views of their memory as well, a weight that a GEMM
     reads transposed as the view of its transpose."""
-    seen = []
-
-    class Recording(compiler.FusecPartition):
-        def __init__(self, graph, *rest):
-            def call(*arrays, **kwargs):
-                seen.append(arrays)
-                return graph(*arrays, **kwargs)
-
-            super().__init__(call, *rest)
-
-    monkeypatch.setattr(compiler, "FusecPartition", Recording)
+    seen = _record_graph_calls(monkeypatch)
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(5, 13, generator=gen, requires_grad=True)
     w = torch.randn(7, 13, generator=gen, requires_grad=True)
