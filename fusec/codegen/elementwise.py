@@ -17,6 +17,7 @@ Each row ends with its own scalar tail.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import networkx as nx
@@ -98,7 +99,8 @@ class ElementwiseKernel(RowLayout):
         if self.split is not None:
             self.args += [KernelArg(name, Count(name), "i64") for name in ROW_COUNTS]
 
-    def _quirks(self) -> frozenset[str]:
+    @functools.cached_property
+    def quirks(self) -> frozenset[str]:
         """The device's quirks that this kernel can meet. select_drops_signed_zero
         was seen only where the selected values came from f16 memory; its
         workaround (comparing bits) cost f32 chains 8-22% (relu, clamp, relu6
@@ -266,7 +268,7 @@ class ElementwiseKernel(RowLayout):
                         # (maximum, <, ...): arithmetic sees bools as 0/1, as torch
                         fields[name] = f"(-{fields[name]})"
             category = "bool" if t_dtype == "bool" else ("float" if dt.is_float(t_dtype) else "int")
-            template = prim.template_for(category, attrs, self._quirks())
+            template = prim.template_for(category, attrs, self.quirks)
             result_ct = MASK[ct] if prim.dtype_rule in ("compare", "logical") else ct
             cap = prim.max_width.get(t_dtype, w)
             if "double{W}" in template:  # computed in double whatever the dtype (sin, cos)

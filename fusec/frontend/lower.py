@@ -151,13 +151,15 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
     # A literal that is a whole statement's value keeps its own node (and name).
     literals: dict = {}
 
+    def new_literal(e: Literal) -> int:
+        _bounded(g, e.pos)
+        return add_node(g, "const", pos=e.pos, value=e.value)
+
     def literal(e: Literal) -> int:
         key = _literal_key(e.value)
-        node = literals.get(key)
-        if node is None:
-            _bounded(g, e.pos)
-            node = literals[key] = add_node(g, "const", pos=e.pos, value=e.value)
-        return node
+        if key not in literals:
+            literals[key] = new_literal(e)
+        return literals[key]
 
     def leaf(e) -> int:
         if isinstance(e, Literal):
@@ -199,8 +201,7 @@ def lower_graph(gdef: GraphDef) -> nx.DiGraph:
 
     def expr(e) -> int:
         if isinstance(e, Literal):
-            _bounded(g, e.pos)
-            return add_node(g, "const", pos=e.pos, value=e.value)
+            return new_literal(e)
         return evaluate(e, leaf, call, enter)
 
     returns = [s for s in gdef.body if isinstance(s, Return)]
