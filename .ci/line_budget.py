@@ -7,7 +7,10 @@ budget is split by responsibility (see ../shared/style.md), not squeezed.
 import sys
 from pathlib import Path
 
-PACKAGE_BUDGET = 16_000  # lines in fusec/, all .py files
+# lines in fusec/, all .py files: 16,000 when the package had 7,500 lines and no
+# framework front ends; raised once, by the 3,700 lines of fusec.torch, fusec.numpy
+# and fusec.onnx (issues 11 and 12) less what the core must still earn by cutting.
+PACKAGE_BUDGET = 17_500
 FILE_BUDGET = 500  # lines in any one file of fusec/
 
 root = Path(__file__).resolve().parent.parent / "fusec"
