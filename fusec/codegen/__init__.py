@@ -38,7 +38,7 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
     if "double" in body:
         prelude.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n")
-    helpers = helpers_for(body)
+    helpers = helpers_for(body, device.fast_builtins)
     if helpers:
         prelude.append(helpers)
     return "\n".join(prelude + [body]), kernels

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""A/B of DeviceInfo.fast_builtins (Intel's CPU runtime: the driver's exp for
+fusec's inline one) through fusec's whole call path, in one process:
+
+    python bench/builtins_ab.py [--rounds 100]
+
+For each case the same graph is compiled twice, under two names: `builtin`
+as fusec now builds it, `inline` with mathlib's inline helpers forced (the
+code generator's `helpers_for` wrapped to ignore the device's builtins).
+Both are timed NumPy in, NumPy out, with torch eager (2 threads) as the
+competitor, interleaved, each call after a 64 MiB cache flush; ms
+20th percentile / median. Only meaningful on a device with fast_builtins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import fusec
+import fusec.codegen as codegen
+
+CASES = [  # name, IR body over x: f32[B, N], N, torch function
+    ("softmax", "softmax(x, axis=1)", 64, "softmax"),
+    ("log_softmax", "log_softmax(x, axis=1)", 64, "log_softmax"),
+    ("softmax", "softmax(x, axis=1)", 256, "softmax"),
+    ("log_softmax", "log_softmax(x, axis=1)", 256, "log_softmax"),
+    ("softmax", "softmax(x, axis=1)", 1024, "softmax"),
+    ("sigmoid", "sigmoid(x) * 2.0 - 1.0", 1024, "sigmoid"),
+]
+
+
+def compiled(name: str, body: str, n: int, inline: bool):
+    tag = f"{name}_{n}_{'inline' if inline else 'builtin'}"
+    text = f"graph {tag}(x: f32[B, {n}]) {{ return {body} }}"
+    if not inline:
+        return fusec.compile(text)[tag]
+    original = codegen.helpers_for
+    codegen.helpers_for = lambda source, builtin=frozenset(): original(source)
+    try:
+        return fusec.compile(text)[tag]
+    finally:
+        codegen.helpers_for = original
+
+
+def timed(methods: dict, rounds: int, flush) -> dict:
+    ts = {k: [] for k in methods}
+    items = list(methods.items())
+    for r in range(rounds):
+        for name, fn in items if r % 2 else items[::-1]:
+            flush()
+            t0 = time.perf_counter()
+            fn()
+            ts[name].append(time.perf_counter() - t0)
+    return {k: (np.percentile(v, 20) * 1e3, np.median(v) * 1e3) for k, v in ts.items()}
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=100)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    buf = np.ones((64 << 20) // 8)
+    print(f"load average at start {os.getloadavg()[0]:.2f}; ms p20/median", flush=True)
+    for name, body, n, tname in CASES:
+        x = np.random.default_rng(0).standard_normal((4096, n)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        new, old = compiled(name, body, n, False), compiled(name, body, n, True)
+        np.testing.assert_allclose(new(x), old(x), rtol=1e-5, atol=1e-6)
+        tf = {
+            "softmax": lambda xt=xt: torch.softmax(xt, 1),
+            "log_softmax": lambda xt=xt: torch.log_softmax(xt, 1),
+            "sigmoid": lambda xt=xt: torch.sigmoid(xt) * 2.0 - 1.0,
+        }
+        methods = {"builtin": lambda g=new, x=x: g(x), "inline": lambda g=old, x=x: g(x)}
+        res = timed({**methods, "torch": tf[tname]}, args.rounds, buf.sum)
+        cells = "  ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in res.items())
+        ratio = res["inline"][0] / res["builtin"][0]
+        print(f"{name} 4096x{n}: {cells}  inline/builtin p20 {ratio:.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
