@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""A/B of DeviceInfo.fast_builtins (Intel's CPU runtime: the driver's exp for
-fusec's inline one) through fusec's whole call path, in one process:
+"""A/B of DeviceInfo.fast_builtins (Intel's CPU runtime: the driver's exp and
+tanh for fusec's inline ones) through fusec's whole call path, in one process:
 
-    python bench/builtins_ab.py [--rounds 100]
+    python bench/builtins_ab.py [--rounds 100] [--only tanh]
 
 For each case the same graph is compiled twice, under two names: `builtin`
 as fusec now builds it, `inline` with mathlib's inline helpers forced (the
@@ -30,6 +30,7 @@ CASES = [  # name, IR body over x: f32[B, N], N, torch function
     ("log_softmax", "log_softmax(x, axis=1)", 256, "log_softmax"),
     ("softmax", "softmax(x, axis=1)", 1024, "softmax"),
     ("sigmoid", "sigmoid(x) * 2.0 - 1.0", 1024, "sigmoid"),
+    ("tanh", "tanh(tanh(tanh(tanh(x))))", 1024, "tanh"),
 ]
 
 
@@ -63,11 +64,14 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--only", default="", help="cases whose name contains this word")
     args = ap.parse_args()
     torch.set_num_threads(2)
     buf = np.ones((64 << 20) // 8)
     print(f"load average at start {os.getloadavg()[0]:.2f}; ms p20/median", flush=True)
     for name, body, n, tname in CASES:
+        if args.only not in f"{name}-{n}":
+            continue
         x = np.random.default_rng(0).standard_normal((4096, n)).astype(np.float32)
         xt = torch.from_numpy(x)
         new, old = compiled(name, body, n, False), compiled(name, body, n, True)
@@ -76,6 +80,7 @@ def main() -> None:
             "softmax": lambda xt=xt: torch.softmax(xt, 1),
             "log_softmax": lambda xt=xt: torch.log_softmax(xt, 1),
             "sigmoid": lambda xt=xt: torch.sigmoid(xt) * 2.0 - 1.0,
+            "tanh": lambda xt=xt: xt.tanh().tanh().tanh().tanh(),
         }
         methods = {"builtin": lambda g=new, x=x: g(x), "inline": lambda g=old, x=x: g(x)}
         res = timed({**methods, "torch": tf[tname]}, args.rounds, buf.sum)

@@ -93,10 +93,11 @@ class DeviceInfo:
     # float16/long16); off elsewhere (PoCL's LLVM aborts on some 16-lane code).
     wide_int_vectors: bool = False
     # mathlib helpers that call the driver's builtin at float instead of fusec's
-    # inline arithmetic. Intel's CPU runtime's exp (SVML): within 0.82 ulp of
-    # float64 NumPy over [-110, 95] (subnormal results, NaN, inf included; the
-    # inline one 1.01), and 1.5x as fast at float16 (2^20 floats: 0.156 vs
-    # 0.237 ms); 4096 x 64 softmax 0.17-0.18 ms vs 0.22 (kernel + launch).
+    # inline arithmetic. Intel's CPU runtime (SVML), against float64 NumPy: exp
+    # within 0.82 ulp over [-110, 95] (subnormal results, NaN, inf included; the
+    # inline one 1.01) and 1.5x as fast at float16 (2^20 floats: 0.156 vs
+    # 0.237 ms), 4096 x 64 softmax 0.17-0.18 ms vs 0.22 (kernel + launch);
+    # tanh within 1.37 ulp (inline 1.33), -0.0 kept, 1.24x as fast.
     fast_builtins: frozenset[str] = frozenset()
     # Driver bugs that templates work around (`Primitive.template_for`); a device
     # without one gets plain code. See QUIRKS.
@@ -140,7 +141,7 @@ class DeviceInfo:
             compose_vector_access=pocl and is_cpu,
             wide_int_vectors="Intel(R) OpenCL" in dev.platform.name and is_cpu,
             fast_builtins=frozenset(
-                {"exp"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
+                {"exp", "tanh"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
             ),
             quirks=frozenset(
                 q

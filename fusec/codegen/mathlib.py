@@ -7,7 +7,7 @@ shared/notes/opencl-facts.md). Templates name a helper with the value's type
 exactly the types it uses them at. Only float gets the inline version: double
 keeps the builtins, whose accuracy the f64 tests pin. A device whose builtin
 is both accurate and fast takes it at float too (DeviceInfo.fast_builtins:
-Intel's CPU runtime's exp, 0.82 ulp, 1.5x faster than the inline one).
+Intel's CPU runtime's exp and tanh: as accurate, 1.5x and 1.2x as fast).
 
 Accuracy (float, checked in tests against float64 NumPy): exp within 2 ulp
 over its range, subnormal results included; tanh within 3 ulp.
