@@ -60,6 +60,7 @@ def timed(methods: dict, rounds: int, flush) -> dict:
 
 
 def main() -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/elementwise.py
     import torch
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
