@@ -22,6 +22,7 @@ from torch.fx.passes.operator_support import OperatorSupportBase
 
 from ..api import compile as fusec_compile
 from ..diagnostics import FusecError
+from . import direct
 from .aten_ops import LOWERINGS, NOT_COMPUTING, Unlowerable
 from .function import as_tensors
 from .lower import Emitter, ir_type, lower_partition
@@ -263,19 +264,21 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
     for sink in current_reports():
         sink.append(report)
     _log("fusion", str(report))
-    return make_boxed_func(fused.forward)
+    return fused.forward
 
 
 def _forward(gm, example_inputs):
-    return compile_aten_graph(gm, example_inputs, "forward")
+    return make_boxed_func(compile_aten_graph(gm, example_inputs, "forward"))
 
 
 def _backward(gm, example_inputs):
-    return compile_aten_graph(gm, example_inputs, "backward")
+    return make_boxed_func(compile_aten_graph(gm, example_inputs, "backward"))
 
 
 def _inference(gm, example_inputs):
-    return compile_aten_graph(gm, example_inputs, "inference")
+    forward = compile_aten_graph(gm, example_inputs, "inference")
+    direct.note_inference(gm, forward)
+    return make_boxed_func(forward)
 
 
 _aot = aot_autograd(
@@ -293,4 +296,6 @@ _aot = aot_autograd(
 def backend(gm: torch.fx.GraphModule, example_inputs, **options):
     """The Dynamo backend: `torch.compile(fn, backend="fusec")` (through the
     `torch_dynamo_backends` entry point) or `backend=fusec.torch.backend`."""
-    return _aot(gm, example_inputs, **options)
+    with direct.capturing() as inference:
+        compiled = _aot(gm, example_inputs, **options)
+    return direct.callable_for(gm, example_inputs, compiled, inference)
