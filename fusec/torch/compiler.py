@@ -163,11 +163,11 @@ class FusecPartition(torch.nn.Module):
     def _arrays(self, args) -> list:
         """NumPy views of the tensors (no copy): fusec's prepared-call path
         takes NumPy arrays like those of an earlier call without checking them
-        again, where a DLPack tensor takes the checked call every time (light
-        chain, 2^20 floats: 0.312 vs 0.277 ms a call, measured). Only a tensor
-        that requires grad (a parameter) needs `detach` first (0.3 us each)."""
+        again. A tensor that requires grad (a parameter, a saved input) is
+        viewed with `numpy(force=True)`, detach and view in one step (0.67 us,
+        `detach().numpy()` 0.97); only CPU tensors reach a partition (`why_not`)."""
         if not self.transposed:
-            return [a.detach().numpy() if a.requires_grad else a.numpy() for a in args]
+            return [a.numpy(force=True) if a.requires_grad else a.numpy() for a in args]
         return [
             (a.detach() if a.requires_grad else a).t().numpy()
             if i in self.transposed
