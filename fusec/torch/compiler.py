@@ -262,7 +262,11 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, kind: str):
             report.failed.append(PartitionReport(name, nodes, 0, "", f"internal error: {e!r}"))
             continue
         report.partitions.append(PartitionReport(name, nodes, len(graph.kernels), lowered.text))
-        setattr(fused, node.target, FusecPartition(graph, sub, lowered))
+        partition = FusecPartition(graph, sub, lowered)
+        setattr(fused, node.target, partition)
+        # also an instance attribute: the generated code's `self.fused_<i>`
+        # finds it without nn.Module.__getattr__ (~0.4 us a call, measured)
+        fused.__dict__[node.target] = partition
         _log("ir", lowered.text)
     fused.recompile()
     # A lazily recompiled GraphModule's `forward` is a stub that recompiles,
