@@ -69,8 +69,11 @@ def _wrapper_is_a_call(dynamo_gm, example_inputs, forward, meta, placeholders) -
             return False
         if torch._functorch.config.functionalize_rng_ops or meta is None:
             return False
+        # nested inputs (compiled autograd's) are flattened by a wrapper;
         # lifted parameters and buffers are prepended to the arguments; a
         # deduplicated or synthetic-base input changes their count
+        if any(isinstance(x, list | tuple | dict) for x in example_inputs):
+            return False
         if next(dynamo_gm.parameters(), None) is not None:
             return False
         if next(dynamo_gm.buffers(), None) is not None or placeholders != len(example_inputs):
