@@ -104,3 +104,18 @@ def test_dynamic_sizes_without_the_wrapper(bypassed):
             for _ in range(2):
                 torch.testing.assert_close(compiled(x, y), chain(x, y))
     assert bypassed and all(bypassed)
+
+
+def test_a_modules_inference_under_no_grad_skips_the_wrapper(bypassed):
+    """Parameters are graph inputs that require grad; with grad mode off the
+    graph is an inference graph all the same."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(33, 17), torch.nn.GELU(), torch.nn.Linear(17, 5))
+    compiled = torch.compile(model, backend=fusec.torch.backend, dynamic=False)
+    with torch.no_grad():
+        for seed in range(3):
+            x = torch.randn(7, 33, generator=torch.Generator().manual_seed(seed))
+            got = compiled(x)
+            assert not got.requires_grad
+            torch.testing.assert_close(got, model(x), rtol=1e-4, atol=1e-5)
+    assert bypassed == [True]
