@@ -19,6 +19,10 @@ def two(x, y):
     return torch.sigmoid(x) * y, torch.tanh(x - y)
 
 
+def with_fallback(x, y):  # cumsum stays in PyTorch, between two fusec graphs
+    return torch.exp(torch.cumsum(torch.relu(x * y), 0) * 0.01)
+
+
 def mutates(x, y):
     x.add_(1.0)
     return torch.relu(x * y)
@@ -49,7 +53,7 @@ def inputs(n=1023, seed=0):
     return torch.randn(n, generator=gen), torch.randn(n, generator=gen)
 
 
-@pytest.mark.parametrize("fn", [chain, two])
+@pytest.mark.parametrize("fn", [chain, two, with_fallback])
 def test_a_no_grad_inference_graph_skips_the_wrapper(bypassed, fn):
     compiled = torch.compile(fn, backend=fusec.torch.backend, dynamic=False)
     kept = []
