@@ -141,3 +141,20 @@ def test_warm_tensor_calls_from_many_threads(prog):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_a_strided_tensor_is_recorded_once(prog, monkeypatch):
+    """Its contiguous copy's signature is recorded by the first checked call;
+    the next ones (checked again: the strides differ) find it there."""
+    from fusec.runtime import fast_calls
+
+    recorded = []
+    record = fast_calls.record
+    monkeypatch.setattr(fast_calls, "record", lambda *a: recorded.append(1) or record(*a))
+    x, b = tensors(9, 37, 7)
+    strided = x.t().contiguous().t()
+    for _ in range(3):
+        check(prog["f"](strided, b), strided, b)
+    assert len(recorded) == 1
+    check(prog["f"](x, b), x, b)  # contiguous tensors of that shape replay it
+    assert len(recorded) == 1

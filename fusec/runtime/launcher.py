@@ -198,8 +198,9 @@ class Launcher:
         ):
             queue.finish()
         if self.runtime.system_svm and values.result_kind in ("numpy", "foreign"):
-            # the arrays as checked (a tensor's NumPy view): tensor_calls replays them too
-            fast_calls.remember(local, self, values.arrays, prepared, pinned)
+            # a tensor's checked NumPy view: tensor_calls replays it
+            checked = bound if values.result_kind == "numpy" else values.arrays
+            fast_calls.remember(local, self, checked, prepared, pinned)
         elif on_device and pinned is None and out is None:
             device_fast_calls.remember(local, self, bound, prepared)
         results = (
