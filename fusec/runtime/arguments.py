@@ -202,6 +202,8 @@ def _host_view(name: str, value, want: str) -> np.ndarray:
         return value
     if getattr(value, "requires_grad", False) and hasattr(value, "detach"):
         value = value.detach()  # a torch tensor that autograd tracks: the same memory
+    if getattr(value, "is_neg", None) is not None and value.is_neg():
+        value = value.resolve_neg()  # a lazily negated torch view: DLPack would drop the sign
     if hasattr(value, "__dlpack__"):
         try:
             return np.from_dlpack(value)

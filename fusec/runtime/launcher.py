@@ -30,7 +30,7 @@ from ..codegen.kernel_args import Count, Extent, KernelArg, Output, Param, Scrat
 from ..codegen.opencl_c import COMPUTE, CTYPE_BYTES, STORAGE
 from ..diagnostics import CallError
 from ..ir import dtypes as dt
-from . import device_fast_calls, fast_calls
+from . import device_fast_calls, fast_calls, tensor_calls
 from .arguments import SCALAR_ARG, check_argument, check_arguments, check_out
 from .device_outputs import new_device_array
 
@@ -130,6 +130,14 @@ class Launcher:
         """The outputs of a call like one `call` recorded (fast_calls.py), or None."""
         fast = getattr(pinned.local if pinned is not None else self._local, "fast", None)
         entry = fast.get(fast_calls.exact_key(args)) if fast else None
+        views = tensor_calls.numpy_views(args) if entry is None and fast else None
+        if views is not None:  # PyTorch CPU tensors
+            entry = fast.get(fast_calls.exact_key(views))
+            return (
+                None
+                if entry is None
+                else tensor_calls.run(entry, args, views, self.runtime.queue, out)
+            )
         if entry is None and fast and pinned is None and out is None:  # device arrays
             key = device_fast_calls.device_key(args, self.runtime.context)
             entry = fast.get(key) if key is not None else None
@@ -189,8 +197,10 @@ class Launcher:
             if not _is_scalar(a)
         ):
             queue.finish()
-        if self.runtime.system_svm and values.result_kind == "numpy":
-            fast_calls.remember(local, self, bound, prepared, pinned)
+        if self.runtime.system_svm and values.result_kind in ("numpy", "foreign"):
+            # a tensor's checked NumPy view: tensor_calls replays it
+            checked = bound if values.result_kind == "numpy" else values.arrays
+            fast_calls.remember(local, self, checked, prepared, pinned)
         elif on_device and pinned is None and out is None:
             device_fast_calls.remember(local, self, bound, prepared)
         results = (
