@@ -167,6 +167,18 @@ class ColumnSumKernel(ElementwiseKernel):
     def _load(self, p: int, w: int, base: str) -> str:
         return f"pc{p}" if p in self.per_column else super()._load(p, w, base)
 
+    def column_counts(self) -> list[str]:
+        return []  # column_rows.py's names are this kernel's parameters
+
+    def accumulator_init(self, w: int) -> str:
+        return f"({self.acc}{w})(0)" if w > 1 else "0"
+
+    def step_open(self, w: int) -> list[str]:
+        return []  # sums carry NaN themselves
+
+    def step_close(self, w: int, accs: list[str]) -> list[str]:
+        return []
+
     def _column_loads(self, w: int, col: str) -> list[str]:
         """The columns' operands at column `col`, before the row loop."""
         lines = []
