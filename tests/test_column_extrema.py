@@ -101,6 +101,9 @@ def test_cpu_float_extrema_stream_rows_int_ones_do_not():
     assert "nan_seen" in floats.source()
     # one block of 4096 columns: the rows in chunks, a few work-groups per core
     assert partial.global_size[0] == floats.counts((4096, 4096))["chunks"] >= 2 * 2
+    # a bias of the columns' shape: read once per column vector, no index modulo per element
+    bias = _kernel("graph f(x: f32[B, N], w: f32[N]) {\n return max(x * w, axis=0)\n}", CPU)
+    assert bias.per_column and "% d1" not in bias.source()
     ints = _kernel("graph f(x: i32[B, N]) {\n return min(x, axis=0)\n}", CPU)
     assert not ints.streams_rows and "o0 = (t % blocks)" not in ints.source()
     sums = _kernel("graph f(x: f32[B, N]) {\n return sum(x, axis=0) * 2.0\n}", CPU)

@@ -150,6 +150,37 @@ def _columns(kernel, rows: int, w: int, start: str, end: str, step: int) -> list
     return lines + ["}"]
 
 
+def per_column_inputs(kernel, lead: int) -> set:
+    """Inputs of the columns' shape (a bias w: [D] over [B, D]), read once per
+    column vector rather than through an index modulo per element."""
+    g, cols, out = kernel.g, tuple(kernel.group.shape[lead:]), set()
+    for p in kernel.group.inputs:
+        shape = tuple(g.nodes[p]["shape"])
+        aligned = (1,) * (kernel.ndim - len(shape)) + shape
+        if kernel.input_kind[p] in ("row", "column") and aligned[lead:] == cols:
+            if all(d == 1 for d in aligned[:lead]):
+                out.add(p)
+    return out
+
+
+def column_loads(kernel, w: int, col: str) -> list[str]:
+    """The columns' operands at column `col`, before the rows (named pc<p>)."""
+    lines = []
+    for p in sorted(kernel.per_column):
+        name, dtype = kernel.c_names[p], kernel.g.nodes[p]["dtype"]
+        if w > 1:
+            value = kernel._vload(name, dtype, col, w)
+        elif dtype == "f16":
+            value = f"vload_half({col}, {name})"
+        elif dtype == "bool":
+            value = f"(int)({name}[{col}] != 0)"
+        else:
+            value = f"{name}[{col}]"
+        ct = COMPUTE[dtype] + (str(w) if w > 1 else "")
+        lines.append(f"const {ct} pc{p} = {value};")
+    return lines
+
+
 def _load(w: int, ptr: str) -> str:
     return f"vload{w}(0, {ptr} + o)" if w > 1 else f"{ptr}[o]"
 
@@ -160,8 +191,10 @@ def _store(w: int, value: str, ptr: str) -> str:
 
 class StreamedExtrema:
     """Mixed into ReductionKernel: a float max or min over leading axes on a CPU
-    takes this layout (`streams_rows`, set once by the kernel's __init__). Its counts are m (columns), r (rows) and
-    chunks; chunk_rows is computed in the kernel. A vector step is a compare
+    takes this layout (`streams_rows`, set once by the kernel's __init__). Its
+    counts are m (columns), r (rows) and chunks; chunk_rows is computed in the
+    kernel. Operands of the columns' shape are read once per column vector and
+    step, as a column group's. A vector step is a compare
     and select without NaN, each element's isnan ORed into a flag that makes
     the accumulator NaN before it is stored (reduction_steps.NanFlagSteps); a
     NaN accumulator stays NaN under that compare. The registry's
@@ -170,6 +203,7 @@ class StreamedExtrema:
     against 2.68; a column sum 0.68 and 2.46). Single columns take it still."""
 
     total = ()  # no sum over all axes here
+    per_column = frozenset()  # the prologue's operands of the columns' shape, when streaming
 
     def _streams_rows(self) -> bool:
         return (
@@ -201,7 +235,10 @@ class StreamedExtrema:
         return render(self.prim.reduce_init, {}, self.acc, self.attrs, w, w, self.acc)
 
     def _column_loads(self, w: int, col: str) -> list[str]:
-        return []  # broadcast operands of the prologue are read per element
+        return column_loads(self, w, col)
+
+    def _load(self, p: int, w: int, base: str) -> str:
+        return f"pc{p}" if p in self.per_column else super()._load(p, w, base)
 
     def step_open(self, w: int) -> list[str]:
         return self._nan_flag_init(w) if w > 1 else []

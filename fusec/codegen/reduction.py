@@ -109,6 +109,8 @@ class ReductionKernel(StreamedExtrema, NanFlagSteps, ElementwiseKernel):
             merged_args(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
         )
         self.streams_rows = self._streams_rows()  # CPUs, max/min over leading axes
+        if self.streams_rows:
+            self.per_column = column_rows.per_column_inputs(self, len(self.axes))
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
         # prologue is read as in the row layout, one row per output (its offset
         # once per work-item, no division per element), where its shape allows.
