@@ -255,6 +255,9 @@ COLUMNS_IR = """graph colsum(x: f32[B, D], w: f32[D]) {
     y = tanh(x * w)
     return y, sum(y, axis=0), sum(sum(y, axis=1), axis=0)
 }
+graph colmax(x: f32[B, D]) {
+    return max(x * 2.0, axis=0) - 1.0
+}
 """
 
 
@@ -267,6 +270,14 @@ def test_column_group_plan_launches(artefacts, b, d):
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cols, want.sum(0), rtol=1e-5, atol=1e-5 * max(b, 1))
     np.testing.assert_allclose(total, want.sum(), rtol=1e-5, atol=1e-5 * max(b * d, 1))
+
+
+@pytest.mark.parametrize("b, d", [(37, 13), (5, 4099), (0, 5)])
+def test_column_max_plan_launches(artefacts, b, d):
+    """On CPUs the streamed layout (codegen/column_rows.py): the plan's chunks and sizes."""
+    x = rng.standard_normal((b, d)).astype(np.float32)
+    (got,) = launch(artefacts, "colmax", x=x)
+    np.testing.assert_array_equal(got, (x * 2).max(0, initial=-np.inf) - 1)
 
 
 def test_plan_says_what_a_launcher_needs(artefacts):

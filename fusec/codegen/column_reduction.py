@@ -62,14 +62,8 @@ class ColumnSumKernel(ElementwiseKernel):
         total = {k for k, (r, _) in enumerate(group.sums) if _one_element(g.nodes[r]["shape"])}
         self.leading = [k for k in range(len(group.sums)) if k not in total]
         self.total = sorted(total)
-        cols_shape = tuple(group.shape[self.lead :])
-        self.per_column = set()  # operands of the columns' shape (w, b): loaded once per work-item
-        for p in group.inputs:
-            shape = tuple(g.nodes[p]["shape"])
-            aligned = (1,) * (self.ndim - len(shape)) + shape
-            if self.input_kind[p] in ("row", "column") and aligned[self.lead :] == cols_shape:
-                if all(d == 1 for d in aligned[: self.lead]):
-                    self.per_column.add(p)
+        # operands of the columns' shape (w, b): loaded once per work-item
+        self.per_column = column_rows.per_column_inputs(self, self.lead)
         counts = [KernelArg(name, Count(name), "i64") for name in COUNTS]
         partial = [KernelArg("partial", Scratch("partial"), self.dtype)]
         self.partial_args = self.args + partial + counts
@@ -167,22 +161,20 @@ class ColumnSumKernel(ElementwiseKernel):
     def _load(self, p: int, w: int, base: str) -> str:
         return f"pc{p}" if p in self.per_column else super()._load(p, w, base)
 
+    def column_counts(self) -> list[str]:
+        return []  # column_rows.py's names are this kernel's parameters
+
+    def accumulator_init(self, w: int) -> str:
+        return f"({self.acc}{w})(0)" if w > 1 else "0"
+
+    def step_open(self, w: int) -> list[str]:
+        return []  # sums carry NaN themselves
+
+    def step_close(self, w: int, accs: list[str]) -> list[str]:
+        return []
+
     def _column_loads(self, w: int, col: str) -> list[str]:
-        """The columns' operands at column `col`, before the row loop."""
-        lines = []
-        for p in sorted(self.per_column):
-            name, dtype = self.c_names[p], self.g.nodes[p]["dtype"]
-            if w > 1:
-                value = self._vload(name, dtype, col, w)
-            elif dtype == "f16":
-                value = f"vload_half({col}, {name})"
-            elif dtype == "bool":
-                value = f"(int)({name}[{col}] != 0)"
-            else:
-                value = f"{name}[{col}]"
-            ct = COMPUTE[dtype] + (str(w) if w > 1 else "")
-            lines.append(f"const {ct} pc{p} = {value};")
-        return lines
+        return column_rows.column_loads(self, w, col)
 
     def _row_step(self, w: int, base: str, accs: list[str]) -> list[str]:
         """One row's values at `base`: the full-shape writes, and each sum's addend."""

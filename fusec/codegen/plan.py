@@ -12,7 +12,7 @@ import math
 import networkx as nx
 
 from ..passes.fuse import view_root
-from . import gemm_layouts
+from . import column_rows, gemm_layouts
 from .kernel_args import Count, Extent, KernelArg, Output, Param, Stored
 from .opencl_c import COMPUTE, CTYPE_BYTES, STORAGE, temp_name
 
@@ -190,6 +190,10 @@ def _reduction_launches(g, k) -> tuple[list, list]:
 
     per_chunk = f"ceil(({m}) / {k.outputs_per_item})"
     chunks = f"max(1, min(ceil({k.fill_items} / {per_chunk}), ceil(({r}) / {MIN_STEPS_PER_ITEM})))"
+    items, pls = f"ceil(({m}) / {k.outputs_per_item})*({chunks})", ls
+    if k.streams_rows:  # codegen/column_rows.py: one work-item per work-group
+        chunks = k.streamed_chunks_expr(m, r)
+        items, pls = column_rows.items_expr(k, {"cols": m, "chunks": chunks}), 1
     values = {"m": m, "r": r, "chunks": chunks}
     node = g.nodes[grp.anchor]
     writes = [f"out{i}" for i, _ in grp.outputs] + [temp_name(n) for n in grp.stores]
@@ -201,10 +205,11 @@ def _reduction_launches(g, k) -> tuple[list, list]:
             "args": [_arg(g, k, a, values) for a in k.partial_args],
             "elements": f"({m})*({chunks})",
             # work-items: outputs_per_item outputs each, for each chunk
-            "global_size": f"ceil((ceil(({m}) / {k.outputs_per_item})*({chunks})) / {ls}) * {ls}",
+            "global_size": f"ceil(({items}) / {pls}) * {pls}",
             "reads": _reads(g, grp),
             "writes": [f"{grp.name}_partial"],
             **common,
+            "local_size": [pls],
         },
         {
             "name": f"{grp.name}_finish",

@@ -16,6 +16,7 @@ Work-item `t` takes:
   an offset computed once per work-item, as in the row layout (row_layout.py);
 - leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
   a contiguous run of rows per chunk on a CPU, every chunks-th row elsewhere;
+  a float max or min on a CPU streams whole rows instead (column_rows.py);
 - other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
 Max and min keep NaN in a flag beside the accumulator (Primitive.reduce_unordered).
 On GPUs neighbouring work-items read neighbouring memory; on CPUs, where a
@@ -41,6 +42,8 @@ import networkx as nx
 from ..ir import dtypes as dt
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup
+from . import column_rows
+from .column_rows import StreamedExtrema
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
@@ -69,7 +72,7 @@ class _Epilogue(ElementwiseKernel):
     space, size_name, dim_prefix = "result", "en", "e"
 
 
-class ReductionKernel(NanFlagSteps, ElementwiseKernel):
+class ReductionKernel(StreamedExtrema, NanFlagSteps, ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         # self.args: the prologue's (n, dims, inputs); the epilogue has its own
         super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
@@ -105,6 +108,9 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
         self.single_args = (
             merged_args(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
         )
+        self.streams_rows = self._streams_rows()  # CPUs, max/min over leading axes
+        if self.streams_rows:
+            self.per_column = column_rows.per_column_inputs(self, len(self.axes))
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
         # prologue is read as in the row layout, one row per output (its offset
         # once per work-item, no division per element), where its shape allows.
@@ -118,6 +124,8 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
         """m (outputs), r (elements per output) and chunks (partials per output)."""
         m = math.prod(shape[i] for i in self.kept)
         r = math.prod(shape[i] for i in self.axes)
+        if self.streams_rows:  # CPUs: column_rows.py's layout
+            return self.streamed_counts(m, r)
         # work-items per chunk: outputs_per_item outputs each (a column sum's
         # 1024 outputs are 128 vectors: 1 chunk of them used one core of two)
         per_chunk = -(-m // self.outputs_per_item)
@@ -143,12 +151,16 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
             grid = (-(-c["m"] // ls) * ls,)
             return [Launch(f"{self.group.name}_single", tuple(self.single_args), grid, (ls,))]
         items = -(-c["m"] // self.outputs_per_item) * c["chunks"]
+        if self.streams_rows:
+            items, pls = column_rows.items(self, {"cols": c["m"], "chunks": c["chunks"]}), 1
+        else:
+            pls = ls
         return [
             Launch(
                 f"{self.group.name}_partial",
                 tuple(self.partial_args),
-                (-(-items // ls) * ls,),
-                (ls,),
+                (-(-items // pls) * pls,),
+                (pls,),
             ),
             Launch(
                 f"{self.group.name}_finish",
@@ -167,7 +179,11 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
         args = [self.partial_args, self.finish_args]
         args += [self.single_args] if self.single_args is not None else []
         stages = zip(self.entry_points, args, strict=True)
-        return [(name, [trial_kind(a) for a in args], (self.local_size,)) for name, args in stages]
+        sizes = [1 if self.streams_rows else self.local_size] + [self.local_size] * 2
+        return [
+            (name, [trial_kind(a) for a in args], (ls,))
+            for (name, args), ls in zip(stages, sizes, strict=False)
+        ]
 
     # -- source -----------------------------------------------------------------
 
@@ -361,14 +377,17 @@ class ReductionKernel(NanFlagSteps, ElementwiseKernel):
             f"fused prologue ({len(ops)}): {' '.join(ops) if ops else '(none)'}",
             f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")",
             "{",
-            "    const long t = get_global_id(0);",
         ]
-        if wp > 1:  # the partials are stored in the loop
+        if self.streams_rows:
+            out += ["    " + line for line in column_rows.partial_body(self)] + ["}", ""]
+        elif wp > 1:  # the partials are stored in the loop
+            out += ["    const long t = get_global_id(0);"]
             out += [f"    if (t >= (m + {wp - 1}) / {wp} * chunks) return;"]
             out += ["    " + line for line in self._prefix_loop(wp)] + ["}", ""]
         else:
             loop = self._suffix_loop(w) if w > 1 else self._strided_loop(init)
-            out += ["    if (t >= m * chunks) return;", "    const long o = t % m;"]
+            out += ["    const long t = get_global_id(0);", "    if (t >= m * chunks) return;"]
+            out += ["    const long o = t % m;"]
             out += ["    " + line for line in loop] + ["    partial[t] = acc;", "}", ""]
         if self.single_args is not None:  # chunks == 1: t is the output
             ssig = ",\n    ".join(c_parameter(a) for a in self.single_args)
