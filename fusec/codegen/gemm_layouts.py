@@ -175,6 +175,7 @@ class GemmLayout:
 
 NAIVE_GROUP = 16  # work-items along N in a naive layout's work-group
 PER_CALL_PACK_MIN_M = 128  # below this known M, packing on every call costs more than it saves
+FEW_ROWS = 4  # rows per work-item of a panel GEMM's entry point for M <= FEW_ROWS (gemm.py)
 
 
 def choose_layout(
@@ -367,6 +368,7 @@ def gemm_source(
     vector_epilogue: VectorEpilogue | None = None,
     x_load: XLoad | None = None,
     after: list[str] | None = None,
+    packers: bool = True,
 ) -> str:
     """OpenCL C for kernel `name` (and `{name}_pack` when layout.packs).
 
@@ -381,6 +383,8 @@ def gemm_source(
 
     `after`: statements run by each work-item after its epilogue, with its
     block's first row in `gm_r0` (the dot layout only: gemm_rows.py).
+
+    `packers=False`: no pack kernels (another entry point's packed panels are read).
     """
     if ctype not in SIZEOF:
         raise ValueError(f"GEMM in {ctype} is not supported (float, double)")
@@ -422,9 +426,9 @@ def gemm_source(
         "}",
         "",
     ]
-    if layout.packs:
+    if layout.packs and packers:
         out = pack_kernel(name, layout, ctype) + out
-    if layout.packs_x:
+    if layout.packs_x and packers:
         out = xpack_kernel(name, layout, ctype, XPACK_K) + out
     return "\n".join(out)
 
