@@ -25,6 +25,7 @@ The machine is shared (2 CPUs): compare columns of one run, not across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -59,49 +60,81 @@ def ort_layer(w, b, relu: bool):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
+@contextlib.contextmanager
+def few_rows(on: bool):
+    """Graphs compiled inside are built with (on) or without the few-rows entry point."""
+    from fusec.codegen import gemm_layouts
+
+    saved = gemm_layouts.FEW_ROWS
+    gemm_layouts.FEW_ROWS = saved if on else 1 << 30
+    try:
+        yield
+    finally:
+        gemm_layouts.FEW_ROWS = saved
+
+
 def whole_mlp(args, queue, events, rng) -> tuple[list, list]:
     import onnxruntime as ort
 
     import fusec
 
     model = mlp_model()
-    prog = fusec.from_onnx(model, queue=queue)
-    mlp = prog[prog.graphs[0]]
+    mlps = {}
+    for name, on in (("fusec", True), ("few off", False)):
+        model.graph.name = "mlp" if on else "mlp_no_few"  # a build of its own
+        with few_rows(on):
+            prog = fusec.from_onnx(model, queue=queue)
+        mlps[name] = prog[prog.graphs[0]]
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     body = []
     for m in args.batches:
         x = rng.standard_normal((m, LAYERS[0])).astype(np.float32)
         want = session.run(None, {"input": x})[0]
-        np.testing.assert_allclose(mlp(x), want, rtol=1e-4, atol=1e-5)
         reps = 50 if m <= 8 else 10 if m <= 64 else 2
-        kernel, wall = [], {"fusec": [], "ort": []}
+        kernel = []
+        methods = {}
+        for name, mlp in mlps.items():
+            np.testing.assert_allclose(mlp(x), want, rtol=1e-4, atol=1e-5, err_msg=name)
 
-        def fusec_run(x=x, reps=reps, kernel=kernel):
-            for _ in range(reps):
-                events.clear()
-                mlp(x)
-                kernel.append(sum(e.profile.end - e.profile.start for e in events) * 1e-9)
+            def run(x=x, reps=reps, mlp=mlp, kernel=kernel if name == "fusec" else []):
+                for _ in range(reps):
+                    events.clear()
+                    mlp(x)
+                    kernel.append(sum(e.profile.end - e.profile.start for e in events) * 1e-9)
+
+            methods[name] = run
 
         def ort_run(x=x, reps=reps):
             for _ in range(reps):
                 session.run(None, {"input": x})
 
-        methods = {"fusec": fusec_run, "ort": ort_run}
+        methods["ort"] = ort_run
+        if m > 4:  # the same kernels
+            del methods["few off"]
+        wall = {name: [] for name in methods}
         for fn in methods.values():
             fn()
         kernel.clear()
         for r in range(args.rounds):
-            for name in list(methods)[r % 2 :] + list(methods)[: r % 2]:
+            names = list(methods)
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 time.sleep(0.02)
                 t0 = time.perf_counter()
                 methods[name]()
                 wall[name].append((time.perf_counter() - t0) / reps)
-        f, k, o = med(wall["fusec"]), med(kernel), med(wall["ort"])
+        t = {name: med(v) for name, v in wall.items()}
+        f, k, o = t["fusec"], med(kernel), t["ort"]
+        off = t.get("few off")
         body.append(
             [m, f"{f * 1e3:.4f}", f"{k * 1e3:.4f}", f"{(f - k) * 1e3:.4f}", f"{o * 1e3:.4f}"]
-            + [f"{o / f:.2f}x"]
+            + [
+                f"{o / f:.2f}x",
+                f"{off * 1e3:.4f}" if off else "-",
+                f"{off / f:.3f}x" if off else "-",
+            ]
         )
-    return ["batch", "fusec", "kernels", "rest", "ort", "fusec vs ort"], body
+    head = ["batch", "fusec", "kernels", "rest", "ort", "fusec vs ort", "few off", "vs few off"]
+    return head, body
 
 
 def main(argv=None) -> int:
@@ -138,15 +171,11 @@ def main(argv=None) -> int:
     print(f"load average {os.getloadavg()[0]:.2f} (2 CPUs shared with other work: noisy)")
 
     def build(text: str, few: bool):
-        saved = gemm_layouts.FEW_ROWS
         if not few:
-            gemm_layouts.FEW_ROWS = 1 << 30
-            text = text.replace("graph layer", "graph layer_no_few")
-        try:
+            text = text.replace("graph layer", "graph layer_no_few")  # a build of its own
+        with few_rows(few):
             graph = fusec.compile(text, queue=queue)
-            return graph[graph.graphs[0]]
-        finally:
-            gemm_layouts.FEW_ROWS = saved
+        return graph[graph.graphs[0]]
 
     rng = np.random.default_rng(0)
     head, body = [], []
@@ -221,7 +250,8 @@ def main(argv=None) -> int:
     print("\nms per call (median); GFLOP/s; fusec's call vs the others' (> 1: fusec faster)")
     print(table(head, body))
     print("\nthe whole MLP (bench/onnx_mlp.py's model), same run: fusec's call, the sum of its")
-    print("launches' device time, and the rest (host work, launch gaps); onnxruntime's call")
+    print("launches' device time, and the rest (host work, launch gaps); onnxruntime's call;")
+    print("at batches <= 4 the graph built without the few-rows entry point, and fusec's speed-up")
     print(table(*whole_mlp(args, queue, events, rng)))
     print(f"(load average at end {os.getloadavg()[0]:.2f})")
     return 0
