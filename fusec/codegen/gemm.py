@@ -10,6 +10,7 @@ and the arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import networkx as nx
@@ -70,6 +71,13 @@ class GemmKernel(ElementwiseKernel):
         self.small = None
         if m is None and self.layout.packs and (self.ta, self.tb) == (False, True):
             self.small = gemm_layouts.choose_layout(device, m, n, k, self.dtype, pack="never")
+        # With M unknown, a call of a few rows (batch-1 inference) would spend most of
+        # an 8-row block's multiply-adds on copies of the last row: an entry point of
+        # FEW_ROWS-row blocks over the same panels runs M <= FEW_ROWS (gemm_layouts).
+        self.few = None
+        if m is None and self.layout.kind == "panel" and not self.ta:
+            if self.layout.rows > gemm_layouts.FEW_ROWS:
+                self.few = dataclasses.replace(self.layout, rows=gemm_layouts.FEW_ROWS)
         # A layout may want w repacked (panels) by a kernel of its own first; that
         # happens on every call, since fusec cannot know whether w changed.
         self.packs = self.layout.packs
@@ -117,7 +125,8 @@ class GemmKernel(ElementwiseKernel):
     def entry_points(self) -> list[str]:
         names = [f"{self.group.name}_pack", self.group.name] if self.packs else [self.group.name]
         xpack = [f"{self.group.name}_xpack"] if self.packs_x else []
-        return xpack + names + ([f"{self.group.name}_small"] if self.small else [])
+        few = [f"{self.group.name}_few"] if self.few else []
+        return xpack + names + few + ([f"{self.group.name}_small"] if self.small else [])
 
     def _use_small(self, counts: dict, w_bound: bool) -> bool:
         # A bound w (CompiledGraph.bind) is packed once, after which the packed
@@ -151,8 +160,11 @@ class GemmKernel(ElementwiseKernel):
             return [
                 Launch(f"{self.group.name}_small", tuple(self.small_args), global_size, local_size)
             ]
-        global_size, local_size = gemm_layouts.launch_geometry(self.layout, c["M"], c["N"], c["K"])
-        main = Launch(self.group.name, tuple(self.main_args), global_size, local_size)
+        layout, entry = self.layout, self.group.name
+        if self.few is not None and c["M"] <= self.few.rows:
+            layout, entry = self.few, f"{self.group.name}_few"
+        global_size, local_size = gemm_layouts.launch_geometry(layout, c["M"], c["N"], c["K"])
+        main = Launch(entry, tuple(self.main_args), global_size, local_size)
         launches = [main]
         if self.packs:
             pack_global, pack_local = gemm_layouts.pack_geometry(self.layout, c["N"], c["K"])
@@ -185,6 +197,8 @@ class GemmKernel(ElementwiseKernel):
         if self.packs_x:
             _, xpack_local = gemm_layouts.xpack_geometry(self.layout, 1, 1)
             trials.insert(0, (f"{self.group.name}_xpack", kinds(self.xpack_args), xpack_local))
+        if self.few:
+            trials.append((f"{self.group.name}_few", kinds(self.main_args), local or (1,)))
         if self.small:
             _, small_local = gemm_layouts.launch_geometry(self.small, 1, 1, 1)
             trials.append((f"{self.group.name}_small", kinds(self.small_args), small_local))
@@ -229,6 +243,8 @@ class GemmKernel(ElementwiseKernel):
             head.append(self.tail.rows.row_function())
             kw["after"] = tail_call(self.tail, self.layout.rows)
         body = gemm_source(self.group.name, self.layout, **kw)
+        if self.few:  # reads the main entry's panels: no packers of its own
+            body += "\n" + gemm_source(f"{self.group.name}_few", self.few, packers=False, **kw)
         if self.small:
             body += "\n" + gemm_source(f"{self.group.name}_small", self.small, **kw)
         return "\n".join(head) + "\n" + body

@@ -177,42 +177,37 @@ def panel_body(
             body.append(f"    gm_a{r}_{j} = gm_s{r} * gm_w{j} + gm_a{r}_{j};")
     body.append("}")
 
-    def block(checked: bool) -> list[str]:
+    def block() -> list[str]:
         out = []
         for r in range(r_n):
             row = f"gm_r0 + {r}"
-            inner = []
             for j in range(nv):
-                if vector_epilogue is not None and not checked:
-                    inner += [
-                        "{",
-                        *(
-                            "    " + s
-                            for s in vector_epilogue(
-                                f"gm_a{r}_{j}", f"({row})", f"(gm_c0 + {j * v})", v
-                            )
-                        ),
-                        "}",
-                    ]
+                if vector_epilogue is not None:
+                    vector = vector_epilogue(f"gm_a{r}_{j}", f"({row})", f"(gm_c0 + {j * v})", v)
+                    out += ["{", *("    " + s for s in vector), "}"]
                     continue
                 for lane in range(v):
-                    c = j * v + lane
-                    col = f"gm_c0 + {c}"
-                    el = _element(epilogue, _lane(f"gm_a{r}_{j}", v, lane), f"({row})", f"({col})")
-                    if checked:
-                        inner += [f"if ({col} < N)"] + ["    " + s for s in el]
-                    else:
-                        inner += el
-            if checked:
-                out += [f"if ({row} < M) {{", *("    " + s for s in inner), "}"]
-            else:
-                out += inner
+                    acc = _lane(f"gm_a{r}_{j}", v, lane)
+                    out += _element(epilogue, acc, f"({row})", f"(gm_c0 + {j * v + lane})")
         return out
 
+    # A block at the edge of M or N (the last row block, the last panel) goes
+    # through a private array and one copy of the scalar epilogue in a loop:
+    # written out per element, its rows x P copies were most of the kernel's
+    # source and build time.
+    edge = [f"{ctype} gm_t[{r_n}][{p}];"]
+    edge += [
+        f"vstore{v}(gm_a{r}_{j}, 0, gm_t[{r}] + {j * v});" for r in range(r_n) for j in range(nv)
+    ]
+    edge += [
+        f"for (int gm_i = 0; gm_i < {r_n} && gm_r0 + gm_i < M; ++gm_i)",
+        f"    for (int gm_j = 0; gm_j < {p} && gm_c0 + gm_j < N; ++gm_j)",
+        *_element(epilogue, "gm_t[gm_i][gm_j]", "(gm_r0 + gm_i)", "(gm_c0 + gm_j)", "        "),
+    ]
     body += [f"if (gm_r0 + {r_n} <= M && gm_c0 + {p} <= N) {{"]
-    body += ["    " + s for s in block(False)]
+    body += ["    " + s for s in block()]
     body += ["} else {"]
-    body += ["    " + s for s in block(True)]
+    body += ["    " + s for s in edge]
     body += ["}"]
     return body
 
@@ -261,22 +256,22 @@ def dot_body(
             body.append(f"    gm_t{r}_{c} = gm_s{r} * gm_w{c}[k] + gm_t{r}_{c};")
     body.append("}")
 
-    def block(checked: bool) -> list[str]:
-        out = []
-        for r in range(r_n):
-            row = f"gm_r0 + {r}"
-            inner = []
-            for c in range(c_n):
-                col = f"gm_c0 + {c}"
-                el = _element(epilogue, f"gm_t{r}_{c}", f"({row})", f"({col})")
-                inner += [f"if ({col} < N)"] + ["    " + s for s in el] if checked else el
-            out += [f"if ({row} < M) {{", *("    " + s for s in inner), "}"] if checked else inner
-        return out
-
+    inner = []
+    for r in range(r_n):
+        for c in range(c_n):
+            inner += _element(epilogue, f"gm_t{r}_{c}", f"(gm_r0 + {r})", f"(gm_c0 + {c})")
+    # the edge block: one copy of the epilogue in a loop (as panel_body's)
+    edge = [f"{ctype} gm_e[{r_n}][{c_n}];"]
+    edge += [f"gm_e[{r}][{c}] = gm_t{r}_{c};" for r in range(r_n) for c in range(c_n)]
+    edge += [
+        f"for (int gm_i = 0; gm_i < {r_n} && gm_r0 + gm_i < M; ++gm_i)",
+        f"    for (int gm_j = 0; gm_j < {c_n} && gm_c0 + gm_j < N; ++gm_j)",
+        *_element(epilogue, "gm_e[gm_i][gm_j]", "(gm_r0 + gm_i)", "(gm_c0 + gm_j)", "        "),
+    ]
     body += [f"if (gm_r0 + {r_n} <= M && gm_c0 + {c_n} <= N) {{"]
-    body += ["    " + s for s in block(False)]
+    body += ["    " + s for s in inner]
     body += ["} else {"]
-    body += ["    " + s for s in block(True)]
+    body += ["    " + s for s in edge]
     body += ["}"]
     return body
 

@@ -90,11 +90,19 @@ fit in the registers (N <= 10 with AVX-512), else a panel one vector wide.
 
 The epilogue runs in registers after the K loop. Per work-item it is emitted
 twice: once for a block wholly inside M x N (no checks) and once for a block
-at the edge (each element checked). Intel's compiler does not vectorise the
+at the edge (each element checked; the panel layout stores that block to a
+private array and runs one copy of the epilogue in a loop, which cut the ONNX
+MLP's source by two thirds and its build by half). Intel's compiler does not vectorise the
 scalar statements (one vaddss/vmaxss/vmovss per element: 5-10% of the time
 at K = 784-1024, 3x at K = 16); a caller that can spell its epilogue over
 vectors may pass `vector_epilogue`, used for whole vectors of the unchecked
 block of the panel layout.
+
+A symbolic M (a batch) fixes the panel's 8 rows at build time; a call of one
+row (batch-1 inference) would spend 7/8 of the multiply-adds on copies of it.
+GemmKernel (gemm.py) also builds the same panel with FEW_ROWS rows, reading
+the same packed w, and runs it when M <= FEW_ROWS: the ONNX MLP's 1x784->512
+kernel 1.4-1.5x faster (device time; bench/mlp_layers.py), its call ~1.2x.
 
 On GPUs the tiled layout is the standard one; it is checked for correctness
 here only (this CPU runs it). Its parameters come from max_work_group_size
@@ -175,6 +183,7 @@ class GemmLayout:
 
 NAIVE_GROUP = 16  # work-items along N in a naive layout's work-group
 PER_CALL_PACK_MIN_M = 128  # below this known M, packing on every call costs more than it saves
+FEW_ROWS = 4  # rows per work-item of a panel GEMM's entry point for M <= FEW_ROWS (gemm.py)
 
 
 def choose_layout(
@@ -367,6 +376,7 @@ def gemm_source(
     vector_epilogue: VectorEpilogue | None = None,
     x_load: XLoad | None = None,
     after: list[str] | None = None,
+    packers: bool = True,
 ) -> str:
     """OpenCL C for kernel `name` (and `{name}_pack` when layout.packs).
 
@@ -381,6 +391,8 @@ def gemm_source(
 
     `after`: statements run by each work-item after its epilogue, with its
     block's first row in `gm_r0` (the dot layout only: gemm_rows.py).
+
+    `packers=False`: no pack kernels (another entry point's packed panels are read).
     """
     if ctype not in SIZEOF:
         raise ValueError(f"GEMM in {ctype} is not supported (float, double)")
@@ -422,9 +434,9 @@ def gemm_source(
         "}",
         "",
     ]
-    if layout.packs:
+    if layout.packs and packers:
         out = pack_kernel(name, layout, ctype) + out
-    if layout.packs_x:
+    if layout.packs_x and packers:
         out = xpack_kernel(name, layout, ctype, XPACK_K) + out
     return "\n".join(out)
 
