@@ -20,8 +20,13 @@ from ..diagnostics import TraceError
 from .jit import JitFunction, jit
 from .numpy_ops import UFUNCS, reduction
 
+
+def _reduce(name, x, axis=None):  # numexpr's reductions: no axis is every axis
+    return reduction(name)(x, axis)
+
+
 # numexpr's function names that fusec lacks (a clear error rather than "unknown")
-MISSING = {"fmod", "contains", "prod"}
+MISSING = {"fmod", "contains", "prod", "hypot", "copysign", "nextafter", "signbit", "ones_like"}
 COMPLEX = {"complex", "imag"}  # fusec has no complex dtypes
 FUNCTIONS = {
     **{
@@ -51,14 +56,26 @@ FUNCTIONS = {
             "ceil",
             "maximum",
             "minimum",
+            "sign",
+            "log2",
+            "isnan",
+            "isinf",
+            "isfinite",
         )
     },
+    "round": UFUNCS["rint"],  # numexpr's round is NumPy's: halves to even, as fusec's round
+    "trunc": lambda x: FUNCTIONS["where"](
+        UFUNCS["less"](x, 0), UFUNCS["ceil"](x), UFUNCS["floor"](x)
+    ),
+    "copy": lambda x: x,
     "where": lambda c, a, b: _tracer_of(c, a, b).emit("where", (c, a, b)),
     # fusec has no complex dtypes: real arrays are their own real part and conjugate
     "conj": lambda x: x,
     "real": lambda x: x,
-    "sum": lambda x, axis=None: reduction("sum")(x, axis),
+    **{name: functools.partial(_reduce, name) for name in ("sum", "max", "min")},
 }
+
+
 BINARY = {
     ast.Add: "add",
     ast.Sub: "subtract",
@@ -182,7 +199,10 @@ def _apply(name, function, node, *args, **kwargs):
         fold = getattr(np, name, None)
         if fold is None or kwargs:
             raise _error(f"{name} of constants alone", node)
-        return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
+        try:
+            return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
+        except ValueError:  # `2 ** -1`: NumPy refuses negative integer powers; numexpr gives 0.5
+            return fold(*(np.float64(a) if isinstance(a, int) else a for a in args)).item()
     try:
         return function(*args, **kwargs)
     except ExpressionError:
