@@ -112,6 +112,12 @@ class Program:
     def __iter__(self):
         return iter(self._graphs.values())
 
+    def __contains__(self, name) -> bool:  # by name, as `prog[name]` (iteration gives graphs)
+        return name in self._graphs if isinstance(name, str) else name in self._graphs.values()
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
     def every_graph(self) -> list[CompiledGraph]:
         """Each graph, followed (with grad=True) by its backward and forward+backward graphs."""
         return [d for g in self for d in (g, *g.derived.values())]
