@@ -3,6 +3,11 @@ user meets them; each test here failed before its fix."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -29,3 +34,30 @@ def test_a_program_is_looked_up_by_graph_name(prog):
     assert prog["act"] in prog  # iteration gives the compiled graphs
     z, y = prog[prog.graphs[1]](np.arange(3, dtype=np.float32), 2.0)
     np.testing.assert_array_equal(z, np.arange(3, dtype=np.float32) * 2)
+
+
+# -- the command line, in fresh processes ---------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_fusec(*args, env=None, stdin=None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fusec", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_a_warning_on_the_command_line_is_one_fusec_line(tmp_path):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    out = run_fusec("cache", "ls", env={"FUSEC_CACHE_DIR": str(not_a_folder)})
+    assert out.returncode == 0
+    assert out.stderr.startswith(f"fusec: warning: kernel cache: not using {not_a_folder}")
+    assert ".py:" not in out.stderr and "CacheWarning" not in out.stderr  # no Python format
