@@ -34,12 +34,15 @@ class FrontEnd:
     derived: dict = field(default_factory=dict)
 
 
-@collections_paused()  # the front end's millions of small objects: no collection mid-way
 def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = False) -> FrontEnd:
     """Parse, check and simplify every graph of a file (and with `grad`, build
     and simplify its backward graphs); no device involved."""
     name, text = read_source(path_or_text)
-    name = filename or name
+    return _front_end(filename or name, text, grad)
+
+
+@collections_paused()  # the front end's millions of small objects: no collection mid-way
+def _front_end(name: str, text: str, grad: bool) -> FrontEnd:
     try:
         graphs, derived = [], {}
         for g in lower_module(parse(text)):
@@ -77,7 +80,8 @@ def compile(
     key = (name, text, id(runtime), generation(), grad)
     prog = _COMPILED.get(key)
     if prog is None or prog.runtime is not runtime:
-        prog = Program(compile_graphs(text, filename=name, grad=grad), runtime)
+        # the text read, never read_source'd again: an empty file's "" is not a path
+        prog = Program(_front_end(name, text, grad), runtime)
         if len(_COMPILED) >= 256:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = prog

@@ -61,3 +61,17 @@ def test_a_warning_on_the_command_line_is_one_fusec_line(tmp_path):
     assert out.returncode == 0
     assert out.stderr.startswith(f"fusec: warning: kernel cache: not using {not_a_folder}")
     assert ".py:" not in out.stderr and "CacheWarning" not in out.stderr  # no Python format
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment, no newline at the end"])
+def test_an_ir_file_without_a_graph_is_named_in_the_error(tmp_path, content):
+    path = tmp_path / "empty.ir"
+    path.write_text(content)
+    for fn in (fusec.compile, fusec.compile_graphs):
+        with pytest.raises(fusec.CompileError) as info:
+            fn(str(path))
+        assert info.value.text.startswith(f"{path}:1:") and "no graph in this file" in str(
+            info.value
+        )
+    with pytest.raises(fusec.CompileError, match="<input>:1:1: error: no graph"):
+        fusec.compile("")  # empty text, not a file named ""

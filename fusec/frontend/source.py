@@ -25,7 +25,7 @@ class InputFileError(FusecError):
 def read_source(path_or_text) -> tuple[str, str]:
     """(filename, text) from a path or from IR text itself.
 
-    A PathLike is a path. A str is IR text if it holds a newline, `{` or NUL
+    A PathLike is a path. A str is IR text if it is blank or holds a newline, `{` or NUL
     (no file name fusec would read does, and every graph has a `{`); else it
     is a path if it names an existing file; else it is text if it starts with
     the keyword `graph` (a one-line graph missing its brace gets a syntax
@@ -34,8 +34,8 @@ def read_source(path_or_text) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike):
         return os.fspath(path_or_text), read_ir(path_or_text)
     text = str(path_or_text)
-    if "\n" in text or "{" in text or "\0" in text:
-        return "<input>", text
+    if "\n" in text or "{" in text or "\0" in text or not text.strip():
+        return "<input>", text  # "" too: empty text has no graph; no file is named ""
     try:
         exists = os.path.lexists(text)
     except (OSError, ValueError):
