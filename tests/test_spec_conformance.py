@@ -3,6 +3,7 @@ user meets them; each test here failed before its fix."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +76,16 @@ def test_an_ir_file_without_a_graph_is_named_in_the_error(tmp_path, content):
         )
     with pytest.raises(fusec.CompileError, match="<input>:1:1: error: no graph"):
         fusec.compile("")  # empty text, not a file named ""
+
+
+def test_dash_reads_the_ir_from_stdin():
+    ok = run_fusec("check", "-", stdin=TWO_GRAPHS)
+    assert ok.returncode == 0 and ok.stdout == "<stdin>: ok (2 graphs)\n"
+    bad = run_fusec("check", "--json", "-", stdin="graph f(x: f32[N]) {\n  return y\n}\n")
+    doc = json.loads(bad.stdout)
+    assert bad.returncode == 1 and doc["file"] == "<stdin>" and not doc["ok"]
+    assert (doc["diagnostics"][0]["line"], doc["diagnostics"][0]["col"]) == (2, 10)
+    plain = run_fusec("check", "-", stdin="graph f(x: f32[N]) {\n  return y\n}\n")
+    assert plain.returncode == 1 and plain.stderr.startswith(
+        "<stdin>:2:10: error: unknown name 'y'"
+    )
