@@ -89,3 +89,18 @@ def test_dash_reads_the_ir_from_stdin():
     assert plain.returncode == 1 and plain.stderr.startswith(
         "<stdin>:2:10: error: unknown name 'y'"
     )
+
+
+def test_cache_export_names_the_users_file_when_it_cannot_write(tmp_path):
+    env = {"FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    missing = tmp_path / "no such folder" / "kernels.fusecache"
+    out = run_fusec("cache", "export", missing, env=env)
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"fusec: error: {missing}: no such file or directory\n",
+    )
+    out = run_fusec("cache", "export", tmp_path, env=env)
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"fusec: error: {tmp_path}: is a directory, not an archive file\n",
+    )
