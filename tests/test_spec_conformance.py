@@ -104,3 +104,14 @@ def test_cache_export_names_the_users_file_when_it_cannot_write(tmp_path):
         1,
         f"fusec: error: {tmp_path}: is a directory, not an archive file\n",
     )
+
+
+def test_dir_shows_the_names_the_spec_gives_without_loading_frameworks():
+    code = (
+        "import sys, fusec; names = dir(fusec); "
+        "print(all(n in names for n in ('jit', 'evaluate', 'from_onnx', 'torch', 'sigmoid', "
+        "'compile', 'register_primitive', 'CallError', 'TraceError')), "
+        "'torch' in sys.modules or 'onnx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout == "True False\n", out.stderr
