@@ -388,5 +388,11 @@ def register_primitive(
         backward=dict(backward or {}),
     )
     check_template(prim)
+    for template in [forward] if isinstance(forward, str) else forward.values():
+        if inputs and not any(f"{{{i}}}" in template for i in inputs):  # a bare `x` is C's
+            raise ValueError(
+                f"template of {name!r}, {template!r}, uses none of its inputs: write them in "
+                f"braces, as {{{inputs[0]}}}"
+            )
     check_backward(prim)  # backward templates are IR text: checked now, not at a gradient
     return register(prim, replace=replace)

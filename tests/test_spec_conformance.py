@@ -115,3 +115,12 @@ def test_dir_shows_the_names_the_spec_gives_without_loading_frameworks():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout == "True False\n", out.stderr
+
+
+def test_register_primitive_refuses_a_template_that_reads_no_input():
+    # `x * x` (no braces) would reach OpenCL as an undeclared `x`, at the first call
+    with pytest.raises(
+        ValueError, match=r"uses none of its inputs: write them in braces, as \{x\}"
+    ):
+        fusec.register_primitive("conformance_cube", ["x"], "x * x * x", lambda x: x**3)
+    assert "conformance_cube" not in dir(fusec)  # nothing was registered
