@@ -124,3 +124,24 @@ def test_register_primitive_refuses_a_template_that_reads_no_input():
     ):
         fusec.register_primitive("conformance_cube", ["x"], "x * x * x", lambda x: x**3)
     assert "conformance_cube" not in dir(fusec)  # nothing was registered
+
+
+def test_a_process_that_compiled_leaves_no_unclosed_files(tmp_path):
+    code = (
+        "import numpy as np, fusec\n"
+        "f = fusec.compile('graph f(x: f32[N]) {\\n return x * 3\\n}')['f']\n"
+        "print(f(np.ones(3, np.float32)).tolist())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "always::ResourceWarning", "-c", code],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "FUSEC_CACHE": "0",
+            "FUSEC_BUILD_ISOLATION": "1",
+        },  # a build, in the worker
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout == "[3.0, 3.0, 3.0]\n" and "ResourceWarning" not in out.stderr, out.stderr
