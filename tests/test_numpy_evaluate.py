@@ -157,3 +157,11 @@ def test_random_expressions_match_numexpr(expr):
     expr = f"{expr} + a * 0"  # every expression names an array
     ref = numexpr.evaluate(expr, local_dict={"a": a, "b": b, "c": c})
     np.testing.assert_allclose(fusec.evaluate(expr), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("expr", ["1 + 2", "sin(1.0) * 2", "2 ** -1", "3000000000 * 2", "1 < 2"])
+def test_constants_alone_fold_to_numexprs_0d_array(expr):
+    ref = numexpr.evaluate(expr)
+    got = fusec.evaluate(expr)
+    assert got.dtype == ref.dtype and got.shape == ref.shape == ()
+    assert got == ref

@@ -246,10 +246,34 @@ def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
     return tuple(names), jit(expression)
 
 
+@functools.lru_cache(maxsize=512)
+def _fold(expr: str):
+    _current().append(expr)
+    try:
+        return Interpreter({}).visit(ast.parse(expr.strip(), mode="eval"))
+    finally:
+        _current().pop()
+
+
+def _constant_dtype(value) -> type:
+    """numexpr's types for constants: bool, int32 (int64 past its range), double."""
+    if isinstance(value, bool):
+        return np.bool_
+    if isinstance(value, int):
+        return np.int32 if -(2**31) <= value < 2**31 else np.int64
+    return np.float64
+
+
 def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
     """numexpr's `evaluate`: the value of `expr` over the arrays it names, taken
     from `local_dict`/`global_dict`, by default the caller's locals and globals."""
     names, function = _compiled(expr)
+    if not names:  # constants alone (`sin(1.0)`): folded, a 0-d array as numexpr's
+        value = np.asarray(_fold(expr), dtype=_constant_dtype(_fold(expr)))
+        if out is None:
+            return value
+        out[...] = value
+        return out
     if local_dict is None or global_dict is None:
         frame = sys._getframe(1)
         local_dict = frame.f_locals if local_dict is None else local_dict
