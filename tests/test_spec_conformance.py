@@ -145,3 +145,20 @@ def test_a_process_that_compiled_leaves_no_unclosed_files(tmp_path):
         timeout=120,
     )
     assert out.stdout == "[3.0, 3.0, 3.0]\n" and "ResourceWarning" not in out.stderr, out.stderr
+
+
+def test_run_names_the_file_it_wrote_and_refuses_an_input_given_twice(tmp_path):
+    (tmp_path / "g.ir").write_text(
+        "graph g(x: f32[N], c: bool) {\n  return where(c, x * 2, x)\n}\n"
+    )
+    np.save(tmp_path / "x.npy", np.arange(7, dtype=np.float32))
+    env = {"FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["run", tmp_path / "g.ir", "--input", f"x={tmp_path / 'x.npy'}"]
+    out = run_fusec(*args, "--input", "c=True", "--output", tmp_path / "out", env=env)
+    assert out.returncode == 0 and out.stderr == f"wrote 1 output(s) to {tmp_path / 'out.npz'}\n"
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["out0"], np.arange(7) * 2)
+    twice = run_fusec(*args, "--input", "c=true", "--input", "c=false", env=env)
+    assert (twice.returncode, twice.stderr) == (
+        1,
+        "fusec: error: --input 'c' given more than once\n",
+    )

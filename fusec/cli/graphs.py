@@ -174,8 +174,8 @@ def _load_input(spec: str):
             return name, load_npy(path)
         except InputFileError as e:
             raise UserError(f"cannot read input {name!r} from {value!r}: {e}") from None
-    if value in ("true", "false"):
-        return name, value == "true"
+    if value.lower() in ("true", "false"):  # Python's True and False too
+        return name, value.lower() == "true"
     try:
         return name, (int(value) if value.lstrip("+-").isdigit() else float(value))
     except ValueError:
@@ -196,12 +196,17 @@ def cmd_run(args) -> int:
         raise UserError(
             f"no graph {args.graph!r} in {_shown(args.file)} (graphs: {', '.join(prog.graphs)})"
         )
+    names = [s.partition("=")[0] for s in args.input]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise UserError(f"--input {', '.join(map(repr, twice))} given more than once")
     inputs = dict(_load_input(s) for s in args.input)
     result = prog[args.graph](**inputs)
     outs = result if isinstance(result, tuple) else (result,)
     if args.output:
-        np.savez(args.output, **{f"out{i}": o for i, o in enumerate(outs)})
-        print(f"wrote {len(outs)} output(s) to {args.output}", file=sys.stderr)
+        # NumPy appends .npz to a name without it: say where the file really is
+        path = args.output if args.output.endswith(".npz") else args.output + ".npz"
+        np.savez(path, **{f"out{i}": o for i, o in enumerate(outs)})
+        print(f"wrote {len(outs)} output(s) to {path}", file=sys.stderr)
     else:
         for i, o in enumerate(outs):
             print(f"out{i}: {o.dtype} {list(o.shape)}\n{np.array2string(o, threshold=20)}")
