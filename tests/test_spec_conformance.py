@@ -162,3 +162,10 @@ def test_run_names_the_file_it_wrote_and_refuses_an_input_given_twice(tmp_path):
         1,
         "fusec: error: --input 'c' given more than once\n",
     )
+
+
+def test_fusec_ops_on_plain_python_sequences_work_as_numpys_functions():
+    got = fusec.maximum([1.5, -2.0, 3.0], (0.0, 0.0, 4.0))
+    np.testing.assert_array_equal(got, np.maximum([1.5, -2.0, 3.0], (0.0, 0.0, 4.0)))
+    assert got.dtype == np.float64  # what np.asarray makes of Python floats
+    np.testing.assert_array_equal(fusec.relu([[1, -2]]), [[1, 0]])

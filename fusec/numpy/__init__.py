@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import inspect
 
+import numpy as np
+
 from ..diagnostics import TraceError
 from ..ir.registry import generation, lookup
 from .array import TracedArray
@@ -37,6 +39,8 @@ def op_function(name: str):
         tracer = next((o.tracer for o in operands if isinstance(o, TracedArray)), None)
         if tracer is not None:
             return tracer.emit(name, operands, attrs)
+        # array-likes as NumPy's own functions take them: np.exp([1.0, 2.0]) works
+        operands = [np.asarray(o) if isinstance(o, list | tuple) else o for o in operands]
         return _eager(name, len(operands), tuple(sorted(attrs.items())), generation())(*operands)
 
     op.__name__ = op.__qualname__ = name
