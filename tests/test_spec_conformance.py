@@ -169,3 +169,11 @@ def test_fusec_ops_on_plain_python_sequences_work_as_numpys_functions():
     np.testing.assert_array_equal(got, np.maximum([1.5, -2.0, 3.0], (0.0, 0.0, 4.0)))
     assert got.dtype == np.float64  # what np.asarray makes of Python floats
     np.testing.assert_array_equal(fusec.relu([[1, -2]]), [[1, 0]])
+
+
+def test_a_tensor_fusec_cannot_read_names_what_was_expected_and_got(prog):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(
+        fusec.CallError, match=r"parameter 'x' expects f32\[N\], got a Tensor of torch\.bfloat16"
+    ):
+        prog["act"](torch.ones(3, dtype=torch.bfloat16), 2.0)
