@@ -177,3 +177,11 @@ def test_a_tensor_fusec_cannot_read_names_what_was_expected_and_got(prog):
         fusec.CallError, match=r"parameter 'x' expects f32\[N\], got a Tensor of torch\.bfloat16"
     ):
         prog["act"](torch.ones(3, dtype=torch.bfloat16), 2.0)
+
+
+def test_compile_takes_bytes_as_open_does_and_refuses_other_types(tmp_path):
+    (tmp_path / "m.ir").write_text(TWO_GRAPHS)
+    assert fusec.compile((tmp_path / "m.ir").read_bytes()).graphs == ["mlp", "act"]  # text
+    assert fusec.compile(bytes(tmp_path / "m.ir")).graphs == ["mlp", "act"]  # a path
+    with pytest.raises(TypeError, match="expected a path or IR text .* got NoneType"):
+        fusec.compile(None)  # not the file "None"

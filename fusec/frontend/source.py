@@ -33,7 +33,13 @@ def read_source(path_or_text) -> tuple[str, str]:
     """
     if isinstance(path_or_text, os.PathLike):
         return os.fspath(path_or_text), read_ir(path_or_text)
-    text = str(path_or_text)
+    if isinstance(path_or_text, bytes | bytearray):  # as open() takes them, and read('rb')
+        path_or_text = os.fsdecode(bytes(path_or_text))
+    if not isinstance(path_or_text, str):
+        raise TypeError(
+            f"expected a path or IR text (str, bytes or os.PathLike), got {type(path_or_text).__name__}"
+        )
+    text = path_or_text
     if "\n" in text or "{" in text or "\0" in text or not text.strip():
         return "<input>", text  # "" too: empty text has no graph; no file is named ""
     try:
