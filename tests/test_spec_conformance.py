@@ -185,3 +185,17 @@ def test_compile_takes_bytes_as_open_does_and_refuses_other_types(tmp_path):
     assert fusec.compile(bytes(tmp_path / "m.ir")).graphs == ["mlp", "act"]  # a path
     with pytest.raises(TypeError, match="expected a path or IR text .* got NoneType"):
         fusec.compile(None)  # not the file "None"
+
+
+def test_a_bad_fusec_cache_value_is_a_one_line_error_naming_it(tmp_path):
+    env = {"FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    bad = run_fusec("cache", "stats", env={**env, "FUSEC_CACHE": "2"})
+    assert (bad.returncode, bad.stderr) == (
+        1,
+        "fusec: error: FUSEC_CACHE: expected 0 (off) or 1 (on), got '2'\n",
+    )
+    off = run_fusec("cache", "stats", env={**env, "FUSEC_CACHE": "off"})
+    assert (off.returncode, off.stderr) == (
+        1,
+        "fusec: error: the kernel cache is off (FUSEC_CACHE=0)\n",
+    )

@@ -335,8 +335,15 @@ def build_timeout() -> float:
     return _setting("FUSEC_BUILD_TIMEOUT", parse_seconds, 120.0)
 
 
+def _switch(text: str) -> bool:
+    value = text.lower()
+    if value not in ("0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"expected 0 (off) or 1 (on), got {text!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def _open_cache(cache_dir) -> KernelCache | None:
-    if os.environ.get("FUSEC_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not _setting("FUSEC_CACHE", _switch, True):
         return None
     directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
     max_size = _setting("FUSEC_CACHE_MAX_SIZE", parse_size, 1 << 30)
