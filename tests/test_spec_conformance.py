@@ -199,3 +199,8 @@ def test_a_bad_fusec_cache_value_is_a_one_line_error_naming_it(tmp_path):
         1,
         "fusec: error: the kernel cache is off (FUSEC_CACHE=0)\n",
     )
+
+
+def test_warmup_of_a_folder_without_ir_files_warns(tmp_path):
+    out = run_fusec("warmup", "--check", tmp_path, env={"FUSEC_CACHE_DIR": str(tmp_path / "c")})
+    assert out.returncode == 0 and out.stderr == f"fusec: warning: no .ir file under {tmp_path}\n"

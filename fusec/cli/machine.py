@@ -206,6 +206,8 @@ def cmd_warmup(args) -> int:
         log.close()
     for _, why in report.failed:
         print(why, file=sys.stderr)
+    if not report.results:  # a mistyped folder would otherwise pass a CI gate unseen
+        print(f"fusec: warning: no .ir file under {', '.join(args.paths)}", file=sys.stderr)
     print(("check: " if args.check else "warmup: ") + report.summary(), file=out)
     if args.json:
         _print_json(report.as_json())
