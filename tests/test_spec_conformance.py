@@ -204,3 +204,17 @@ def test_a_bad_fusec_cache_value_is_a_one_line_error_naming_it(tmp_path):
 def test_warmup_of_a_folder_without_ir_files_warns(tmp_path):
     out = run_fusec("warmup", "--check", tmp_path, env={"FUSEC_CACHE_DIR": str(tmp_path / "c")})
     assert out.returncode == 0 and out.stderr == f"fusec: warning: no .ir file under {tmp_path}\n"
+
+
+def test_device_may_be_an_index_into_the_devices_list():
+    from fusec.runtime import DeviceError, list_devices, select_device
+
+    devices = [d for _, d in list_devices()]
+    index = devices.index(select_device())  # the one fusec uses, by its `fusec devices` index
+    p = fusec.compile(TWO_GRAPHS, device=index)
+    assert p["act"].runtime.device == devices[index]
+    np.testing.assert_array_equal(p["act"](np.ones(2, np.float32), 3.0)[0], [3.0, 3.0])
+    with pytest.raises(DeviceError, match=f"no OpenCL device {len(devices)}: there are"):
+        fusec.compile(TWO_GRAPHS, device=len(devices))
+    with pytest.raises(TypeError, match="expected a pyopencl.Device, a name or an index"):
+        fusec.compile(TWO_GRAPHS, device=1.5)

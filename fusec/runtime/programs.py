@@ -56,20 +56,27 @@ def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
     return found
 
 
-def select_device(spec: str | cl.Device | None = None) -> cl.Device:
-    """A device by object, or by a substring of its platform or device name.
+def select_device(spec: str | int | cl.Device | None = None) -> cl.Device:
+    """A device by object, by a substring of its platform or device name, or by
+    its index in `list_devices()` (the order `fusec devices` shows).
 
     Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything
     but a simulator (Oclgrind: when named, or when it is all there is).
     """
     if isinstance(spec, cl.Device):
         return spec
+    if spec is not None and (isinstance(spec, bool) or not isinstance(spec, str | int)):
+        raise TypeError(f"device: expected a pyopencl.Device, a name or an index, got {spec!r}")
     spec = spec if spec is not None else os.environ.get("FUSEC_DEVICE")
     devices = list_devices()
     if not devices:
         raise DeviceError(
             "no OpenCL device found; install one, e.g. pip install 'fusec[pocl]' for the CPU"
         )
+    if isinstance(spec, int):  # an index into `fusec devices`' list (its JSON's "index")
+        if not 0 <= spec < len(devices):
+            raise DeviceError(f"no OpenCL device {spec}: there are {len(devices)} (fusec devices)")
+        return devices[spec][1]
     if spec:
         want = spec.lower()
         for platform, dev in devices:
