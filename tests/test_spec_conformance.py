@@ -218,3 +218,14 @@ def test_device_may_be_an_index_into_the_devices_list():
         fusec.compile(TWO_GRAPHS, device=len(devices))
     with pytest.raises(TypeError, match="expected a pyopencl.Device, a name or an index"):
         fusec.compile(TWO_GRAPHS, device=1.5)
+
+
+def test_compile_o_naming_a_file_says_it_is_not_a_directory(tmp_path):
+    (tmp_path / "m.ir").write_text(TWO_GRAPHS)
+    (tmp_path / "out").write_text("a file")
+    env = {"FUSEC_CACHE_DIR": str(tmp_path / "cache")}
+    out = run_fusec("compile", tmp_path / "m.ir", "-o", tmp_path / "out", env=env)
+    assert out.returncode == 1
+    assert out.stderr.endswith(
+        f"fusec: error: -o {tmp_path / 'out'}: exists and is not a directory\n"
+    )

@@ -115,6 +115,8 @@ def cmd_compile(args) -> int:
     every = [(d.name, g.name, d) for g in prog for d in (g, *g.derived.values())]
     graphs = _select(every, args.graph, _shown(args.file))
     if outdir:
+        if outdir.exists() and not outdir.is_dir():  # mkdir would say only "file exists"
+            raise UserError(f"-o {outdir}: exists and is not a directory")
         outdir.mkdir(parents=True, exist_ok=True)
     for g in graphs:
         g.build()
