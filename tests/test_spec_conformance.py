@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +230,15 @@ def test_compile_o_naming_a_file_says_it_is_not_a_directory(tmp_path):
     assert out.stderr.endswith(
         f"fusec: error: -o {tmp_path / 'out'}: exists and is not a directory\n"
     )
+
+
+def test_naming_a_device_that_builds_nothing_says_why(tmp_path):
+    from fusec.runtime import broken_reason, list_devices
+
+    broken = [d for _, d in list_devices() if broken_reason(d)]
+    if not broken:
+        pytest.skip("every device here builds kernels (PoCL 3.0 on a CPU its LLVM knows)")
+    with pytest.raises(
+        fusec.CompileError, match=re.escape(f"unusable: {broken_reason(broken[0])}")
+    ):
+        fusec.compile(TWO_GRAPHS, device=broken[0], cache_dir=tmp_path)["act"].build()

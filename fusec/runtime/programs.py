@@ -246,7 +246,7 @@ class Runtime:
             try:
                 prg = quiet_build(cl.Program(self.context, source), cache_dir=False)
             except cl.RuntimeError as e:
-                raise _rejected(name, str(e)) from None
+                raise _rejected(name, str(e), self.device) from None
             # PoCL generates machine code lazily; creating the kernels makes the
             # binary we save complete enough to skip most of that next time.
             prg.all_kernels()
@@ -276,7 +276,7 @@ class Runtime:
             err.crashed = True
             raise err from None
         if "error" in reply:
-            raise _rejected(name, reply["error"])
+            raise _rejected(name, reply["error"], self.device)
         prg = quiet_build(cl.Program(self.context, [self.device], [reply["binary"]]))
         return prg, reply["binary"], reply["log"], reply["seconds"]
 
@@ -296,9 +296,11 @@ def quiet_build(prg: cl.Program, **kw) -> cl.Program:
         return prg.build(BUILD_OPTIONS, **kw)
 
 
-def _rejected(name: str, message: str) -> CompileError:
+def _rejected(name: str, message: str, dev: cl.Device) -> CompileError:
+    known = broken_reason(dev)  # a device named on purpose that builds nothing at all
+    why = f" (this device is unusable: {known})" if known else ""
     return CompileError(
-        Diagnostic(f"the OpenCL compiler rejected the kernels of {name}:\n{message}")
+        Diagnostic(f"the OpenCL compiler rejected the kernels of {name}{why}:\n{message}")
     )
 
 
