@@ -394,3 +394,16 @@ def test_out_writes_into_the_callers_arrays():
     assert got[0] is prod and got[1] is diff
     np.testing.assert_array_equal(prod, x * y)
     np.testing.assert_array_equal(diff, x - y)
+
+
+def test_mod_and_floor_division_of_floats_as_numpy():
+    """`%` and `//` of floats follow Python's sign rule (np.mod, np.floor_divide);
+    of integers they are a TraceError at the user's line, not a bare TypeError."""
+    x = np.linspace(-5, 5, 23)
+    f = fusec.jit(lambda x, y: (x % 2, 7.5 % y, x // -1.5, np.mod(x, y)))
+    for got, want in zip(
+        f(x, x + 0.25), (x % 2, 7.5 % (x + 0.25), x // -1.5, np.mod(x, x + 0.25)), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(fusec.TraceError, match="% of integers: fusec has no integer division"):
+        fusec.jit(lambda n: n % 2)(np.arange(4))

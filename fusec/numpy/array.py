@@ -22,6 +22,15 @@ def _binary(op, swap=False):
     return apply
 
 
+def _ufunc(name, swap=False):
+    def apply(self, other):
+        if not isinstance(other, TracedArray | bool | int | float | np.generic):
+            return NotImplemented
+        return UFUNCS[name](*((other, self) if swap else (self, other)))
+
+    return apply
+
+
 class TracedArray:
     """An array of a known dtype and rank, with symbolic sizes, inside a trace."""
 
@@ -54,6 +63,8 @@ class TracedArray:
     __mul__, __rmul__ = _binary("mul"), _binary("mul", swap=True)
     __truediv__, __rtruediv__ = _binary("div"), _binary("div", swap=True)
     __rpow__ = _binary("pow", swap=True)
+    __mod__, __rmod__ = _ufunc("remainder"), _ufunc("remainder", swap=True)
+    __floordiv__, __rfloordiv__ = _ufunc("floor_divide"), _ufunc("floor_divide", swap=True)
 
     def __pow__(self, other):
         if not isinstance(other, TracedArray | bool | int | float | np.generic):

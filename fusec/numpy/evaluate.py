@@ -82,6 +82,7 @@ BINARY = {
     ast.Mult: "multiply",
     ast.Div: "divide",
     ast.Pow: "power",
+    ast.Mod: "remainder",  # numexpr's float %: a - floor(a / b) * b
     ast.BitAnd: "bitwise_and",
     ast.BitOr: "bitwise_or",
 }
@@ -93,14 +94,6 @@ COMPARE = {
     ast.Eq: "equal",
     ast.NotEq: "not_equal",
 }
-
-
-def _mod(a, b):
-    """numexpr's `%` on floats, by its own formula: a - floor(a / b) * b (the sign
-    of b, as Python's); fusec has no integer division for integers."""
-    if all((x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype).kind in "iub" for x in (a, b)):
-        raise _error("% of integers: fusec has no integer division (% of floats works)")
-    return UFUNCS["subtract"](a, UFUNCS["multiply"](UFUNCS["floor"](UFUNCS["divide"](a, b)), b))
 
 
 def _tracer_of(*xs):
@@ -152,8 +145,6 @@ class Interpreter(ast.NodeVisitor):
         return self.values[node.id]
 
     def visit_BinOp(self, node):
-        if isinstance(node.op, ast.Mod):
-            return _apply("remainder", _mod, node, self.visit(node.left), self.visit(node.right))
         op = BINARY.get(type(node.op))
         if op is None:
             raise _error(f"operator {type(node.op).__name__} is not supported by fusec", node)
