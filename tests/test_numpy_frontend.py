@@ -407,3 +407,13 @@ def test_mod_and_floor_division_of_floats_as_numpy():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     with pytest.raises(fusec.TraceError, match="% of integers: fusec has no integer division"):
         fusec.jit(lambda n: n % 2)(np.arange(4))
+
+
+def test_xor_of_bools_and_divmod_trace_and_shifts_are_a_trace_error():
+    x = np.linspace(-1, 1, 9)
+    f = fusec.jit(lambda x: ((x > 0) ^ (x < 0.5), np.logical_xor(x, x > 0), *divmod(x, 0.3)))
+    want = ((x > 0) ^ (x < 0.5), np.logical_xor(x, x > 0), *divmod(x, 0.3))
+    for got, ref in zip(f(x), want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(fusec.TraceError, match="<< and >>: fusec has no bitwise operations"):
+        fusec.jit(lambda n: n << 1)(np.arange(4))

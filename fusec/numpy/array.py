@@ -83,7 +83,18 @@ class TracedArray:
     def __or__(self, other):
         return UFUNCS["bitwise_or"](self, other)
 
-    __rand__, __ror__ = __and__, __or__
+    def __xor__(self, other):
+        return UFUNCS["bitwise_xor"](self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __divmod__(self, other):
+        return self // other, self % other
+
+    def _no_shift(self, other):
+        raise trace_error("<< and >>: fusec has no bitwise operations on integers")
+
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _no_shift
 
     def __invert__(self):
         return UFUNCS["invert"](self)

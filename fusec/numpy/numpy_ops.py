@@ -159,6 +159,10 @@ UFUNCS = {
     "logical_not": _op("logical_not"),
     "bitwise_and": _bool_only("&", "logical_and"),
     "bitwise_or": _bool_only("|", "logical_or"),
+    "bitwise_xor": _bool_only("^", "ne"),  # of bools, xor is !=
+    "logical_xor": lambda a, b: _emit(
+        "ne", (_emit("logical_not", (a,)), _emit("logical_not", (b,)))
+    ),
     "invert": _bool_only("~", "logical_not"),
     "isnan": lambda x: _emit("ne", (x, x)),
     "isinf": lambda x: _emit("eq", (_emit("abs", (x,)), math.inf)),
