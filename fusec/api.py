@@ -330,6 +330,8 @@ class BoundGraph:
             result = launcher.fast_call(args, self._pinned, out)
             if result is not None:
                 return result
+        if again := [k for k in kwargs if k in self.values]:
+            raise CallError(f"{self.name}(): {again[0]!r} is bound (by bind); call it without it")
         bound = bind_arguments(self.name, self.param_names, args, kwargs)
         launcher = self.graph._launcher or (self.graph.build() and self.graph._launcher)
         return launcher.call(bound, out, self._pinned)

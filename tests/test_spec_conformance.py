@@ -242,3 +242,9 @@ def test_naming_a_device_that_builds_nothing_says_why(tmp_path):
         fusec.CompileError, match=re.escape(f"unusable: {broken_reason(broken[0])}")
     ):
         fusec.compile(TWO_GRAPHS, device=broken[0], cache_dir=tmp_path)["act"].build()
+
+
+def test_passing_a_bound_parameter_again_says_it_is_bound(prog):
+    act = prog["act"].bind(s=2.0)
+    with pytest.raises(fusec.CallError, match="act\\(\\): 's' is bound \\(by bind\\)"):
+        act(np.ones(2, np.float32), s=3.0)
