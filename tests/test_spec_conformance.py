@@ -248,3 +248,13 @@ def test_passing_a_bound_parameter_again_says_it_is_bound(prog):
     act = prog["act"].bind(s=2.0)
     with pytest.raises(fusec.CallError, match="act\\(\\): 's' is bound \\(by bind\\)"):
         act(np.ones(2, np.float32), s=3.0)
+
+
+def test_a_warmup_that_could_store_nothing_fails(tmp_path):
+    (tmp_path / "t.ir").write_text("graph t(x: f32[N]) {\n  return x * 5\n}\n")
+    out = run_fusec("warmup", tmp_path / "t.ir", env={"FUSEC_CACHE": "0"})
+    assert out.returncode == 1, out.stdout
+    assert (
+        f"{tmp_path / 't.ir'}:t: built, but not stored: the cache is off (FUSEC_CACHE=0)"
+        in out.stderr
+    )
