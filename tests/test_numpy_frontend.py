@@ -417,3 +417,13 @@ def test_xor_of_bools_and_divmod_trace_and_shifts_are_a_trace_error():
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(fusec.TraceError, match="<< and >>: fusec has no bitwise operations"):
         fusec.jit(lambda n: n << 1)(np.arange(4))
+
+
+def test_an_unknown_fusec_function_is_a_trace_error_at_the_users_line():
+    def head(x):
+        return fusec.sigmod(x)  # the typo is this line's
+
+    with pytest.raises(fusec.TraceError, match="did you mean fusec.sigmoid") as info:
+        fusec.jit(head)(np.ones(3))
+    assert info.value.lineno == head.__code__.co_firstlineno + 1
+    assert not hasattr(fusec, "sigmod") and isinstance(info.value, AttributeError)
