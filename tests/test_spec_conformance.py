@@ -258,3 +258,12 @@ def test_a_warmup_that_could_store_nothing_fails(tmp_path):
         f"{tmp_path / 't.ir'}:t: built, but not stored: the cache is off (FUSEC_CACHE=0)"
         in out.stderr
     )
+
+
+def test_an_onnx_model_given_as_ir_points_to_fusec_import(tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"\x08\x07\x12\x07pytorch\x00\x01")  # the start of a ModelProto
+    with pytest.raises(
+        fusec.CompileError, match="an ONNX model is read by `fusec import` or fusec.from_onnx"
+    ):
+        fusec.compile(model)

@@ -119,7 +119,14 @@ def read_ir(path, limit: int = IR_SIZE_LIMIT) -> str:
         # the source line of a binary file would only garble the terminal
         before = data[: data.index(b"\0")].decode("utf-8", "replace")
         where = offset_pos(before, len(before))
-        raise CompileError(Diagnostic("a binary file, not IR text", Pos(where.line, 1)), name, "")
+        onnx = (
+            "; an ONNX model is read by `fusec import` or fusec.from_onnx"
+            if name.endswith(".onnx")
+            else ""
+        )
+        raise CompileError(
+            Diagnostic(f"a binary file, not IR text{onnx}", Pos(where.line, 1)), name, ""
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
