@@ -98,6 +98,7 @@ def test_more_of_numexprs_functions_match_numexpr(expr):
     [
         ("fmod(a, b)", "fusec has no fmod"),
         ("hypot(a, b)", "fusec has no hypot"),
+        ("sqr(a)", "unknown function 'sqr'; did you mean 'sqrt'\\?"),
         ("n % 2", "% of integers: fusec has no integer division"),
         ("a and b", "use & and |"),
         ("undefined_name + 1", "name 'undefined_name' is not defined"),

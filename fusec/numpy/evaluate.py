@@ -9,6 +9,7 @@ parameters are the expression's names, so a call is cached by expression
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import inspect
 import sys
@@ -188,7 +189,9 @@ class Interpreter(ast.NodeVisitor):
         if name in COMPLEX:
             raise _error(f"{name}: fusec has no complex dtypes", node)
         if name not in FUNCTIONS:
-            raise _error(f"unknown function {ast.unparse(node.func)!r}", node)
+            near = difflib.get_close_matches(name or "", FUNCTIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise _error(f"unknown function {ast.unparse(node.func)!r}{hint}", node)
         args = [self.visit(a) for a in node.args]
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
         return _apply(name, FUNCTIONS[name], node, *args, **kwargs)
