@@ -342,10 +342,9 @@ class BoundGraph:
 
 def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
     """{parameter name: value} for a call, or a CallError naming what is wrong."""
+    takes = f"{graph}() takes {len(names)} argument{'s' * (len(names) != 1)} ({', '.join(names)})"
     if len(args) > len(names):
-        raise CallError(
-            f"{graph}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}"
-        )
+        raise CallError(f"{takes}, got {len(args)}")
     bound = dict(zip(names, args, strict=False))
     for k, v in kwargs.items():
         if k not in names:
@@ -355,7 +354,7 @@ def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
         bound[k] = v
     missing = [n for n in names if n not in bound]
     if missing:
-        raise CallError(f"{graph}() is missing {', '.join(repr(m) for m in missing)}")
+        raise CallError(f"{takes}, got {len(bound)}: missing {', '.join(map(repr, missing))}")
     return bound
 
 

@@ -267,3 +267,12 @@ def test_an_onnx_model_given_as_ir_points_to_fusec_import(tmp_path):
         fusec.CompileError, match="an ONNX model is read by `fusec import` or fusec.from_onnx"
     ):
         fusec.compile(model)
+
+
+def test_a_missing_argument_says_what_was_expected_and_got(prog):
+    with pytest.raises(
+        fusec.CallError, match=r"act\(\) takes 2 arguments \(x, s\), got 1: missing 's'"
+    ):
+        prog["act"](np.ones(2, np.float32))
+    with pytest.raises(fusec.CallError, match=r"act\(\) takes 1 argument \(x\), got 2"):
+        prog["act"].bind(s=1.0)(np.ones(2, np.float32), 2.0)
