@@ -24,6 +24,16 @@ __all__ = [
 _NUMPY_FRONT_END = ("jit", "evaluate")
 
 
+def __dir__() -> list[str]:
+    """What `dir(fusec)` and tab completion show: the lazy names too (the front
+    ends and `fusec.<op>` for every public op), without loading torch or onnx
+    (`from_onnx` stays out of `__all__`: `import *` would load onnx)."""
+    from .ir.registry import all_primitives
+
+    ops = (name for name, prim in all_primitives().items() if not prim.internal)
+    return sorted({*globals(), *__all__, "from_onnx", "torch", "numpy", *ops})
+
+
 def __getattr__(name: str):
     """The framework front ends, loaded on first use (they sit above the API, and
     `import fusec` stays light: it never imports torch or onnx): `fusec.torch`,

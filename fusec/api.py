@@ -34,12 +34,15 @@ class FrontEnd:
     derived: dict = field(default_factory=dict)
 
 
-@collections_paused()  # the front end's millions of small objects: no collection mid-way
 def compile_graphs(path_or_text, *, filename: str | None = None, grad: bool = False) -> FrontEnd:
     """Parse, check and simplify every graph of a file (and with `grad`, build
     and simplify its backward graphs); no device involved."""
     name, text = read_source(path_or_text)
-    name = filename or name
+    return _front_end(filename or name, text, grad)
+
+
+@collections_paused()  # the front end's millions of small objects: no collection mid-way
+def _front_end(name: str, text: str, grad: bool) -> FrontEnd:
     try:
         graphs, derived = [], {}
         for g in lower_module(parse(text)):
@@ -77,7 +80,8 @@ def compile(
     key = (name, text, id(runtime), generation(), grad)
     prog = _COMPILED.get(key)
     if prog is None or prog.runtime is not runtime:
-        prog = Program(compile_graphs(text, filename=name, grad=grad), runtime)
+        # the text read, never read_source'd again: an empty file's "" is not a path
+        prog = Program(_front_end(name, text, grad), runtime)
         if len(_COMPILED) >= 256:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[key] = prog
@@ -111,6 +115,12 @@ class Program:
 
     def __iter__(self):
         return iter(self._graphs.values())
+
+    def __contains__(self, name) -> bool:  # by name, as `prog[name]` (iteration gives graphs)
+        return name in self._graphs if isinstance(name, str) else name in self._graphs.values()
+
+    def __len__(self) -> int:
+        return len(self._graphs)
 
     def every_graph(self) -> list[CompiledGraph]:
         """Each graph, followed (with grad=True) by its backward and forward+backward graphs."""
@@ -320,6 +330,8 @@ class BoundGraph:
             result = launcher.fast_call(args, self._pinned, out)
             if result is not None:
                 return result
+        if again := [k for k in kwargs if k in self.values]:
+            raise CallError(f"{self.name}(): {again[0]!r} is bound (by bind); call it without it")
         bound = bind_arguments(self.name, self.param_names, args, kwargs)
         launcher = self.graph._launcher or (self.graph.build() and self.graph._launcher)
         return launcher.call(bound, out, self._pinned)
@@ -330,10 +342,9 @@ class BoundGraph:
 
 def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
     """{parameter name: value} for a call, or a CallError naming what is wrong."""
+    takes = f"{graph}() takes {len(names)} argument{'s' * (len(names) != 1)} ({', '.join(names)})"
     if len(args) > len(names):
-        raise CallError(
-            f"{graph}() takes {len(names)} arguments ({', '.join(names)}), got {len(args)}"
-        )
+        raise CallError(f"{takes}, got {len(args)}")
     bound = dict(zip(names, args, strict=False))
     for k, v in kwargs.items():
         if k not in names:
@@ -343,7 +354,7 @@ def bind_arguments(graph: str, names: list[str], args, kwargs) -> dict:
         bound[k] = v
     missing = [n for n in names if n not in bound]
     if missing:
-        raise CallError(f"{graph}() is missing {', '.join(repr(m) for m in missing)}")
+        raise CallError(f"{takes}, got {len(bound)}: missing {', '.join(map(repr, missing))}")
     return bound
 
 
@@ -378,5 +389,11 @@ def register_primitive(
         backward=dict(backward or {}),
     )
     check_template(prim)
+    for template in [forward] if isinstance(forward, str) else forward.values():
+        if inputs and not any(f"{{{i}}}" in template for i in inputs):  # a bare `x` is C's
+            raise ValueError(
+                f"template of {name!r}, {template!r}, uses none of its inputs: write them in "
+                f"braces, as {{{inputs[0]}}}"
+            )
     check_backward(prim)  # backward templates are IR text: checked now, not at a gradient
     return register(prim, replace=replace)

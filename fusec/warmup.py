@@ -180,6 +180,8 @@ def warmup(
     `grad`, their backward and forward+backward graphs too. `progress(done,
     total, result)` is called once with (0, total, None) when the graphs are
     known, then as each graph finishes."""
+    from kernels_cache import cache_key
+
     from .api import compile as fusec_compile
     from .codegen.plan import BUILD_OPTIONS
 
@@ -227,6 +229,19 @@ def warmup(
         # Not cached a moment ago; if this process did not build it, another one
         # did meanwhile (we waited on its build lock, or it finished first).
         status = "built" if g.source in runtime.built_here else "built_elsewhere"
+        if (
+            runtime.cache is None
+            or not runtime.cache.entry_path(
+                cache_key(runtime.key_components(g.source, BUILD_OPTIONS))
+            ).is_file()
+        ):  # a warmup that stored nothing warmed nothing: say so, exit 1
+            where = (
+                "the cache is off (FUSEC_CACHE=0)"
+                if runtime.cache is None
+                else (f"{runtime.cache.directory} refused it (see the warning)")
+            )
+            why = f"{file}:{g.name}: built, but not stored: {where}"
+            return GraphResult(file, g.name, "failed", time.perf_counter() - t0, why)
         return GraphResult(file, g.name, status, time.perf_counter() - t0)
 
     results: list[GraphResult | None] = [t if isinstance(t, GraphResult) else None for t in tasks]

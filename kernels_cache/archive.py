@@ -15,6 +15,7 @@ damaged archive imports nothing.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import struct
@@ -46,7 +47,12 @@ def export_archive(cache: KernelCache, path: Path) -> int:
     """Write every verified entry of `cache` to `path` (atomically); the count written."""
     digest = hashlib.sha256()
     count = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not an archive file", str(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the user's file, not our temporary one beside it
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
 

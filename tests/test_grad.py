@@ -227,11 +227,11 @@ def test_cli_compile_grad_writes_every_graph_and_warmup_grad_fills_the_cache(tmp
     assert plan["gradients"]["of"] == ["x", "w", "s"]
     env2 = {"FUSEC_CACHE_DIR": str(tmp_path / "cache2")}
     check = run_cli("warmup", str(model), "--grad", "--check", env_extra=env2)
-    assert check.returncode == 1 and "3 failed" not in check.stderr
+    assert check.returncode == 1 and "3 failed" not in check.stdout  # warmup's lines: stdout
     warm = run_cli("warmup", str(model), "--grad", env_extra=env2)
-    assert warm.returncode == 0 and "3 built" in warm.stderr, warm.stderr
+    assert warm.returncode == 0 and "3 built" in warm.stdout, warm.stderr
     check = run_cli("warmup", str(model), "--grad", "--check", env_extra=env2)
-    assert check.returncode == 0 and "3 already cached" in check.stderr, check.stderr
+    assert check.returncode == 0 and "3 already cached" in check.stdout, check.stderr
 
 
 def test_backward_plan_launches_without_fusec(tmp_path):

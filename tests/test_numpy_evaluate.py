@@ -19,6 +19,7 @@ rng = np.random.default_rng(7)
 a = rng.uniform(-2, 2, 3000)
 b = rng.uniform(0.5, 3, 3000)
 c = rng.uniform(-0.9, 0.9, 3000)
+n = np.arange(10)
 
 EXPRESSIONS = [
     "where(a > 0, a * b + 1, 0.1 * a)",
@@ -78,10 +79,32 @@ def test_f32_inputs_stay_f32():
 
 
 @pytest.mark.parametrize(
+    "expr",
+    [
+        "round(a * 2) + trunc(a * 3) + sign(a)",  # a * 2 holds halves: round's ties to even
+        "log2(b) + where(isnan(a) | isinf(b) | ~isfinite(c), 1.0, 0.0) + copy(c)",
+        "min(m)",
+        "max(m, axis=1)",
+        "2 ** -1 * a + 2 ** 3",  # constants alone, folded as numexpr folds them
+        "a % b + (a * 7) % -1.5 + 7.5 % 2",  # numexpr's float %: a - floor(a / b) * b
+    ],
+)
+def test_more_of_numexprs_functions_match_numexpr(expr):
+    m = rng.uniform(-1, 1, (5, 6))
+    values = {"a": np.round(a, 2), "b": b, "c": c, "m": m}
+    ref = numexpr.evaluate(expr, local_dict=values)
+    got = fusec.evaluate(expr, local_dict=values)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(
     "expr, message",
     [
         ("fmod(a, b)", "fusec has no fmod"),
-        ("a % b", "operator Mod"),
+        ("hypot(a, b)", "fusec has no hypot"),
+        ("sqr(a)", "unknown function 'sqr'; did you mean 'sqrt'\\?"),
+        ("n % 2", "% of integers: fusec has no integer division"),
         ("a and b", "use & and |"),
         ("undefined_name + 1", "name 'undefined_name' is not defined"),
         ("a +", "syntax error"),
@@ -142,3 +165,11 @@ def test_random_expressions_match_numexpr(expr):
     expr = f"{expr} + a * 0"  # every expression names an array
     ref = numexpr.evaluate(expr, local_dict={"a": a, "b": b, "c": c})
     np.testing.assert_allclose(fusec.evaluate(expr), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("expr", ["1 + 2", "sin(1.0) * 2", "2 ** -1", "3000000000 * 2", "1 < 2"])
+def test_constants_alone_fold_to_numexprs_0d_array(expr):
+    ref = numexpr.evaluate(expr)
+    got = fusec.evaluate(expr)
+    assert got.dtype == ref.dtype and got.shape == ref.shape == ()
+    assert got == ref

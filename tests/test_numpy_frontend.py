@@ -394,3 +394,36 @@ def test_out_writes_into_the_callers_arrays():
     assert got[0] is prod and got[1] is diff
     np.testing.assert_array_equal(prod, x * y)
     np.testing.assert_array_equal(diff, x - y)
+
+
+def test_mod_and_floor_division_of_floats_as_numpy():
+    """`%` and `//` of floats follow Python's sign rule (np.mod, np.floor_divide);
+    of integers they are a TraceError at the user's line, not a bare TypeError."""
+    x = np.linspace(-5, 5, 23)
+    f = fusec.jit(lambda x, y: (x % 2, 7.5 % y, x // -1.5, np.mod(x, y)))
+    for got, want in zip(
+        f(x, x + 0.25), (x % 2, 7.5 % (x + 0.25), x // -1.5, np.mod(x, x + 0.25)), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(fusec.TraceError, match="% of integers: fusec has no integer division"):
+        fusec.jit(lambda n: n % 2)(np.arange(4))
+
+
+def test_xor_of_bools_and_divmod_trace_and_shifts_are_a_trace_error():
+    x = np.linspace(-1, 1, 9)
+    f = fusec.jit(lambda x: ((x > 0) ^ (x < 0.5), np.logical_xor(x, x > 0), *divmod(x, 0.3)))
+    want = ((x > 0) ^ (x < 0.5), np.logical_xor(x, x > 0), *divmod(x, 0.3))
+    for got, ref in zip(f(x), want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(fusec.TraceError, match="<< and >>: fusec has no bitwise operations"):
+        fusec.jit(lambda n: n << 1)(np.arange(4))
+
+
+def test_an_unknown_fusec_function_is_a_trace_error_at_the_users_line():
+    def head(x):
+        return fusec.sigmod(x)  # the typo is this line's
+
+    with pytest.raises(fusec.TraceError, match="did you mean fusec.sigmoid") as info:
+        fusec.jit(head)(np.ones(3))
+    assert info.value.lineno == head.__code__.co_firstlineno + 1
+    assert not hasattr(fusec, "sigmod") and isinstance(info.value, AttributeError)

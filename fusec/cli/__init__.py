@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from ..diagnostics import CompileError, FusecError
 from ..version import __version__
@@ -143,7 +144,9 @@ def main(argv=None) -> int:
     if args.command == "cache" and (args.action in ("export", "import")) != bool(args.file):
         parser.error("cache export and cache import take a FILE (and only they do)")
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except CompileError as e:  # already FILE:LINE:COL: error: ..., line and caret
         print(e.text, file=sys.stderr)
         return EXIT_INPUT
@@ -159,6 +162,12 @@ def main(argv=None) -> int:
         return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line is one `fusec: warning:` message, not Python's
+    `path/to/fusec/module.py:LINE: Category:` followed by a line of fusec's source."""
+    print(f"fusec: warning: {message}", file=sys.stderr)
 
 
 COMMANDS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -11,21 +12,46 @@ import numpy as np
 from ..diagnostics import CompileError
 from .common import EXIT_INPUT, EXIT_OK, UserError, _print_json
 
+STDIN = "-"  # as clang and cat: FILE `-` is the IR text on standard input
+
+
+@functools.cache
+def _stdin_text() -> str:
+    from ..frontend.source import IR_SIZE_LIMIT
+
+    data = sys.stdin.buffer.read(IR_SIZE_LIMIT + 1)
+    if len(data) > IR_SIZE_LIMIT:
+        raise UserError(
+            f"<stdin>: more than {IR_SIZE_LIMIT // 2**20} MiB, the most fusec reads as IR"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError("<stdin>: not UTF-8 text; IR is UTF-8") from None
+
+
+def _shown(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
 
 def _front(path: str, grad: bool = False):
     from ..api import compile_graphs
 
     if not path:
         raise UserError("the file name is empty")
+    if path == STDIN:
+        return compile_graphs(_stdin_text(), filename="<stdin>", grad=grad)
     return compile_graphs(Path(path), grad=grad)
 
 
 def cmd_check(args) -> int:
     if not args.json:
         front = _front(args.file)
-        print(f"{args.file}: ok ({len(front.graphs)} graph{'s' if len(front.graphs) != 1 else ''})")
+        print(
+            f"{_shown(args.file)}: ok ({len(front.graphs)} graph{'s' if len(front.graphs) != 1 else ''})"
+        )
         return EXIT_OK
-    doc = {"file": args.file, "ok": True, "graphs": [], "diagnostics": []}
+    doc = {"file": _shown(args.file), "ok": True, "graphs": [], "diagnostics": []}
     try:
         doc["graphs"] = [g.graph["name"] for g in _front(args.file).graphs]
     except CompileError as e:
@@ -43,7 +69,13 @@ def cmd_check(args) -> int:
     except UserError as e:
         doc["ok"] = False
         doc["diagnostics"] = [
-            {"file": args.file, "line": None, "col": None, "severity": "error", "message": str(e)}
+            {
+                "file": _shown(args.file),
+                "line": None,
+                "col": None,
+                "severity": "error",
+                "message": str(e),
+            }
         ]
     _print_json(doc)
     return EXIT_OK if doc["ok"] else EXIT_INPUT
@@ -53,7 +85,8 @@ def _program(path: str, grad: bool = False, device=None):
     import fusec
 
     _front(path)  # file errors before touching a device
-    return fusec.compile(Path(path), grad=grad, device=device)
+    source = _stdin_text() if path == STDIN else Path(path)
+    return fusec.compile(source, grad=grad, device=device)
 
 
 def _select(every: list, wanted: list[str] | None, filename: str) -> list:
@@ -80,8 +113,10 @@ def cmd_compile(args) -> int:
     prog = _program(args.file, args.grad, args.device)
     outdir = Path(args.outdir) if args.outdir else None
     every = [(d.name, g.name, d) for g in prog for d in (g, *g.derived.values())]
-    graphs = _select(every, args.graph, args.file)
+    graphs = _select(every, args.graph, _shown(args.file))
     if outdir:
+        if outdir.exists() and not outdir.is_dir():  # mkdir would say only "file exists"
+            raise UserError(f"-o {outdir}: exists and is not a directory")
         outdir.mkdir(parents=True, exist_ok=True)
     for g in graphs:
         g.build()
@@ -100,7 +135,7 @@ def cmd_compile(args) -> int:
             ops = sum(len(k["ops"]) for k in g.plan["kernels"])
             print(f"{g.name}: {len(g.kernels)} kernel(s), {ops} op(s) fused", file=sys.stderr)
     if args.emit == "plan":  # one document for the whole file, whatever its number of graphs
-        _print_json({"version": 1, "file": args.file, "graphs": [g.plan for g in graphs]})
+        _print_json({"version": 1, "file": _shown(args.file), "graphs": [g.plan for g in graphs]})
     if outdir:
         print(f"wrote {len(graphs) * 2} files to {outdir}", file=sys.stderr)
     return EXIT_OK
@@ -117,7 +152,7 @@ def _emit_picture(args) -> int:
         for name, g in zip(names, front.graphs, strict=True)
         for d in (g, *front.derived.get(name, {}).values())
     ]
-    dot = fusion_dot(_select(every, args.graph, args.file))
+    dot = fusion_dot(_select(every, args.graph, _shown(args.file)))
     if args.emit == "dot":
         sys.stdout.write(dot)
         return EXIT_OK
@@ -141,8 +176,8 @@ def _load_input(spec: str):
             return name, load_npy(path)
         except InputFileError as e:
             raise UserError(f"cannot read input {name!r} from {value!r}: {e}") from None
-    if value in ("true", "false"):
-        return name, value == "true"
+    if value.lower() in ("true", "false"):  # Python's True and False too
+        return name, value.lower() == "true"
     try:
         return name, (int(value) if value.lstrip("+-").isdigit() else float(value))
     except ValueError:
@@ -156,19 +191,24 @@ def cmd_run(args) -> int:
     if args.graph is None:
         if len(prog.graphs) != 1:
             raise UserError(
-                f"{args.file} has several graphs ({', '.join(prog.graphs)}): choose one with --graph"
+                f"{_shown(args.file)} has several graphs ({', '.join(prog.graphs)}): choose one with --graph"
             )
         args.graph = prog.graphs[0]
     if args.graph not in prog.graphs:
         raise UserError(
-            f"no graph {args.graph!r} in {args.file} (graphs: {', '.join(prog.graphs)})"
+            f"no graph {args.graph!r} in {_shown(args.file)} (graphs: {', '.join(prog.graphs)})"
         )
+    names = [s.partition("=")[0] for s in args.input]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        raise UserError(f"--input {', '.join(map(repr, twice))} given more than once")
     inputs = dict(_load_input(s) for s in args.input)
     result = prog[args.graph](**inputs)
     outs = result if isinstance(result, tuple) else (result,)
     if args.output:
-        np.savez(args.output, **{f"out{i}": o for i, o in enumerate(outs)})
-        print(f"wrote {len(outs)} output(s) to {args.output}", file=sys.stderr)
+        # NumPy appends .npz to a name without it: say where the file really is
+        path = args.output if args.output.endswith(".npz") else args.output + ".npz"
+        np.savez(path, **{f"out{i}": o for i, o in enumerate(outs)})
+        print(f"wrote {len(outs)} output(s) to {path}", file=sys.stderr)
     else:
         for i, o in enumerate(outs):
             print(f"out{i}: {o.dtype} {list(o.shape)}\n{np.array2string(o, threshold=20)}")

@@ -186,7 +186,11 @@ def _local_time(seconds: float) -> str:
 def cmd_warmup(args) -> int:
     from ..warmup import ProgressLog, warmup
 
-    log = ProgressLog(sys.stderr)
+    # the lines are the command's output (the spec: a line per graph when stdout is
+    # not a terminal, so `fusec warmup models > warmup.log` logs them); with --json,
+    # stdout holds the one document and they go to stderr
+    out = sys.stderr if args.json else sys.stdout
+    log = ProgressLog(out)
     try:
         report = warmup(
             args.paths,
@@ -202,7 +206,9 @@ def cmd_warmup(args) -> int:
         log.close()
     for _, why in report.failed:
         print(why, file=sys.stderr)
-    print(("check: " if args.check else "warmup: ") + report.summary(), file=sys.stderr)
+    if not report.results:  # a mistyped folder would otherwise pass a CI gate unseen
+        print(f"fusec: warning: no .ir file under {', '.join(args.paths)}", file=sys.stderr)
+    print(("check: " if args.check else "warmup: ") + report.summary(), file=out)
     if args.json:
         _print_json(report.as_json())
     return EXIT_OK if report.ok else EXIT_INPUT

@@ -25,7 +25,7 @@ class InputFileError(FusecError):
 def read_source(path_or_text) -> tuple[str, str]:
     """(filename, text) from a path or from IR text itself.
 
-    A PathLike is a path. A str is IR text if it holds a newline, `{` or NUL
+    A PathLike is a path. A str is IR text if it is blank or holds a newline, `{` or NUL
     (no file name fusec would read does, and every graph has a `{`); else it
     is a path if it names an existing file; else it is text if it starts with
     the keyword `graph` (a one-line graph missing its brace gets a syntax
@@ -33,9 +33,15 @@ def read_source(path_or_text) -> tuple[str, str]:
     """
     if isinstance(path_or_text, os.PathLike):
         return os.fspath(path_or_text), read_ir(path_or_text)
-    text = str(path_or_text)
-    if "\n" in text or "{" in text or "\0" in text:
-        return "<input>", text
+    if isinstance(path_or_text, bytes | bytearray):  # as open() takes them, and read('rb')
+        path_or_text = os.fsdecode(bytes(path_or_text))
+    if not isinstance(path_or_text, str):
+        raise TypeError(
+            f"expected a path or IR text (str, bytes or os.PathLike), got {type(path_or_text).__name__}"
+        )
+    text = path_or_text
+    if "\n" in text or "{" in text or "\0" in text or not text.strip():
+        return "<input>", text  # "" too: empty text has no graph; no file is named ""
     try:
         exists = os.path.lexists(text)
     except (OSError, ValueError):
@@ -113,7 +119,14 @@ def read_ir(path, limit: int = IR_SIZE_LIMIT) -> str:
         # the source line of a binary file would only garble the terminal
         before = data[: data.index(b"\0")].decode("utf-8", "replace")
         where = offset_pos(before, len(before))
-        raise CompileError(Diagnostic("a binary file, not IR text", Pos(where.line, 1)), name, "")
+        onnx = (
+            "; an ONNX model is read by `fusec import` or fusec.from_onnx"
+            if name.endswith(".onnx")
+            else ""
+        )
+        raise CompileError(
+            Diagnostic(f"a binary file, not IR text{onnx}", Pos(where.line, 1)), name, ""
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -74,6 +74,13 @@ _CHARACTER_HINTS = {
     "@": "; for a matrix product, write matmul(a, b)",
 }
 
+# Python's words where the IR has ops: `a and b`, `x if c else y`
+_WORD_HINTS = {
+    "and": "; for a logical and, write logical_and(a, b)",
+    "or": "; for a logical or, write logical_or(a, b)",
+    "if": "; for a choice, write where(cond, a, b)",
+}
+
 
 def _end_pos(text: str) -> Pos:
     lines = text.splitlines() or [""]
@@ -219,6 +226,9 @@ def token_diagnostic(e, text: str) -> Diagnostic:
         return Diagnostic(
             "comparisons do not chain: write logical_and(a < b, b < c) for a < b < c", pos
         )
+
+    if not at_end and tok.type == "NAME" and str(tok) in _WORD_HINTS:
+        return Diagnostic(f"unexpected {shown}{_WORD_HINTS[str(tok)]}", pos)
 
     return Diagnostic(
         f"unexpected {shown}" + _expected(expected, _inside_brackets(text, offset)), pos

@@ -6,17 +6,26 @@ Each traces Python into ordinary IR text and compiles it with `fusec.compile`
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 
+import numpy as np
+
 from ..diagnostics import TraceError
-from ..ir.registry import generation, lookup
+from ..ir.registry import all_primitives, generation, lookup
 from .array import TracedArray
 from .evaluate import evaluate
 from .jit import JitFunction, jit
-from .locate import trace_error
+from .locate import trace_error, user_location
 
 __all__ = ["JitFunction", "TraceError", "TracedArray", "evaluate", "jit", "op_function"]
+
+
+class UnknownOp(TraceError, AttributeError):
+    """`fusec.<name>` naming no op: an AttributeError (hasattr and getattr's default
+    work), and the TraceError at the user's line that frontends.md asks of an
+    unknown function in a traced function."""
 
 
 def op_function(name: str):
@@ -24,8 +33,12 @@ def op_function(name: str):
     `@fusec.jit`) it writes IR; on arrays it runs now, as a one-op jitted graph."""
     prim = lookup(name)
     if prim is None or prim.internal:
-        raise AttributeError(
-            f"module 'fusec' has no attribute {name!r} (and fusec has no op {name!r})"
+        ops = [n for n, p in all_primitives().items() if not p.internal]
+        near = difflib.get_close_matches(name, ops, n=1)
+        hint = f"; did you mean fusec.{near[0]}?" if near else ""
+        raise UnknownOp(
+            f"module 'fusec' has no attribute {name!r} (and fusec has no op {name!r}){hint}",
+            *user_location(),
         )
     required = [i for i in prim.inputs if i not in prim.optional_inputs]
 
@@ -37,6 +50,8 @@ def op_function(name: str):
         tracer = next((o.tracer for o in operands if isinstance(o, TracedArray)), None)
         if tracer is not None:
             return tracer.emit(name, operands, attrs)
+        # array-likes as NumPy's own functions take them: np.exp([1.0, 2.0]) works
+        operands = [np.asarray(o) if isinstance(o, list | tuple) else o for o in operands]
         return _eager(name, len(operands), tuple(sorted(attrs.items())), generation())(*operands)
 
     op.__name__ = op.__qualname__ = name

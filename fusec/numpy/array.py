@@ -22,6 +22,15 @@ def _binary(op, swap=False):
     return apply
 
 
+def _ufunc(name, swap=False):
+    def apply(self, other):
+        if not isinstance(other, TracedArray | bool | int | float | np.generic):
+            return NotImplemented
+        return UFUNCS[name](*((other, self) if swap else (self, other)))
+
+    return apply
+
+
 class TracedArray:
     """An array of a known dtype and rank, with symbolic sizes, inside a trace."""
 
@@ -54,6 +63,8 @@ class TracedArray:
     __mul__, __rmul__ = _binary("mul"), _binary("mul", swap=True)
     __truediv__, __rtruediv__ = _binary("div"), _binary("div", swap=True)
     __rpow__ = _binary("pow", swap=True)
+    __mod__, __rmod__ = _ufunc("remainder"), _ufunc("remainder", swap=True)
+    __floordiv__, __rfloordiv__ = _ufunc("floor_divide"), _ufunc("floor_divide", swap=True)
 
     def __pow__(self, other):
         if not isinstance(other, TracedArray | bool | int | float | np.generic):
@@ -72,7 +83,18 @@ class TracedArray:
     def __or__(self, other):
         return UFUNCS["bitwise_or"](self, other)
 
-    __rand__, __ror__ = __and__, __or__
+    def __xor__(self, other):
+        return UFUNCS["bitwise_xor"](self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __divmod__(self, other):
+        return self // other, self % other
+
+    def _no_shift(self, other):
+        raise trace_error("<< and >>: fusec has no bitwise operations on integers")
+
+    __lshift__ = __rlshift__ = __rshift__ = __rrshift__ = _no_shift
 
     def __invert__(self):
         return UFUNCS["invert"](self)

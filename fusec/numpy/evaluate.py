@@ -9,6 +9,7 @@ parameters are the expression's names, so a call is cached by expression
 from __future__ import annotations
 
 import ast
+import difflib
 import functools
 import inspect
 import sys
@@ -20,8 +21,13 @@ from ..diagnostics import TraceError
 from .jit import JitFunction, jit
 from .numpy_ops import UFUNCS, reduction
 
+
+def _reduce(name, x, axis=None):  # numexpr's reductions: no axis is every axis
+    return reduction(name)(x, axis)
+
+
 # numexpr's function names that fusec lacks (a clear error rather than "unknown")
-MISSING = {"fmod", "contains", "prod"}
+MISSING = {"fmod", "contains", "prod", "hypot", "copysign", "nextafter", "signbit", "ones_like"}
 COMPLEX = {"complex", "imag"}  # fusec has no complex dtypes
 FUNCTIONS = {
     **{
@@ -51,20 +57,33 @@ FUNCTIONS = {
             "ceil",
             "maximum",
             "minimum",
+            "sign",
+            "log2",
+            "isnan",
+            "isinf",
+            "isfinite",
         )
     },
+    "round": UFUNCS["rint"],  # numexpr's round is NumPy's: halves to even, as fusec's round
+    "trunc": lambda x: FUNCTIONS["where"](
+        UFUNCS["less"](x, 0), UFUNCS["ceil"](x), UFUNCS["floor"](x)
+    ),
+    "copy": lambda x: x,
     "where": lambda c, a, b: _tracer_of(c, a, b).emit("where", (c, a, b)),
     # fusec has no complex dtypes: real arrays are their own real part and conjugate
     "conj": lambda x: x,
     "real": lambda x: x,
-    "sum": lambda x, axis=None: reduction("sum")(x, axis),
+    **{name: functools.partial(_reduce, name) for name in ("sum", "max", "min")},
 }
+
+
 BINARY = {
     ast.Add: "add",
     ast.Sub: "subtract",
     ast.Mult: "multiply",
     ast.Div: "divide",
     ast.Pow: "power",
+    ast.Mod: "remainder",  # numexpr's float %: a - floor(a / b) * b
     ast.BitAnd: "bitwise_and",
     ast.BitOr: "bitwise_or",
 }
@@ -170,7 +189,9 @@ class Interpreter(ast.NodeVisitor):
         if name in COMPLEX:
             raise _error(f"{name}: fusec has no complex dtypes", node)
         if name not in FUNCTIONS:
-            raise _error(f"unknown function {ast.unparse(node.func)!r}", node)
+            near = difflib.get_close_matches(name or "", FUNCTIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise _error(f"unknown function {ast.unparse(node.func)!r}{hint}", node)
         args = [self.visit(a) for a in node.args]
         kwargs = {k.arg: self.visit(k.value) for k in node.keywords}
         return _apply(name, FUNCTIONS[name], node, *args, **kwargs)
@@ -182,7 +203,10 @@ def _apply(name, function, node, *args, **kwargs):
         fold = getattr(np, name, None)
         if fold is None or kwargs:
             raise _error(f"{name} of constants alone", node)
-        return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
+        try:
+            return fold(*(np.float64(a) if isinstance(a, float) else a for a in args)).item()
+        except ValueError:  # `2 ** -1`: NumPy refuses negative integer powers; numexpr gives 0.5
+            return fold(*(np.float64(a) if isinstance(a, int) else a for a in args)).item()
     try:
         return function(*args, **kwargs)
     except ExpressionError:
@@ -226,10 +250,34 @@ def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
     return tuple(names), jit(expression)
 
 
+@functools.lru_cache(maxsize=512)
+def _fold(expr: str):
+    _current().append(expr)
+    try:
+        return Interpreter({}).visit(ast.parse(expr.strip(), mode="eval"))
+    finally:
+        _current().pop()
+
+
+def _constant_dtype(value) -> type:
+    """numexpr's types for constants: bool, int32 (int64 past its range), double."""
+    if isinstance(value, bool):
+        return np.bool_
+    if isinstance(value, int):
+        return np.int32 if -(2**31) <= value < 2**31 else np.int64
+    return np.float64
+
+
 def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
     """numexpr's `evaluate`: the value of `expr` over the arrays it names, taken
     from `local_dict`/`global_dict`, by default the caller's locals and globals."""
     names, function = _compiled(expr)
+    if not names:  # constants alone (`sin(1.0)`): folded, a 0-d array as numexpr's
+        value = np.asarray(_fold(expr), dtype=_constant_dtype(_fold(expr)))
+        if out is None:
+            return value
+        out[...] = value
+        return out
     if local_dict is None or global_dict is None:
         frame = sys._getframe(1)
         local_dict = frame.f_locals if local_dict is None else local_dict

@@ -84,7 +84,31 @@ def _bool_only(name, fusec_op):
     return apply
 
 
+def _floats_only(name, compose):
+    """`%` and `//` of floats, composed of fusec's ops; fusec has no integer division."""
+
+    def apply(a, b):
+        if all(
+            (x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype).kind in "iub" for x in (a, b)
+        ):
+            raise trace_error(
+                f"{name} of integers: fusec has no integer division ({name} of floats works)"
+            )
+        return compose(a, b)
+
+    return apply
+
+
+def _floor_div(a, b):
+    return _emit("floor", (_emit("div", (a, b)),))
+
+
 UFUNCS = {
+    # numexpr's formula, the sign of b as Python's (NumPy's np.mod is exact where a / b is huge)
+    "remainder": _floats_only(
+        "%", lambda a, b: _emit("sub", (a, _emit("mul", (_floor_div(a, b), b))))
+    ),
+    "floor_divide": _floats_only("//", _floor_div),
     "add": _op("add"),
     "subtract": _op("sub"),
     "multiply": _op("mul"),
@@ -135,6 +159,10 @@ UFUNCS = {
     "logical_not": _op("logical_not"),
     "bitwise_and": _bool_only("&", "logical_and"),
     "bitwise_or": _bool_only("|", "logical_or"),
+    "bitwise_xor": _bool_only("^", "ne"),  # of bools, xor is !=
+    "logical_xor": lambda a, b: _emit(
+        "ne", (_emit("logical_not", (a,)), _emit("logical_not", (b,)))
+    ),
     "invert": _bool_only("~", "logical_not"),
     "isnan": lambda x: _emit("ne", (x, x)),
     "isinf": lambda x: _emit("eq", (_emit("abs", (x,)), math.inf)),

@@ -208,8 +208,10 @@ def _host_view(name: str, value, want: str) -> np.ndarray:
         try:
             return np.from_dlpack(value)
         except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            of = f" of {value.dtype}" if hasattr(value, "dtype") else ""  # bfloat16, say
             raise CallError(
-                f"parameter {name!r}: cannot use this {type(value).__name__} in place ({e})"
+                f"parameter {name!r} expects {want}, got a {type(value).__name__}{of} "
+                f"that cannot be used in place ({e})"
             ) from None
     if hasattr(value, "__array_interface__") or hasattr(value, "__array_struct__"):
         return np.asarray(value)

@@ -107,13 +107,21 @@ class BuildWorker:
         raise WorkerCrash(f"{what} ({how}){detail}")
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.stdin.close()
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()  # the worker's end of input: it exits
+        except OSError:  # it is gone already (a broken pipe on the flush)
+            pass
+        if proc.poll() is None:
             try:
-                self._proc.wait(timeout=5)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()  # else each is an unclosed-file ResourceWarning at exit
+        proc.stderr.close()
 
 
 def _serve() -> None:

@@ -56,20 +56,27 @@ def list_devices() -> list[tuple[cl.Platform, cl.Device]]:
     return found
 
 
-def select_device(spec: str | cl.Device | None = None) -> cl.Device:
-    """A device by object, or by a substring of its platform or device name.
+def select_device(spec: str | int | cl.Device | None = None) -> cl.Device:
+    """A device by object, by a substring of its platform or device name, or by
+    its index in `list_devices()` (the order `fusec devices` shows).
 
     Without one, `FUSEC_DEVICE` decides; then the first GPU, then anything
     but a simulator (Oclgrind: when named, or when it is all there is).
     """
     if isinstance(spec, cl.Device):
         return spec
+    if spec is not None and (isinstance(spec, bool) or not isinstance(spec, str | int)):
+        raise TypeError(f"device: expected a pyopencl.Device, a name or an index, got {spec!r}")
     spec = spec if spec is not None else os.environ.get("FUSEC_DEVICE")
     devices = list_devices()
     if not devices:
         raise DeviceError(
             "no OpenCL device found; install one, e.g. pip install 'fusec[pocl]' for the CPU"
         )
+    if isinstance(spec, int):  # an index into `fusec devices`' list (its JSON's "index")
+        if not 0 <= spec < len(devices):
+            raise DeviceError(f"no OpenCL device {spec}: there are {len(devices)} (fusec devices)")
+        return devices[spec][1]
     if spec:
         want = spec.lower()
         for platform, dev in devices:
@@ -239,7 +246,7 @@ class Runtime:
             try:
                 prg = quiet_build(cl.Program(self.context, source), cache_dir=False)
             except cl.RuntimeError as e:
-                raise _rejected(name, str(e)) from None
+                raise _rejected(name, str(e), self.device) from None
             # PoCL generates machine code lazily; creating the kernels makes the
             # binary we save complete enough to skip most of that next time.
             prg.all_kernels()
@@ -269,7 +276,7 @@ class Runtime:
             err.crashed = True
             raise err from None
         if "error" in reply:
-            raise _rejected(name, reply["error"])
+            raise _rejected(name, reply["error"], self.device)
         prg = quiet_build(cl.Program(self.context, [self.device], [reply["binary"]]))
         return prg, reply["binary"], reply["log"], reply["seconds"]
 
@@ -289,9 +296,11 @@ def quiet_build(prg: cl.Program, **kw) -> cl.Program:
         return prg.build(BUILD_OPTIONS, **kw)
 
 
-def _rejected(name: str, message: str) -> CompileError:
+def _rejected(name: str, message: str, dev: cl.Device) -> CompileError:
+    known = broken_reason(dev)  # a device named on purpose that builds nothing at all
+    why = f" (this device is unusable: {known})" if known else ""
     return CompileError(
-        Diagnostic(f"the OpenCL compiler rejected the kernels of {name}:\n{message}")
+        Diagnostic(f"the OpenCL compiler rejected the kernels of {name}{why}:\n{message}")
     )
 
 
@@ -335,8 +344,15 @@ def build_timeout() -> float:
     return _setting("FUSEC_BUILD_TIMEOUT", parse_seconds, 120.0)
 
 
+def _switch(text: str) -> bool:
+    value = text.lower()
+    if value not in ("0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"expected 0 (off) or 1 (on), got {text!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def _open_cache(cache_dir) -> KernelCache | None:
-    if os.environ.get("FUSEC_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not _setting("FUSEC_CACHE", _switch, True):
         return None
     directory = cache_dir or os.environ.get("FUSEC_CACHE_DIR") or default_cache_dir("fusec")
     max_size = _setting("FUSEC_CACHE_MAX_SIZE", parse_size, 1 << 30)
