@@ -40,15 +40,15 @@ def compiled(op: str, pro: str, tag: str, streams: bool):
     """The graph, built and run once (its kernels and launches made) with the layout chosen."""
     name = f"{op}{pro}_{tag}_{'rows' if streams else 'vector'}"
     params, value = ("x: f32[B, N], w: f32[N]", "x * w") if pro else ("x: f32[B, N]", "x")
-    original = column_rows.StreamedExtrema._streams_rows
+    original = column_rows.StreamedColumns._streams_rows
     if not streams:
-        column_rows.StreamedExtrema._streams_rows = lambda self: False
+        column_rows.StreamedColumns._streams_rows = lambda self: False
     try:
         g = fusec.compile(f"graph {name}({params}) {{ return {op}({value}, axis=0) }}")[name]
         g.build()
         g(*[np.zeros((3, 5), np.float32), np.zeros(5, np.float32)][: 2 if pro else 1])
     finally:
-        column_rows.StreamedExtrema._streams_rows = original
+        column_rows.StreamedColumns._streams_rows = original
     return g
 
 

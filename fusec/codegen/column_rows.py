@@ -26,9 +26,13 @@ Work-groups are one work-item each, so that the work-items spread over the
 cores. Same sums, same rounding order across rows as the other layout (rows in
 order within a chunk, chunks in order in the finish).
 
-A float max or min over leading axes (reduction.py, one accumulator, no
-sums) takes the same layout on CPUs: the kernel names its counts m, r, chunks
-and gives the accumulators' initial value and each row's step.
+A float reduction over leading axes that a column group does not take
+(reduction.py, one accumulator: a max or min, a mean, a sum with an epilogue)
+takes the same layout on CPUs: the kernel names its counts m, r, chunks and
+gives the accumulators' initial value and each row's step. `mean(x, axis=0)`,
+4096 x 1024 f32, NumPy in and out: 0.49-0.57 ms against 0.83-0.95 with the
+work-item-per-vector loop (NumPy's mean 0.59); 4096 x 4096: 1.9-2.1 against
+2.7-2.8 (NumPy 2.4-2.6).
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ BLOCK_FLOATS = 4096
 ROWS_PER_STEP = 4  # rows read together: fewer accumulator loads and stores
 ITEMS_PER_UNIT = 8  # work-items per compute unit: a loaded core does not hold the others up
 MIN_ROWS_PER_CHUNK = 32  # fewer: the partials cost more traffic than they save
+# sums a reduction kernel streams as max and min do: those a column group does
+# not take (a mean; a sum with an epilogue, `sum(x, axis=0) * 2`)
+STREAMED_SUMS = frozenset({"sum", "sum_to", "mean"})
 
 
 def _accumulators(kernel) -> int:
@@ -189,13 +196,13 @@ def _store(w: int, value: str, ptr: str) -> str:
     return f"vstore{w}({value}, 0, {ptr} + o);" if w > 1 else f"{ptr}[o] = {value};"
 
 
-class StreamedExtrema:
-    """Mixed into ReductionKernel: a float max or min over leading axes on a CPU
-    takes this layout (`streams_rows`, set once by the kernel's __init__). Its
-    counts are m (columns), r (rows) and chunks; chunk_rows is computed in the
-    kernel. Operands of the columns' shape are read once per column vector and
-    step, as a column group's. A vector step is a compare
-    and select without NaN, each element's isnan ORed into a flag that makes
+class StreamedColumns:
+    """Mixed into ReductionKernel: a float max, min, mean or sum over leading
+    axes on a CPU takes this layout (`streams_rows`, set once by the kernel's
+    __init__). Its counts are m (columns), r (rows) and chunks; chunk_rows is
+    computed in the kernel. Operands of the columns' shape are read once per
+    column vector and step, as a column group's. A sum's step adds; a max or
+    min's vector step is a compare and select without NaN, each element's isnan ORed into a flag that makes
     the accumulator NaN before it is stored (reduction_steps.NanFlagSteps); a
     NaN accumulator stays NaN under that compare. The registry's
     NaN-propagating combine in each step took 1.3-1.4x as long, device-resident
@@ -209,7 +216,7 @@ class StreamedExtrema:
         return (
             self.device.is_cpu
             and self.prefix_width > 1
-            and bool(self.prim.reduce_unordered)
+            and (bool(self.prim.reduce_unordered) or self.prim.name in STREAMED_SUMS)
             and dt.is_float(self.dtype)
         )
 

@@ -16,7 +16,7 @@ Work-item `t` takes:
   an offset computed once per work-item, as in the row layout (row_layout.py);
 - leading axes reduced (a bias's gradient): a vector of neighbouring outputs,
   a contiguous run of rows per chunk on a CPU, every chunks-th row elsewhere;
-  a float max or min on a CPU streams whole rows instead (column_rows.py);
+  a float max, min, mean or sum on a CPU streams whole rows instead (column_rows.py);
 - other axes: output `o = t % m` and steps `t / m, + chunks, ...`, any layout.
 Max and min keep NaN in a flag beside the accumulator (Primitive.reduce_unordered).
 On GPUs neighbouring work-items read neighbouring memory; on CPUs, where a
@@ -43,7 +43,7 @@ from ..ir import dtypes as dt
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup
 from . import column_rows
-from .column_rows import StreamedExtrema
+from .column_rows import StreamedColumns
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Scratch, c_parameter, trial_kind
@@ -72,7 +72,7 @@ class _Epilogue(ElementwiseKernel):
     space, size_name, dim_prefix = "result", "en", "e"
 
 
-class ReductionKernel(StreamedExtrema, NanFlagSteps, ElementwiseKernel):
+class ReductionKernel(StreamedColumns, NanFlagSteps, ElementwiseKernel):
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         # self.args: the prologue's (n, dims, inputs); the epilogue has its own
         super().__init__(g, dataclasses.replace(group, outputs=(), stores=()), device)
@@ -108,7 +108,7 @@ class ReductionKernel(StreamedExtrema, NanFlagSteps, ElementwiseKernel):
         self.single_args = (
             merged_args(self.args + counts + self.epi.args) if self.prefix_width == 1 else None
         )
-        self.streams_rows = self._streams_rows()  # CPUs, max/min over leading axes
+        self.streams_rows = self._streams_rows()  # CPUs, over leading axes
         if self.streams_rows:
             self.per_column = column_rows.per_column_inputs(self, len(self.axes))
         # Trailing axes reduced (softmax's rows): a broadcast operand of the
