@@ -92,6 +92,12 @@ class DeviceInfo:
     # Zen 5: row kernels 1.31 + 1.23 ms with float8/long8, 0.79 + 0.75 with
     # float16/long16); off elsewhere (PoCL's LLVM aborts on some 16-lane code).
     wide_int_vectors: bool = False
+    # Flat elementwise kernels calling at most this many math routines per
+    # vector (opencl_c.math_calls) get vec_type_hint, as the row layout does:
+    # Intel's CPU compiler otherwise vectorises across work-items too, which
+    # made a light chain 1.3-2x slower at 2^16-2^22 floats, but two or more
+    # transcendental calls in a row ran 1.1-1.9x faster that way. -1: no hint.
+    hint_max_calls: int = -1
     # mathlib helpers that call the driver's builtin at float instead of fusec's
     # inline arithmetic. Intel's CPU runtime (SVML), against float64 NumPy: exp
     # within 0.82 ulp over [-110, 95] (subnormal results, NaN, inf included; the
@@ -140,6 +146,7 @@ class DeviceInfo:
             max_vector_bytes=max_bytes,
             compose_vector_access=pocl and is_cpu,
             wide_int_vectors="Intel(R) OpenCL" in dev.platform.name and is_cpu,
+            hint_max_calls=1 if "Intel(R) OpenCL" in dev.platform.name and is_cpu else -1,
             fast_builtins=frozenset(
                 {"exp", "tanh"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
             ),

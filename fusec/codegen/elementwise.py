@@ -45,6 +45,7 @@ from .opencl_c import (
     composed_vector,
     convert,
     literal,
+    math_calls,
     render,
     temp_name,
     to_mask,
@@ -390,6 +391,8 @@ class ElementwiseKernel(RowLayout):
         # The full case is straight-line code: U independent vectors per
         # work-item, no loop (PoCL ran a loop over them 3x slower). Only the
         # last work-item takes the scalar tail.
+        if 0 <= self.device.hint_max_calls and math_calls(vector) <= self.device.hint_max_calls:
+            out[len(head)] = f"{self._hint(w)}\n{out[len(head)]}"
         out += [
             f"    const long i0 = (long)get_global_id(0) * {w * u};",
             f"    if (i0 + {w * u} <= n) {{",

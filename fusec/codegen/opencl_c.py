@@ -5,6 +5,7 @@ template rendered over a vector width."""
 from __future__ import annotations
 
 import math
+import re
 import string
 
 from ..ir import dtypes as dt
@@ -145,3 +146,16 @@ def render(
         for part in ("lo", "hi")
     )
     return f"(({vec(result_ct, w)})({lo}, {hi}))"
+
+
+# calls that are an instruction or two, not a math library routine
+_CHEAP_CALL = re.compile(
+    r"(vload|vstore|convert_|as_|select|isnan|isinf|isfinite|fabs|floor|ceil|rint|trunc|round"
+    r"|min|max|fmin|fmax|clamp|copysign|any|all)"
+)
+
+
+def math_calls(lines: list[str]) -> int:
+    """Calls of math routines (exp, tanh, erf, pow, fusec's helpers) in C code."""
+    names = re.findall(r"\b([a-z_][a-z0-9_]*)\(", "\n".join(lines))
+    return sum(1 for name in names if not _CHEAP_CALL.match(name))
