@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-from torch_calls import LIGHT, light  # noqa: E402
+from torch_calls import LIGHT, light, timed  # noqa: E402
 
 import fusec  # noqa: E402
 import fusec.torch  # noqa: E402
@@ -56,16 +56,6 @@ def cases(n: int, old, old_torch) -> dict:
         g = module.compile(LIGHT)["light"]
         rows[f"graph, tensors, {name}"] = (lambda g=g: g(x, y), False)
     return rows
-
-
-def timed(fn, grad: bool, reps: int) -> float:
-    times = []
-    with torch.set_grad_enabled(grad):
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def main():

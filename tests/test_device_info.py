@@ -25,6 +25,17 @@ def fake_device(platform: str, version: str, preferred: int, native: int):
     )
 
 
+def pocl_zen3() -> DeviceInfo:
+    """What PoCL's CPU device on a Zen 3 describes."""
+    version = "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3"
+    return DeviceInfo.from_cl(fake_device("Portable Computing Language", version, 16, 16))
+
+
+def intel_cpu() -> DeviceInfo:
+    """What Intel's CPU runtime describes."""
+    return DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
+
+
 @pytest.mark.parametrize(
     ("version", "target"),
     [
@@ -152,15 +163,7 @@ graph f(x: f32[B, N], r: f32[N], h: f16[B, N], m: bool[B, N]) {
 
 
 def test_driver_bugs_are_quirks_of_the_device_description():
-    pocl = DeviceInfo.from_cl(
-        fake_device(
-            "Portable Computing Language",
-            "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3",
-            16,
-            16,
-        )
-    )
-    intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
+    pocl, intel = pocl_zen3(), intel_cpu()
     assert pocl.quirks == {"vector_trig_inexact"}
     assert intel.quirks == {"select_drops_signed_zero", "sincos_vectorizer_crash"}
 

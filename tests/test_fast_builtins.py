@@ -1,23 +1,14 @@
 """Driver builtins taken instead of fusec's inline math (DeviceInfo.fast_builtins)."""
 
 import numpy as np
-from test_device_info import fake_device
+from test_device_info import intel_cpu, pocl_zen3
 
 import fusec
-from fusec.codegen.device import DeviceInfo
 from fusec.codegen.mathlib import helpers_for
 
 
 def test_intels_cpu_runtime_takes_its_builtin_exp_and_pocl_the_inline_one():
-    intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
-    pocl = DeviceInfo.from_cl(
-        fake_device(
-            "Portable Computing Language",
-            "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3",
-            16,
-            16,
-        )
-    )
+    intel, pocl = intel_cpu(), pocl_zen3()
     assert intel.fast_builtins == {"exp", "tanh"} and pocl.fast_builtins == set()
     source = "fu_exp_float16(x) fu_tanh_float(y)"
     inline, builtin = helpers_for(source), helpers_for(source, frozenset({"exp"}))

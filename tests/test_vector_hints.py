@@ -4,7 +4,7 @@ vector carries the hint; one with more goes without; results unchanged."""
 
 import numpy as np
 import pytest
-from test_device_info import fake_device
+from test_device_info import intel_cpu, pocl_zen3
 
 import fusec
 from fusec.api import compile_graphs
@@ -23,15 +23,7 @@ def _source(expr: str, device: DeviceInfo) -> str:
 
 
 def test_only_intels_cpu_runtime_takes_the_hint():
-    intel = DeviceInfo.from_cl(fake_device("Intel(R) OpenCL", "OpenCL 3.1 (Build 0)", 1, 16))
-    pocl = DeviceInfo.from_cl(
-        fake_device(
-            "Portable Computing Language",
-            "OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3",
-            16,
-            16,
-        )
-    )
+    intel, pocl = intel_cpu(), pocl_zen3()
     assert intel.hint_max_calls == 1 and pocl.hint_max_calls == -1
     assert "vec_type_hint" not in _source(LIGHT, DeviceInfo(vector_width=8, is_cpu=True))
 
