@@ -1,6 +1,7 @@
 """vec_type_hint on flat elementwise kernels (DeviceInfo.hint_max_calls): where
 the device takes it, a kernel with at most that many math routine calls per
-vector carries the hint; one with more goes without; results unchanged."""
+vector carries the hint and takes hinted_vectors_per_item vectors a
+work-item; one with more goes without; results unchanged at odd lengths."""
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ def _source(expr: str, device: DeviceInfo) -> str:
 def test_only_intels_cpu_runtime_takes_the_hint():
     intel, pocl = intel_cpu(), pocl_zen3()
     assert intel.hint_max_calls == 1 and pocl.hint_max_calls == -1
+    assert intel.hinted_vectors_per_item == 4 and pocl.hinted_vectors_per_item == 1
     assert "vec_type_hint" not in _source(LIGHT, DeviceInfo(vector_width=8, is_cpu=True))
 
 
@@ -33,9 +35,11 @@ def test_only_intels_cpu_runtime_takes_the_hint():
     [(LIGHT, True), ("x > y", True), ("exp(x * y) + y", True), (HEAVY, False)],
 )
 def test_kernels_with_few_math_calls_carry_the_hint(expr, hinted):
-    device = DeviceInfo(vector_width=8, is_cpu=True, hint_max_calls=1)
+    device = DeviceInfo(vector_width=8, is_cpu=True, hint_max_calls=1, hinted_vectors_per_item=4)
     source = _source(expr, device)
     assert ("vec_type_hint(" in source.split("__kernel void f_k0(")[0]) == hinted
+    # a hinted kernel takes 4 vectors a work-item, the others the device's 1
+    assert f"get_global_id(0) * {32 if hinted else 8};" in source
 
 
 def test_math_calls_counts_routines_not_loads_or_selects():

@@ -363,7 +363,15 @@ class ElementwiseKernel(RowLayout):
         u = self.device.vectors_per_item
         if self.split is not None and self.device.is_cpu and self.device.vector_width > 1:
             return max(u, ROW_VECTORS_CPU)
-        return u
+        return max(u, self.device.hinted_vectors_per_item) if self._hinted else u
+
+    @functools.cached_property
+    def _hinted(self) -> bool:
+        """A flat kernel that carries vec_type_hint (DeviceInfo.hint_max_calls)."""
+        d = self.device
+        if self.split is not None or d.vector_width == 1 or d.hint_max_calls < 0:
+            return False
+        return math_calls(self.body(d.vector_width, "i")) <= d.hint_max_calls
 
     def source(self) -> str:
         w, u = self.device.vector_width, self._vectors_per_item
@@ -391,7 +399,7 @@ class ElementwiseKernel(RowLayout):
         # The full case is straight-line code: U independent vectors per
         # work-item, no loop (PoCL ran a loop over them 3x slower). Only the
         # last work-item takes the scalar tail.
-        if 0 <= self.device.hint_max_calls and math_calls(vector) <= self.device.hint_max_calls:
+        if self._hinted:
             out[len(head)] = f"{self._hint(w)}\n{out[len(head)]}"
         out += [
             f"    const long i0 = (long)get_global_id(0) * {w * u};",
