@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+from reduction_launches import timed  # medians and 20th percentiles, alternating order
 
 import fusec
 import fusec.codegen as codegen
@@ -47,18 +47,6 @@ def compiled(name: str, body: str, n: int, inline: bool):
         codegen.helpers_for = original
 
 
-def timed(methods: dict, rounds: int, flush) -> dict:
-    ts = {k: [] for k in methods}
-    items = list(methods.items())
-    for r in range(rounds):
-        for name, fn in items if r % 2 else items[::-1]:
-            flush()
-            t0 = time.perf_counter()
-            fn()
-            ts[name].append(time.perf_counter() - t0)
-    return {k: (np.percentile(v, 20) * 1e3, np.median(v) * 1e3) for k, v in ts.items()}
-
-
 def main() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/elementwise.py
     import torch
@@ -85,8 +73,8 @@ def main() -> None:
         }
         methods = {"builtin": lambda g=new, x=x: g(x), "inline": lambda g=old, x=x: g(x)}
         res = timed({**methods, "torch": tf[tname]}, args.rounds, buf.sum)
-        cells = "  ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in res.items())
-        ratio = res["inline"][0] / res["builtin"][0]
+        cells = "  ".join(f"{k} {p20:.3f}/{med:.3f}" for k, (med, p20) in res.items())
+        ratio = res["inline"][1] / res["builtin"][1]
         print(f"{name} 4096x{n}: {cells}  inline/builtin p20 {ratio:.2f}x", flush=True)
 
 
