@@ -72,6 +72,10 @@ DESCRIPTIONS = {
         is_cpu=True,
         vector_width=8,
         native_vector_width=8,
+        wide_int_vectors=True,
+        hint_max_calls=1,
+        hinted_vectors_per_item=4,
+        fast_builtins=frozenset({"exp", "tanh"}),
         quirks=frozenset({"select_drops_signed_zero", "sincos_vectorizer_crash"}),
     ),
     "pocl-cpu": lambda info: dataclasses.replace(
@@ -186,10 +190,20 @@ CASES = {
         ),
         [[(n,), ("f64", (n,)), ("i64", (n,)), ("f16", (n,)), ("bool", (n,))] for n in (1, 9, 33)],
     ),
+    "light_flat": (  # Intel: vec_type_hint, 4 vectors a work-item, the builtin exp
+        "graph f(x: f32[N], y: f32[N]) { return exp(x * y) + clamp(x, min=-1.0, max=1.0) }",
+        lambda x, y: np.exp(x * y) + np.clip(x, -1, 1),
+        [[(n,), (n,)] for n in (1, 31, 33, 97)],
+    ),
     "sum_rows": (
         "graph f(x: f32[B, N]) { return sum(x, axis=1), mean(x, axis=1, keepdim=true) }",
         lambda x: (x.sum(axis=1), x.mean(axis=1, keepdims=True)),
         [[(5, 37)], [(1, 1)], [(2, 130)]],
+    ),
+    "streamed_columns": (  # CPUs: a mean and a sum with an epilogue stream rows
+        "graph f(x: f32[B, N]) { return mean(x, axis=0), sum(x, axis=0) * 2.0 }",
+        lambda x: (x.mean(axis=0), x.sum(axis=0) * 2),
+        [[(5, 37)], [(1, 1)], [(67, 9)]],
     ),
     "sum_columns": (
         "graph f(x: f32[B, N]) { return sum(x, axis=0), min(x, axis=0) }",
