@@ -135,9 +135,9 @@ class Runtime:
         }
         # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
         # time in first-touch page faults than the kernel spends computing.
-        import pyopencl.tools as cl_tools
+        from .huge_pages import pool_for
 
-        self.allocator = cl_tools.MemoryPool(cl_tools.ImmediateAllocator(self.queue))
+        self.allocator = pool_for(self.queue)
         self.allocator_lock = threading.Lock()  # calls from many threads share the pool
         self.cache = _open_cache(cache_dir)
         self._programs: dict[str, cl.Program] = {}
