@@ -47,6 +47,11 @@ and the OpenCL runtime's own data too: each call pays its host overhead cold
 (~0.1 ms for a fusec call with its launches, against ~0.03 ms for NumPy's),
 as a call in a loop over large arrays does.
 
+Device-resident inputs and the copy kernel's buffers come from fusec's memory
+pool, which advises large buffers MADV_HUGEPAGE on a CPU device as NumPy does
+its large arrays (since 2026-11-30; before, the driver's own buffers on 4 KiB
+pages made the `fusec` column slower than `fusec-e2e` even after the flush).
+
 Columns: fusec (pyopencl arrays in and out, queue.finish() inside the timing),
 fusec-e2e (NumPy in, NumPy out), numpy, torch (eager, 2 threads), t.compile
 (torch.compile, dynamic=False, built once outside the timing), copy. Each row's
@@ -325,7 +330,7 @@ def main(argv=None) -> int:
         if case.get("grad"):
             rows.append(time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile, flush))
             continue
-        devs = [cla.to_device(queue, a) for a in arrays]
+        devs = [cla.to_device(queue, a, allocator=g.runtime.allocator) for a in arrays]
         tens = [torch.from_numpy(a) for a in arrays]
         want = case["numpy"](*arrays)
         out_bytes = want.nbytes
@@ -385,8 +390,9 @@ def time_grad(case, g, arrays, rng, queue, copier, rounds, use_compile, flush):
     ct = rng.standard_normal(case["ct"]).astype(np.float32)
     fb = g.forward_backward
     fb.build()
-    devs = [cla.to_device(queue, a) for a in arrays] + [
-        cla.to_device(queue, ct) if ct.ndim else np.float32(ct)
+    pool = g.runtime.allocator
+    devs = [cla.to_device(queue, a, allocator=pool) for a in arrays] + [
+        cla.to_device(queue, ct, allocator=pool) if ct.ndim else np.float32(ct)
     ]
     # integer inputs (class labels) get no gradient, in torch as in fusec
     tens = [torch.from_numpy(a).requires_grad_(a.dtype.kind == "f") for a in arrays]
@@ -445,11 +451,16 @@ def cache_flush(nbytes: int = 64 << 20):
 
 def copy_buffers(queue, n: int, rng):
     """The copy kernel's source (filled with data: untouched pages all read the
-    one zero page, at cache speed) and destination, n f32 each."""
+    one zero page, at cache speed) and destination, n f32 each, from fusec's
+    memory pool as the device-resident inputs are (huge pages on a CPU device,
+    as NumPy's large arrays: a driver's own buffers take a TLB miss every 4 KiB)."""
     import pyopencl.array as cla
 
-    src = cla.to_device(queue, rng.standard_normal(n).astype(np.float32))
-    dst = cla.zeros(queue, (n,), np.float32)
+    from fusec.runtime.programs import Runtime
+
+    pool = Runtime.shared().allocator
+    src = cla.to_device(queue, rng.standard_normal(n).astype(np.float32), allocator=pool)
+    dst = cla.zeros(queue, (n,), np.float32, allocator=pool)
     return src, dst
 
 
