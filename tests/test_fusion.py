@@ -85,8 +85,10 @@ def test_dag_with_shared_subexpressions_and_several_outputs():
     assert k["ops"].count("mul") == 2  # x * y computed once, u * x once
     # each input is loaded exactly as often as an output is stored (per vector
     # and in the tail), though s and t are used twice: whatever the layout
+    # (lines that read outputs' addresses, not values: streaming.py's alignment test, left out)
+    source = "\n".join(line for line in g.source.splitlines() if "(ulong)" not in line)
     for name in "xyz":
-        assert g.source.count(c_name(name)) == g.source.count("out0"), g.source
+        assert source.count(c_name(name)) == source.count("out0"), g.source
     x, y, z = rand(77), rand(77), rand(77)
     s = x * y
     t = np.exp(s) + z

@@ -109,6 +109,12 @@ class DeviceInfo:
     # 0.237 ms), 4096 x 64 softmax 0.17-0.18 ms vs 0.22 (kernel + launch);
     # tanh within 1.37 ulp (inline 1.33), -0.0 kept, 1.24x as fast.
     fast_builtins: frozenset[str] = frozenset()
+    # Elementwise kernels whose outputs total this many bytes or more store them
+    # non-temporally (past the caches: no read of each line before it is
+    # written) where the addresses allow; 0: never. Intel's CPU runtime, 2^22-2^24
+    # floats, Zen 5: a producer 1.17-1.33x, producer and consumer 1.05-1.13x;
+    # at 2^20-2^21 a consumer then read from memory what was in the L3 (0.90x).
+    nontemporal_min_bytes: int = 0
     # Driver bugs that templates work around (`Primitive.template_for`); a device
     # without one gets plain code. See QUIRKS.
     quirks: frozenset[str] = frozenset()
@@ -155,6 +161,9 @@ class DeviceInfo:
             fast_builtins=frozenset(
                 {"exp", "tanh"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
             ),
+            nontemporal_min_bytes=16 << 20
+            if "Intel(R) OpenCL" in dev.platform.name and is_cpu
+            else 0,
             quirks=frozenset(
                 q
                 for q, has in (

@@ -25,6 +25,7 @@ import networkx as nx
 from ..ir import dtypes as dt
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup, view_root
+from . import streaming
 from .device import DeviceInfo
 from .kernel_args import (
     Count,
@@ -61,6 +62,7 @@ class ElementwiseKernel(RowLayout):
     # reduction's epilogue and a GEMM's prologue, in the same kernel as other
     # code, name their own ("en", "e0", ...: the reduction's result shape).
     space, size_name, dim_prefix = "group", "n", "d"
+    _streaming = False  # vector stores are non-temporal when fu_nt (streaming.py)
 
     def __init__(self, g: nx.DiGraph, group: FusionGroup, device: DeviceInfo):
         self.g, self.group, self.device = g, group, device
@@ -222,6 +224,8 @@ class ElementwiseKernel(RowLayout):
         if self.device.compose_vector_access:
             lanes = " ".join(f"{out}[{index} + {k}] = fu_st.s{k:x};" for k in range(w))
             return f"{{ const {STORAGE[dtype]}{w} fu_st = {value}; {lanes} }}"
+        if self._streaming:
+            return streaming.store(out, STORAGE[dtype], w, value, index)
         return f"vstore{w}({value}, 0, {out} + {index});"
 
     # -- the body -----------------------------------------------------------------
@@ -383,6 +387,10 @@ class ElementwiseKernel(RowLayout):
         ]
         sig = ",\n    ".join(self.signature())
         out = head + [f"__kernel void {self.group.name}(\n    {sig})", "{"]
+        # stores past the caches for large outputs (streaming.py), set before the bodies render
+        self._streaming = w > 1 and streaming.eligible(self)
+        if self._streaming:
+            out += ["    " + line for line in streaming.prologue(self, w, self._row_length)]
         if self.split is not None:
             if w > 1:
                 # already vectorised: Intel's CPU compiler, vectorising across work-items
@@ -401,8 +409,13 @@ class ElementwiseKernel(RowLayout):
         # last work-item takes the scalar tail.
         if self._hinted:
             out[len(head)] = f"{self._hint(w)}\n{out[len(head)]}"
+        if self._streaming:  # the elements before the aligned vectors, one by one
+            out += ["    if (get_global_id(0) == 0) {"]
+            out += ["        for (long j = 0; j < min(fu_s, n); ++j) {"]
+            out += ["        " + line for line in scalar] + ["        }", "    }"]
+        shift = "fu_s + " if self._streaming else ""
         out += [
-            f"    const long i0 = (long)get_global_id(0) * {w * u};",
+            f"    const long i0 = {shift}(long)get_global_id(0) * {w * u};",
             f"    if (i0 + {w * u} <= n) {{",
         ]
         for k in range(u):
@@ -410,4 +423,6 @@ class ElementwiseKernel(RowLayout):
             out += ["            " + line for line in vector] + ["        }"]
         out += ["    } else {", "        for (long j = i0; j < n; ++j) {"]
         out += ["        " + line for line in scalar] + ["        }", "    }"]
+        if self._streaming:
+            out.append("    " + streaming.FENCE)
         return "\n".join(out + ["}", ""])

@@ -11,6 +11,7 @@ vector path has no per-element index arithmetic. Mixed into ElementwiseKernel.
 from __future__ import annotations
 
 from ..ir import dtypes as dt
+from . import streaming
 from .opencl_c import COMPUTE
 
 ROW_COUNTS = ("inner", "rows")
@@ -87,7 +88,8 @@ class RowLayout:
             # one division per work-item; 32-bit where it fits (64-bit division is slow on CPUs)
             "    const long row = ((t | items) >> 32) ? t / items : (long)((uint)t / (uint)items);",
             f"    const long c0 = (t - row * items) * {e};",
-            "    if (row >= rows) return;",
+            # streaming: no return, the group's last work-item fences its stores
+            "    if (row < rows)" if self._streaming else "    if (row >= rows) return;",
             "    {",
             "        const long rb = row * inner;",
         ]
@@ -111,7 +113,12 @@ class RowLayout:
             "        }",
             "    }",
         ]
-        return out
+        return out + (["    " + streaming.FENCE] if self._streaming else [])
+
+    @property
+    def _row_length(self) -> str | None:
+        """The row layout's row length (its count `inner`), None for the flat launch."""
+        return None if self.split is None else "inner"
 
     def _hint(self, w: int) -> str:
         values = (

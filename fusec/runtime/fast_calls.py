@@ -25,6 +25,7 @@ import numpy as np
 import pyopencl as cl
 
 from ..codegen.kernel_args import Output, Param, Stored
+from .memory import empty
 
 FAST_PER_THREAD = 64  # exact signatures a thread remembers (each a few small tuples)
 
@@ -119,7 +120,7 @@ def run(fast: FastCall, arrays, queue, out=None) -> tuple | np.ndarray | None:
     try:
         inputs = [cl.SVM(a) for a in arrays]
         if outputs is None:
-            outputs = [np.empty(shape, dtype) for shape, dtype in fast.outputs]
+            outputs = [empty(shape, dtype) for shape, dtype in fast.outputs]
     except (ValueError, MemoryError):  # read-only (the checked path passes an alias),
         return None  # or out of memory (the checked path says so as a CallError)
     # mirrors Launcher._array_arg's SVM case

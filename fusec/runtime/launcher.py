@@ -33,6 +33,7 @@ from ..ir import dtypes as dt
 from . import device_fast_calls, fast_calls, tensor_calls
 from .arguments import SCALAR_ARG, check_argument, check_arguments, check_out
 from .device_outputs import new_device_array
+from .memory import empty
 
 PREPARED_PER_THREAD = 8  # shape signatures a thread keeps prepared (with their scratch memory)
 
@@ -250,7 +251,7 @@ class Launcher:
                     return new_device_array(
                         self.runtime.queue, shape, dtype, self.runtime.allocator
                     )
-            return np.empty(shape, dtype)
+            return empty(shape, dtype)
         except (MemoryError, cl.MemoryError, ValueError) as e:
             nbytes = math.prod(shape) * np.dtype(dtype).itemsize
             raise CallError(

@@ -135,7 +135,7 @@ class Runtime:
         }
         # Outputs come from a pool: a fresh 64 MiB buffer per call spends more
         # time in first-touch page faults than the kernel spends computing.
-        from .huge_pages import pool_for
+        from .memory import pool_for
 
         self.allocator = pool_for(self.queue)
         self.allocator_lock = threading.Lock()  # calls from many threads share the pool

@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from ..runtime.memory import empty
+
 SPARE = 2  # arrays kept per output shape and dtype
 SIGNATURES = 8  # input shapes remembered per partition (dynamic shapes vary them)
 
@@ -51,7 +53,7 @@ class OutputPool:
         for i in range(len(arrays)):
             if sys.getrefcount(arrays[i]) == 2:  # the list's reference and the argument's
                 return arrays[i]
-        arr = np.empty(*spec)
+        arr = empty(*spec)
         if len(arrays) < self._limit(spec):
             arrays.append(arr)
         return arr

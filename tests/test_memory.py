@@ -13,7 +13,7 @@ import pyopencl.array as cla
 import pytest
 
 import fusec
-from fusec.runtime.huge_pages import HUGE_PAGE, AdvisedPool
+from fusec.runtime.memory import HUGE_PAGE, AdvisedPool
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux")

@@ -1,0 +1,112 @@
+"""Non-temporal stores (codegen/streaming.py, DeviceInfo.nontemporal_min_bytes).
+
+On a device that takes them (Intel's CPU runtime), the threshold is lowered
+to 1 KiB so that small arrays take the non-temporal path: outputs at every
+alignment (out= slices shifted by 0..15 elements), several outputs aligned
+alike or not, the flat launch and the row layout at row lengths that are and
+are not multiples of a cache line. Results must equal NumPy's exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyopencl as cl
+import pytest
+
+import fusec
+from fusec.codegen.device import DeviceInfo
+from fusec.runtime.memory import LINE, empty
+
+THRESHOLD = 1024  # bytes: the test's arrays cross it
+
+
+@pytest.fixture(scope="module")
+def compile_streaming(tmp_path_factory):
+    """fusec.compile on a fresh queue of the default device, its threshold lowered."""
+    device = fusec.compile("graph f(x: f32[N]) { return x }")["f"].runtime.device
+    if DeviceInfo.from_cl(device).nontemporal_min_bytes == 0:
+        pytest.skip(f"{device.name} ({device.platform.name}) takes no non-temporal stores")
+    context = cl.Context([device])  # held here: a queue does not keep its context alive
+    queue = cl.CommandQueue(context)
+    real = DeviceInfo.from_cl
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FUSEC_CACHE_DIR", str(tmp_path_factory.mktemp("streaming-cache")))
+        mp.setattr(
+            DeviceInfo,
+            "from_cl",
+            classmethod(
+                lambda cls, d: dataclasses.replace(real(d), nontemporal_min_bytes=THRESHOLD)
+            ),
+        )
+        yield lambda text: fusec.compile(text, queue=queue)
+
+
+def shifted(n: int, offset: int, shape=None) -> np.ndarray:
+    """An f32 array of n elements starting `offset` elements past a cache line."""
+    raw = np.empty(n + 32, np.float32)
+    start = -raw.ctypes.data % LINE // 4 + offset
+    out = raw[start : start + n]
+    assert out.ctypes.data % LINE == offset * 4
+    return out.reshape(shape) if shape else out
+
+
+@pytest.fixture(scope="module")
+def chain(compile_streaming):
+    return compile_streaming(
+        "graph f(x: f32[N], y: f32[N]) { return clamp(relu(x * y + 1.0), min=-2.0, max=2.0), x - y }"
+    )["f"]
+
+
+def test_the_kernel_stores_non_temporally_and_fences(chain):
+    assert "__builtin_nontemporal_store" in chain.source
+    assert "write_mem_fence(CLK_GLOBAL_MEM_FENCE)" in chain.source
+
+
+@pytest.mark.parametrize("n", [255, 256, 1031, 4099, 65537])
+@pytest.mark.parametrize("offsets", [(0, 0), (1, 1), (3, 3), (15, 15), (4, 5), (0, 8)])
+def test_flat_outputs_at_every_alignment(chain, n, offsets):
+    rng = np.random.default_rng(n)
+    x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    out = (shifted(n, offsets[0]), shifted(n, offsets[1]))
+    got = chain(x, y, out=out)
+    np.testing.assert_array_equal(got[0], np.clip(np.maximum(x * y + 1, 0), -2, 2))
+    np.testing.assert_array_equal(got[1], x - y)
+
+
+@pytest.mark.parametrize("rows, cols", [(64, 16), (33, 48), (300, 1024), (70, 37), (9, 8)])
+@pytest.mark.parametrize("offset", [0, 4])
+def test_row_layout_outputs(compile_streaming, rows, cols, offset):
+    g = compile_streaming(
+        "graph f(x: f32[B, D], w: f32[D], b: f32[B, 1]) { return relu(x * w + b) - 0.25 }"
+    )["f"]
+    rng = np.random.default_rng(rows * cols)
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    w = rng.standard_normal(cols).astype(np.float32)
+    b = rng.standard_normal((rows, 1)).astype(np.float32)
+    want = np.maximum(x * w + b, 0) - np.float32(0.25)
+    np.testing.assert_array_equal(g(x, w, b), want)  # fusec's own output: line-aligned
+    np.testing.assert_array_equal(g(x, w, b, out=shifted(rows * cols, offset, (rows, cols))), want)
+
+
+def test_half_and_bool_outputs_keep_ordinary_stores(compile_streaming):
+    g = compile_streaming("graph f(x: f32[N]) { return x > 0.5, cast(x, dtype=f16) }")["f"]
+    assert "__builtin_nontemporal_store" not in g.source
+    x = np.random.default_rng(3).random(5000).astype(np.float32)
+    mask, half = g(x)
+    np.testing.assert_array_equal(mask, x > 0.5)
+    np.testing.assert_array_equal(half, x.astype(np.float16))
+
+
+def test_fusecs_large_outputs_start_a_cache_line():
+    for shape, dtype in [
+        ((1 << 18,), np.float32),
+        ((512, 1023), np.float64),
+        ((3, 1 << 19), np.int8),
+    ]:
+        a = empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % LINE == 0
+    small = empty((10,), np.float32)
+    assert small.base is None  # plain np.empty under the size
