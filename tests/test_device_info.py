@@ -188,3 +188,18 @@ def test_templates_follow_the_quirks_and_a_device_without_them_gets_plain_code()
     # the signed-zero bug was seen on values from f16 memory: f32 kernels keep plain selects
     assert "as_uint8" in source({"select_drops_signed_zero"}, "f16")
     assert "as_uint" not in source({"select_drops_signed_zero"}, "f32")
+
+
+def test_last_level_cache_from_sysfs(tmp_path):
+    from fusec.codegen.device import last_level_cache_bytes
+
+    for i, size in enumerate(["48K", "1024K", "32768K", "garbage"]):
+        (tmp_path / f"index{i}").mkdir()
+        (tmp_path / f"index{i}" / "size").write_text(size + "\n")
+    assert last_level_cache_bytes(str(tmp_path)) == 32 << 20
+    assert last_level_cache_bytes(str(tmp_path / "missing")) == 0
+
+
+def test_intels_runtime_stores_past_the_cache_from_half_its_size():
+    intel, pocl = intel_cpu(), pocl_zen3()
+    assert intel.nontemporal_min_bytes >= 16 << 20 and pocl.nontemporal_min_bytes == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 CL_DEVICE_TYPE_CPU = 1 << 1  # cl.h's value of the CPU bit in a device's type
 
@@ -112,8 +113,9 @@ class DeviceInfo:
     # Elementwise kernels whose outputs total this many bytes or more store them
     # non-temporally (past the caches: no read of each line before it is
     # written) where the addresses allow; 0: never. Intel's CPU runtime, 2^22-2^24
-    # floats, Zen 5: a producer 1.17-1.33x, producer and consumer 1.05-1.13x;
-    # at 2^20-2^21 a consumer then read from memory what was in the L3 (0.90x).
+    # floats, Zen 5 with a 32 MiB L3: a producer 1.17-1.33x, producer and
+    # consumer 1.05-1.13x; at 2^19-2^21 a consumer then read from memory what
+    # was in the L3 (0.74-0.94x). So: half the last-level cache, 16 MiB at least.
     nontemporal_min_bytes: int = 0
     # Driver bugs that templates work around (`Primitive.template_for`); a device
     # without one gets plain code. See QUIRKS.
@@ -161,7 +163,7 @@ class DeviceInfo:
             fast_builtins=frozenset(
                 {"exp", "tanh"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
             ),
-            nontemporal_min_bytes=16 << 20
+            nontemporal_min_bytes=max(16 << 20, last_level_cache_bytes() // 2)
             if "Intel(R) OpenCL" in dev.platform.name and is_cpu
             else 0,
             quirks=frozenset(
@@ -187,6 +189,21 @@ class DeviceInfo:
             vector_width=lanes,
             vectors_per_item=self.vectors_per_item * (self.vector_width // lanes),
         )
+
+
+def last_level_cache_bytes(cache_dir: str = "/sys/devices/system/cpu/cpu0/cache") -> int:
+    """The size of the host CPU's largest cache (Linux's sysfs); 0 where unknown."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    largest = 0
+    try:
+        for index in Path(cache_dir).glob("index*"):
+            text = (index / "size").read_text().strip()
+            found = re.fullmatch(r"(\d+)([KMG]?)", text)
+            if found:
+                largest = max(largest, int(found.group(1)) * units.get(found.group(2), 1))
+    except OSError:
+        return largest
+    return largest
 
 
 def pocl_target(version: str) -> str:
