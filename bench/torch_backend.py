@@ -118,6 +118,9 @@ class Residual(torch.nn.Module):
         return x + self.down(torch.nn.functional.gelu(self.up(self.norm(x))))
 
 
+WARM_SECONDS = 0.010  # untimed calls before each timed one (see `timed`)
+
+
 def timed(fn, rounds, switching=False):
     """Medians over rounds; each round runs every backend, starting with a
     different one each round, so drift on a shared machine hits them alike.
@@ -131,10 +134,15 @@ def timed(fn, rounds, switching=False):
     pays. A model runs one backend call after call, so by default every
     timed call follows 10 ms of idling (the other pool's threads go to
     sleep: one untimed call is shorter than their spinning) and untimed
-    calls of the same backend for at least 2 ms (one woken call was not
-    enough: fusec 2^20 fwd, 0.52 ms after one, 0.33 after three, as back
-    to back; steady state); `switching=True` times the first call after
-    another backend instead."""
+    calls of the same backend for at least 10 ms: steady state, as in a
+    training loop. Woken from the idle, the caller shares a core with the
+    OpenCL runtime's pinned worker about half the time until the scheduler
+    moves it (docs/torch.md), so fewer warm calls measured the wake-up, not
+    the steady state: light chain fwd 2^20, medians of 30, fusec after 2 ms
+    of calls 0.179-0.189 ms, after 10 ms 0.117, back to back 0.114-0.118;
+    Inductor 0.118-0.139, 0.119, 0.116-0.120 (2026-11-30); one woken call
+    was not enough either (fusec 0.52 ms after one, 0.33 after three).
+    `switching=True` times the first call after another backend instead."""
     times = {name: [] for name in fn}
     names = list(fn)
     for r in range(rounds):
@@ -142,8 +150,8 @@ def timed(fn, rounds, switching=False):
             f = fn[name]
             if not switching:
                 time.sleep(0.01)  # the previous backend's threads stop spinning
-                warm = time.perf_counter() + 0.002
-                f()  # and this one's wake up: untimed calls for 2 ms at least
+                warm = time.perf_counter() + WARM_SECONDS
+                f()  # and this one's wake up and settle: untimed calls for 10 ms at least
                 while time.perf_counter() < warm:
                     f()
             t = time.perf_counter()
