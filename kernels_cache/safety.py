@@ -73,6 +73,16 @@ def make_private_dirs(path: Path) -> None:
         raise NotADirectoryError(f"{path} is not a directory")
 
 
+def check_real_folder(path: Path) -> None:
+    """UnsafeFile unless `path` is a folder itself, not a link to one: the cache never
+    reads, writes or deletes through a link inside its own folder (`clear` would
+    otherwise remove `*.kc` files wherever a fan-out link points)."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise UnsafeFile(f"{path} is {what}")
+
+
 def read_regular(path: Path, limit: int) -> tuple[bytes, tuple[int, int]]:
     """The bytes and (st_dev, st_ino) of a regular file, opened without following
     a link and never blocking; UnsafeFile if it is anything else, or over `limit` bytes."""

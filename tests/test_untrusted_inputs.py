@@ -1,0 +1,78 @@
+"""What a careless or hostile neighbour can leave for fusec (REDTEAM pass): links
+inside the cache folder, forged entries and archives, a stats file, and a remote
+"server" that drips or floods its replies. No OpenCL here: the cache only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+from kernels_cache import CacheWarning, KernelCache
+from kernels_cache.format import FORMAT_VERSION, HEADER, MAGIC, cache_key, encode_entry
+
+REPO = Path(__file__).resolve().parents[1]
+NESTED = b"[" * 100_000 + b"]" * 100_000  # json.loads recurses once per bracket
+
+
+def key_of(name: str) -> str:
+    return cache_key({"source": name})
+
+
+def forged(key: str, body: bytes, binary: bytes = b"bin") -> bytes:
+    """An entry file with a valid (unkeyed) checksum around any JSON body."""
+    digest = hashlib.sha256(body + binary).digest()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, len(body), len(binary), digest) + body + binary
+
+
+def nested_entry(key: str) -> bytes:
+    return forged(key, b'{"key": "' + key.encode() + b'", "meta": ' + NESTED + b"}")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+# -- links inside the cache folder ----------------------------------------------------------
+
+
+def test_a_linked_fanout_folder_is_never_written_read_or_emptied(tmp_path):
+    cache = KernelCache(tmp_path / "cache")
+    mine = key_of("mine")
+    cache.put(mine, b"mine", {})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    theirs = key_of("theirs")
+    (outside / "precious.kc").write_bytes(b"not the cache's")
+    (outside / f"{theirs}.kc").write_bytes(encode_entry(theirs, b"planted", {}))
+    (outside / "old.tmp").write_bytes(b"x")
+    os.utime(outside / "old.tmp", (0, 0))  # older than the stale-temp-file age
+    before = snapshot(outside)
+    (cache.root / theirs[:2]).symlink_to(outside, target_is_directory=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cache.get(theirs) is None  # never read through the link
+        assert cache.put(theirs, b"new", {}) is False  # nor written
+        cache.drop(theirs, "test")
+        cache.prune(0)
+        cache.clear()
+    assert snapshot(outside) == before
+    assert any("symbolic link" in str(w.message) for w in caught if w.category is CacheWarning)
+    assert cache.get(mine) is None  # the real folders were emptied as asked
+
+
+def test_a_linked_locks_folder_is_never_used(tmp_path):
+    cache = KernelCache(tmp_path / "cache")
+    key = key_of("k")
+    cache.put(key, b"bin", {})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{key}.lock").write_bytes(b"someone's")
+    (cache.root / "locks").symlink_to(outside, target_is_directory=True)
+    with cache.lock(key, timeout=1) as held:
+        assert held is False  # proceeds without the lock
+    assert cache.prune(0) == 1
+    cache.clear()
+    assert snapshot(outside) == {f"{key}.lock": b"someone's"}
