@@ -76,6 +76,8 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         stored = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptEntry(f"unreadable metadata ({exc})") from None
+    except RecursionError:  # [[[[...: the checksum is unkeyed, so anyone can forge one
+        raise CorruptEntry("unreadable metadata (nested too deeply)") from None
     if not isinstance(stored, dict) or not isinstance(stored.get("meta"), dict):
         raise CorruptEntry("metadata is not an object")
     return stored

@@ -13,6 +13,7 @@ trusts only folders its user owns and alone may write (see safety.py).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -76,8 +77,9 @@ class EntryInfo:
 
 
 def _seconds(meta: dict[str, Any]) -> float:
-    value = meta.get("build_seconds")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    value = meta.get("build_seconds")  # an imported entry's meta may say anything: inf, -1, "x"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
+    return float(value) if ok else 0.0
 
 
 def _real_folder(path: Path) -> bool:

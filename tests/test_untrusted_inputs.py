@@ -9,7 +9,11 @@ import os
 import warnings
 from pathlib import Path
 
+import pytest
+from test_cache_archive import craft
+
 from kernels_cache import CacheWarning, KernelCache
+from kernels_cache.archive import ArchiveError, import_archive
 from kernels_cache.format import FORMAT_VERSION, HEADER, MAGIC, cache_key, encode_entry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +80,47 @@ def test_a_linked_locks_folder_is_never_used(tmp_path):
     assert cache.prune(0) == 1
     cache.clear()
     assert snapshot(outside) == {f"{key}.lock": b"someone's"}
+
+
+# -- forged entries, archives and stats ------------------------------------------------------
+
+
+def test_deeply_nested_metadata_is_a_damaged_entry(tmp_path):
+    cache = KernelCache(tmp_path)
+    key = key_of("nested")
+    path = cache.entry_path(key)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(nested_entry(key))
+    with pytest.warns(CacheWarning, match="nested too deeply"):
+        assert cache.get(key) is None
+    assert not path.exists()
+
+
+def test_an_archive_with_deeply_nested_metadata_imports_nothing(tmp_path):
+    key = key_of("nested")
+    archive = tmp_path / "a.kca"
+    archive.write_bytes(craft([(key_of("ok"), encode_entry(key_of("ok"), b"b", {})),
+                               (key, nested_entry(key))]))  # fmt: skip
+    with pytest.raises(ArchiveError, match="nested too deeply"):
+        import_archive(KernelCache(tmp_path / "cache"), archive)
+    assert KernelCache(tmp_path / "cache").entries() == []
+
+
+@pytest.mark.parametrize(
+    "text", [NESTED, b'{"hits": 1e999, "misses": -5, "builds": NaN, "build_seconds": 2.5}']
+)
+def test_a_damaged_stats_file_counts_as_zeros(tmp_path, text):
+    cache = KernelCache(tmp_path)
+    cache.put(key_of("k"), b"bin", {})
+    (cache.root / "stats.json").write_bytes(text)
+    cache.record_miss()
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"], stats["builds"]) == (0, 1, 0)
+    assert stats["build_seconds"] == (2.5 if b"2.5" in text else 0)
+
+
+def test_an_imported_build_time_that_is_not_a_duration_counts_as_zero(tmp_path):
+    cache = KernelCache(tmp_path)
+    for name, seconds in [("inf", float("inf")), ("neg", -3.0), ("str", "1"), ("ok", 0.25)]:
+        cache.put(key_of(name), b"bin", {"build_seconds": seconds})
+    assert sorted(e.build_seconds for e in cache.entries()) == [0, 0, 0, 0.25]
