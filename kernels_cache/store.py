@@ -191,11 +191,20 @@ class KernelCache:
             _remove(path)
         self._stats.add(corrupt_dropped=1)
 
-    def put(self, key: str, binary: bytes, meta: dict[str, Any], durable: bool = True) -> bool:
+    def put(
+        self,
+        key: str,
+        binary: bytes,
+        meta: dict[str, Any],
+        durable: bool = True,
+        prune: bool = True,
+    ) -> bool:
         """Store an entry atomically; False (and one warning per instance) if the disk refuses.
 
         durable=False skips the fsync (4 ms here) for a copy that exists elsewhere:
-        after a power cut the file may be damaged, which a read detects and drops."""
+        after a power cut the file may be damaged, which a read detects and drops.
+        prune=False leaves the size limit to the caller (an import of n entries
+        prunes once, not n times: each prune lists the whole folder)."""
         path = self.entry_path(key)
         data = encode_entry(key, bytes(binary), meta)
         tmp = None
@@ -228,7 +237,8 @@ class KernelCache:
             if tmp is not None:
                 _remove(Path(tmp))
         self._seconds_of[key] = _seconds(meta)
-        self.prune(self.max_size)
+        if prune:
+            self.prune(self.max_size)
         return True
 
     def _scan(self) -> list[tuple[float, str, int, Path]]:

@@ -124,3 +124,16 @@ def test_an_imported_build_time_that_is_not_a_duration_counts_as_zero(tmp_path):
     for name, seconds in [("inf", float("inf")), ("neg", -3.0), ("str", "1"), ("ok", 0.25)]:
         cache.put(key_of(name), b"bin", {"build_seconds": seconds})
     assert sorted(e.build_seconds for e in cache.entries()) == [0, 0, 0, 0.25]
+
+
+def test_an_import_of_many_entries_lists_the_folder_once(tmp_path, monkeypatch):
+    keys = [key_of(str(i)) for i in range(200)]
+    archive = tmp_path / "many.kca"
+    archive.write_bytes(craft([(k, encode_entry(k, b"b", {})) for k in keys]))
+    cache = KernelCache(tmp_path / "cache")
+    scans = []
+    real_scan = KernelCache._scan
+    monkeypatch.setattr(KernelCache, "_scan", lambda self: scans.append(1) or real_scan(self))
+    assert import_archive(cache, archive).stored == 200
+    assert len(scans) == 1  # one prune for the archive, not one per entry (quadratic)
+    assert all(cache.get(k).binary == b"b" for k in keys)
