@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -137,3 +139,17 @@ def test_an_import_of_many_entries_lists_the_folder_once(tmp_path, monkeypatch):
     assert import_archive(cache, archive).stored == 200
     assert len(scans) == 1  # one prune for the archive, not one per entry (quadratic)
     assert all(cache.get(k).binary == b"b" for k in keys)
+
+
+def test_cache_ls_prints_no_escape_sequences_from_metadata(tmp_path):
+    cache = KernelCache(tmp_path)
+    cache.put(key_of("evil"), b"bin", {"name": "\x1b]0;owned\x07\x1b[2J\nfake row"})
+    cache.put(key_of("list"), b"bin", {"name": ["not", "a", "name"]})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "FUSEC_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "fusec", "cache", "ls"], capture_output=True,
+                         text=True, env=env, cwd=REPO, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout
+    assert len(out.stdout.splitlines()) == 3  # the heading and one line per entry
+    assert "\\x1b]0;owned" in out.stdout
+    assert any(line.endswith("  ?") for line in out.stdout.splitlines())  # a list is no name
