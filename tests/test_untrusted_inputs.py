@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 import pytest
 from test_cache_archive import craft
 
-from kernels_cache import CacheWarning, KernelCache
+from kernels_cache import CacheWarning, KernelCache, RemoteSettings, RemoteTier, TieredCache
+from kernels_cache import remote as remote_module
 from kernels_cache.archive import ArchiveError, import_archive
 from kernels_cache.format import FORMAT_VERSION, HEADER, MAGIC, cache_key, encode_entry
 
@@ -153,3 +156,74 @@ def test_cache_ls_prints_no_escape_sequences_from_metadata(tmp_path):
     assert len(out.stdout.splitlines()) == 3  # the heading and one line per entry
     assert "\\x1b]0;owned" in out.stdout
     assert any(line.endswith("  ?") for line in out.stdout.splitlines())  # a list is no name
+
+
+# -- a remote "server" that drips or floods ---------------------------------------------------
+
+
+@pytest.fixture
+def fake_server(monkeypatch):
+    """A loopback server answering HELLO like Redis 7 and every other command with
+    `reply(conn)`; yields (start(reply) -> url, bytes sent to clients)."""
+    monkeypatch.setattr(remote_module, "_reported", set())
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent = [0]
+
+    def start(reply):
+        def serve(conn):
+            with conn:
+                try:
+                    while data := conn.recv(65536):
+                        if b"HELLO" in data:
+                            conn.sendall(b"%1\r\n$5\r\nproto\r\n:3\r\n")
+                        elif b"STRLEN" in data or b"GETRANGE" in data:
+                            reply(conn, sent)
+                        else:
+                            conn.sendall(b"+OK\r\n" * data.count(b"*"))
+                except OSError:
+                    pass
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        return f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+    yield start, sent
+    listener.close()
+
+
+def _get_in_a_thread(cache, key):
+    """cache.get(key) in a thread; (finished within 60 s, the warnings it gave)."""
+    caught = []
+
+    def run():
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            cache.get(key)
+        caught.extend(str(w.message) for w in got)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)  # a hang detector, not a speed test: the deadline below is 0.5 s
+    return not worker.is_alive(), caught
+
+
+def test_a_server_that_drips_its_reply_is_cut_at_the_deadline(tmp_path, fake_server):
+    start, _ = fake_server
+
+    def drip(conn, sent):  # each byte arrives within the 0.4 s socket timeout, forever
+        while True:
+            conn.sendall(b"+")
+            threading.Event().wait(0.05)
+
+    settings = RemoteSettings(url=start(drip), op_deadline=0.5)
+    cache = TieredCache(tmp_path, RemoteTier(settings))
+    finished, caught = _get_in_a_thread(cache, key_of("k"))
+    assert finished
+    assert any("no complete reply within 0.5 s" in m for m in caught), caught
