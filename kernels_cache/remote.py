@@ -107,6 +107,8 @@ class RemoteTier:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
 
+                from .remote_reply import capped_parser
+
                 self._response_error = redis.ResponseError
                 self._client = redis.Redis.from_url(
                     self.settings.url,
@@ -114,6 +116,8 @@ class RemoteTier:
                     socket_timeout=self.settings.op_timeout,
                     retry=Retry(NoBackoff(), 0),  # a retry doubles what a dead server costs
                     health_check_interval=0,
+                    # the largest reply we ask for, plus room for the protocol's framing
+                    parser_class=capped_parser(WRAP.size + self.settings.max_entry + 4096),
                 )
             return self._client
 

@@ -227,3 +227,21 @@ def test_a_server_that_drips_its_reply_is_cut_at_the_deadline(tmp_path, fake_ser
     finished, caught = _get_in_a_thread(cache, key_of("k"))
     assert finished
     assert any("no complete reply within 0.5 s" in m for m in caught), caught
+
+
+def test_a_reply_claiming_a_gigabyte_is_not_read(tmp_path, fake_server):
+    start, sent = fake_server
+
+    def flood(conn, sent):
+        conn.sendall(b":5\r\n$1073741824\r\n")
+        chunk = bytes(1 << 20)
+        for _ in range(1024):
+            conn.sendall(chunk)
+            sent[0] += len(chunk)
+
+    settings = RemoteSettings(url=start(flood), max_entry=1 << 20, op_deadline=30)
+    cache = TieredCache(tmp_path, RemoteTier(settings))
+    finished, caught = _get_in_a_thread(cache, key_of("k"))
+    assert finished
+    assert any("larger than" in m for m in caught), caught
+    assert sent[0] < 64 << 20  # the client stopped reading long before the gigabyte
