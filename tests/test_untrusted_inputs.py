@@ -13,6 +13,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_cache_archive import craft
 
@@ -245,3 +246,24 @@ def test_a_reply_claiming_a_gigabyte_is_not_read(tmp_path, fake_server):
     assert finished
     assert any("larger than" in m for m in caught), caught
     assert sent[0] < 64 << 20  # the client stopped reading long before the gigabyte
+
+
+# -- .npy inputs ------------------------------------------------------------------------------
+
+
+def test_npy_files_in_other_layouts_hold_the_same_numbers(tmp_path):
+    from fusec.frontend.source import InputFileError, load_npy
+
+    want = np.arange(14, dtype=np.float32).reshape(7, 2) / 3
+    for name, array in [("big", want.astype(">f4")), ("fortran", np.asfortranarray(want))]:
+        np.save(tmp_path / f"{name}.npy", array)
+        got = load_npy(tmp_path / f"{name}.npy")
+        assert got.dtype == np.float32 and got.dtype.isnative
+        np.testing.assert_array_equal(got, want)
+    negative = tmp_path / "negative.npy"
+    header = {"descr": "<f4", "fortran_order": False, "shape": (-7,)}
+    with open(negative, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(bytes(28))
+    with pytest.raises(InputFileError, match="negative dimension"):
+        load_npy(negative)

@@ -173,6 +173,8 @@ def load_npy(path) -> np.ndarray:
             raise InputFileError("not a .npy array file") from None
         if dtype.hasobject:
             raise InputFileError("holds Python objects (a pickle), which fusec never loads")
+        if any(d < 0 for d in shape):
+            raise InputFileError(f"its header claims a negative dimension, shape {shape}")
         count = math.prod(shape)
         claimed, held = count * dtype.itemsize, size - f.tell()
         if claimed != held:
@@ -181,6 +183,9 @@ def load_npy(path) -> np.ndarray:
             )
         f.seek(0)
         try:
-            return np.lib.format.read_array(f, allow_pickle=False)
+            array = np.lib.format.read_array(f, allow_pickle=False)
         except (ValueError, OSError) as e:
             raise InputFileError(f"not a readable .npy array ({e})") from None
+    # A big-endian file (written on or for such a machine) holds the same numbers:
+    # np.load users get them, so fusec converts to native order rather than refusing.
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
