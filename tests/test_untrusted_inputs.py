@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -123,6 +124,25 @@ def test_a_damaged_stats_file_counts_as_zeros(tmp_path, text):
     stats = cache.stats()
     assert (stats["hits"], stats["misses"], stats["builds"]) == (0, 1, 0)
     assert stats["build_seconds"] == (2.5 if b"2.5" in text else 0)
+
+
+def test_a_header_claiming_huge_metadata_allocates_nothing_huge(tmp_path):
+    cache = KernelCache(tmp_path)
+    key = key_of("k")
+    cache.put(key, b"bin", {"name": "k"})
+    path = cache.entry_path(key)
+    data = bytearray(path.read_bytes())
+    data[8:12] = (2**32 - 1).to_bytes(4, "little")  # the JSON length: 4 GiB
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        [info] = cache.entries()  # cache ls, export, explain_miss read headers this way
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (
+        info.meta == {} and peak < 64 << 20
+    )  # was a 4 GiB bytes object (MemoryError under ulimit -v)
 
 
 def test_an_imported_build_time_that_is_not_a_duration_counts_as_zero(tmp_path):
