@@ -98,7 +98,10 @@ def read_regular(path: Path, limit: int) -> tuple[bytes, tuple[int, int]]:
             raise UnsafeFile(f"{path} is not a regular file")
         if st.st_size > limit:
             raise TooLarge(f"{path} is {st.st_size} bytes, over the {limit}-byte limit")
-        return f.read(limit + 1), (st.st_dev, st.st_ino)
+        # st_size + 1, not limit + 1: f.read(n) allocates n bytes up front (1 GiB per
+        # cache hit, a MemoryError under strict overcommit); a file that grew since
+        # fstat shows up as one byte too many, which every caller's check rejects
+        return f.read(st.st_size + 1), (st.st_dev, st.st_ino)
 
 
 def open_regular(path: Path):

@@ -145,6 +145,19 @@ def test_a_header_claiming_huge_metadata_allocates_nothing_huge(tmp_path):
     )  # was a 4 GiB bytes object (MemoryError under ulimit -v)
 
 
+def test_a_cache_hit_allocates_about_its_entry_not_the_size_limit(tmp_path):
+    cache = KernelCache(tmp_path, max_size="1G")
+    key = key_of("k")
+    cache.put(key, b"b" * 1000, {})
+    tracemalloc.start()
+    try:
+        assert cache.get(key).binary == b"b" * 1000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # was 1 GiB: read(limit + 1) allocates its argument first
+
+
 def test_an_imported_build_time_that_is_not_a_duration_counts_as_zero(tmp_path):
     cache = KernelCache(tmp_path)
     for name, seconds in [("inf", float("inf")), ("neg", -3.0), ("str", "1"), ("ok", 0.25)]:
