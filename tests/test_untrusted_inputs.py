@@ -300,3 +300,17 @@ def test_npy_files_in_other_layouts_hold_the_same_numbers(tmp_path):
         f.write(bytes(28))
     with pytest.raises(InputFileError, match="negative dimension"):
         load_npy(negative)
+
+
+# -- IR text ------------------------------------------------------------------------------------
+
+
+def test_ir_bytes_that_are_not_utf8_get_the_files_positioned_error():
+    import fusec
+
+    with pytest.raises(fusec.CompileError) as info:
+        fusec.compile(b"graph f(x: f32[N]) {\n  y = x; # caf\xe9\n  return y\n}\n")
+    assert "not UTF-8 text (byte 0xe9)" in str(info.value) and "<input>:2:" in str(info.value)
+    # a byte-order mark, as in a file, is not part of the text
+    program = fusec.compile("\ufeffgraph f(x: f32[N]) {\n  return x\n}\n".encode())
+    assert program.graphs == ["f"]

@@ -34,7 +34,10 @@ def read_source(path_or_text) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike):
         return os.fspath(path_or_text), read_ir(path_or_text)
     if isinstance(path_or_text, bytes | bytearray):  # as open() takes them, and read('rb')
-        path_or_text = os.fsdecode(bytes(path_or_text))
+        data = bytes(path_or_text)
+        if any(mark in data for mark in (b"\n", b"{", b"\0")):  # text, as for a str below
+            return "<input>", _decode(data, "<input>")  # UTF-8, as a file is
+        path_or_text = os.fsdecode(data)
     if not isinstance(path_or_text, str):
         raise TypeError(
             f"expected a path or IR text (str, bytes or os.PathLike), got {type(path_or_text).__name__}"
@@ -127,6 +130,10 @@ def read_ir(path, limit: int = IR_SIZE_LIMIT) -> str:
         raise CompileError(
             Diagnostic(f"a binary file, not IR text{onnx}", Pos(where.line, 1)), name, ""
         )
+    return _decode(data, name)
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
