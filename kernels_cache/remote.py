@@ -57,7 +57,8 @@ class RemoteSettings:
     max_entry: int = 64 << 20  # bytes; larger entries are neither written nor read
     connect_timeout: float = 0.25
     op_timeout: float = 0.4  # per socket read: a stalled server costs this once (bench: <= 0.5 s)
-    op_deadline: float = 2.0  # per operation, however the server drips its reply
+    op_deadline: float = 2.0  # per operation, however the server drips its reply...
+    slow_link: float = 4 << 20  # ...plus a second per this many bytes a put sends
     break_seconds: float = 30.0  # after a failure, Redis is left alone this long
 
 
@@ -163,19 +164,20 @@ class RemoteTier:
         warnings.warn(message, RemoteWarning, stacklevel=4)
 
     @contextlib.contextmanager
-    def _bounded(self) -> Iterator[None]:
-        """One operation within op_deadline seconds. The socket timeout bounds each
-        read, but a server sending a byte every 0.3 s restarts it forever: past the
-        deadline the connections are cut, so the operation fails (and the breaker opens)."""
+    def _bounded(self, sending: int = 0) -> Iterator[None]:
+        """One operation within op_deadline seconds (more for a large put). The socket
+        timeout bounds each read, but a server sending a byte every 0.3 s restarts it
+        forever: past the deadline the connections are cut, so the operation fails
+        (and the breaker opens)."""
         fired = threading.Event()
-        timer = threading.Timer(self.settings.op_deadline, self._cut, args=(fired,))
+        deadline = self.settings.op_deadline + sending / self.settings.slow_link
+        timer = threading.Timer(deadline, self._cut, args=(fired,))
         timer.daemon = True
         timer.start()
         try:
             yield
         except Exception:
             if fired.is_set():
-                deadline = self.settings.op_deadline
                 raise TimeoutError(f"no complete reply within {deadline:g} s") from None
             raise
         finally:
@@ -266,7 +268,7 @@ class RemoteTier:
             flags, mac = AUTHENTICATED, self._mac(name, entry)
         ttl = self.settings.ttl
         try:
-            with self._bounded():
+            with self._bounded(sending=len(entry)):
                 self.client.set(name, WRAP.pack(WRAP_MAGIC, flags, mac) + entry,
                                 px=max(1, int(ttl * 1000)) if ttl else None)  # fmt: skip
         except self._response_error as exc:  # full (OOM), read-only replica: reads go on
