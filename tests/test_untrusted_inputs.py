@@ -314,3 +314,15 @@ def test_ir_bytes_that_are_not_utf8_get_the_files_positioned_error():
     # a byte-order mark, as in a file, is not part of the text
     program = fusec.compile("\ufeffgraph f(x: f32[N]) {\n  return x\n}\n".encode())
     assert program.graphs == ["f"]
+
+
+def test_an_error_on_a_megabyte_line_shows_a_window_of_it():
+    import fusec
+
+    text = "graph f(x: f32[N]) {\n  y = x" + " + x" * 250_000 + " + ;\n  return y\n}\n"
+    with pytest.raises(fusec.CompileError) as info:
+        fusec.compile(text)
+    head, shown, caret = str(info.value).splitlines()[:3]
+    column = int(head.split(":")[2])
+    assert column > 10**6 and len(shown) <= 166 and shown.startswith("...")
+    assert caret.endswith("^") and shown[len(caret) - 1] == text.splitlines()[1][column - 1] == ";"
