@@ -326,3 +326,14 @@ def test_an_error_on_a_megabyte_line_shows_a_window_of_it():
     column = int(head.split(":")[2])
     assert column > 10**6 and len(shown) <= 166 and shown.startswith("...")
     assert caret.endswith("^") and shown[len(caret) - 1] == text.splitlines()[1][column - 1] == ";"
+
+
+def test_an_empty_input_with_a_huge_dimension_is_a_call_error(tmp_path):
+    """A 128-byte .npy of shape (2**40, 0) is a valid empty array, but the sum over
+    its empty axis is 4 TiB: a CallError (NumPy: MemoryError), not pyopencl's LogicError."""
+    import fusec
+
+    program = fusec.compile("graph g(x: f32[N, M]) {\n  return sum(x, axis=1)\n}\n")
+    with pytest.raises(fusec.CallError, match="cannot allocate 4,398,046,511,104 bytes"):
+        program["g"](np.zeros((2**40, 0), np.float32))
+    np.testing.assert_array_equal(program["g"](np.zeros((5, 0), np.float32)), np.zeros(5))
