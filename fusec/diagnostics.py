@@ -30,12 +30,23 @@ def render(diag: Diagnostic, filename: str, source: str, lines: list[str] | None
     head = f"{filename}:{diag.pos.line}:{diag.pos.column}: {diag.severity}: {diag.message}"
     if not 1 <= diag.pos.line <= len(lines):
         return head
-    text = lines[diag.pos.line - 1]
+    text, column = _window(lines[diag.pos.line - 1], diag.pos.column)
     # the caret line repeats the line's tabs, so the caret sits under the
     # column whatever width the reader's terminal gives a tab
-    lead = "".join(c if c == "\t" else " " for c in text[: diag.pos.column - 1])
-    caret = lead.ljust(diag.pos.column - 1) + "^"
+    lead = "".join(c if c == "\t" else " " for c in text[: column - 1])
+    caret = lead.ljust(column - 1) + "^"
     return f"{head}\n{text}\n{caret}"
+
+
+def _window(text: str, column: int, width: int = 160) -> tuple[str, int]:
+    """A long line clipped to `width` characters around the column, `...` marking
+    the cuts (generated IR can put megabytes on one line), and the column in it."""
+    if len(text) <= width:
+        return text, column
+    start = max(0, min(column - 1 - width // 2, len(text) - width))
+    before = "..." if start else ""
+    after = "..." if start + width < len(text) else ""
+    return before + text[start : start + width] + after, column - start + len(before)
 
 
 class FusecError(Exception):

@@ -76,6 +76,8 @@ def _parse_body(body: bytes) -> dict[str, Any]:
         stored = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptEntry(f"unreadable metadata ({exc})") from None
+    except RecursionError:  # [[[[...: the checksum is unkeyed, so anyone can forge one
+        raise CorruptEntry("unreadable metadata (nested too deeply)") from None
     if not isinstance(stored, dict) or not isinstance(stored.get("meta"), dict):
         raise CorruptEntry("metadata is not an object")
     return stored
@@ -99,7 +101,12 @@ def decode_entry(key: str, data: bytes) -> tuple[bytes, dict[str, Any]]:
 def read_meta(f: BinaryIO) -> dict[str, Any]:
     """The meta of an entry, reading only the header and the JSON (no checksum)."""
     meta_len, _, _ = _check_header(f.read(HEADER.size))
-    body = f.read(meta_len)
+    # Read in pieces: f.read(n) allocates n bytes first, and a header may claim 4 GiB.
+    pieces, left = [], meta_len
+    while left and (piece := f.read(min(left, 1 << 20))):
+        pieces.append(piece)
+        left -= len(piece)
+    body = b"".join(pieces)
     if len(body) != meta_len:
         raise CorruptEntry("truncated metadata")
     return _parse_body(body)["meta"]

@@ -57,6 +57,8 @@ class RemoteSettings:
     max_entry: int = 64 << 20  # bytes; larger entries are neither written nor read
     connect_timeout: float = 0.25
     op_timeout: float = 0.4  # per socket read: a stalled server costs this once (bench: <= 0.5 s)
+    op_deadline: float = 2.0  # per operation, however the server drips its reply...
+    slow_link: float = 4 << 20  # ...plus a second per this many bytes a put sends
     break_seconds: float = 30.0  # after a failure, Redis is left alone this long
 
 
@@ -106,6 +108,8 @@ class RemoteTier:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
 
+                from .remote_reply import capped_parser
+
                 self._response_error = redis.ResponseError
                 self._client = redis.Redis.from_url(
                     self.settings.url,
@@ -113,6 +117,8 @@ class RemoteTier:
                     socket_timeout=self.settings.op_timeout,
                     retry=Retry(NoBackoff(), 0),  # a retry doubles what a dead server costs
                     health_check_interval=0,
+                    # the largest reply we ask for, plus room for the protocol's framing
+                    parser_class=capped_parser(WRAP.size + self.settings.max_entry + 4096),
                 )
             return self._client
 
@@ -157,6 +163,33 @@ class RemoteTier:
             _reported.add((self.where, kind))
         warnings.warn(message, RemoteWarning, stacklevel=4)
 
+    @contextlib.contextmanager
+    def _bounded(self, sending: int = 0) -> Iterator[None]:
+        """One operation within op_deadline seconds (more for a large put). The socket
+        timeout bounds each read, but a server sending a byte every 0.3 s restarts it
+        forever: past the deadline the connections are cut, so the operation fails
+        (and the breaker opens)."""
+        fired = threading.Event()
+        deadline = self.settings.op_deadline + sending / self.settings.slow_link
+        timer = threading.Timer(deadline, self._cut, args=(fired,))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except Exception:
+            if fired.is_set():
+                raise TimeoutError(f"no complete reply within {deadline:g} s") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _cut(self, fired: threading.Event) -> None:
+        fired.set()
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing is best effort
+                client.connection_pool.disconnect()  # wakes the blocked reader
+
     # -- entries ---------------------------------------------------------------
 
     def _name(self, key: str) -> str:
@@ -176,10 +209,11 @@ class RemoteTier:
             return None
         limit = WRAP.size + self.settings.max_entry
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.strlen(name)
-            pipe.getrange(name, 0, limit - 1)  # never pull more than the limit
-            size, value = pipe.execute()
+            with self._bounded():
+                pipe = self.client.pipeline(transaction=False)
+                pipe.strlen(name)
+                pipe.getrange(name, 0, limit - 1)  # never pull more than the limit
+                size, value = pipe.execute()
         except Exception as exc:  # any fault of the tier: see the docstring
             self._fail(exc, "reading")
             return None
@@ -234,8 +268,9 @@ class RemoteTier:
             flags, mac = AUTHENTICATED, self._mac(name, entry)
         ttl = self.settings.ttl
         try:
-            self.client.set(name, WRAP.pack(WRAP_MAGIC, flags, mac) + entry,
-                            px=max(1, int(ttl * 1000)) if ttl else None)  # fmt: skip
+            with self._bounded(sending=len(entry)):
+                self.client.set(name, WRAP.pack(WRAP_MAGIC, flags, mac) + entry,
+                                px=max(1, int(ttl * 1000)) if ttl else None)  # fmt: skip
         except self._response_error as exc:  # full (OOM), read-only replica: reads go on
             self._fail(exc, "writing", writes_only=True)
             return False
@@ -249,7 +284,8 @@ class RemoteTier:
         name = self._name(key)
         if self._available(writing=True):
             try:
-                self.client.delete(name)
+                with self._bounded():
+                    self.client.delete(name)
             except Exception as exc:  # any fault of the tier: see the docstring
                 self._fail(exc, "deleting")
 
@@ -258,7 +294,8 @@ class RemoteTier:
         if not self._available():
             return False
         try:
-            return bool(self.client.exists(name))
+            with self._bounded():
+                return bool(self.client.exists(name))
         except Exception as exc:  # any fault of the tier: see the docstring
             self._fail(exc, "reading")
             return False
@@ -280,10 +317,12 @@ class RemoteTier:
             try:
                 lock = self.client.lock(name, timeout=life, blocking=False, thread_local=False)
                 while True:
-                    if lock.acquire(blocking=False):
-                        held = lock
-                        break
-                    if self.client.exists(self._name(key)) or time.monotonic() >= deadline:
+                    with self._bounded():
+                        if lock.acquire(blocking=False):
+                            held = lock
+                            break
+                        there = self.client.exists(self._name(key))
+                    if there or time.monotonic() >= deadline:
                         break
                     time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                     delay = min(delay * 2, 0.5)  # waiters back off: many machines, one server
@@ -298,7 +337,8 @@ class RemoteTier:
             stop.set()
             if held is not None:
                 try:
-                    held.release()  # token-checked: never frees a lock that expired and moved on
+                    with self._bounded():
+                        held.release()  # token-checked: never frees a lock that expired and moved on
                 except Exception:  # releasing is best effort: the lock expires
                     pass
 

@@ -73,6 +73,16 @@ def make_private_dirs(path: Path) -> None:
         raise NotADirectoryError(f"{path} is not a directory")
 
 
+def check_real_folder(path: Path) -> None:
+    """UnsafeFile unless `path` is a folder itself, not a link to one: the cache never
+    reads, writes or deletes through a link inside its own folder (`clear` would
+    otherwise remove `*.kc` files wherever a fan-out link points)."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise UnsafeFile(f"{path} is {what}")
+
+
 def read_regular(path: Path, limit: int) -> tuple[bytes, tuple[int, int]]:
     """The bytes and (st_dev, st_ino) of a regular file, opened without following
     a link and never blocking; UnsafeFile if it is anything else, or over `limit` bytes."""
@@ -88,7 +98,10 @@ def read_regular(path: Path, limit: int) -> tuple[bytes, tuple[int, int]]:
             raise UnsafeFile(f"{path} is not a regular file")
         if st.st_size > limit:
             raise TooLarge(f"{path} is {st.st_size} bytes, over the {limit}-byte limit")
-        return f.read(limit + 1), (st.st_dev, st.st_ino)
+        # st_size + 1, not limit + 1: f.read(n) allocates n bytes up front (1 GiB per
+        # cache hit, a MemoryError under strict overcommit); a file that grew since
+        # fstat shows up as one byte too many, which every caller's check rejects
+        return f.read(st.st_size + 1), (st.st_dev, st.st_ino)
 
 
 def open_regular(path: Path):

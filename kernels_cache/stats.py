@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import tempfile
 import threading
@@ -87,13 +88,12 @@ class Stats:
             return totals
         try:
             stored = json.loads(read_regular(self.path, limit=1 << 20)[0])
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: [[[[... nested JSON
             return totals
         if isinstance(stored, dict):
             for name in COUNTERS:
-                value = stored.get(name)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    totals[name] = value
+                if _count(stored.get(name)):
+                    totals[name] = stored[name]
         return totals
 
     def totals(self) -> dict[str, float]:
@@ -103,6 +103,11 @@ class Stats:
             for name, value in self._pending.items():
                 totals[name] += value
         return totals
+
+
+def _count(value) -> bool:
+    """Whether a stored counter is usable: a finite number >= 0 (not a bool, inf, NaN or -5)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -13,6 +13,7 @@ trusts only folders its user owns and alone may write (see safety.py).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -35,7 +36,13 @@ from .format import (
     encode_entry,
     read_meta,
 )
-from .safety import make_private_dirs, open_regular, read_regular, untrusted_reason
+from .safety import (
+    check_real_folder,
+    make_private_dirs,
+    open_regular,
+    read_regular,
+    untrusted_reason,
+)
 from .stats import Stats
 
 SUFFIX = ".kc"
@@ -70,8 +77,17 @@ class EntryInfo:
 
 
 def _seconds(meta: dict[str, Any]) -> float:
-    value = meta.get("build_seconds")
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    value = meta.get("build_seconds")  # an imported entry's meta may say anything: inf, -1, "x"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
+    return float(value) if ok else 0.0
+
+
+def _real_folder(path: Path) -> bool:
+    try:
+        check_real_folder(path)
+        return True
+    except OSError:
+        return False
 
 
 def _remove(path: Path) -> bool:
@@ -132,6 +148,10 @@ class KernelCache:
             return None
         identity = None
         try:
+            check_real_folder(path.parent)  # a link there: never read, or drop, through it
+        except OSError:  # absent (a plain miss), or a link
+            return None
+        try:
             data, identity = read_regular(path, limit=max(self.max_size, 1 << 20))
             binary, meta = decode_entry(key, data)
         except (FileNotFoundError, NotADirectoryError):
@@ -150,7 +170,7 @@ class KernelCache:
         """Remove key's entry because the caller found it unusable (say, its binary
         does not hold the expected kernels): one warning, counted in corrupt_dropped."""
         path = self.entry_path(key)
-        if self.trusted() and os.path.lexists(path):
+        if self.trusted() and _real_folder(path.parent) and os.path.lexists(path):
             self._drop(path, None, why)
         self._seconds_of.pop(key, None)
 
@@ -171,11 +191,20 @@ class KernelCache:
             _remove(path)
         self._stats.add(corrupt_dropped=1)
 
-    def put(self, key: str, binary: bytes, meta: dict[str, Any], durable: bool = True) -> bool:
+    def put(
+        self,
+        key: str,
+        binary: bytes,
+        meta: dict[str, Any],
+        durable: bool = True,
+        prune: bool = True,
+    ) -> bool:
         """Store an entry atomically; False (and one warning per instance) if the disk refuses.
 
         durable=False skips the fsync (4 ms here) for a copy that exists elsewhere:
-        after a power cut the file may be damaged, which a read detects and drops."""
+        after a power cut the file may be damaged, which a read detects and drops.
+        prune=False leaves the size limit to the caller (an import of n entries
+        prunes once, not n times: each prune lists the whole folder)."""
         path = self.entry_path(key)
         data = encode_entry(key, bytes(binary), meta)
         tmp = None
@@ -183,6 +212,7 @@ class KernelCache:
             return False
         try:
             make_private_dirs(path.parent)
+            check_real_folder(path.parent)  # never write through a link to elsewhere
             if not self.trusted():  # someone else's folder appeared at our path meanwhile
                 return False
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}.", suffix=".tmp")
@@ -207,7 +237,8 @@ class KernelCache:
             if tmp is not None:
                 _remove(Path(tmp))
         self._seconds_of[key] = _seconds(meta)
-        self.prune(self.max_size)
+        if prune:
+            self.prune(self.max_size)
         return True
 
     def _scan(self) -> list[tuple[float, str, int, Path]]:
@@ -217,7 +248,13 @@ class KernelCache:
         if not self.trusted():
             return []
         try:
-            folders = [d for d in os.scandir(self.root) if d.is_dir() and len(d.name) == 2]
+            # follow_symlinks=False: clear and prune delete what they find, so they must
+            # never list the files a link inside the cache points at
+            folders = [
+                d
+                for d in os.scandir(self.root)
+                if d.is_dir(follow_symlinks=False) and len(d.name) == 2
+            ]
         except OSError:
             return []
         for folder in folders:
@@ -264,7 +301,8 @@ class KernelCache:
             if _remove(path):
                 removed += 1
                 self._seconds_of.pop(key, None)
-                _remove(self.root / "locks" / f"{key}.lock")
+                if _real_folder(self.root / "locks"):
+                    _remove(self.root / "locks" / f"{key}.lock")
         return removed
 
     def clear(self) -> int:
@@ -288,6 +326,7 @@ class KernelCache:
             if not self.trusted():
                 raise PermissionError("untrusted cache folder")
             make_private_dirs(path.parent)
+            check_real_folder(path.parent)
             candidate = filelock.FileLock(str(path), timeout=timeout)
             candidate.acquire()
             held = candidate

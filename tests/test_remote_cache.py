@@ -4,6 +4,7 @@ verified and authenticated entries, one build across processes, and faults
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -26,7 +27,7 @@ from kernels_cache import (
     cache_key,
 )
 from kernels_cache import remote as remote_module
-from kernels_cache.format import encode_entry
+from kernels_cache.format import FORMAT_VERSION, HEADER, MAGIC, encode_entry
 
 REPO = Path(__file__).resolve().parents[1]
 X = np.arange(1, 9, dtype=np.float32)
@@ -178,6 +179,11 @@ def _poison(server, key: str, how: str, secret: bytes | None) -> None:
         tier(server).put(key, encode_entry(key, b"forged", {}))
     elif how == "a list":
         client.rpush(name, b"x")
+    elif how == "nested metadata":  # a valid sha256 around [[[[...: json.loads recursed
+        body = b'{"key": "' + key.encode() + b'", "meta": ' + b"[" * 10**5 + b"]" * 10**5 + b"}"
+        digest = hashlib.sha256(body + b"bin").digest()
+        entry = HEADER.pack(MAGIC, FORMAT_VERSION, len(body), 3, digest) + body + b"bin"
+        client.set(name, remote_module.WRAP.pack(remote_module.WRAP_MAGIC, 0, bytes(32)) + entry)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +198,7 @@ def _poison(server, key: str, how: str, secret: bytes | None) -> None:
         ("another secret", b"s3cret", "remote_auth_failures"),
         ("unauthenticated", b"s3cret", "remote_auth_failures"),
         ("a list", None, "remote_errors"),
+        ("nested metadata", None, "remote_corrupt"),
     ],
 )
 def test_poisoned_values_are_never_loaded(tmp_path, redis_server, how, secret, counter):

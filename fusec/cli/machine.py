@@ -120,7 +120,7 @@ def cmd_cache(args) -> int:
         for e in entries:
             print(
                 f"{e.key[:16]}  {human_size(e.size):>10}  {e.build_seconds * 1e3:>5.0f} ms  "
-                f"{_local_time(e.mtime):<16}  {e.name or '?'}"
+                f"{_local_time(e.mtime):<16}  {_shown_name(e.name)}"
             )
     elif args.action == "clear":
         removed = cache.clear()
@@ -154,6 +154,14 @@ def cmd_cache(args) -> int:
             else f"imported {result.entries} entries from {args.file}"
         )
     return EXIT_OK
+
+
+def _shown_name(name) -> str:
+    # Metadata comes from whoever wrote the entry (an imported archive): never print
+    # escape sequences (clear the screen, retitle the terminal) or a fake second line.
+    if not isinstance(name, str) or not name:
+        return "?"
+    return name if name.isprintable() else ascii(name)
 
 
 def _entry_json(e) -> dict:

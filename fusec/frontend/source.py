@@ -34,7 +34,10 @@ def read_source(path_or_text) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike):
         return os.fspath(path_or_text), read_ir(path_or_text)
     if isinstance(path_or_text, bytes | bytearray):  # as open() takes them, and read('rb')
-        path_or_text = os.fsdecode(bytes(path_or_text))
+        data = bytes(path_or_text)
+        if any(mark in data for mark in (b"\n", b"{", b"\0")):  # text, as for a str below
+            return "<input>", _decode(data, "<input>")  # UTF-8, as a file is
+        path_or_text = os.fsdecode(data)
     if not isinstance(path_or_text, str):
         raise TypeError(
             f"expected a path or IR text (str, bytes or os.PathLike), got {type(path_or_text).__name__}"
@@ -127,6 +130,10 @@ def read_ir(path, limit: int = IR_SIZE_LIMIT) -> str:
         raise CompileError(
             Diagnostic(f"a binary file, not IR text{onnx}", Pos(where.line, 1)), name, ""
         )
+    return _decode(data, name)
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -173,6 +180,8 @@ def load_npy(path) -> np.ndarray:
             raise InputFileError("not a .npy array file") from None
         if dtype.hasobject:
             raise InputFileError("holds Python objects (a pickle), which fusec never loads")
+        if any(d < 0 for d in shape):
+            raise InputFileError(f"its header claims a negative dimension, shape {shape}")
         count = math.prod(shape)
         claimed, held = count * dtype.itemsize, size - f.tell()
         if claimed != held:
@@ -181,6 +190,9 @@ def load_npy(path) -> np.ndarray:
             )
         f.seek(0)
         try:
-            return np.lib.format.read_array(f, allow_pickle=False)
+            array = np.lib.format.read_array(f, allow_pickle=False)
         except (ValueError, OSError) as e:
             raise InputFileError(f"not a readable .npy array ({e})") from None
+    # A big-endian file (written on or for such a machine) holds the same numbers:
+    # np.load users get them, so fusec converts to native order rather than refusing.
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))

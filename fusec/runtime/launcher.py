@@ -378,7 +378,7 @@ class Launcher:
         with self.runtime.allocator_lock:  # the memory pool is shared by every thread and graph
             try:
                 return self.runtime.allocator(max(1, nbytes))
-            except cl.MemoryError as e:
+            except (cl.MemoryError, cl.LogicError) as e:  # LogicError: over the largest buffer
                 raise CallError(
                     f"cannot allocate {nbytes:,} bytes on {self.runtime.info.name}: {e}"
                 ) from None
