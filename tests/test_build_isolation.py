@@ -47,10 +47,32 @@ def test_worker_timeout_is_a_worker_crash():
     platform, device = _device_names()
     w = BuildWorker(timeout=0.001)
     try:
-        with pytest.raises(WorkerCrash, match="did not finish"):
+        with pytest.raises(WorkerCrash, match="did not finish") as hung:
             w.build(platform, device, "__kernel void k(__global float *x) { x[0] = 4.0f; }", "")
+        assert hung.value.timed_out
     finally:
         w.close()
+
+
+def test_a_hung_build_is_not_retried_with_narrower_vectors(tmp_path):
+    script = textwrap.dedent(
+        """
+        import warnings, numpy as np, fusec
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fusec.compile("graph f(x: f32[N]) {\\n return x * 3 + 1\\n}")["f"](np.ones(9, np.float32))
+            except fusec.CompileError as e:
+                print("ERROR", e)
+        print("WARNINGS", [str(w.message) for w in caught])
+        """
+    )
+    env = {**os.environ, "FUSEC_CACHE_DIR": str(tmp_path / "cache"), "FUSEC_BUILD_TIMEOUT": "0.001"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "did not finish within" in out.stdout, out.stdout + out.stderr
+    assert "retrying" not in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize(

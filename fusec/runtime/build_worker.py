@@ -40,6 +40,8 @@ def _recv(stream):
 class WorkerCrash(Exception):
     """The worker died or hung while building; the message says how."""
 
+    timed_out = False  # it hung: a narrower retry would hang as long again
+
 
 class BuildWorker:
     """A lazily started worker process, restarted after a crash."""
@@ -88,7 +90,9 @@ class BuildWorker:
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 pipe.close()
             self._proc = None
-            raise WorkerCrash(f"the OpenCL compiler did not finish within {self.timeout:.0f} s")
+            hung = WorkerCrash(f"the OpenCL compiler did not finish within {self.timeout:.0f} s")
+            hung.timed_out = True
+            raise hung
         reply = _recv(proc.stdout)
         if reply is None:
             return self._crashed("the OpenCL compiler crashed")

@@ -273,7 +273,9 @@ class Runtime:
             )
         except WorkerCrash as e:
             err = CompileError(Diagnostic(f"building the kernels of {name} failed: {e}"))
-            err.crashed = True
+            # a crash may be vector code's (narrower vectors are tried); a hang is not retried:
+            # 10^4 outputs in one graph hung the build twice, 244 s and 6 GB in all
+            err.crashed = not e.timed_out
             raise err from None
         if "error" in reply:
             raise _rejected(name, reply["error"], self.device)
