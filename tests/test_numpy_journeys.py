@@ -47,3 +47,28 @@ def test_a_dict_of_outputs_comes_back_as_a_dict():
 def test_a_dict_output_that_is_no_array_names_its_key():
     with pytest.raises(fusec.TraceError, match="output 'n'"):
         fusec.jit(lambda a: {"y": a + 1, "n": 3})(X)
+
+
+@pytest.mark.parametrize(
+    "expr, column",
+    [("a + * b", 4), ("(a + 1", 0), ("a +", 3), ("  a + zz * a", 6), ("zz", 0)],
+)
+def test_evaluate_errors_point_at_the_culprit(expr, column):
+    a, b = X, Y  # noqa: F841 (names for the expression, from this frame)
+    with pytest.raises(fusec.TraceError) as info:
+        fusec.evaluate(expr)
+    assert info.value.column == column
+    assert str(info.value).endswith("\n    " + " " * column + "^")
+
+
+def test_evaluate_takes_lists_and_casts_safely_into_out_as_numexpr():
+    ne = pytest.importorskip("numexpr")
+    got = fusec.evaluate("x * 2 + y", local_dict={"x": [1.5, -2.0], "y": (3, 4)})
+    np.testing.assert_array_equal(
+        got, ne.evaluate("x * 2 + y", local_dict={"x": [1.5, -2.0], "y": (3, 4)})
+    )
+    out = np.empty(X.shape, np.float64)
+    assert fusec.evaluate("a * b + 1", local_dict={"a": X, "b": Y}, out=out) is out
+    np.testing.assert_allclose(out, (X * Y + 1).astype(np.float64), rtol=1e-6)
+    with pytest.raises(fusec.CallError, match="out"):  # float32 into int32 is no safe cast
+        fusec.evaluate("a * b", local_dict={"a": X, "b": Y}, out=np.empty(X.shape, np.int32))
