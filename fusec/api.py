@@ -19,7 +19,14 @@ from .ir import dtypes as dt
 from .ir.graph import verify
 from .ir.keywords import KEYWORDS
 from .ir.registry import Primitive, check_template, register
-from .passes import PIPELINE, fuse, grad_graph, place_views, simplify
+from .passes import (
+    PIPELINE,
+    fuse,
+    grad_graph,
+    materialize_view_outputs,
+    place_views,
+    simplify,
+)
 from .passes.autodiff import check_backward
 
 
@@ -52,7 +59,9 @@ def _front_end(name: str, text: str, grad: bool) -> FrontEnd:
             graphs.append(g)
             if grad:
                 derived[g.graph["name"]] = {
-                    kind: simplify(place_views(grad_graph(g, with_forward=with_forward)))
+                    kind: materialize_view_outputs(
+                        simplify(place_views(grad_graph(g, with_forward=with_forward)))
+                    )
                     for kind, with_forward in (("backward", False), ("forward_backward", True))
                 }
                 for d in derived[g.graph["name"]].values():
