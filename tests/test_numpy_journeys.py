@@ -72,3 +72,42 @@ def test_evaluate_takes_lists_and_casts_safely_into_out_as_numexpr():
     np.testing.assert_allclose(out, (X * Y + 1).astype(np.float64), rtol=1e-6)
     with pytest.raises(fusec.CallError, match="out"):  # float32 into int32 is no safe cast
         fusec.evaluate("a * b", local_dict={"a": X, "b": Y}, out=np.empty(X.shape, np.int32))
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        lambda a: a[:, None],
+        lambda a: a[None],
+        lambda a: a[..., None],
+        lambda a: a[None, :, None],
+        lambda a: a[..., None, :],
+    ],
+    ids=[":,None", "None", "...,None", "None,:,None", "...,None,:"],
+)
+@pytest.mark.parametrize("scale", [1.0, 2.0])  # * 1.0 leaves the view itself as the output
+def test_new_axes_index_as_numpy(index, scale):
+    def f(a):
+        return index(a) * scale
+
+    np.testing.assert_array_equal(fusec.jit(f)(X), f(X))
+
+
+def test_outer_product_by_new_axes_and_what_indexing_cannot_do():
+    v = rng.standard_normal(7).astype(np.float32)
+    np.testing.assert_allclose(fusec.jit(lambda a: a[:, None] * a[None, :])(v), np.outer(v, v))
+    with pytest.raises(fusec.TraceError, match=r"only new axes: x\[:, None\]"):
+        fusec.jit(lambda a: a[0] + 1)(X)
+    with pytest.raises(fusec.TraceError, match="too many indices"):
+        fusec.jit(lambda a: a[:, :, :, None])(X)
+
+
+def test_branching_on_a_number_argument_suggests_static_argnames():
+    def power(a, n=2):
+        return a if n == 0 else power(a, n - 1) * a
+
+    with pytest.raises(fusec.TraceError, match="static_argnames"):
+        fusec.jit(power)(X)
+    np.testing.assert_allclose(
+        fusec.jit(power, static_argnames=("n",))(X, n=3), X**4, rtol=1e-5, atol=1e-6
+    )

@@ -110,9 +110,15 @@ class TracedArray:
 
     # -- what needs values -------------------------------------------------------
     def __bool__(self):
+        hint = (
+            "; a number argument is traced too: name it in fusec.jit(..., static_argnames=...)"
+            " to branch on its value"
+            if not self.shape_symbols
+            else ""
+        )
         raise trace_error(
             "the truth value of a traced array is not known while tracing (an `if`, `while`, `and`,"
-            " `or` or `not` on an array); use np.where or fusec.where"
+            f" `or` or `not` on an array); use np.where or fusec.where{hint}"
         )
 
     def _value(self, what):
@@ -136,7 +142,26 @@ class TracedArray:
         self._value("iterating")
 
     def __getitem__(self, key):
-        raise trace_error("indexing and slicing a traced array: fusec graphs have no indexing")
+        """`x[:, None]`, `x[None]`, `x[..., None]`: new axes of length 1 (IR
+        `unsqueeze` views); any other index needs values or a slice fusec lacks."""
+        key = key if isinstance(key, tuple) else (key,)
+        full = slice(None)
+        if not all(k is None or k is Ellipsis or k == full for k in key) or key.count(...) > 1:
+            raise trace_error(
+                "indexing and slicing a traced array: fusec graphs have no indexing"
+                " (only new axes: x[:, None], x[None], x[..., None])"
+            )
+        if len(key) - key.count(None) - key.count(...) > self.ndim:
+            raise trace_error(f"too many indices for a traced array of {self.ndim} dimension(s)")
+        if ... in key:  # the axes the ellipsis stands for
+            i = key.index(...)
+            rest = self.ndim - (len(key) - key.count(None) - 1)
+            key = key[:i] + (full,) * rest + key[i + 1 :]
+        new_axes = [i for i, k in enumerate(key) if k is None]
+        out = self
+        for axis in new_axes:  # in increasing order: each is its axis in the result
+            out = self.tracer.emit("unsqueeze", (out,), {"axis": axis})
+        return out
 
     def __setitem__(self, key, value):
         raise trace_error("assigning into a traced array: fusec graphs have no in-place updates")
