@@ -80,3 +80,14 @@ def test_compile_mode_is_accepted_quietly_and_options_are_named(capfd):
     with pytest.warns(UserWarning, match=r"no options; ignoring \['max_autotune'\]"):
         got = torch.compile(model, backend=fusec.torch.backend, options={"max_autotune": True})(x)
     torch.testing.assert_close(got, model(x))
+
+
+def test_an_unknown_fusec_log_value_is_named_once(monkeypatch, capfd):
+    monkeypatch.setenv("FUSEC_LOG", "fusoin,ir")
+    torch._dynamo.reset()
+    fn = torch.compile(lambda x: (x * 2).exp(), backend=fusec.torch.backend)
+    x = torch.randn(5)
+    with pytest.warns(UserWarning, match="unknown fusoin; it takes fusion, ir") as record:
+        torch.testing.assert_close(fn(x), (x * 2).exp())
+    assert len([w for w in record if "FUSEC_LOG" in str(w.message)]) == 1
+    assert "graph fx_" in capfd.readouterr().err  # the kinds it knows still log

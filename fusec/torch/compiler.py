@@ -219,8 +219,22 @@ def named_by_content(lowered):
     return dataclasses.replace(lowered, text=text)
 
 
+LOG_KINDS = ("fusion", "ir")
+_warned_log_values: set = set()
+
+
 def _log(kind: str, text: str) -> None:
-    if kind in os.environ.get("FUSEC_LOG", "").replace(" ", "").split(","):
+    value = os.environ.get("FUSEC_LOG", "")
+    kinds = value.replace(" ", "").split(",")
+    unknown = sorted(set(kinds) - {*LOG_KINDS, ""})
+    if unknown and value not in _warned_log_values:  # a typo would silence the log
+        _warned_log_values.add(value)
+        warnings.warn(
+            f"FUSEC_LOG={value!r}: unknown {', '.join(unknown)}; it takes"
+            f" {', '.join(LOG_KINDS)} (comma-separated)",
+            stacklevel=2,
+        )
+    if kind in kinds:
         print(text, file=sys.stderr)
 
 
