@@ -111,3 +111,44 @@ def test_branching_on_a_number_argument_suggests_static_argnames():
     np.testing.assert_allclose(
         fusec.jit(power, static_argnames=("n",))(X, n=3), X**4, rtol=1e-5, atol=1e-6
     )
+
+
+SPECIAL = np.array([[np.nan, -np.inf, 0.0, 2.5, -1.5], [np.inf, 3.0, -0.5, 1e-3, 7.0]], np.float32)
+NUMPY_FUNCTIONS = {
+    "var": lambda a: a.var(axis=1),
+    "std ddof": lambda a: np.std(a, axis=0, ddof=1, keepdims=True),
+    "var all": lambda a: np.var(a),
+    "any/all": lambda a: (np.any(a > 1, axis=1), (a < 5).all(), np.all(a, axis=0)),
+    "like": lambda a: (np.zeros_like(a), np.ones_like(a) * 2, np.full_like(a, 7, dtype=np.float64)),
+    "trunc fabs": lambda a: (np.trunc(a * 3), np.fabs(a)),
+    "logaddexp": lambda a: (np.logaddexp(a, a), np.logaddexp(a, 1.0)),
+}
+
+
+def same(got, want):
+    for g, w in zip(*((v if isinstance(v, tuple) else (v,)) for v in (got, want)), strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", NUMPY_FUNCTIONS.values(), ids=NUMPY_FUNCTIONS)
+@pytest.mark.parametrize("data", ["plain", "special"])
+def test_more_numpy_functions_trace_as_numpy(fn, data):
+    a = X[:2] if data == "plain" else SPECIAL  # NaN, infinities, signed values
+    with np.errstate(all="ignore"):
+        want = fn(a)
+    same(fusec.jit(fn)(a), want)
+
+
+def test_matmul_and_dot_with_vectors_as_numpy():
+    v = rng.standard_normal(5).astype(np.float32)
+    u = rng.standard_normal(7).astype(np.float32)
+    for fn, args in [
+        (lambda a, b: a @ b, (X, v)),
+        (lambda a, b: b @ a, (X, u)),
+        (lambda a, b: np.dot(a, b), (v, v)),
+        (lambda a, b: np.matmul(a, b) + 1, (X, v)),
+    ]:
+        got, want = fusec.jit(fn)(*args), fn(*args)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

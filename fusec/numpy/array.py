@@ -71,7 +71,7 @@ class TracedArray:
             return NotImplemented
         return UFUNCS["power"](self, other)
 
-    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", swap=True)
+    __matmul__, __rmatmul__ = _ufunc("matmul"), _ufunc("matmul", swap=True)
     __lt__, __le__ = _binary("lt"), _binary("le")
     __gt__, __ge__ = _binary("gt"), _binary("ge")
     __eq__, __ne__ = _binary("eq"), _binary("ne")
@@ -188,6 +188,18 @@ class TracedArray:
 
     def min(self, axis=None, keepdims=False, **kw):
         return reduction("min")(self, axis, keepdims, **kw)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return FUNCTIONS["var"](self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return FUNCTIONS["std"](self, axis, dtype, out, ddof, keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        return FUNCTIONS["any"](self, axis, out, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        return FUNCTIONS["all"](self, axis, out, keepdims)
 
     def clip(self, min=None, max=None):
         return FUNCTIONS["clip"](self, min, max)

@@ -167,8 +167,45 @@ UFUNCS = {
     "isnan": lambda x: _emit("ne", (x, x)),
     "isinf": lambda x: _emit("eq", (_emit("abs", (x,)), math.inf)),
     "isfinite": lambda x: _emit("lt", (_emit("abs", (x,)), math.inf)),
-    "matmul": _op("matmul"),
+    "matmul": lambda a, b: _matmul(a, b),
+    "fabs": _op("abs"),
+    "trunc": lambda x: _emit(
+        "where", (_emit("lt", (x, 0)), _emit("ceil", (x,)), _emit("floor", (x,)))
+    ),
+    # max + log1p(exp(-|a - b|)): no overflow; equal infinities have no difference to take
+    "logaddexp": lambda a, b: _emit(
+        "where",
+        (
+            _emit("eq", (a, b)),
+            _emit("add", (a, math.log(2.0))),
+            _emit(
+                "add",
+                (
+                    _emit("maximum", (a, b)),
+                    _emit(
+                        "log1p",
+                        (_emit("exp", (_emit("neg", (_emit("abs", (_emit("sub", (a, b)),)),)),)),),
+                    ),
+                ),
+            ),
+        ),
+    ),
 }
+
+
+def _matmul(a, b):
+    """NumPy's matmul with a 1-D operand: a vector is a [K, 1] column (or a
+    [1, K] row) for the product, and that axis is dropped again."""
+    a_vec, b_vec = getattr(a, "ndim", 0) == 1, getattr(b, "ndim", 0) == 1
+    if a_vec and b_vec:
+        return _emit("sum", (_emit("mul", (a, b)),), {"axis": 0})
+    if b_vec:
+        product = _emit("matmul", (a, _emit("unsqueeze", (b,), {"axis": 1})))
+        return _emit("squeeze", (product,), {"axis": -1})
+    if a_vec:
+        product = _emit("matmul", (_emit("unsqueeze", (a,), {"axis": 0}), b))
+        return _emit("squeeze", (product,), {"axis": -2})
+    return _emit("matmul", (a, b))
 
 
 def _axes(x, axis) -> list[int]:
@@ -226,9 +263,60 @@ def _round(x, decimals=0, out=None):
 
 
 def _dot(a, b):
-    if a.ndim != 2 or getattr(b, "ndim", 0) != 2:
-        raise trace_error("dot: fusec traces dot of two matrices only (use matmul)")
-    return _emit("matmul", (a, b))
+    if a.ndim not in (1, 2) or getattr(b, "ndim", 0) not in (1, 2):
+        raise trace_error("dot: fusec traces dot of matrices and vectors only (use matmul)")
+    return _matmul(a, b)
+
+
+def _var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **unsupported):
+    """NumPy's var: the mean of squared deviations, times n / (n - ddof)."""
+    if (
+        dtype is not None
+        or out is not None
+        or any(v is not np._NoValue for v in unsupported.values())
+    ):
+        raise trace_error("var/std: fusec supports axis=, ddof= and keepdims= only")
+    centered = _emit("sub", (x, reduction("mean")(x, axis, True)))
+    var = reduction("mean")(_emit("square", (centered,)), axis, keepdims)
+    if ddof:
+        n = reduction("sum")(_filled(1)(centered), axis, keepdims)
+        var = _emit("div", (_emit("mul", (var, n)), _emit("sub", (n, ddof))))
+    return var
+
+
+def _bool_reduction(kind):
+    """any/all as a count of true (or false) values, as NumPy's over an empty axis too."""
+
+    def reduce(x, axis=None, out=None, keepdims=False, **unsupported):
+        if out is not None or any(v is not np._NoValue for v in unsupported.values()):
+            raise trace_error(f"{kind}: fusec supports axis= and keepdims= only")
+        flags = _emit("ne", (x, 0)) if x.dtype != np.bool_ else x
+        if kind == "all":
+            flags = _emit("logical_not", (flags,))
+        count = reduction("sum")(_emit("cast", (flags,), {"dtype": "i64"}), axis, keepdims)
+        return _emit("gt" if kind == "any" else "eq", (count, 0))
+
+    return reduce
+
+
+def _filled(value):
+    """zeros_like/ones_like/full_like: a constant of x's shape, from x's truth values
+    combined with a constant (so NaN and infinities make no difference)."""
+
+    def like(x, *args, dtype=None, **kwargs):
+        fill = args[0] if value is None and args else kwargs.pop("fill_value", value)
+        if kwargs.get("shape") is not None or not isinstance(fill, bool | int | float):
+            raise trace_error("*_like: fusec takes a number to fill and no shape=")
+        target = dtype if dtype is not None else x.dtype
+        truth = _emit("cast", (x,), {"dtype": np.bool_})
+        if not fill:
+            return _emit("cast", (_emit("logical_and", (truth, False)),), {"dtype": target})
+        ones = _emit("cast", (_emit("logical_or", (truth, True)),), {"dtype": target})
+        return (
+            ones if fill == 1 else _emit("cast", (_emit("mul", (ones, fill)),), {"dtype": target})
+        )
+
+    return like
 
 
 FUNCTIONS = {
@@ -244,5 +332,12 @@ FUNCTIONS = {
     "around": _round,
     "dot": _dot,
     "matmul": UFUNCS["matmul"],
+    "var": _var,
+    "std": lambda x, *args, **kwargs: _emit("sqrt", (_var(x, *args, **kwargs),)),
+    "any": _bool_reduction("any"),
+    "all": _bool_reduction("all"),
+    "zeros_like": _filled(0),
+    "ones_like": _filled(1),
+    "full_like": _filled(None),
     "ndim": lambda x: x.ndim,
 }
