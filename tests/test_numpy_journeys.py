@@ -152,3 +152,27 @@ def test_matmul_and_dot_with_vectors_as_numpy():
         got, want = fusec.jit(fn)(*args), fn(*args)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_numexprs_readme_examples_and_keywords_match_numexpr():
+    ne = pytest.importorskip("numexpr")
+    a, b = np.arange(1001.0), np.arange(1001.0)  # noqa: F841 (the expressions' names)
+    x, y = 2.5, 4.1  # noqa: F841
+    with np.errstate(all="ignore"):  # 0 / 0 in the first element, as in numexpr's README
+        for expr in (
+            "a + 1",
+            "a*b-4.1*a > 2.5*b",
+            "sin(a) + arcsinh(a/b)",
+            "a * b - y * a > x * b",
+        ):
+            want = ne.evaluate(expr)
+            got = fusec.evaluate(expr, order="K", casting="safe")
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, equal_nan=True)
+    out = np.empty(X.shape, np.int32)
+    fusec.evaluate("a * 3", local_dict={"a": X}, out=out, casting="unsafe")
+    np.testing.assert_array_equal(out, ne.evaluate("a * 3", local_dict={"a": X}).astype(np.int32))
+    with pytest.raises(fusec.CallError, match="out"):
+        fusec.evaluate("a * 3", local_dict={"a": X}, out=np.empty(X.shape), casting="no")
+    with pytest.raises(fusec.CallError, match="C-contiguous"):
+        fusec.evaluate("a * 3", local_dict={"a": X}, order="F")

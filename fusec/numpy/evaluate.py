@@ -286,9 +286,18 @@ def _constant_dtype(value) -> type:
     return np.float64
 
 
-def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
+CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def evaluate(expr: str, local_dict=None, global_dict=None, out=None, order="K", casting="safe"):
     """numexpr's `evaluate`: the value of `expr` over the arrays it names, taken
-    from `local_dict`/`global_dict`, by default the caller's locals and globals."""
+    from `local_dict`/`global_dict`, by default the caller's locals and globals.
+    `casting` applies to `out` of another dtype, as numexpr's; results are C-ordered
+    (`order` 'K', 'A' or 'C')."""
+    if order not in ("K", "A", "C"):
+        raise CallError(f"order={order!r}: fusec's results are C-contiguous ('K', 'A' or 'C')")
+    if casting not in CASTINGS:
+        raise CallError(f"casting={casting!r}: one of {', '.join(CASTINGS)}")
     names, function = _compiled(expr)
     if not names:  # constants alone (`sin(1.0)`): folded, a 0-d array as numexpr's
         value = np.asarray(_fold(expr), dtype=_constant_dtype(_fold(expr)))
@@ -320,11 +329,11 @@ def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
         except CallError as e:
             if not isinstance(out, np.ndarray):
                 raise
-            # numexpr's casting='safe': a float32 result into a float64 `out`
+            # numexpr's `casting` (default 'safe': a float32 result into a float64 `out`)
             result = function(*values)
-            if result.shape != out.shape or not np.can_cast(result.dtype, out.dtype, "safe"):
+            if result.shape != out.shape or not np.can_cast(result.dtype, out.dtype, casting):
                 raise e from None
-            np.copyto(out, result)
+            np.copyto(out, result, casting=casting)
             return out
     except ExpressionError:
         raise
