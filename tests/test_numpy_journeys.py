@@ -176,3 +176,26 @@ def test_numexprs_readme_examples_and_keywords_match_numexpr():
         fusec.evaluate("a * 3", local_dict={"a": X}, out=np.empty(X.shape), casting="no")
     with pytest.raises(fusec.CallError, match="C-contiguous"):
         fusec.evaluate("a * 3", local_dict={"a": X}, order="F")
+
+
+def test_transposed_matrices_trace_as_gemm_operands():
+    b = rng.standard_normal((7, 3)).astype(np.float32)
+    c = rng.standard_normal((3, 5)).astype(np.float32)
+    cases = [
+        (lambda a, b: a.T @ b, (X, b)),
+        (lambda a, c: np.dot(a, c.T) + 1, (X, c)),
+        (lambda b, c: np.matmul(b.T, c.T.T.T), (b, X.T.copy())),
+        (lambda a: (a - a.mean(axis=0)).T @ (a - a.mean(axis=0)) / 6, (X,)),  # a covariance
+        (lambda a: np.exp(a.T.T), (X,)),
+    ]
+    for fn, args in cases:
+        got, want = fusec.jit(fn)(*args), fn(*args)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    f = fusec.jit(lambda a, b: (a.T @ b).sum(), grad=True)
+    _, grads = f.value_and_grad(X, b)
+    np.testing.assert_allclose(
+        grads["a"], np.broadcast_to(b.sum(1, keepdims=True), X.shape), rtol=1e-5
+    )
+    with pytest.raises(fusec.TraceError, match="only traced as an operand of @"):
+        fusec.jit(lambda a: np.exp(a.T))(X)

@@ -11,6 +11,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from .locate import trace_error
 from .numpy_ops import FUNCTIONS, UFUNCS, reduction
+from .transposed import Transposed
 
 
 def _binary(op, swap=False):
@@ -170,6 +171,15 @@ class TracedArray:
         raise trace_error(
             "converting a traced array to a NumPy array needs its values (np.asarray, np.array)"
         )
+
+    @property
+    def T(self):
+        """NumPy's transpose: itself for rank 0 and 1; of a matrix, a gemm operand."""
+        if self.ndim <= 1:
+            return self
+        if self.ndim > 2:
+            raise trace_error(".T of a traced array of rank 3 or more: fusec's IR has no transpose")
+        return Transposed(self)
 
     def __getattr__(self, name):
         if name.startswith("_"):

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .locate import trace_error
+from .transposed import Transposed, transposed_matmul
 
 
 def _op(name):
@@ -196,6 +197,8 @@ UFUNCS = {
 def _matmul(a, b):
     """NumPy's matmul with a 1-D operand: a vector is a [K, 1] column (or a
     [1, K] row) for the product, and that axis is dropped again."""
+    if isinstance(a, Transposed) or isinstance(b, Transposed):
+        return transposed_matmul(a, b)
     a_vec, b_vec = getattr(a, "ndim", 0) == 1, getattr(b, "ndim", 0) == 1
     if a_vec and b_vec:
         return _emit("sum", (_emit("mul", (a, b)),), {"axis": 0})
