@@ -3,6 +3,7 @@ back, warned or crashed: BatchNorm1d (train and eval) and cross entropy's
 masked_fill in fusec graphs, torch.compile's `mode`/`options`. Each result
 is checked against eager."""
 
+import copy
 import warnings
 
 import pytest
@@ -91,3 +92,24 @@ def test_an_unknown_fusec_log_value_is_named_once(monkeypatch, capfd):
         torch.testing.assert_close(fn(x), (x * 2).exp())
     assert len([w for w in record if "FUSEC_LOG" in str(w.message)]) == 1
     assert "graph fx_" in capfd.readouterr().err  # the kinds it knows still log
+
+
+def test_dropout_in_training_backward_is_one_fusec_graph_and_matches_eager():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(8, 16), nn.GELU(approximate="tanh"), nn.Dropout(0.3), nn.Linear(16, 4)
+    )
+    reference = copy.deepcopy(model)
+    x = torch.randn(5, 8)
+    with collecting(Explanation()) as report:
+        torch.manual_seed(1)  # the same dropout mask in both runs
+        got = torch.compile(model, backend=fusec.torch.backend)(x)
+        got.sum().backward()
+    torch.manual_seed(1)
+    want = reference(x)
+    want.sum().backward()
+    torch.testing.assert_close(got, want)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad)
+    backward = [g for g in report if g.kind == "backward"]
+    assert backward and not backward[0].fallbacks, str(report)  # the RNG stays in the forward

@@ -56,6 +56,8 @@ DECOMPOSITIONS = get_decompositions(
         aten.native_batch_norm_backward,
         # masked_fill becomes where (cross entropy's label_smoothing and ignore_index)
         aten.masked_fill,
+        # dropout's backward: grad * mask * scale (the forward's RNG stays in PyTorch)
+        aten.native_dropout_backward,
         aten.lerp,
         # detach becomes alias, as in Inductor's decompositions: the min-cut
         # partitioner may recompute through alias, not through detach, so a
