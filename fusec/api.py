@@ -19,15 +19,9 @@ from .ir import dtypes as dt
 from .ir.graph import verify
 from .ir.keywords import KEYWORDS
 from .ir.registry import Primitive, check_template, register
-from .passes import (
-    PIPELINE,
-    fuse,
-    grad_graph,
-    materialize_view_outputs,
-    place_views,
-    simplify,
-)
+from .passes import PIPELINE, fuse, grad_graph, place_views, simplify
 from .passes.autodiff import check_backward
+from .passes.views import materialize_view_outputs
 
 
 @dataclass

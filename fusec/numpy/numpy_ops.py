@@ -173,25 +173,15 @@ UFUNCS = {
     "trunc": lambda x: _emit(
         "where", (_emit("lt", (x, 0)), _emit("ceil", (x,)), _emit("floor", (x,)))
     ),
-    # max + log1p(exp(-|a - b|)): no overflow; equal infinities have no difference to take
-    "logaddexp": lambda a, b: _emit(
-        "where",
-        (
-            _emit("eq", (a, b)),
-            _emit("add", (a, math.log(2.0))),
-            _emit(
-                "add",
-                (
-                    _emit("maximum", (a, b)),
-                    _emit(
-                        "log1p",
-                        (_emit("exp", (_emit("neg", (_emit("abs", (_emit("sub", (a, b)),)),)),)),),
-                    ),
-                ),
-            ),
-        ),
-    ),
+    "logaddexp": lambda a, b: _logaddexp(a, b),
 }
+
+
+def _logaddexp(a, b):
+    """max + log1p(exp(-|a - b|)): no overflow; equal infinities have no difference."""
+    spread = _emit("exp", (_emit("neg", (_emit("abs", (_emit("sub", (a, b)),)),)),))
+    apart = _emit("add", (_emit("maximum", (a, b)), _emit("log1p", (spread,))))
+    return _emit("where", (_emit("eq", (a, b)), _emit("add", (a, math.log(2.0))), apart))
 
 
 def _matmul(a, b):

@@ -1,7 +1,6 @@
-"""`x.T` of a traced matrix: fusec's IR has no transpose of a value, but its
-`gemm` reads an operand transposed in place, so `a.T @ b`, `a @ b.T` and
-`a.T @ b.T` (also through `np.matmul`/`np.dot`) trace; any other use of
-`x.T` is a TraceError saying so."""
+"""`x.T` of a traced matrix: the IR has no transpose of a value, but `gemm`
+reads an operand transposed in place, so `a.T @ b`, `a @ b.T`, `a.T @ b.T`
+(and through np.matmul/np.dot) trace; any other use is a TraceError."""
 
 from __future__ import annotations
 
@@ -15,21 +14,12 @@ _ONLY = (
 )
 
 
-def _operand(value):
-    """(array, transposed) for a matmul operand, or None for anything else."""
-    if isinstance(value, Transposed):
-        return value.base, True
-    if getattr(value, "ndim", None) == 2 and hasattr(value, "tracer"):
-        return value, False
-    return None
-
-
 def transposed_matmul(a, b):
     """a @ b where a or b is a Transposed matrix: one gemm, transposes in place."""
-    left, right = _operand(a), _operand(b)
-    if left is None or right is None:
+    ops = [(v.base, True) if isinstance(v, Transposed) else (v, False) for v in (a, b)]
+    if any(getattr(v, "ndim", None) != 2 or not hasattr(v, "tracer") for v, _ in ops):
         raise trace_error(_ONLY + "; both operands must be traced matrices")
-    (x, ta), (w, tb) = left, right
+    (x, ta), (w, tb) = ops
     return x.tracer.emit("gemm", (x, w), {"ta": ta, "tb": tb})
 
 
@@ -37,19 +27,10 @@ class Transposed:
     """The transpose of a traced [M, N] matrix, waiting to be a gemm operand."""
 
     __array_priority__ = 1001  # NumPy and TracedArray defer to our reflected operators
-
-    def __init__(self, base):
-        self.base = base
-
-    @property
-    def T(self):
-        return self.base
-
     ndim = 2
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.base.dtype
+    def __init__(self, base):
+        self.base, self.T, self.dtype = base, base, base.dtype
 
     def __matmul__(self, other):
         return transposed_matmul(self, other)
@@ -68,13 +49,10 @@ class Transposed:
         raise trace_error(_ONLY)
 
     def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
+        raise AttributeError(name) if name.startswith("_") else trace_error(_ONLY)
+
+    def _refuse(self, *args):
         raise trace_error(_ONLY)
 
-    def _refuse(self, *args, **kwargs):
-        raise trace_error(_ONLY)
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
-    __truediv__ = __rtruediv__ = __pow__ = __neg__ = __getitem__ = __bool__ = _refuse
-    __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _refuse
+    __rtruediv__ = __pow__ = __neg__ = __getitem__ = __bool__ = __lt__ = __gt__ = _refuse
