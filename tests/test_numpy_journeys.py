@@ -199,3 +199,17 @@ def test_transposed_matrices_trace_as_gemm_operands():
     )
     with pytest.raises(fusec.TraceError, match="only traced as an operand of @"):
         fusec.jit(lambda a: np.exp(a.T))(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inverse_hyperbolics_stay_finite_for_large_values(dtype):
+    # x * x overflowed past 1.8e19 in float32: arcsinh(1e30) was NaN, arccosh(1e30) inf
+    x = np.array([1e-30, 0.5, 3.0, 1e10, 1e19, 1e30, 3e38, np.inf], dtype)
+    x = np.concatenate([x, -x])
+    for expr, ref, arg in (
+        ("arcsinh(x)", np.arcsinh, x),
+        ("arccosh(x)", np.arccosh, np.abs(x) + 1),
+    ):
+        got = fusec.evaluate(expr, local_dict={"x": arg})
+        np.testing.assert_allclose(got, ref(arg), rtol=4 * np.finfo(dtype).eps)
+        np.testing.assert_allclose(fusec.jit(ref)(arg), ref(arg), rtol=4 * np.finfo(dtype).eps)

@@ -98,6 +98,7 @@ class JitFunction:
     """A function compiled by fusec on its first call per signature."""
 
     def __init__(self, fn, *, grad=False, static_argnames=(), device=None):
+        fn = _ufunc_as_function(fn) if isinstance(fn, np.ufunc) else fn
         self.fn, self.grad, self.device = fn, grad, device
         self.static = frozenset(static_argnames)
         self.signature_of_fn = inspect.signature(fn)
@@ -293,6 +294,21 @@ class JitFunction:
         return self._traced(names, values), [
             v for n, v in zip(names, values, strict=True) if n not in self.static
         ]
+
+
+def _ufunc_as_function(ufunc):
+    """`fusec.jit(np.tanh)`: the ufunc's array operands only (its signature's
+    `out`, `where`, ... keywords are no arrays to trace)."""
+
+    def call(*operands):
+        return ufunc(*operands)
+
+    call.__name__ = call.__qualname__ = ufunc.__name__
+    positional = inspect.Parameter.POSITIONAL_ONLY
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i + 1}", positional) for i in range(ufunc.nin)]
+    )
+    return call
 
 
 def _exact_key(args) -> tuple:

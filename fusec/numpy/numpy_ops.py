@@ -47,19 +47,26 @@ def _arctanh(x):  # atanh(x) = log1p(2x / (1 - x)) / 2, accurate near 0
     )
 
 
-def _arcsinh(x):  # sign(x) * log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))), accurate near 0
+def _arcsinh(x):
+    # sign(x) * log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))), accurate near 0, with the
+    # fraction as |x| / (t + sqrt(1 + t^2)), t = 1 / |x|: x^2 overflows past 1.8e19 (f32)
     a = _emit("abs", (x,))
-    sq = _emit("mul", (a, a))
-    root = _emit("add", (_emit("sqrt", (_emit("add", (sq, 1)),)), 1))
-    inner = _emit("add", (a, _emit("div", (sq, root))))
-    return _emit("mul", (_emit("sign", (x,)), _emit("log1p", (inner,))))
-
-
-def _arccosh(x):  # t = x - 1: log1p(t + sqrt(2t + t^2)), accurate near 1
-    t = _emit("sub", (x, 1))
+    t = _emit("reciprocal", (a,))
+    root = _emit("add", (t, _emit("sqrt", (_emit("add", (_emit("mul", (t, t)), 1)),))))
+    inner = _emit("log1p", (_emit("add", (a, _emit("div", (a, root)))),))
+    # past 2^60, log(2|x|) exactly (the 1 / 4x^2 left is below every float's eps): 2|x| overflows
+    huge = _emit("add", (_emit("log", (a,)), math.log(2.0)))
     return _emit(
-        "log1p", (_emit("add", (t, _emit("sqrt", (_emit("mul", (t, _emit("add", (t, 2)))),)))),)
+        "mul", (_emit("sign", (x,)), _emit("where", (_emit("gt", (a, 2.0**60)), huge, inner)))
     )
+
+
+def _arccosh(x):  # t = x - 1: log1p(t + sqrt(t) * sqrt(t + 2)), accurate near 1
+    t = _emit("sub", (x, 1))
+    root = _emit("mul", (_emit("sqrt", (t,)), _emit("sqrt", (_emit("add", (t, 2)),))))
+    near = _emit("log1p", (_emit("add", (t, root)),))
+    huge = _emit("add", (_emit("log", (x,)), math.log(2.0)))  # as arcsinh's: 2x overflows
+    return _emit("where", (_emit("gt", (t, 2.0**60)), huge, near))
 
 
 def _scaled_log(factor):
