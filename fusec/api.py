@@ -21,6 +21,7 @@ from .ir.keywords import KEYWORDS
 from .ir.registry import Primitive, check_template, register
 from .passes import PIPELINE, fuse, grad_graph, place_views, simplify
 from .passes.autodiff import check_backward
+from .passes.views import materialize_view_outputs
 
 
 @dataclass
@@ -52,7 +53,9 @@ def _front_end(name: str, text: str, grad: bool) -> FrontEnd:
             graphs.append(g)
             if grad:
                 derived[g.graph["name"]] = {
-                    kind: simplify(place_views(grad_graph(g, with_forward=with_forward)))
+                    kind: materialize_view_outputs(
+                        simplify(place_views(grad_graph(g, with_forward=with_forward)))
+                    )
                     for kind, with_forward in (("backward", False), ("forward_backward", True))
                 }
                 for d in derived[g.graph["name"]].values():

@@ -31,6 +31,10 @@ REFUSED = {
     r"test_gemm_(transposeA|all_attributes)$": "transA=1 with A computed at run time",
     r"test_matmul_(3d|4d|bcast|1d_3d|4d_1d|1d_1d)$": "fusec's matmul takes a 2-D",
     r"test_div_int32_trunc$": "truncates",
+    # the cases use the Mean/InvStdDev (and running-stat) outputs; exports use one
+    r"test_batchnorm_.*training_mode$": "only one output",
+    r"test_layer_normalization_": "only one output",
+    r"test_flatten_": "merges dimensions",  # every case merges (the IR has no reshape)
 }
 
 

@@ -63,3 +63,16 @@ def test_views_forward_and_gradients_match_torch(graph, n):
 def test_view_errors_name_the_axis(body, message):
     with pytest.raises(fusec.CompileError, match=message):
         fusec.compile_graphs(f"graph f(x: f32[N, 5]) {{ return {body} }}")
+
+
+def test_an_output_that_simplify_leaves_a_view_gets_memory_of_its_own():
+    # `* 1.0` folds away, leaving the unsqueeze chain itself as the output
+    text = """
+graph g(a: f32[N, M]) {
+    return unsqueeze(unsqueeze(a, axis=0), axis=2) * 1.0, unsqueeze(a, axis=1) * 1.0
+}
+"""
+    a = np.arange(21, dtype=np.float32).reshape(3, 7)
+    y, z = fusec.compile(text, grad=True)["g"](a)
+    np.testing.assert_array_equal(y, a[None, :, None])
+    np.testing.assert_array_equal(z, a[:, None])

@@ -17,7 +17,7 @@ import networkx as nx
 
 from ..ir.ops.linalg import gemm_dims
 from ..ir.registry import lookup
-from ..passes.fuse import FusionGroup
+from ..passes.fuse import FusionGroup, view_root
 from . import gemm_layouts
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
@@ -50,13 +50,15 @@ class GemmKernel(ElementwiseKernel):
         )
         self.operand_args = []
         for node in (self.x, self.w):
-            data = g.nodes[node]
+            # a view (squeeze/unsqueeze) operand reads its root's memory, contiguous as it is
+            root = view_root(g, node)
+            data = g.nodes[root]
             if data["op"] == "param":
                 self.operand_args.append(
                     KernelArg(data["name"], Param(data["name"]), data["dtype"])
                 )
             else:
-                self.operand_args.append(KernelArg(temp_name(node), Stored(node), data["dtype"]))
+                self.operand_args.append(KernelArg(temp_name(root), Stored(root), data["dtype"]))
 
         def known(dims):
             return math.prod(dims) if all(isinstance(d, int) for d in dims) else None

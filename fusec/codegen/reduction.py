@@ -279,9 +279,12 @@ class ReductionKernel(StreamedColumns, NanFlagSteps, ElementwiseKernel):
         """Lines computing the prologue at `base`, and the element to combine (read as the operand dtype)."""
         (operand,) = self.g.nodes[self.group.anchor]["args"]
         lines, names = self.compute(w, base)
-        return lines, convert(
+        value = convert(
             self._operand(operand, names, w), self.g.nodes[operand]["dtype"], self.operand_dtype, w
         )
+        if w > 1 and self.operand_dtype == "bool":  # a vector mask is -1 where true: count 1
+            value = f"(-({value}))"
+        return lines, value
 
     def _strided_loop(self, init: str) -> list[str]:
         """Work-item t: output o = t % m, steps t / m, + chunks, ...: any axes."""

@@ -11,6 +11,7 @@ import numpy as np
 from ..ir import dtypes as dt
 from .locate import trace_error
 from .numpy_ops import FUNCTIONS, UFUNCS, reduction
+from .transposed import Transposed
 
 
 def _binary(op, swap=False):
@@ -71,7 +72,7 @@ class TracedArray:
             return NotImplemented
         return UFUNCS["power"](self, other)
 
-    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", swap=True)
+    __matmul__, __rmatmul__ = _ufunc("matmul"), _ufunc("matmul", swap=True)
     __lt__, __le__ = _binary("lt"), _binary("le")
     __gt__, __ge__ = _binary("gt"), _binary("ge")
     __eq__, __ne__ = _binary("eq"), _binary("ne")
@@ -110,9 +111,15 @@ class TracedArray:
 
     # -- what needs values -------------------------------------------------------
     def __bool__(self):
+        hint = (
+            "; a number argument is traced too: name it in fusec.jit(..., static_argnames=...)"
+            " to branch on its value"
+            if not self.shape_symbols
+            else ""
+        )
         raise trace_error(
             "the truth value of a traced array is not known while tracing (an `if`, `while`, `and`,"
-            " `or` or `not` on an array); use np.where or fusec.where"
+            f" `or` or `not` on an array); use np.where or fusec.where{hint}"
         )
 
     def _value(self, what):
@@ -136,7 +143,26 @@ class TracedArray:
         self._value("iterating")
 
     def __getitem__(self, key):
-        raise trace_error("indexing and slicing a traced array: fusec graphs have no indexing")
+        """`x[:, None]`, `x[None]`, `x[..., None]`: new axes of length 1 (IR
+        `unsqueeze` views); any other index needs values or a slice fusec lacks."""
+        key = key if isinstance(key, tuple) else (key,)
+        full = slice(None)
+        if not all(k is None or k is Ellipsis or k == full for k in key) or key.count(...) > 1:
+            raise trace_error(
+                "indexing and slicing a traced array: fusec graphs have no indexing"
+                " (only new axes: x[:, None], x[None], x[..., None])"
+            )
+        if len(key) - key.count(None) - key.count(...) > self.ndim:
+            raise trace_error(f"too many indices for a traced array of {self.ndim} dimension(s)")
+        if ... in key:  # the axes the ellipsis stands for
+            i = key.index(...)
+            rest = self.ndim - (len(key) - key.count(None) - 1)
+            key = key[:i] + (full,) * rest + key[i + 1 :]
+        new_axes = [i for i, k in enumerate(key) if k is None]
+        out = self
+        for axis in new_axes:  # in increasing order: each is its axis in the result
+            out = self.tracer.emit("unsqueeze", (out,), {"axis": axis})
+        return out
 
     def __setitem__(self, key, value):
         raise trace_error("assigning into a traced array: fusec graphs have no in-place updates")
@@ -145,6 +171,15 @@ class TracedArray:
         raise trace_error(
             "converting a traced array to a NumPy array needs its values (np.asarray, np.array)"
         )
+
+    @property
+    def T(self):
+        """NumPy's transpose: itself for rank 0 and 1; of a matrix, a gemm operand."""
+        if self.ndim <= 1:
+            return self
+        if self.ndim > 2:
+            raise trace_error(".T of a traced array of rank 3 or more: fusec's IR has no transpose")
+        return Transposed(self)
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -163,6 +198,18 @@ class TracedArray:
 
     def min(self, axis=None, keepdims=False, **kw):
         return reduction("min")(self, axis, keepdims, **kw)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return FUNCTIONS["var"](self, axis, dtype, out, ddof, keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return FUNCTIONS["std"](self, axis, dtype, out, ddof, keepdims)
+
+    def any(self, axis=None, out=None, keepdims=False):
+        return FUNCTIONS["any"](self, axis, out, keepdims)
+
+    def all(self, axis=None, out=None, keepdims=False):
+        return FUNCTIONS["all"](self, axis, out, keepdims)
 
     def clip(self, min=None, max=None):
         return FUNCTIONS["clip"](self, min, max)

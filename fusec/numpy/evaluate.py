@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from ..diagnostics import TraceError
+from ..diagnostics import CallError, TraceError
 from .jit import JitFunction, jit
 from .numpy_ops import UFUNCS, reduction
 
@@ -225,7 +225,7 @@ def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
         try:
             tree = ast.parse(expr.strip(), mode="eval")
         except SyntaxError as e:
-            raise _error(f"syntax error: {e.msg}") from None
+            raise _error(f"syntax error: {e.msg}", _syntax_position(expr, e)) from None
         names = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and node not in (
@@ -250,6 +250,24 @@ def _compiled(expr: str) -> tuple[tuple[str, ...], JitFunction]:
     return tuple(names), jit(expression)
 
 
+def _syntax_position(expr: str, e: SyntaxError):
+    """Where Python's parser stopped, as a node-like column in `expr` (None
+    past its first line; it parsed `expr.strip()`)."""
+    if e.lineno != 1:
+        return None
+    stripped = expr.strip()  # offset 0: the expression ended too soon
+    col = (e.offset - 1 if e.offset else len(stripped)) + len(expr) - len(expr.lstrip())
+    return ast.Constant(value=None, col_offset=min(col, len(expr.rstrip())))
+
+
+def _first_use(expr: str, name: str):
+    """The first Name node of `name` in the expression (for its column)."""
+    tree = ast.parse(expr.strip(), mode="eval")
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == name]
+    first = min(uses, key=lambda n: n.col_offset)
+    return ast.Constant(value=None, col_offset=first.col_offset + len(expr) - len(expr.lstrip()))
+
+
 @functools.lru_cache(maxsize=512)
 def _fold(expr: str):
     _current().append(expr)
@@ -268,9 +286,18 @@ def _constant_dtype(value) -> type:
     return np.float64
 
 
-def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
+CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def evaluate(expr: str, local_dict=None, global_dict=None, out=None, order="K", casting="safe"):
     """numexpr's `evaluate`: the value of `expr` over the arrays it names, taken
-    from `local_dict`/`global_dict`, by default the caller's locals and globals."""
+    from `local_dict`/`global_dict`, by default the caller's locals and globals.
+    `casting` applies to `out` of another dtype, as numexpr's; results are C-ordered
+    (`order` 'K', 'A' or 'C')."""
+    if order not in ("K", "A", "C"):
+        raise CallError(f"order={order!r}: fusec's results are C-contiguous ('K', 'A' or 'C')")
+    if casting not in CASTINGS:
+        raise CallError(f"casting={casting!r}: one of {', '.join(CASTINGS)}")
     names, function = _compiled(expr)
     if not names:  # constants alone (`sin(1.0)`): folded, a 0-d array as numexpr's
         value = np.asarray(_fold(expr), dtype=_constant_dtype(_fold(expr)))
@@ -285,17 +312,29 @@ def evaluate(expr: str, local_dict=None, global_dict=None, out=None):
     values = []
     for name in names:
         if name in local_dict:
-            values.append(local_dict[name])
+            value = local_dict[name]
         elif name in global_dict:
-            values.append(global_dict[name])
+            value = global_dict[name]
         else:
             _current().append(expr)
             try:
-                raise _error(f"name {name!r} is not defined")
+                raise _error(f"name {name!r} is not defined", _first_use(expr, name))
             finally:
                 _current().pop()
+        # numexpr takes any sequence NumPy does (np.asarray)
+        values.append(np.asarray(value) if isinstance(value, list | tuple) else value)
     try:
-        return function(*values, out=out)
+        try:
+            return function(*values, out=out)
+        except CallError as e:
+            if not isinstance(out, np.ndarray):
+                raise
+            # numexpr's `casting` (default 'safe': a float32 result into a float64 `out`)
+            result = function(*values)
+            if result.shape != out.shape or not np.can_cast(result.dtype, out.dtype, casting):
+                raise e from None
+            np.copyto(out, result, casting=casting)
+            return out
     except ExpressionError:
         raise
     except TraceError as e:  # found when the traced text compiles: name the expression

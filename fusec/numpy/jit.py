@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import types
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,13 +91,14 @@ class Traced:
     graph: object
     params: list
     arg_names: list
-    structure: type | None
+    structure: type | tuple | None  # tuple, list, a dict's keys, or None (one array)
 
 
 class JitFunction:
     """A function compiled by fusec on its first call per signature."""
 
     def __init__(self, fn, *, grad=False, static_argnames=(), device=None):
+        fn = _ufunc_as_function(fn) if isinstance(fn, np.ufunc) else fn
         self.fn, self.grad, self.device = fn, grad, device
         self.static = frozenset(static_argnames)
         self.signature_of_fn = inspect.signature(fn)
@@ -112,7 +115,29 @@ class JitFunction:
         self._positional_calls: dict = {}
         self._plain = self._simple and not self.static
         self._lock = threading.RLock()  # a traced function may call another jitted one
+        self._methods = weakref.WeakKeyDictionary()  # instance -> its bound JitFunction
         functools.update_wrapper(self, fn)
+
+    def __get__(self, instance, owner=None):
+        """`@fusec.jit` on a method: `obj.method` is the function bound to `obj`,
+        jitted with the same options (one per instance, so each keeps its traces)."""
+        if instance is None:
+            return self
+        try:
+            return self._methods[instance]
+        except (KeyError, TypeError):  # TypeError: an instance that cannot be weakly keyed
+            pass
+        bound = JitFunction(
+            types.MethodType(self.fn, instance),
+            grad=self.grad,
+            static_argnames=self.static,
+            device=self.device,
+        )
+        try:
+            self._methods[instance] = bound
+        except TypeError:
+            pass  # not cached: the next access traces again (the compile cache keeps the build)
+        return bound
 
     def _arguments(self, args, kwargs) -> tuple[list[str], list]:
         if self._simple and not kwargs and len(args) == len(self._positional):
@@ -193,11 +218,14 @@ class JitFunction:
             self._simple and len(names) == len(self._positional),
         )
         result = self.fn(*rebuilt[0], **rebuilt[1])
-        structure = type(result) if isinstance(result, tuple | list) else None
-        outputs = list(result) if structure else [result]
+        structure = _structure(result)
+        outputs = (
+            list(result.values() if isinstance(result, dict) else result) if structure else [result]
+        )
         for i, out in enumerate(outputs):
             if not isinstance(out, TracedArray):
-                where = f"output {i}" if structure else "the result"
+                key = structure[i] if isinstance(structure, tuple) else i
+                where = f"output {key!r}" if structure else "the result"
                 raise TraceError(
                     f"{self.fn.__name__} returned {type(out).__name__} as {where}: a traced function"
                     " must return arrays computed from its arguments",
@@ -248,11 +276,13 @@ class JitFunction:
     def value_and_grad(self, *args, grad_outputs=None, **kwargs):
         """The outputs and {argument name: gradient} of every float argument."""
         traced, arrays = self._for_grad(args, kwargs)
+        grad_outputs = _in_output_order(grad_outputs, traced.structure)
         outputs, grads = traced.graph.value_and_grad(*arrays, grad_outputs=grad_outputs)
-        return outputs, _by_argument(traced, grads)
+        return _contained(outputs, traced.structure), _by_argument(traced, grads)
 
     def vjp(self, *args, grad_outputs=None, **kwargs) -> dict:
         traced, arrays = self._for_grad(args, kwargs)
+        grad_outputs = _in_output_order(grad_outputs, traced.structure)
         return _by_argument(traced, traced.graph.vjp(*arrays, grad_outputs=grad_outputs))
 
     def _for_grad(self, args, kwargs):
@@ -266,6 +296,21 @@ class JitFunction:
         ]
 
 
+def _ufunc_as_function(ufunc):
+    """`fusec.jit(np.tanh)`: the ufunc's array operands only (its signature's
+    `out`, `where`, ... keywords are no arrays to trace)."""
+
+    def call(*operands):
+        return ufunc(*operands)
+
+    call.__name__ = call.__qualname__ = ufunc.__name__
+    positional = inspect.Parameter.POSITIONAL_ONLY
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i + 1}", positional) for i in range(ufunc.nin)]
+    )
+    return call
+
+
 def _exact_key(args) -> tuple:
     """Arguments' kinds, dtypes and exact shapes, with the registry's generation
     (an op registered since may change a trace)."""
@@ -275,13 +320,33 @@ def _exact_key(args) -> tuple:
     )
 
 
+def _structure(result):
+    """How the traced function returned its outputs: tuple, list, the keys of a
+    dict (in its order), or None for one array."""
+    if isinstance(result, dict):
+        return tuple(result)
+    return type(result) if isinstance(result, tuple | list) else None
+
+
 def _contained(result, structure):
     """The graph's result in the container the traced function returned."""
+    if isinstance(structure, tuple):  # a dict's keys
+        return dict(zip(structure, result if isinstance(result, tuple) else (result,), strict=True))
     if structure is list:
         return list(result) if isinstance(result, tuple) else [result]
     if structure is tuple and not isinstance(result, tuple):
         return (result,)
     return result
+
+
+def _in_output_order(grad_outputs, structure):
+    """Cotangents given as a dict for a function that returned a dict: in its key order."""
+    if isinstance(grad_outputs, dict) and isinstance(structure, tuple):
+        missing = [k for k in structure if k not in grad_outputs]
+        if missing:
+            raise CallError(f"grad_outputs lacks the output(s) {missing}")
+        return tuple(grad_outputs[k] for k in structure)
+    return grad_outputs
 
 
 def _by_argument(traced: Traced, grads: dict) -> dict:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .locate import trace_error
+from .transposed import Transposed, transposed_matmul
 
 
 def _op(name):
@@ -46,19 +47,26 @@ def _arctanh(x):  # atanh(x) = log1p(2x / (1 - x)) / 2, accurate near 0
     )
 
 
-def _arcsinh(x):  # sign(x) * log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))), accurate near 0
+def _arcsinh(x):
+    # sign(x) * log1p(|x| + x^2 / (1 + sqrt(x^2 + 1))), accurate near 0, with the
+    # fraction as |x| / (t + sqrt(1 + t^2)), t = 1 / |x|: x^2 overflows past 1.8e19 (f32)
     a = _emit("abs", (x,))
-    sq = _emit("mul", (a, a))
-    root = _emit("add", (_emit("sqrt", (_emit("add", (sq, 1)),)), 1))
-    inner = _emit("add", (a, _emit("div", (sq, root))))
-    return _emit("mul", (_emit("sign", (x,)), _emit("log1p", (inner,))))
-
-
-def _arccosh(x):  # t = x - 1: log1p(t + sqrt(2t + t^2)), accurate near 1
-    t = _emit("sub", (x, 1))
+    t = _emit("reciprocal", (a,))
+    root = _emit("add", (t, _emit("sqrt", (_emit("add", (_emit("mul", (t, t)), 1)),))))
+    inner = _emit("log1p", (_emit("add", (a, _emit("div", (a, root)))),))
+    # past 2^60, log(2|x|) exactly (the 1 / 4x^2 left is below every float's eps): 2|x| overflows
+    huge = _emit("add", (_emit("log", (a,)), math.log(2.0)))
     return _emit(
-        "log1p", (_emit("add", (t, _emit("sqrt", (_emit("mul", (t, _emit("add", (t, 2)))),)))),)
+        "mul", (_emit("sign", (x,)), _emit("where", (_emit("gt", (a, 2.0**60)), huge, inner)))
     )
+
+
+def _arccosh(x):  # t = x - 1: log1p(t + sqrt(t) * sqrt(t + 2)), accurate near 1
+    t = _emit("sub", (x, 1))
+    root = _emit("mul", (_emit("sqrt", (t,)), _emit("sqrt", (_emit("add", (t, 2)),))))
+    near = _emit("log1p", (_emit("add", (t, root)),))
+    huge = _emit("add", (_emit("log", (x,)), math.log(2.0)))  # as arcsinh's: 2x overflows
+    return _emit("where", (_emit("gt", (t, 2.0**60)), huge, near))
 
 
 def _scaled_log(factor):
@@ -167,8 +175,37 @@ UFUNCS = {
     "isnan": lambda x: _emit("ne", (x, x)),
     "isinf": lambda x: _emit("eq", (_emit("abs", (x,)), math.inf)),
     "isfinite": lambda x: _emit("lt", (_emit("abs", (x,)), math.inf)),
-    "matmul": _op("matmul"),
+    "matmul": lambda a, b: _matmul(a, b),
+    "fabs": _op("abs"),
+    "trunc": lambda x: _emit(
+        "where", (_emit("lt", (x, 0)), _emit("ceil", (x,)), _emit("floor", (x,)))
+    ),
+    "logaddexp": lambda a, b: _logaddexp(a, b),
 }
+
+
+def _logaddexp(a, b):
+    """max + log1p(exp(-|a - b|)): no overflow; equal infinities have no difference."""
+    spread = _emit("exp", (_emit("neg", (_emit("abs", (_emit("sub", (a, b)),)),)),))
+    apart = _emit("add", (_emit("maximum", (a, b)), _emit("log1p", (spread,))))
+    return _emit("where", (_emit("eq", (a, b)), _emit("add", (a, math.log(2.0))), apart))
+
+
+def _matmul(a, b):
+    """NumPy's matmul with a 1-D operand: a vector is a [K, 1] column (or a
+    [1, K] row) for the product, and that axis is dropped again."""
+    if isinstance(a, Transposed) or isinstance(b, Transposed):
+        return transposed_matmul(a, b)
+    a_vec, b_vec = getattr(a, "ndim", 0) == 1, getattr(b, "ndim", 0) == 1
+    if a_vec and b_vec:
+        return _emit("sum", (_emit("mul", (a, b)),), {"axis": 0})
+    if b_vec:
+        product = _emit("matmul", (a, _emit("unsqueeze", (b,), {"axis": 1})))
+        return _emit("squeeze", (product,), {"axis": -1})
+    if a_vec:
+        product = _emit("matmul", (_emit("unsqueeze", (a,), {"axis": 0}), b))
+        return _emit("squeeze", (product,), {"axis": -2})
+    return _emit("matmul", (a, b))
 
 
 def _axes(x, axis) -> list[int]:
@@ -226,9 +263,60 @@ def _round(x, decimals=0, out=None):
 
 
 def _dot(a, b):
-    if a.ndim != 2 or getattr(b, "ndim", 0) != 2:
-        raise trace_error("dot: fusec traces dot of two matrices only (use matmul)")
-    return _emit("matmul", (a, b))
+    if a.ndim not in (1, 2) or getattr(b, "ndim", 0) not in (1, 2):
+        raise trace_error("dot: fusec traces dot of matrices and vectors only (use matmul)")
+    return _matmul(a, b)
+
+
+def _var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **unsupported):
+    """NumPy's var: the mean of squared deviations, times n / (n - ddof)."""
+    if (
+        dtype is not None
+        or out is not None
+        or any(v is not np._NoValue for v in unsupported.values())
+    ):
+        raise trace_error("var/std: fusec supports axis=, ddof= and keepdims= only")
+    centered = _emit("sub", (x, reduction("mean")(x, axis, True)))
+    var = reduction("mean")(_emit("square", (centered,)), axis, keepdims)
+    if ddof:
+        n = reduction("sum")(_filled(1)(centered), axis, keepdims)
+        var = _emit("div", (_emit("mul", (var, n)), _emit("sub", (n, ddof))))
+    return var
+
+
+def _bool_reduction(kind):
+    """any/all as a count of true (or false) values, as NumPy's over an empty axis too."""
+
+    def reduce(x, axis=None, out=None, keepdims=False, **unsupported):
+        if out is not None or any(v is not np._NoValue for v in unsupported.values()):
+            raise trace_error(f"{kind}: fusec supports axis= and keepdims= only")
+        flags = _emit("ne", (x, 0)) if x.dtype != np.bool_ else x
+        if kind == "all":
+            flags = _emit("logical_not", (flags,))
+        count = reduction("sum")(_emit("cast", (flags,), {"dtype": "i64"}), axis, keepdims)
+        return _emit("gt" if kind == "any" else "eq", (count, 0))
+
+    return reduce
+
+
+def _filled(value):
+    """zeros_like/ones_like/full_like: a constant of x's shape, from x's truth values
+    combined with a constant (so NaN and infinities make no difference)."""
+
+    def like(x, *args, dtype=None, **kwargs):
+        fill = args[0] if value is None and args else kwargs.pop("fill_value", value)
+        if kwargs.get("shape") is not None or not isinstance(fill, bool | int | float):
+            raise trace_error("*_like: fusec takes a number to fill and no shape=")
+        target = dtype if dtype is not None else x.dtype
+        truth = _emit("cast", (x,), {"dtype": np.bool_})
+        if not fill:
+            return _emit("cast", (_emit("logical_and", (truth, False)),), {"dtype": target})
+        ones = _emit("cast", (_emit("logical_or", (truth, True)),), {"dtype": target})
+        return (
+            ones if fill == 1 else _emit("cast", (_emit("mul", (ones, fill)),), {"dtype": target})
+        )
+
+    return like
 
 
 FUNCTIONS = {
@@ -244,5 +332,12 @@ FUNCTIONS = {
     "around": _round,
     "dot": _dot,
     "matmul": UFUNCS["matmul"],
+    "var": _var,
+    "std": lambda x, *args, **kwargs: _emit("sqrt", (_var(x, *args, **kwargs),)),
+    "any": _bool_reduction("any"),
+    "all": _bool_reduction("all"),
+    "zeros_like": _filled(0),
+    "ones_like": _filled(1),
+    "full_like": _filled(None),
     "ndim": lambda x: x.ndim,
 }

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..api import compile as compile_ir
 from ..diagnostics import CompileError
+from . import norm_ops  # noqa: F401 (registers its ops into OPS)
 from .convert import Converter, Imported
 from .model import MAX_BYTES, MAX_OPSET, MIN_OPSET, OnnxImportError, load_model
 from .ops import OPS

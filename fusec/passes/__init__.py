@@ -10,7 +10,7 @@ from .autodiff import grad_graph
 from .fuse import FusionGroup, fuse
 from .infer import infer, infer_in_place
 from .simplify import simplify, simplify_in_place
-from .views import place_views
+from .views import materialize_view_outputs, place_views
 from .widen import widen_f16_gemms
 
 PIPELINE = (
@@ -18,6 +18,7 @@ PIPELINE = (
     ("widen", widen_f16_gemms),
     ("views", place_views),
     ("simplify", simplify_in_place),
+    ("outputs", materialize_view_outputs),
 )
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "grad_graph",
     "infer",
     "infer_in_place",
+    "materialize_view_outputs",
     "place_views",
     "simplify",
     "simplify_in_place",

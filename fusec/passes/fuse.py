@@ -20,6 +20,7 @@ through memory). Groups come out in dependency order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -265,12 +266,16 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
             )
         )
 
+    levels: dict = {}  # which kernel of its shape computes each item (see _level)
+    ancestors = functools.cache(lambda n: nx.ancestors(g, n))
+    for item in sorted((it for it in wanted if it not in taken), key=lambda it: order[it[1]]):
+        levels[item] = _level(g, item[1], levels, anchors, stored, ancestors)
     by_shape: dict[tuple, list] = {}
     for item in wanted:
         if item not in taken:
-            by_shape.setdefault(tuple(g.nodes[item[1]]["shape"]), []).append(item)
+            by_shape.setdefault((tuple(g.nodes[item[1]]["shape"]), levels[item]), []).append(item)
     several = len(by_shape) > 1 or bool(anchors)
-    for k, (shape, items) in enumerate(by_shape.items()):
+    for k, ((shape, _), items) in enumerate(by_shape.items()):
         roots = [n for _, n in items]
         nodes, inputs = _split(g, _region(g, roots, stored), stored, order, roots=roots)
         specs.append(
@@ -315,6 +320,23 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         except AssertionError:  # the merge would wait on itself: keep the groups apart
             pass
     return _in_dependency_order(g, groups)
+
+
+def _level(g, node, levels: dict, anchors: set, stored: set, ancestors) -> int:
+    """Which kernel of its shape computes a wanted value: one kernel cannot
+    compute a value that reads an anchor (a GEMM, a reduction) which needs
+    another of its values (`linear(y, w)` and `linear(b * sum(matmul(y, v)), w)`:
+    `b * ...` waits for the sum of a product of `y`), so such a value goes to
+    a later kernel of that shape. `levels`: the items before it in topological order."""
+    shape = g.nodes[node]["shape"]
+    read = [n for n in _region(g, [node], stored) if n in anchors and n != node]
+    if not read:
+        return 0
+    needed = set().union(*(ancestors(a) for a in read))
+    after = [
+        lv + 1 for (_, n), lv in levels.items() if n in needed and g.nodes[n]["shape"] == shape
+    ]
+    return max(after, default=0)
 
 
 def _reads(g, grp: FusionGroup) -> set:

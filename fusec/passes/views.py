@@ -118,6 +118,15 @@ def _remove_unused(g, n) -> None:
         stack += preds
 
 
+def materialize_view_outputs(g: nx.DiGraph) -> nx.DiGraph:
+    """The last stage, in place: simplify can make an output a view again
+    (`unsqueeze(x, axis=0) * 1` is the view), and a view has no memory of its own."""
+    if any(_kind(g, o) == "view" for o in g.graph["outputs"]):
+        g.graph["outputs"] = list(g.graph["outputs"])
+        _materialize_outputs(g)
+    return g
+
+
 def _materialize_outputs(g) -> None:
     copies: dict = {}
     for i, o in enumerate(g.graph["outputs"]):

@@ -48,6 +48,16 @@ DECOMPOSITIONS = get_decompositions(
         aten.mish_backward,
         aten.addcmul,
         aten.addcdiv,
+        # BatchNorm (train: batch statistics and running-stat updates; eval:
+        # the running stats) and its backward: means, products and sums
+        aten._native_batch_norm_legit_functional,
+        aten._native_batch_norm_legit_no_training,
+        aten._native_batch_norm_legit,
+        aten.native_batch_norm_backward,
+        # masked_fill becomes where (cross entropy's label_smoothing and ignore_index)
+        aten.masked_fill,
+        # dropout's backward: grad * mask * scale (the forward's RNG stays in PyTorch)
+        aten.native_dropout_backward,
         aten.lerp,
         # detach becomes alias, as in Inductor's decompositions: the min-cut
         # partitioner may recompute through alias, not through detach, so a
@@ -211,8 +221,22 @@ def named_by_content(lowered):
     return dataclasses.replace(lowered, text=text)
 
 
+LOG_KINDS = ("fusion", "ir")
+_warned_log_values: set = set()
+
+
 def _log(kind: str, text: str) -> None:
-    if kind in os.environ.get("FUSEC_LOG", "").replace(" ", "").split(","):
+    value = os.environ.get("FUSEC_LOG", "")
+    kinds = value.replace(" ", "").split(",")
+    unknown = sorted(set(kinds) - {*LOG_KINDS, ""})
+    if unknown and value not in _warned_log_values:  # a typo would silence the log
+        _warned_log_values.add(value)
+        warnings.warn(
+            f"FUSEC_LOG={value!r}: unknown {', '.join(unknown)}; it takes"
+            f" {', '.join(LOG_KINDS)} (comma-separated)",
+            stacklevel=2,
+        )
+    if kind in kinds:
         print(text, file=sys.stderr)
 
 
@@ -306,9 +330,17 @@ _aot = aot_autograd(
 )
 
 
-def backend(gm: torch.fx.GraphModule, example_inputs, **options):
+def backend(gm: torch.fx.GraphModule, example_inputs, *, mode=None, options=None, **kwargs):
     """The Dynamo backend: `torch.compile(fn, backend="fusec")` (through the
-    `torch_dynamo_backends` entry point) or `backend=fusec.torch.backend`."""
+    `torch_dynamo_backends` entry point) or `backend=fusec.torch.backend`.
+    `torch.compile`'s `mode` is accepted and changes nothing (fusec compiles
+    one way); its `options` are Inductor's, which fusec has none of: named
+    in a warning. Other keywords go to AOTAutograd, as for any backend."""
+    if options:
+        warnings.warn(
+            f"fusec's torch.compile backend has no options; ignoring {sorted(options)}",
+            stacklevel=2,
+        )
     with direct.capturing() as inference:
-        compiled = _aot(gm, example_inputs, **options)
+        compiled = _aot(gm, example_inputs, **kwargs)
     return direct.callable_for(gm, example_inputs, compiled, inference)
