@@ -28,8 +28,9 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.tools as cl_tools
 
+from ..codegen.streaming import LINE  # the alignment the kernels' non-temporal stores want
+
 HUGE_PAGE = 2 << 20
-LINE = 64  # bytes of a cache line
 ALIGNED_MIN_BYTES = 1 << 20  # smaller outputs: np.empty as it is (a view costs ~0.5 us a call)
 MADV_HUGEPAGE = 14  # Linux's value on every architecture
 
