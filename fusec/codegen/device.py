@@ -110,12 +110,15 @@ class DeviceInfo:
     # 0.237 ms), 4096 x 64 softmax 0.17-0.18 ms vs 0.22 (kernel + launch);
     # tanh within 1.37 ulp (inline 1.33), -0.0 kept, 1.24x as fast.
     fast_builtins: frozenset[str] = frozenset()
-    # Elementwise kernels whose outputs total this many bytes or more store them
-    # non-temporally (past the caches: no read of each line before it is
-    # written) where the addresses allow; 0: never. Intel's CPU runtime, 2^22-2^24
-    # floats, Zen 5 with a 32 MiB L3: a producer 1.17-1.33x, producer and
-    # consumer 1.05-1.13x; at 2^19-2^21 a consumer then read from memory what
-    # was in the L3 (0.74-0.94x). So: half the last-level cache, 16 MiB at least.
+    # Elementwise kernels whose arrays (full-size inputs read, outputs written)
+    # total this many bytes or more store their outputs non-temporally (past
+    # the caches: no read of each line before it is written) where the
+    # addresses allow; 0: never. Intel's CPU runtime, Zen 5 with a 32 MiB L3,
+    # old and new code alternating: two inputs and an output at 2^22 floats
+    # (48 MiB) 1.2-1.5x, at 2^24 1.2-1.3x; one input and an output at 2^22
+    # (32 MiB) 0.67-0.92x (in a loop part of it stayed in the L3), at 2^23
+    # 0.8-1.2x, at 2^24 1.1-1.3x. So: one and a half last-level caches, 48 MiB
+    # at least.
     nontemporal_min_bytes: int = 0
     # Driver bugs that templates work around (`Primitive.template_for`); a device
     # without one gets plain code. See QUIRKS.
@@ -163,7 +166,7 @@ class DeviceInfo:
             fast_builtins=frozenset(
                 {"exp", "tanh"} if "Intel(R) OpenCL" in dev.platform.name and is_cpu else ()
             ),
-            nontemporal_min_bytes=max(16 << 20, last_level_cache_bytes() // 2)
+            nontemporal_min_bytes=max(48 << 20, last_level_cache_bytes() * 3 // 2)
             if "Intel(R) OpenCL" in dev.platform.name and is_cpu
             else 0,
             quirks=frozenset(

@@ -1,4 +1,4 @@
-"""Non-temporal stores for an elementwise kernel's large outputs (DeviceInfo.nontemporal_min_bytes).
+"""Non-temporal stores for an elementwise kernel's outputs when its arrays are large (DeviceInfo.nontemporal_min_bytes).
 
 An ordinary store first reads the line it writes into the cache; an output
 far larger than the cache is then read and written, and evicts the inputs
@@ -12,7 +12,8 @@ positions by `fu_s` elements (to the first output's next 64-byte line) and
 takes the elements before it one by one; the row layout stores
 non-temporally only where every row starts a line (fusec allocates large
 outputs line-aligned, runtime/memory.py). Outputs that do not share the
-first one's alignment keep ordinary stores, as do outputs under the size.
+first one's alignment keep ordinary stores, as do kernels whose arrays
+(full-size inputs and outputs) are under the size.
 
 Non-temporal stores are weakly ordered: the last work-item of each
 work-group fences them before the runtime reports the kernel done. On Intel's CPU runtime a work-group runs on one thread, its
@@ -47,6 +48,16 @@ def eligible(kernel) -> bool:
     )
 
 
+def footprint(kernel) -> int:
+    """Bytes an element of the index space moves: its full-size inputs read
+    and its outputs written (broadcast operands, read again and again, not counted)."""
+    g = kernel.g
+    read = [p for p in kernel.group.inputs if kernel.input_kind.get(p) == "contiguous"]
+    return sum(CTYPE_BYTES[STORAGE[dt.concrete(g.nodes[p]["dtype"])]] for p in read) + 4 * len(
+        stored_pointers(kernel)
+    )
+
+
 LINE = 64  # bytes: non-temporal stores write whole cache lines, never part of one an ordinary store writes
 
 
@@ -55,7 +66,7 @@ def prologue(kernel, w: int, row_length: str | None = None) -> list[str]:
     its vector positions' shift to the first output's next line; the row
     layout stores non-temporally only where every row starts a line."""
     pointers = [name for name, _ in stored_pointers(kernel)]
-    min_elements = -(-kernel.device.nontemporal_min_bytes // (4 * len(pointers)))
+    min_elements = -(-kernel.device.nontemporal_min_bytes // footprint(kernel))
     if row_length is not None:
         aligned = [f"(ulong){p} % {LINE} == 0" for p in pointers]
         cond = " && ".join([f"n >= {min_elements}", f"{row_length} % {LINE // 4} == 0", *aligned])
