@@ -101,9 +101,9 @@ def test_half_and_bool_outputs_keep_ordinary_stores(compile_streaming):
 
 def test_fusecs_large_outputs_start_a_cache_line():
     for shape, dtype in [
-        ((1 << 18,), np.float32),
-        ((512, 1023), np.float64),
-        ((3, 1 << 19), np.int8),
+        ((1 << 20,), np.float32),
+        ((1024, 1023), np.float64),
+        ((3, 1 << 21), np.int8),
     ]:
         a = empty(shape, dtype)
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable

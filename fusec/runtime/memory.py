@@ -3,7 +3,7 @@ transparent huge pages for its pool's buffers on a CPU device.
 
 NumPy aligns its arrays to 16 bytes; a kernel that stores a large output
 non-temporally (codegen/streaming.py) wants each row to start a 64-byte
-line, so fusec's own host outputs of 1 MiB or more are cut from a slightly
+line, so fusec's own host outputs of 4 MiB or more are cut from a slightly
 larger NumPy buffer at its first line (still a NumPy array, on the huge
 pages NumPy advises for large buffers).
 
@@ -31,12 +31,14 @@ import pyopencl.tools as cl_tools
 from ..codegen.streaming import LINE  # the alignment the kernels' non-temporal stores want
 
 HUGE_PAGE = 2 << 20
-ALIGNED_MIN_BYTES = 1 << 20  # smaller outputs: np.empty as it is (a view costs ~0.5 us a call)
+ALIGNED_MIN_BYTES = (
+    4 << 20
+)  # smaller outputs: np.empty as it is (the aligned view costs ~1.2 us more a call)
 MADV_HUGEPAGE = 14  # Linux's value on every architecture
 
 
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """`np.empty(shape, dtype)`, starting a cache line when 1 MiB or more."""
+    """`np.empty(shape, dtype)`, starting a cache line when 4 MiB or more."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < ALIGNED_MIN_BYTES:
