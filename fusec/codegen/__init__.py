@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..diagnostics import CompileError, Diagnostic
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
 from .column_reduction import ColumnSumKernel
@@ -33,6 +34,8 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
         for grp in groups
     ]
     attach_row_tails(kernels)  # a softmax after a classifier's GEMM: in the GEMM's kernel
+    for k in kernels:
+        _check_argument_bytes(k, device)
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
@@ -42,6 +45,20 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
     if helpers:
         prelude.append(helpers)
     return "\n".join(prelude + [body]), kernels
+
+
+def _check_argument_bytes(kernel, device: DeviceInfo) -> None:
+    """A kernel whose arguments the device cannot pass is refused here, never by
+    the driver (fuse splits elementwise groups to fit: passes/budget.py)."""
+    for entry, kinds, _ in kernel.trial_launches():
+        used = sum(8 if kind == "buffer" else CTYPE_BYTES.get(kind, 8) for kind in kinds)
+        if used > device.max_parameter_size:
+            grp, most = kernel.group, device.max_parameter_size
+            message = (
+                f"kernel {entry} ({grp.kind}: {grp.reason}) passes {used} bytes of arguments;"
+                f" {device.name} takes at most {most} (CL_DEVICE_MAX_PARAMETER_SIZE)"
+            )
+            raise CompileError(Diagnostic(message))
 
 
 def _widest(g: nx.DiGraph, group: FusionGroup) -> int:
