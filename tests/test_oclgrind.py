@@ -13,6 +13,7 @@ installed (`apt-get install oclgrind`; `.ci/run` installs it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -397,3 +398,20 @@ def test_the_checks_report_each_kind_of_bug(simulator, capfd, bug):
 def test_a_simulator_is_used_only_when_named():
     assert not is_simulator(select_device(""))
     assert is_simulator(select_device("oclgrind"))
+
+
+def test_kernels_split_to_oclgrinds_argument_budget(grind, simulator):
+    """Oclgrind takes 1024 bytes of arguments: 130 parameters summed and 130
+    outputs are split across kernels (passes/budget.py), checked as a GPU."""
+    if simulator["description"] != "gpu":
+        pytest.skip("the split does not depend on the layout: once, as a GPU")
+    xs = [f"x{i}" for i in range(130)]
+    text = "graph f({}) {{ t = {}; return t, {} }}".format(
+        ", ".join(f"{x}: f32[N]" for x in xs), " + ".join(xs), ", ".join(f"t * {x}" for x in xs)
+    )
+    g = grind(text)["f"]
+    assert len(g.kernels) >= 3
+    args = [operand((n,)) for n in (7,) for _ in xs]
+    t = functools.reduce(np.add, args)
+    for got, want in zip(checked(grind, g, *args), [t, *(t * a for a in args)], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
