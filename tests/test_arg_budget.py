@@ -150,15 +150,47 @@ def test_the_split_is_only_where_needed():
     assert first.stores and set(first.stores) <= set(second.inputs)
 
 
+GEMM_EPILOGUE = "graph f(x: f32[B, K], w: f32[O, K], {}) {{ y = linear(x, w); return y + {}, y }}"
+SUM_EPILOGUE = "graph f(x: f32[B, K], {}) {{ return sum(x, axis=1, keepdim=true) + {} }}"
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 7, 3)], ids=str)
+def test_a_gemm_and_a_reduction_with_200_term_epilogues(budget, shape):
+    b, k, o = shape
+    names = (
+        ", ".join(f"y{i}: f32[B, O]" for i in range(200)),
+        " + ".join(f"y{i}" for i in range(200)),
+    )
+    gemm = budget(GEMM_EPILOGUE.format(*names))
+    within(gemm, budget.bytes)
+    x, w = (
+        RNG.standard_normal((b, k)).astype(np.float32),
+        RNG.standard_normal((o, k)).astype(np.float32),
+    )
+    ys = [RNG.standard_normal((b, o)).astype(np.float32) for _ in range(200)]
+    got, y = gemm(x, w, *ys)
+    np.testing.assert_allclose(y, x @ w.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, wide_sum([x @ w.T, *ys]), rtol=1e-5, atol=1e-5)
+    names = (
+        ", ".join(f"y{i}: f32[B, 1]" for i in range(200)),
+        " + ".join(f"y{i}" for i in range(200)),
+    )
+    reduction = budget(SUM_EPILOGUE.format(*names))
+    within(reduction, budget.bytes)
+    ys = [y[:, :1].copy() for y in ys]
+    want = wide_sum([x.sum(axis=1, keepdims=True), *ys])
+    np.testing.assert_allclose(reduction(x, *ys), want, rtol=1e-5, atol=1e-5)
+
+
 def test_a_kernel_that_cannot_be_split_is_refused_by_name():
-    # a GEMM's epilogue reading 200 arrays: not split, and never a driver error
-    text = "graph f(x: f32[B, K], w: f32[O, K], {}) {{ return linear(x, w) + {} }}".format(
-        ", ".join(f"y{i}: f32[B, O]" for i in range(200)), " + ".join(f"y{i}" for i in range(200))
+    # a row group (x - max(x) over rows) over a 200-term sum: not split, and never a driver error
+    text = "graph f({}) {{ t = {}; return t - max(t, axis=1, keepdim=true) }}".format(
+        ", ".join(f"x{i}: f32[B, N]" for i in range(200)), " + ".join(f"x{i}" for i in range(200))
     )
     from fusec.codegen import generate
 
     g = compile_graphs(text).graphs[0]
     with pytest.raises(
-        CompileError, match=r"kernel f_g0\w* .*1024 \(CL_DEVICE_MAX_PARAMETER_SIZE\)"
+        CompileError, match=r"kernel f_w0\w* .*1024 \(CL_DEVICE_MAX_PARAMETER_SIZE\)"
     ):
         generate(g, fuse(g, 1024), DeviceInfo(max_parameter_size=1024))

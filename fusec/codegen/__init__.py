@@ -34,8 +34,14 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
         for grp in groups
     ]
     attach_row_tails(kernels)  # a softmax after a classifier's GEMM: in the GEMM's kernel
-    for k in kernels:
-        _check_argument_bytes(k, device)
+    for k, (entry, kinds, _) in ((kn, t) for kn in kernels for t in kn.trial_launches()):
+        used = sum(8 if kind == "buffer" else CTYPE_BYTES.get(kind, 8) for kind in kinds)
+        if used > device.max_parameter_size:  # refused here, not by the driver (passes/budget.py)
+            why = f"kernel {entry} ({k.group.kind}: {k.group.reason}) passes {used} bytes"
+            most = f"{device.name} takes at most {device.max_parameter_size}"
+            raise CompileError(
+                Diagnostic(f"{why} of arguments; {most} (CL_DEVICE_MAX_PARAMETER_SIZE)")
+            )
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double
@@ -45,20 +51,6 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
     if helpers:
         prelude.append(helpers)
     return "\n".join(prelude + [body]), kernels
-
-
-def _check_argument_bytes(kernel, device: DeviceInfo) -> None:
-    """A kernel whose arguments the device cannot pass is refused here, never by
-    the driver (fuse splits elementwise groups to fit: passes/budget.py)."""
-    for entry, kinds, _ in kernel.trial_launches():
-        used = sum(8 if kind == "buffer" else CTYPE_BYTES.get(kind, 8) for kind in kinds)
-        if used > device.max_parameter_size:
-            grp, most = kernel.group, device.max_parameter_size
-            message = (
-                f"kernel {entry} ({grp.kind}: {grp.reason}) passes {used} bytes of arguments;"
-                f" {device.name} takes at most {most} (CL_DEVICE_MAX_PARAMETER_SIZE)"
-            )
-            raise CompileError(Diagnostic(message))
 
 
 def _widest(g: nx.DiGraph, group: FusionGroup) -> int:

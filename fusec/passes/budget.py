@@ -9,9 +9,10 @@ a value whose inputs would not fit (a sum of 200 parameters) has its widest
 operands stored by an earlier kernel; then its outputs and stored values, in
 topological order, are dealt into consecutive kernels, each taking what fits.
 A reduction over it stores its elementwise prologue by a kernel of its own
-(split so), and reads that. A columns merge over it is not made. Others (a
-GEMM's or a reduction's wide epilogue, a row group) are not split: codegen
-refuses them with a CompileError naming the kernel, never a driver error.
+(split so), and reads that; a GEMM or reduction still over it stores its
+result for a kernel computing its epilogue (split so). A columns merge over
+it is not made. Others (a row group) are not split: codegen refuses them
+with a CompileError naming the kernel, never a driver error.
 """
 
 from __future__ import annotations
@@ -54,8 +55,29 @@ def within_budget(g: nx.DiGraph, groups: list, budget: int | None, order: dict) 
             pro = FusionGroup(f"{grp.name}_operand", grp.shape, grp.nodes, grp.inputs, (), why)
             fitted += within_budget(g, [replace(pro, stores=(operand,))], budget, order)
             grp = replace(grp, nodes=(), inputs=(operand,))
+        if grp.kind in ("gemm", "reduction") and group_bytes(g, grp) > budget:
+            fitted, grp = _without_epilogue(g, grp, fitted)
+        over = group_bytes(g, grp) > budget
         fitted += _split(g, grp, budget, order) if over and grp.kind == "elementwise" else [grp]
     return fitted if budget is not None else groups
+
+
+def _without_epilogue(g, grp, fitted: list) -> tuple:
+    """(`fitted` and a GEMM or reduction group storing its result, a group that
+    computes its epilogue from that), or (fitted, grp) where it has none."""
+    gemm, a = grp.kind == "gemm", grp.anchor
+    nodes, inputs = (grp.nodes, grp.inputs) if gemm else (grp.epilogue, grp.epilogue_inputs)
+    if not nodes:
+        return fitted, grp
+    mine = tuple(o for o in grp.outputs if o[1] == a)
+    why = f"the epilogue of {grp.name}, which would pass {group_bytes(g, grp)} bytes"
+    rest = tuple(o for o in grp.outputs if o[1] != a)
+    epi = FusionGroup(
+        f"{grp.name}_epilogue", tuple(g.nodes[a]["shape"]), nodes, (*inputs, a), rest, why
+    )
+    epi = replace(epi, stores=tuple(s for s in grp.stores if s != a))
+    cut = dict(nodes=(), inputs=()) if gemm else dict(epilogue=(), epilogue_inputs=())
+    return [*fitted, replace(grp, outputs=mine, stores=() if mine else (a,), **cut)], epi
 
 
 def _split(g, grp, budget: int, order: dict) -> list:
