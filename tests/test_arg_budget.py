@@ -136,6 +136,26 @@ def test_a_reduction_of_a_sum_of_200_parameters(budget, shape):
     np.testing.assert_allclose(g(*xs), wide_sum(xs).sum(axis=1), rtol=1e-5, atol=1e-5)
 
 
+COLUMN_SUM = (
+    "graph f({}) {{ t = {}; return t, sum(t, axis=0), sum(sum(t * t, axis=1), axis=0) }}".format(
+        ", ".join(f"x{i}: f32[B, N]" for i in range(130)), " + ".join(f"x{i}" for i in range(130))
+    )
+)
+
+
+def test_a_returned_sum_summed_over_columns_and_all_axes(budget):
+    # one column group where the arguments fit; at 1024 bytes the sums read t's output
+    g = budget(COLUMN_SUM)
+    within(g, budget.bytes)
+    assert any(k.group.kind == "columns" for k in g.kernels) == (budget.bytes > 1024)
+    xs = [RNG.standard_normal((5, 11)).astype(np.float32) for _ in range(130)]
+    t, columns, total = g(*xs)
+    want = wide_sum(xs)
+    np.testing.assert_allclose(t, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(columns, want.sum(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(total, (want * want).sum(), rtol=1e-5)
+
+
 def test_the_split_is_only_where_needed():
     g = compile_graphs(MIX).graphs[0]
     wide, narrow = fuse(g), fuse(g, 1024)

@@ -4,15 +4,15 @@ A kernel's arguments may take CL_DEVICE_MAX_PARAMETER_SIZE bytes in all
 (1024 on AMD GPUs and the OpenCL minimum, 4352 on NVIDIA, 3840 on Intel's
 CPU runtime): past it the build or the launch fails. Each argument counts 8
 bytes (a pointer, a long; a scalar is at most that). An elementwise group
-over the budget is split:
-a value whose inputs would not fit (a sum of 200 parameters) has its widest
-operands stored by an earlier kernel; then its outputs and stored values, in
-topological order, are dealt into consecutive kernels, each taking what fits.
-A reduction over it stores its elementwise prologue by a kernel of its own
-(split so), and reads that; a GEMM or reduction still over it stores its
-result for a kernel computing its epilogue (split so). A columns merge over
-it is not made. Others (a row group) are not split: codegen refuses them
-with a CompileError naming the kernel, never a driver error.
+over the budget is split: a value whose inputs would not fit (a sum of 200
+parameters) has its widest operands stored by an earlier kernel; then its
+outputs and stored values, in topological order, are dealt into consecutive
+kernels, each taking what fits. A reduction over it stores its prologue by
+a kernel of its own (split so) and reads that (or the output the graph
+returns); a GEMM or reduction still over it stores its result for a kernel
+computing its epilogue (split so). A columns merge over it is not made.
+Others (a row group) are not split: codegen refuses them with a
+CompileError naming the kernel, never a driver error.
 """
 
 from __future__ import annotations
@@ -43,22 +43,26 @@ def group_bytes(g: nx.DiGraph, grp) -> int:
     return fixed_bytes(grp.shape) + ARG_BYTES * memory + extra
 
 
-def within_budget(g: nx.DiGraph, groups: list, budget: int | None, order: dict) -> list:
+def within_budget(g: nx.DiGraph, groups: list, budget: int | None, order: dict, done=None) -> list:
     """`groups`, those over `budget` bytes of arguments split (see the module's doc;
-    `order`: each node's position in a topological order of g)."""
-    fitted = []
+    `order`: each node's position in a topological order of g; `done`: values
+    earlier splits store, read rather than computed again)."""
+    fitted, done = [], set() if done is None else done
     for grp in groups if budget is not None else ():
         (operand,) = g.nodes[grp.anchor]["args"] if grp.kind == "reduction" else (None,)
         over = group_bytes(g, grp) > budget
-        if over and grp.nodes and operand not in (None, *g.graph["outputs"]):
+        if over and grp.nodes and operand is not None:
             why = f"the operand of {grp.name}, which would pass {group_bytes(g, grp)} bytes"
             pro = FusionGroup(f"{grp.name}_operand", grp.shape, grp.nodes, grp.inputs, (), why)
-            fitted += within_budget(g, [replace(pro, stores=(operand,))], budget, order)
+            if operand not in g.graph["outputs"]:  # else read from the output's buffer
+                fitted += within_budget(g, [replace(pro, stores=(operand,))], budget, order, done)
             grp = replace(grp, nodes=(), inputs=(operand,))
         if grp.kind in ("gemm", "reduction") and group_bytes(g, grp) > budget:
             fitted, grp = _without_epilogue(g, grp, fitted)
         over = group_bytes(g, grp) > budget
-        fitted += _split(g, grp, budget, order) if over and grp.kind == "elementwise" else [grp]
+        fitted += (
+            _split(g, grp, budget, order, done) if over and grp.kind == "elementwise" else [grp]
+        )
     return fitted if budget is not None else groups
 
 
@@ -80,13 +84,13 @@ def _without_epilogue(g, grp, fitted: list) -> tuple:
     return [*fitted, replace(grp, outputs=mine, stores=() if mine else (a,), **cut)], epi
 
 
-def _split(g, grp, budget: int, order: dict) -> list:
+def _split(g, grp, budget: int, order: dict, done: set) -> list:
     computed = set(grp.nodes)
     cuts = set(grp.stores)  # values stored anyway: a later kernel may read them
     reads: dict = {}  # computed node -> the memory it reads (as a kernel computing it would)
 
     def read_by(a) -> set:
-        if a in cuts:
+        if a in cuts or a in done:
             return {a}
         if a in computed:
             return reads[a]
@@ -108,7 +112,7 @@ def _split(g, grp, budget: int, order: dict) -> list:
     # a value also returned is read from the output's buffer (as fuse stores it)
     returned = {n for _, n in grp.outputs}
     items = sorted(
-        [*grp.outputs, *((None, c) for c in cuts - returned)], key=lambda it: order[it[1]]
+        [*grp.outputs, *((None, c) for c in cuts - returned - done)], key=lambda it: order[it[1]]
     )
     chunks, memory = [], set()
     for item in items:
@@ -122,7 +126,8 @@ def _split(g, grp, budget: int, order: dict) -> list:
         chunks[-1][1].append(item)
         memory |= mine
 
-    stored = {n for n in grp.inputs if g.nodes[n]["op"] != "param"} | cuts
+    stored = {n for n in grp.inputs if g.nodes[n]["op"] != "param"} | cuts | done
+    done |= cuts - returned
     why = f"{grp.reason}; one kernel's arguments would pass {group_bytes(g, grp)} bytes"
     parts = []
     for k, (shape, chunk) in enumerate(chunks):
