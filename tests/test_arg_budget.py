@@ -85,6 +85,11 @@ def budget(request, tmp_path_factory):
         del context
 
 
+def split_only(budget):
+    if budget.bytes > 2048:  # unsplit there: Intel's compiler takes ~10 s over each of these
+        pytest.skip("one kernel within the device's budget: the split is what is tested")
+
+
 def argument_bytes(launch: dict) -> int:
     return sum(a["bytes"] if a["kind"] in SCALAR_KINDS else 8 for a in launch["args"])
 
@@ -129,9 +134,10 @@ def test_two_shapes_a_reduction_and_a_returned_partial(budget, shape):
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 37)])
 def test_a_reduction_of_a_sum_of_200_parameters(budget, shape):
+    split_only(budget)
     g = budget(WIDE_REDUCTION)
     within(g, budget.bytes)
-    assert len(g.kernels) == (3 if budget.bytes == 1024 else 1)  # the operand in two parts
+    assert len(g.kernels) == 3  # the operand in two parts, the reduction
     xs = [RNG.standard_normal(shape).astype(np.float32) for _ in range(200)]
     np.testing.assert_allclose(g(*xs), wide_sum(xs).sum(axis=1), rtol=1e-5, atol=1e-5)
 
@@ -176,6 +182,7 @@ SUM_EPILOGUE = "graph f(x: f32[B, K], {}) {{ return sum(x, axis=1, keepdim=true)
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (5, 7, 3)], ids=str)
 def test_a_gemm_and_a_reduction_with_200_term_epilogues(budget, shape):
+    split_only(budget)
     b, k, o = shape
     names = (
         ", ".join(f"y{i}: f32[B, O]" for i in range(200)),
