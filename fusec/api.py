@@ -139,7 +139,7 @@ class CompiledGraph:
         self.graph = g
         self.name = g.graph["name"]
         self.runtime = runtime
-        self.groups = fuse(g)
+        self.groups = fuse(g, runtime.info.max_parameter_size)
         try:
             self.source, self.kernels = generate(g, self.groups, runtime.info)
         except CompileError as e:  # what only the device decides, positioned in the file

@@ -13,6 +13,7 @@ installed (`apt-get install oclgrind`; `.ci/run` installs it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -333,6 +334,33 @@ def test_bound_weights_pass_oclgrinds_checks(grind):
         np.testing.assert_allclose(
             checked(grind, layer, x), np.maximum(x @ w.T + b, 0), rtol=1e-5, atol=1e-5
         )
+
+
+def test_kernels_split_to_oclgrinds_argument_budget(grind, simulator):
+    """Oclgrind takes 1024 bytes of arguments: 130 parameters summed and 130
+    outputs, and a GEMM's 130-term epilogue, are split across kernels
+    (passes/budget.py), checked as a GPU."""
+    if simulator["description"] != "gpu":
+        pytest.skip("the split does not depend on the layout: once, as a GPU")
+    xs = [f"x{i}" for i in range(130)]
+    text = "graph f({}) {{ t = {}; return t, {} }}".format(
+        ", ".join(f"{x}: f32[N]" for x in xs), " + ".join(xs), ", ".join(f"t * {x}" for x in xs)
+    )
+    g = grind(text)["f"]
+    assert len(g.kernels) >= 3
+    args = [operand((n,)) for n in (7,) for _ in xs]
+    t = functools.reduce(np.add, args)
+    for got, want in zip(checked(grind, g, *args), [t, *(t * a for a in args)], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # a GEMM whose epilogue reads 130 arrays: its result stored, the epilogue split
+    text = "graph f(x: f32[B, K], w: f32[O, K], {}) {{ return linear(x, w) + {} }}".format(
+        ", ".join(f"{y}: f32[B, O]" for y in xs), " + ".join(xs)
+    )
+    g = grind(text)["f"]
+    assert len(g.kernels) >= 3
+    x, w, ys = operand((3, 5)), operand((4, 5)), [operand((3, 4)) for _ in xs]
+    want = functools.reduce(np.add, ys, x @ w.T)
+    np.testing.assert_allclose(checked(grind, g, x, w, *ys), want, rtol=1e-5, atol=1e-5)
 
 
 MLP = """

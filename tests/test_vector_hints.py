@@ -42,6 +42,14 @@ def test_kernels_with_few_math_calls_carry_the_hint(expr, hinted):
     assert f"get_global_id(0) * {32 if hinted else 8};" in source
 
 
+@pytest.mark.parametrize("outputs, vectors", [(8, 4), (9, 1)])
+def test_a_kernel_writing_many_arrays_takes_one_vector_a_work_item(outputs, vectors):
+    # Intel's build time grows faster than the code: 10^4 outputs ran past 120 s
+    device = DeviceInfo(vector_width=8, is_cpu=True, hint_max_calls=1, hinted_vectors_per_item=4)
+    source = _source(", ".join(f"x * {i}.0" for i in range(outputs)), device)
+    assert f"get_global_id(0) * {8 * vectors};" in source
+
+
 def test_math_calls_counts_routines_not_loads_or_selects():
     assert math_calls(["vstore8(select(a, b, isnan(c)), 0, p);", "convert_int8(floor(x))"]) == 0
     assert math_calls(["fu_exp_float8(x) + tanh(y) * erf(z)", "pow(x, y)"]) == 4

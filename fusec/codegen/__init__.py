@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..diagnostics import CompileError, Diagnostic
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
 from .column_reduction import ColumnSumKernel
@@ -33,6 +34,14 @@ def generate(g: nx.DiGraph, groups: list[FusionGroup], device: DeviceInfo) -> tu
         for grp in groups
     ]
     attach_row_tails(kernels)  # a softmax after a classifier's GEMM: in the GEMM's kernel
+    for k, (entry, kinds, _) in ((kn, t) for kn in kernels for t in kn.trial_launches()):
+        used = sum(8 if kind == "buffer" else CTYPE_BYTES.get(kind, 8) for kind in kinds)
+        if used > device.max_parameter_size:  # refused here, not by the driver (passes/budget.py)
+            why = f"kernel {entry} ({k.group.kind}: {k.group.reason}) passes {used} bytes"
+            most = f"{device.name} takes at most {device.max_parameter_size}"
+            raise CompileError(
+                Diagnostic(f"{why} of arguments; {most} (CL_DEVICE_MAX_PARAMETER_SIZE)")
+            )
     body = "\n".join(k.source() for k in kernels)
     prelude = []
     # f64 values, and some f32 templates (sin, cos, integer pow), compute in double

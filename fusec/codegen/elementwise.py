@@ -54,6 +54,8 @@ from .opencl_c import (
 )
 from .row_layout import ROW_COUNTS, ROW_VECTORS_CPU, RowLayout
 
+HINTED_MAX_WRITES = 8  # arrays a kernel may write and take hinted_vectors_per_item
+
 
 class ElementwiseKernel(RowLayout):
     """Source for one fusion group. `args` lists its `KernelArg`s in launch order."""
@@ -367,7 +369,11 @@ class ElementwiseKernel(RowLayout):
         u = self.device.vectors_per_item
         if self.split is not None and self.device.is_cpu and self.device.vector_width > 1:
             return max(u, ROW_VECTORS_CPU)
-        return max(u, self.device.hinted_vectors_per_item) if self._hinted else u
+        # not in a kernel writing many arrays: Intel's build time grows faster than
+        # its code (10^4 outputs in 22 kernels: over 120 s with 4, 33 s with 1),
+        # and 32-128 outputs ran as fast with 1 (2^18 floats, loaded machine)
+        few = len(self.group.outputs) + len(self.group.stores) <= HINTED_MAX_WRITES
+        return max(u, self.device.hinted_vectors_per_item) if self._hinted and few else u
 
     @functools.cached_property
     def _hinted(self) -> bool:

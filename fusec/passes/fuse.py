@@ -21,6 +21,7 @@ through memory). Groups come out in dependency order.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import networkx as nx
@@ -153,7 +154,11 @@ def _split(g, region: set, stored: set, order: dict, roots=(), skip=()) -> tuple
     return compute, inputs
 
 
-def fuse(g: nx.DiGraph) -> list[FusionGroup]:
+def fuse(g: nx.DiGraph, max_arg_bytes: int | None = None) -> list[FusionGroup]:
+    """The graph's fusion groups; with `max_arg_bytes` (the device's
+    CL_DEVICE_MAX_PARAMETER_SIZE), none passes more to its kernel (passes/budget.py)."""
+    from .budget import group_bytes, within_budget  # it builds on this module's helpers
+
     order = {n: i for i, n in enumerate(nx.lexicographical_topological_sort(g))}
     # Regions stop at what is in memory: stored values, and views of them or of params.
     stored = stored_nodes(g) | views(g)
@@ -314,12 +319,12 @@ def fuse(g: nx.DiGraph) -> list[FusionGroup]:
         spec["stores"] = [n for n in spec["stores"] if n not in written]
     groups = [FusionGroup(**{**spec, "stores": tuple(spec["stores"])}) for spec in specs]
     merged = merge_column_sums(g, groups, order)
-    if merged is not groups:
+    if merged is not groups and group_bytes(g, merged[-1]) <= (max_arg_bytes or math.inf):
         try:
-            return _in_dependency_order(g, merged)
+            return _in_dependency_order(g, within_budget(g, merged, max_arg_bytes, order))
         except AssertionError:  # the merge would wait on itself: keep the groups apart
             pass
-    return _in_dependency_order(g, groups)
+    return _in_dependency_order(g, within_budget(g, groups, max_arg_bytes, order))
 
 
 def _level(g, node, levels: dict, anchors: set, stored: set, ancestors) -> int:
