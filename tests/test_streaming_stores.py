@@ -40,7 +40,7 @@ def compile_streaming(tmp_path_factory):
                 lambda cls, d: dataclasses.replace(real(d), nontemporal_min_bytes=THRESHOLD)
             ),
         )
-        yield lambda text: fusec.compile(text, queue=queue)
+        yield lambda text, **kw: fusec.compile(text, queue=queue, **kw)
 
 
 def shifted(n: int, offset: int, shape=None) -> np.ndarray:
@@ -117,3 +117,79 @@ def test_kernels_vectorised_across_work_items_keep_ordinary_stores(compile_strea
     # ran such a chain 2.5x slower there
     g = compile_streaming("graph f(x: f32[N], y: f32[N]) { return sigmoid(tanh(exp(x * y))) }")["f"]
     assert "vec_type_hint" not in g.source and "__builtin_nontemporal_store" not in g.source
+
+
+# the row reductions' outputs (row_reduction.py): where every row starts a line
+ROW_GRAPHS = """
+graph sm(x: f32[B, N]) { return softmax(x, axis=1) }
+graph lsm_bwd(x: f32[B, N], g: f32[B, N]) {
+    return g - exp(log_softmax(x, axis=1)) * sum(g, axis=1, keepdim=true)
+}
+graph ln(x: f32[B, N], w: f32[N], b: f32[N]) {
+    m = mean(x, axis=1, keepdim=true)
+    d = x - m
+    return d * rsqrt(mean(d * d, axis=1, keepdim=true) + 1e-5) * w + b, m
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def row_graphs(compile_streaming):
+    return compile_streaming(ROW_GRAPHS)
+
+
+def _np_softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _row_cases(rng, rows, cols):
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    g = rng.standard_normal((rows, cols)).astype(np.float32)
+    w, b = (rng.standard_normal(cols).astype(np.float32) for _ in range(2))
+    x64 = x.astype(np.float64)
+    m = x64.mean(axis=1, keepdims=True)
+    ln = (x64 - m) / np.sqrt(((x64 - m) ** 2).mean(axis=1, keepdims=True) + 1e-5) * w + b
+    return {
+        "sm": ((x,), _np_softmax(x64)),
+        "lsm_bwd": ((x, g), g - _np_softmax(x64) * g.astype(np.float64).sum(axis=1, keepdims=True)),
+        "ln": ((x, w, b), ln),
+    }
+
+
+def test_row_outputs_store_non_temporally_and_fence(row_graphs):
+    for name in ("lsm_bwd", "ln"):
+        source = row_graphs[name].source
+        assert "__builtin_nontemporal_store" in source, name
+        assert "write_mem_fence(CLK_GLOBAL_MEM_FENCE)" in source, name
+    # softmax keeps exp(x - max) in its output and reads it back: ordinary stores
+    assert "__builtin_nontemporal_store" not in row_graphs["sm"].source
+
+
+@pytest.mark.parametrize(
+    "rows, cols", [(1, 1), (7, 7), (1, 1024), (3, 1023), (31, 16), (13, 48), (5, 37), (257, 64)]
+)
+def test_row_reduction_outputs(row_graphs, rows, cols):
+    """Rows that start a line (out= at a line, N a multiple of 16) store
+    non-temporally, others not: both equal, and equal NumPy's."""
+    for name, (args, want) in _row_cases(np.random.default_rng(rows * cols), rows, cols).items():
+        g = row_graphs[name]
+        # ln's second output, the mean, is one per row: ordinary stores
+        extra = (np.empty((rows, 1), np.float32),) if name == "ln" else ()
+        got = [g(*args, out=(shifted(rows * cols, k, (rows, cols)), *extra)) for k in (0, 4)]
+        got = [r[0] if isinstance(r, tuple) else r for r in got]
+        if extra:
+            np.testing.assert_allclose(extra[0][:, 0], args[0].mean(axis=1), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got[0], got[1], err_msg=name)
+        np.testing.assert_allclose(got[0], want, rtol=2e-5, atol=2e-5, err_msg=name)
+
+
+def test_softmax_backward_through_vjp(compile_streaming):
+    # fusec's own output of 1 MiB or more starts a line: its rows stream
+    g = compile_streaming("graph f(x: f32[B, N]) { return log_softmax(x, axis=1) }", grad=True)["f"]
+    assert "__builtin_nontemporal_store" in g.backward.source
+    rng = np.random.default_rng(5)
+    x, ct = (rng.standard_normal((300, 1024)).astype(np.float32) for _ in range(2))
+    dx = g.vjp(x, grad_outputs=ct)["x"]
+    want = ct - _np_softmax(x.astype(np.float64)) * ct.astype(np.float64).sum(1, keepdims=True)
+    np.testing.assert_allclose(dx, want, rtol=2e-5, atol=2e-5)

@@ -1,4 +1,4 @@
-"""Non-temporal stores for an elementwise kernel's large outputs (DeviceInfo.nontemporal_min_bytes).
+"""Non-temporal stores for a kernel's large outputs (DeviceInfo.nontemporal_min_bytes).
 
 An ordinary store first reads the line it writes into the cache; an output
 far larger than the cache is then read and written, and evicts the inputs
@@ -13,6 +13,10 @@ takes the elements before it one by one; the row layout stores
 non-temporally only where every row starts a line (fusec allocates large
 outputs line-aligned, runtime/memory.py). Outputs that do not share the
 first one's alignment keep ordinary stores, as do outputs under the size.
+The row reductions' outputs over the row (row_reduction.py: log_softmax's
+backward, LayerNorm) take the row rule too; their per-row results keep
+ordinary stores, as does softmax's output, which its sum's pass fills with
+exp(x - max) and the output pass reads back from the cache.
 
 Non-temporal stores are weakly ordered: the last work-item of each
 work-group fences them before the runtime reports the kernel done. On Intel's CPU runtime a work-group runs on one thread, its
@@ -28,20 +32,22 @@ from ..ir import dtypes as dt
 from .opencl_c import CTYPE_BYTES, STORAGE, temp_name
 
 
-def stored_pointers(kernel) -> list[tuple[str, str]]:
-    """(C name, dtype) of every array the kernel stores into."""
-    g = kernel.g
-    outs = [(f"out{i}", g.nodes[n]["dtype"]) for i, n in kernel.group.outputs]
-    return outs + [(temp_name(n), g.nodes[n]["dtype"]) for n in kernel.group.stores]
+def stored_pointers(kernel, group=None) -> list[tuple[str, str]]:
+    """(C name, dtype) of every array the kernel stores into over its index
+    space (`group`: those of a kernel's group whose other outputs it stores
+    once per row or column, ordinarily)."""
+    g, group = kernel.g, group or kernel.group
+    outs = [(f"out{i}", g.nodes[n]["dtype"]) for i, n in group.outputs]
+    return outs + [(temp_name(n), g.nodes[n]["dtype"]) for n in group.stores]
 
 
-def eligible(kernel) -> bool:
+def eligible(kernel, group=None) -> bool:
     """Whether the kernel may store non-temporally: the device allows it and
     every stored value is 4 bytes wide (one alignment shift fits them all)."""
     d = kernel.device
     if not d.nontemporal_min_bytes or d.vector_width == 1 or d.compose_vector_access:
         return False
-    stored = stored_pointers(kernel)
+    stored = stored_pointers(kernel, group)
     return bool(stored) and all(
         CTYPE_BYTES[STORAGE[dt.concrete(dtype)]] == 4 for _, dtype in stored
     )
@@ -50,11 +56,11 @@ def eligible(kernel) -> bool:
 LINE = 64  # bytes: non-temporal stores write whole cache lines, never part of one an ordinary store writes
 
 
-def prologue(kernel, w: int, row_length: str | None = None) -> list[str]:
+def prologue(kernel, w: int, row_length: str | None = None, group=None) -> list[str]:
     """`fu_nt`: the stores are non-temporal. The flat launch also gets `fu_s`,
     its vector positions' shift to the first output's next line; the row
     layout stores non-temporally only where every row starts a line."""
-    pointers = [name for name, _ in stored_pointers(kernel)]
+    pointers = [name for name, _ in stored_pointers(kernel, group)]
     min_elements = -(-kernel.device.nontemporal_min_bytes // (4 * len(pointers)))
     if row_length is not None:
         aligned = [f"(ulong){p} % {LINE} == 0" for p in pointers]
