@@ -30,7 +30,7 @@ import networkx as nx
 
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
-from . import column_rows
+from . import column_rows, streaming
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Output, Scratch, c_parameter, trial_kind
@@ -210,7 +210,7 @@ class ColumnSumKernel(ElementwiseKernel):
             head.append(self._hint(w))
         out = head + [f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")", "{"]
         if self.streams_rows:
-            return out + ["    " + line for line in column_rows.partial_body(self)] + ["}", ""]
+            return out + ["    " + line for line in self._rows_body(w)] + ["}", ""]
         n_sums = range(len(self.group.sums))
         vec = f"{acc}{w}" if w > 1 else acc
         body = [
@@ -250,6 +250,23 @@ class ColumnSumKernel(ElementwiseKernel):
             "}",
         ]
         return out + ["    " + line for line in body] + ["}", ""]
+
+    def _streams(self, w: int, full: FusionGroup) -> bool:
+        return w > 1 and streaming.eligible(self, full)
+
+    def _rows_body(self, w: int) -> list[str]:
+        """column_rows.py's body; the full-shape outputs' vector stores
+        non-temporal where `fu_nt` (every row starts a line, streaming.py),
+        fenced at the end by the work-group's one work-item."""
+        full = dataclasses.replace(self.group, outputs=self.full_outputs)
+        self._streaming = self._streams(w, full)
+        try:
+            body = column_rows.partial_body(self)
+        finally:
+            streams, self._streaming = self._streaming, False
+        if not streams:
+            return body
+        return [*streaming.prologue(self, w, "cols", full), *body, streaming.FENCE]
 
     def _finish_source(self) -> list[str]:
         acc, name, fl = self.acc, self.group.name, self.finish_local

@@ -14,9 +14,11 @@ non-temporally only where every row starts a line (fusec allocates large
 outputs line-aligned, runtime/memory.py). Outputs that do not share the
 first one's alignment keep ordinary stores, as do outputs under the size.
 The row reductions' outputs over the row (row_reduction.py: log_softmax's
-backward, LayerNorm) take the row rule too; their per-row results keep
-ordinary stores, as does softmax's output, which its sum's pass fills with
-exp(x - max) and the output pass reads back from the cache.
+backward, LayerNorm) and a column group's full-shape outputs on CPUs
+(column_reduction.py: a training step's dx) take the row rule too; their
+per-row or per-column results and scratch keep ordinary stores, as does
+softmax's output, which its sum's pass fills with exp(x - max) and the
+output pass reads back from the cache (bench/rows_streaming_ab.py).
 
 Non-temporal stores are weakly ordered: the last work-item of each
 work-group fences them before the runtime reports the kernel done. On Intel's CPU runtime a work-group runs on one thread, its
