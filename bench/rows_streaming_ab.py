@@ -11,7 +11,7 @@ under another name with both kernels' `_streams` patched off (ordinary
 stores; the elementwise kernels unchanged). NumPy in and out (fusec's own
 outputs, line-aligned, fresh each call), and into one preallocated output
 (`out=`) where the call takes one; interleaved in one process, each call
-after a 64 MiB cache flush; ms median and p20, and the plain/nt ratios,
+after a 64 MiB cache flush (--warm: none, as calls in a loop); ms median and p20, and the plain/nt ratios,
 beside an A/A ratio (a second copy of the plain kernels): the noise floor
 (a bench that ran the cases without it once showed 1.2x where both took the
 same path).
@@ -60,7 +60,7 @@ def compiled(case: str, tag: str, streams: bool, copy: str = ""):
     originals = RowReductionKernel._streams, ColumnSumKernel._streams
     if not streams:
         RowReductionKernel._streams = lambda self: False
-        ColumnSumKernel._streams = lambda self, w, full: False
+        ColumnSumKernel._streams = lambda self, w: False
     try:
         g = fusec.compile(f"graph {name}({params}) {{ {body} }}", grad=call != "fwd")[name]
         g.build()
@@ -118,9 +118,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--only", default="", help="cases whose name contains this word")
     ap.add_argument("--shapes", default="", help="rows x columns, comma-separated")
+    ap.add_argument("--warm", action="store_true", help="no cache flush: calls in a loop")
     args = ap.parse_args()
     shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",") if s] or SHAPES
-    flush, rng = cache_flush(), np.random.default_rng(0)
+    flush, rng = None if args.warm else cache_flush(), np.random.default_rng(0)
     print(f"load average at start {os.getloadavg()[0]:.2f}; ms median", flush=True)
     for case in CASES:
         for rows, cols in shapes:

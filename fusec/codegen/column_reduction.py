@@ -251,22 +251,24 @@ class ColumnSumKernel(ElementwiseKernel):
         ]
         return out + ["    " + line for line in body] + ["}", ""]
 
-    def _streams(self, w: int, full: FusionGroup) -> bool:
-        return w > 1 and streaming.eligible(self, full)
+    def _streams(self, w: int) -> bool:
+        with streaming.over_index_space(self, self.full_outputs, self.group.stores):
+            return w > 1 and streaming.eligible(self)
 
     def _rows_body(self, w: int) -> list[str]:
         """column_rows.py's body; the full-shape outputs' vector stores
         non-temporal where `fu_nt` (every row starts a line, streaming.py),
         fenced at the end by the work-group's one work-item."""
-        full = dataclasses.replace(self.group, outputs=self.full_outputs)
-        self._streaming = self._streams(w, full)
+        self._streaming = self._streams(w)
         try:
             body = column_rows.partial_body(self)
         finally:
             streams, self._streaming = self._streaming, False
         if not streams:
             return body
-        return [*streaming.prologue(self, w, "cols", full), *body, streaming.FENCE]
+        with streaming.over_index_space(self, self.full_outputs, self.group.stores):
+            prologue = streaming.prologue(self, w, "cols")
+        return [*prologue, *body, streaming.FENCE]
 
     def _finish_source(self) -> list[str]:
         acc, name, fl = self.acc, self.group.name, self.finish_local

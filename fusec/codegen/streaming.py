@@ -30,26 +30,27 @@ work-group the 2^24-float chain took 5.9 ms against 3.7).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+
 from ..ir import dtypes as dt
 from .opencl_c import CTYPE_BYTES, STORAGE, temp_name
 
 
-def stored_pointers(kernel, group=None) -> list[tuple[str, str]]:
-    """(C name, dtype) of every array the kernel stores into over its index
-    space (`group`: those of a kernel's group whose other outputs it stores
-    once per row or column, ordinarily)."""
-    g, group = kernel.g, group or kernel.group
-    outs = [(f"out{i}", g.nodes[n]["dtype"]) for i, n in group.outputs]
-    return outs + [(temp_name(n), g.nodes[n]["dtype"]) for n in group.stores]
+def stored_pointers(kernel) -> list[tuple[str, str]]:
+    """(C name, dtype) of every array the kernel stores into."""
+    g = kernel.g
+    outs = [(f"out{i}", g.nodes[n]["dtype"]) for i, n in kernel.group.outputs]
+    return outs + [(temp_name(n), g.nodes[n]["dtype"]) for n in kernel.group.stores]
 
 
-def eligible(kernel, group=None) -> bool:
+def eligible(kernel) -> bool:
     """Whether the kernel may store non-temporally: the device allows it and
     every stored value is 4 bytes wide (one alignment shift fits them all)."""
     d = kernel.device
     if not d.nontemporal_min_bytes or d.vector_width == 1 or d.compose_vector_access:
         return False
-    stored = stored_pointers(kernel, group)
+    stored = stored_pointers(kernel)
     return bool(stored) and all(
         CTYPE_BYTES[STORAGE[dt.concrete(dtype)]] == 4 for _, dtype in stored
     )
@@ -58,11 +59,11 @@ def eligible(kernel, group=None) -> bool:
 LINE = 64  # bytes: non-temporal stores write whole cache lines, never part of one an ordinary store writes
 
 
-def prologue(kernel, w: int, row_length: str | None = None, group=None) -> list[str]:
+def prologue(kernel, w: int, row_length: str | None = None) -> list[str]:
     """`fu_nt`: the stores are non-temporal. The flat launch also gets `fu_s`,
     its vector positions' shift to the first output's next line; the row
     layout stores non-temporally only where every row starts a line."""
-    pointers = [name for name, _ in stored_pointers(kernel, group)]
+    pointers = [name for name, _ in stored_pointers(kernel)]
     min_elements = -(-kernel.device.nontemporal_min_bytes // (4 * len(pointers)))
     if row_length is not None:
         aligned = [f"(ulong){p} % {LINE} == 0" for p in pointers]
@@ -89,3 +90,16 @@ def store(out: str, ctype: str, w: int, value: str, index: str) -> str:
 FENCE = (
     "if (fu_nt && get_local_id(0) == get_local_size(0) - 1) write_mem_fence(CLK_GLOBAL_MEM_FENCE);"
 )
+
+
+@contextlib.contextmanager
+def over_index_space(kernel, outputs: tuple, stores: tuple):
+    """The kernel seen as storing only `outputs` and `stores` over its index
+    space (eligible, prologue): a row or column group's other outputs are one
+    per row or column, stored ordinarily."""
+    whole = kernel.group
+    kernel.group = dataclasses.replace(whole, outputs=outputs, stores=stores)
+    try:
+        yield
+    finally:
+        kernel.group = whole
