@@ -1,4 +1,4 @@
-"""Non-temporal stores for a kernel's large outputs (DeviceInfo.nontemporal_min_bytes).
+"""Non-temporal stores for an elementwise kernel's large outputs (DeviceInfo.nontemporal_min_bytes).
 
 An ordinary store first reads the line it writes into the cache; an output
 far larger than the cache is then read and written, and evicts the inputs
@@ -13,12 +13,6 @@ takes the elements before it one by one; the row layout stores
 non-temporally only where every row starts a line (fusec allocates large
 outputs line-aligned, runtime/memory.py). Outputs that do not share the
 first one's alignment keep ordinary stores, as do outputs under the size.
-The row reductions' outputs over the row (row_reduction.py: log_softmax's
-backward, LayerNorm) and a column group's full-shape outputs on CPUs
-(column_reduction.py: a training step's dx) take the row rule too; their
-per-row or per-column results and scratch keep ordinary stores, as does
-softmax's output, which its sum's pass fills with exp(x - max) and the
-output pass reads back from the cache (bench/rows_streaming_ab.py).
 
 Non-temporal stores are weakly ordered: the last work-item of each
 work-group fences them before the runtime reports the kernel done. On Intel's CPU runtime a work-group runs on one thread, its
@@ -26,6 +20,14 @@ work-items in order, so that fence follows every store of the group;
 `write_mem_fence` is an `sfence` there, which costs next to nothing
 (`mem_fence`, an `mfence`, waited for the stores to reach memory: at one a
 work-group the 2^24-float chain took 5.9 ms against 3.7).
+
+Beyond the elementwise kernels: the row reductions' outputs over the row
+(row_reduction.py: log_softmax's backward, LayerNorm) and a column group's
+full-shape outputs on CPUs (column_reduction.py: a training step's dx) take
+the row rule; their per-row or per-column results and scratch keep ordinary
+stores, as does softmax's output, which its sum's pass fills with
+exp(x - max) and the output pass reads back from the cache
+(bench/rows_streaming_ab.py).
 """
 
 from __future__ import annotations
