@@ -256,19 +256,23 @@ class ColumnSumKernel(ElementwiseKernel):
             return w > 1 and streaming.eligible(self)
 
     def _rows_body(self, w: int) -> list[str]:
-        """column_rows.py's body; the full-shape outputs' vector stores
-        non-temporal where `fu_nt` (every row starts a line, streaming.py),
-        fenced at the end by the work-group's one work-item."""
-        self._streaming = self._streams(w)
-        try:
-            body = column_rows.partial_body(self)
-        finally:
-            streams, self._streaming = self._streaming, False
-        if not streams:
+        """column_rows.py's body; where `fu_nt` (every row starts a line,
+        streaming.py), a copy whose full-shape outputs' vector stores are
+        non-temporal, fenced at the end by the work-group's one work-item
+        (as row_reduction.py: the body as before where not)."""
+        body = column_rows.partial_body(self)
+        if not self._streams(w):
             return body
+        self._streaming = True
+        try:
+            streamed = column_rows.partial_body(self)
+        finally:
+            self._streaming = False
         with streaming.over_index_space(self, self.full_outputs, self.group.stores):
             prologue = streaming.prologue(self, w, "cols")
-        return [*prologue, *body, streaming.FENCE]
+        indent = lambda lines: ["    " + x for x in lines]  # noqa: E731
+        branches = ["if (fu_nt) {", *indent(streamed), "} else {", *indent(body), "}"]
+        return [*prologue, *branches, streaming.FENCE]
 
     def _finish_source(self) -> list[str]:
         acc, name, fl = self.acc, self.group.name, self.finish_local

@@ -308,16 +308,19 @@ class RowReductionKernel(ElementwiseKernel):
 
     def _streaming_rows(self, w: int) -> list[str]:
         """The CPU rows, the output pass's stores non-temporal where `fu_nt`
-        (every row starts a line); the work-group's last work-item fences them
-        after its own row (no return before it)."""
+        (every row starts a line), else the rows as before: one branch per row
+        where a store's own ran 2048 x 1024 LayerNorm 0.92-0.95x as fast. The
+        work-group's last work-item fences the stores after its own row (no
+        return before it)."""
         with streaming.over_index_space(self, self.row_outputs, self.row_stores):
             out = ["    " + line for line in streaming.prologue(self, w, "inner")]
-        out += ["    const long row = get_global_id(0);", "    if (row < rows) {"]
+        out += ["    const long row = get_global_id(0);", "    if (fu_nt && row < rows) {"]
         self._streaming = True
         try:
             out += ["    " + line for line in self._row_lines(False)]
         finally:
             self._streaming = False
+        out += ["    } else if (row < rows) {", *("    " + x for x in self._row_lines(False))]
         return out + ["    }", "    " + streaming.FENCE]
 
     def row_function(self) -> str:
