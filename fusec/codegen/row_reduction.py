@@ -33,7 +33,6 @@ import networkx as nx
 from ..ir import dtypes as dt
 from ..ir.registry import lookup
 from ..passes.fuse import FusionGroup, view_root
-from . import streaming
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, trial_kind
@@ -288,40 +287,9 @@ class RowReductionKernel(ElementwiseKernel):
                 "    const int lid = get_local_id(0);",
                 "    if (row >= rows) return;  // the whole work-group: one row",
             ]
-        elif self._streams():
-            return "\n".join(out + self._streaming_rows(w) + ["}", ""])
         else:
             out += ["    const long row = get_global_id(0);", "    if (row >= rows) return;"]
         return "\n".join(out + self._row_lines(gpu) + ["}", ""])
-
-    # -- non-temporal stores of the row's outputs (streaming.py) ------------------------
-
-    def _streams(self) -> bool:
-        """Whether the row's outputs may be stored non-temporally: the CPU layout,
-        vectorised along the row (vec_type_hint), every stored value 4 bytes, no
-        stash (softmax's: a stash is read back from the cache; computed again
-        instead, softmax ran 0.84-0.94x as fast at 4096 x 1024 and x 4096)."""
-        if not self.vectorised or self.stash is not None:
-            return False
-        with streaming.over_index_space(self, self.row_outputs, self.row_stores):
-            return streaming.eligible(self)
-
-    def _streaming_rows(self, w: int) -> list[str]:
-        """The CPU rows, the output pass's stores non-temporal where `fu_nt`
-        (every row starts a line), else the rows as before: one branch per row
-        where a store's own ran 2048 x 1024 LayerNorm 0.92-0.95x as fast. The
-        work-group's last work-item fences the stores after its own row (no
-        return before it)."""
-        with streaming.over_index_space(self, self.row_outputs, self.row_stores):
-            out = ["    " + line for line in streaming.prologue(self, w, "inner")]
-        out += ["    const long row = get_global_id(0);", "    if (fu_nt && row < rows) {"]
-        self._streaming = True
-        try:
-            out += ["    " + line for line in self._row_lines(False)]
-        finally:
-            self._streaming = False
-        out += ["    } else if (row < rows) {", *("    " + x for x in self._row_lines(False))]
-        return out + ["    }", "    " + streaming.FENCE]
 
     def row_function(self) -> str:
         """The CPU layout's work for one row as a C function `{name}_row(row,

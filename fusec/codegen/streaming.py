@@ -21,13 +21,14 @@ work-items in order, so that fence follows every store of the group;
 (`mem_fence`, an `mfence`, waited for the stores to reach memory: at one a
 work-group the 2^24-float chain took 5.9 ms against 3.7).
 
-Beyond the elementwise kernels: the row reductions' outputs over the row
-(row_reduction.py: log_softmax's backward, LayerNorm) and a column group's
-full-shape outputs on CPUs (column_reduction.py: a training step's dx) take
-the row rule; their per-row or per-column results and scratch keep ordinary
-stores, as does softmax's output, which its sum's pass fills with
-exp(x - max) and the output pass reads back from the cache
-(bench/rows_streaming_ab.py).
+Beyond the elementwise kernels: a column group's full-shape outputs on CPUs
+(column_reduction.py: a training step's dx, written while dw and db are
+summed) take the row rule; its partials and sums keep ordinary stores.
+grad-light (bench/shapes.py) 4096 x 4096: 1.09-1.26x (bench/column_streaming_ab.py).
+The row reductions (row_reduction.py) keep ordinary stores: streamed, their
+outputs over the row did not pay with NumPy's fresh outputs (LayerNorm
+4096 x 4096: 0.88-0.99x; log_softmax's backward 0.94-1.03x; 1.18-1.33x
+into a preallocated out=), and softmax reads its output back (the stash).
 """
 
 from __future__ import annotations
