@@ -24,7 +24,8 @@ work-group the 2^24-float chain took 5.9 ms against 3.7).
 Beyond the elementwise kernels: a column group's full-shape outputs on CPUs
 (column_reduction.py: a training step's dx, written while dw and db are
 summed) take the row rule; its partials and sums keep ordinary stores.
-grad-light (bench/shapes.py) 4096 x 4096: 1.09-1.26x (bench/column_streaming_ab.py).
+grad-light (bench/shapes.py) 4096 x 4096: 1.07-1.26x, its scalar loss 1.15-1.24x
+(bench/column_streaming_ab.py; 4096 x 256, under the size: 0.93-1.06x, A/A 0.95-1.02x).
 The row reductions (row_reduction.py) keep ordinary stores: streamed, their
 outputs over the row did not pay with NumPy's fresh outputs (LayerNorm
 4096 x 4096: 0.88-0.99x; log_softmax's backward 0.94-1.03x; 1.18-1.33x
