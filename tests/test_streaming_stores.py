@@ -40,7 +40,7 @@ def compile_streaming(tmp_path_factory):
                 lambda cls, d: dataclasses.replace(real(d), nontemporal_min_bytes=THRESHOLD)
             ),
         )
-        yield lambda text: fusec.compile(text, queue=queue)
+        yield lambda text, **kw: fusec.compile(text, queue=queue, **kw)
 
 
 def shifted(n: int, offset: int, shape=None) -> np.ndarray:
@@ -117,3 +117,54 @@ def test_kernels_vectorised_across_work_items_keep_ordinary_stores(compile_strea
     # ran such a chain 2.5x slower there
     g = compile_streaming("graph f(x: f32[N], y: f32[N]) { return sigmoid(tanh(exp(x * y))) }")["f"]
     assert "vec_type_hint" not in g.source and "__builtin_nontemporal_store" not in g.source
+
+
+# a column group's full-shape output, written while its sums are added
+# (column_rows.py's CPU layout): a training step's dx beside dw and db
+COLUMNS = "graph col(x: f32[B, D], g: f32[B, D], w: f32[D]) {\n" + (
+    "    d = g * w\n    return d * 0.5, sum(d * x, axis=0), sum(d, axis=0)\n}"
+)
+
+
+@pytest.fixture(scope="module")
+def columns(compile_streaming):
+    g = compile_streaming(COLUMNS)["col"]
+    assert "__builtin_nontemporal_store" in g.source
+    return g
+
+
+@pytest.mark.parametrize(
+    "rows, cols",
+    [(1, 1), (7, 7), (3, 1023), (31, 16), (13, 48), (5, 37), (300, 64), (3, 4112)],
+)
+def test_column_group_full_shape_outputs(columns, rows, cols):
+    rng = np.random.default_rng(rows + cols)
+    x, g = (rng.standard_normal((rows, cols)).astype(np.float32) for _ in range(2))
+    w = rng.standard_normal(cols).astype(np.float32)
+    d = g.astype(np.float64) * w
+    got = []
+    for offset in (0, 4):  # rows that start a line (N % 16 == 0) stream at 0
+        out = (shifted(rows * cols, offset, (rows, cols)), np.empty(cols, np.float32))
+        got.append(columns(x, g, w, out=(*out, np.empty(cols, np.float32))))
+    for a, b in zip(*got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[0][0], (g * w) * np.float32(0.5))
+    np.testing.assert_allclose(got[0][1], (d * x).sum(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[0][2], d.sum(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_training_step_gradients(compile_streaming):
+    # value_and_grad's dx: a column group's output, fusec's own (over 4 MiB: line-aligned)
+    text = "graph f(x: f32[B, D], w: f32[D], b: f32[D]) { return relu((x * w + b) * 0.5 - 0.125) }"
+    g = compile_streaming(text, grad=True)["f"]
+    assert "__builtin_nontemporal_store" in g.backward.source
+    rng = np.random.default_rng(11)
+    x, ct = (rng.standard_normal((1100, 1024)).astype(np.float32) for _ in range(2))
+    w, b = (rng.standard_normal(1024).astype(np.float32) for _ in range(2))
+    y, grads = g.value_and_grad(x, w, b, grad_outputs=ct)
+    pre = (x * w + b) * np.float32(0.5) - np.float32(0.125)
+    np.testing.assert_array_equal(y, np.maximum(pre, 0))
+    up = np.where(pre > 0, ct, 0).astype(np.float64) * 0.5
+    np.testing.assert_allclose(grads["x"], up * w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grads["w"], (up * x).sum(axis=0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(grads["b"], up.sum(axis=0), rtol=1e-4, atol=1e-3)

@@ -30,7 +30,7 @@ import networkx as nx
 
 from ..ir import dtypes as dt
 from ..passes.fuse import FusionGroup
-from . import column_rows
+from . import column_rows, streaming
 from .device import DeviceInfo
 from .elementwise import ElementwiseKernel
 from .kernel_args import Count, KernelArg, Launch, Output, Scratch, c_parameter, trial_kind
@@ -210,7 +210,7 @@ class ColumnSumKernel(ElementwiseKernel):
             head.append(self._hint(w))
         out = head + [f"__kernel void {name}_partial(\n    " + ",\n    ".join(sig) + ")", "{"]
         if self.streams_rows:
-            return out + ["    " + line for line in column_rows.partial_body(self)] + ["}", ""]
+            return out + ["    " + line for line in self._rows_body(w)] + ["}", ""]
         n_sums = range(len(self.group.sums))
         vec = f"{acc}{w}" if w > 1 else acc
         body = [
@@ -250,6 +250,29 @@ class ColumnSumKernel(ElementwiseKernel):
             "}",
         ]
         return out + ["    " + line for line in body] + ["}", ""]
+
+    def _streams(self, w: int) -> bool:
+        with streaming.over_index_space(self, self.full_outputs, self.group.stores):
+            return w > 1 and streaming.eligible(self)
+
+    def _rows_body(self, w: int) -> list[str]:
+        """column_rows.py's body; where `fu_nt` (every row starts a line,
+        streaming.py), a copy whose full-shape outputs' vector stores are
+        non-temporal, fenced at the end by the work-group's one work-item
+        (as row_reduction.py: the body as before where not)."""
+        body = column_rows.partial_body(self)
+        if not self._streams(w):
+            return body
+        self._streaming = True
+        try:
+            streamed = column_rows.partial_body(self)
+        finally:
+            self._streaming = False
+        with streaming.over_index_space(self, self.full_outputs, self.group.stores):
+            prologue = streaming.prologue(self, w, "cols")
+        indent = lambda lines: ["    " + x for x in lines]  # noqa: E731
+        branches = ["if (fu_nt) {", *indent(streamed), "} else {", *indent(body), "}"]
+        return [*prologue, *branches, streaming.FENCE]
 
     def _finish_source(self) -> list[str]:
         acc, name, fl = self.acc, self.group.name, self.finish_local

@@ -21,9 +21,22 @@ work-items in order, so that fence follows every store of the group;
 `write_mem_fence` is an `sfence` there, which costs next to nothing
 (`mem_fence`, an `mfence`, waited for the stores to reach memory: at one a
 work-group the 2^24-float chain took 5.9 ms against 3.7).
+
+Beyond the elementwise kernels: a column group's full-shape outputs on CPUs
+(column_reduction.py: a training step's dx, written while dw and db are
+summed) take the row rule; its partials and sums keep ordinary stores.
+grad-light (bench/shapes.py) 4096 x 4096: 1.07-1.26x, its scalar loss 1.15-1.24x
+(bench/column_streaming_ab.py; 4096 x 256, under the size: 0.93-1.06x, A/A 0.95-1.02x).
+The row reductions (row_reduction.py) keep ordinary stores: streamed, their
+outputs over the row did not pay with NumPy's fresh outputs (LayerNorm
+4096 x 4096: 0.88-0.99x; log_softmax's backward 0.94-1.03x; 1.18-1.33x
+into a preallocated out=), and softmax reads its output back (the stash).
 """
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
 
 from ..ir import dtypes as dt
 from .opencl_c import CTYPE_BYTES, STORAGE, temp_name
@@ -92,3 +105,16 @@ def store(out: str, ctype: str, w: int, value: str, index: str) -> str:
 FENCE = (
     "if (fu_nt && get_local_id(0) == get_local_size(0) - 1) write_mem_fence(CLK_GLOBAL_MEM_FENCE);"
 )
+
+
+@contextlib.contextmanager
+def over_index_space(kernel, outputs: tuple, stores: tuple):
+    """The kernel seen as storing only `outputs` and `stores` over its index
+    space (eligible, prologue): a row or column group's other outputs are one
+    per row or column, stored ordinarily."""
+    whole = kernel.group
+    kernel.group = dataclasses.replace(whole, outputs=outputs, stores=stores)
+    try:
+        yield
+    finally:
+        kernel.group = whole
