@@ -9,8 +9,12 @@ from pathlib import Path
 
 # lines in fusec/, all .py files: 16,000 when the package had 7,500 lines and no
 # framework front ends; raised once, by the 3,700 lines of fusec.torch, fusec.numpy
-# and fusec.onnx (issues 11 and 12) less what the core must still earn by cutting.
-PACKAGE_BUDGET = 17_500
+# and fusec.onnx (issues 11 and 12) less what the core must still earn by cutting;
+# raised again to 18,000 (session 20) for the kernel-argument budget
+# (passes/budget.py: wide groups failed on GPUs), non-temporal stores and
+# host memory (codegen/streaming.py, runtime/memory.py) and the red-team and
+# front-end journey fixes, about 900 lines, none of them duplicated (`duplicates`).
+PACKAGE_BUDGET = 18_000
 FILE_BUDGET = 500  # lines in any one file of fusec/
 
 root = Path(__file__).resolve().parent.parent / "fusec"
