@@ -71,3 +71,58 @@ def test_small_buffers_are_left_alone(graph):
     y = graph(cla.to_device(runtime.queue, np.ones(1000, np.float32)))
     np.testing.assert_array_equal(y.get(), np.full(1000, 1.25, np.float32))
     assert runtime.allocator.advised == before
+
+
+# -- host outputs' memory, kept for the next call (memory.HostBuffers) -------------------------
+
+
+def test_a_dropped_outputs_memory_serves_the_next_call(graph):
+    from fusec.runtime.memory import ALIGNED_MIN_BYTES
+
+    n = ALIGNED_MIN_BYTES // 4 + 1000
+    x = np.random.default_rng(1).standard_normal(n).astype(np.float32)
+    first = graph(x)
+    address = first.ctypes.data
+    del first
+    other = np.empty(n * 4 + 64, np.uint8)  # where the allocator would put a freed block
+    second = graph(x)
+    assert other.ctypes.data != address
+    assert second.ctypes.data == address  # no fresh pages to fault in
+    np.testing.assert_array_equal(second, np.maximum(x * np.float32(0.5) + 1, 0) - 0.25)
+
+
+@pytest.mark.parametrize("holder", ["array", "view", "memoryview", "tensor"])
+def test_memory_the_caller_still_reaches_is_never_reused(graph, holder):
+    from fusec.runtime.memory import ALIGNED_MIN_BYTES
+
+    n = ALIGNED_MIN_BYTES // 4 + 3000
+    rng = np.random.default_rng(2)
+    x1, x2, x3 = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    y1 = graph(x1)
+    want = y1.copy()
+    if holder == "view":
+        kept = y1[5:]
+    elif holder == "memoryview":
+        kept = memoryview(y1)
+    elif holder == "tensor":
+        torch = pytest.importorskip("torch")
+        kept = torch.from_numpy(y1)
+    else:
+        kept = y1
+    del y1
+    y2, y3 = graph(x2), graph(x3)  # more calls than buffers kept per size
+    for y, x in ((y2, x2), (y3, x3)):
+        np.testing.assert_array_equal(y, np.maximum(x * np.float32(0.5) + 1, 0) - 0.25)
+    got = np.asarray(kept) if holder != "tensor" else kept.numpy()
+    np.testing.assert_array_equal(got, want[5:] if holder == "view" else want)
+
+
+def test_the_cache_keeps_at_most_its_budget():
+    from fusec.runtime.memory import HostBuffers
+
+    cache = HostBuffers()
+    cache.MAX_BYTES = 3 << 20
+    for size in (1 << 20, 2 << 20, 1 << 20, 3 << 20):
+        cache.take(size)
+    assert sum(n * len(v) for n, v in cache._sizes.items()) <= 3 << 20
+    assert 3 << 20 in cache._sizes  # the most recent size stays

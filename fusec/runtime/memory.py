@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
+import threading
 
 import numpy as np
 import pyopencl as cl
@@ -38,14 +39,55 @@ MADV_HUGEPAGE = 14  # Linux's value on every architecture
 
 
 def empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """`np.empty(shape, dtype)`, starting a cache line when 4 MiB or more."""
+    """`np.empty(shape, dtype)`, starting a cache line when 4 MiB or more, its
+    memory from `buffers` (reused once the caller has dropped every array on it)."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < ALIGNED_MIN_BYTES:
         return np.empty(shape, dtype)
-    raw = np.empty(nbytes + LINE, np.uint8)
+    raw = buffers.take(nbytes + LINE)
     skip = -raw.ctypes.data % LINE
     return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+class HostBuffers:
+    """The memory of large host outputs, kept when the caller drops them, as a
+    caching allocator keeps it: glibc maps a buffer of tens of MiB afresh at
+    each allocation and unmaps it at each free, so every call's output was
+    page-faulted in again (2^24-float light chain, NumPy in and out: 10.7 ms
+    a call with a fresh output against 2.4 ms writing into the same one).
+
+    A buffer is free when nothing but this cache refers to it: every array on
+    it (the output, its views, a tensor made with `torch.from_numpy`, a
+    memoryview) holds a reference. At most SPARE buffers of each size are
+    kept, MAX_BYTES in all (the least recently used size goes first)."""
+
+    SPARE = 2  # a loop that keeps its last result while computing the next needs two
+    MAX_BYTES = 1 << 30
+
+    def __init__(self):
+        self._sizes: dict[int, list[np.ndarray]] = {}  # by size, least recently used first
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> np.ndarray:
+        with self._lock:
+            kept = self._sizes.pop(nbytes, [])
+            self._sizes[nbytes] = kept  # most recently used now
+            for raw in kept:
+                if sys.getrefcount(raw) == 3:  # the list's, the loop's and the argument's
+                    return raw
+            raw = np.empty(nbytes, np.uint8)
+            if len(kept) < self.SPARE:
+                kept.append(raw)
+                self._trim()
+            return raw
+
+    def _trim(self) -> None:
+        while sum(n * len(v) for n, v in self._sizes.items()) > self.MAX_BYTES and self._sizes:
+            self._sizes.pop(next(iter(self._sizes)))
+
+
+buffers = HostBuffers()
 
 
 class AdvisedPool:
