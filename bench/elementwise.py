@@ -231,7 +231,9 @@ class CopyKernels:
                 q.finish()
 
             out[f"chunk{items}/ls1"] = cc
-            aligned = all(_address(q, b) % 64 == 0 for b in (src, dst))
+            from fusec.runtime.memory import host_address
+
+            aligned = all(host_address(q, b) % 64 == 0 for b in (src, dst))
             if self.knt is not None and aligned and n8 % 256 == 0:
 
                 def cnt():
@@ -240,18 +242,6 @@ class CopyKernels:
 
                 out["float8/non-temporal"] = cnt
         return out
-
-
-def _address(queue, buf) -> int:
-    """Where a CPU device's buffer lies in host memory (mapped in place there)."""
-    import pyopencl as cl
-
-    buf = getattr(buf, "base_data", buf)  # a pyopencl array's buffer
-    host, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, (64,), np.uint8)
-    try:
-        return host.ctypes.data
-    finally:
-        host.base.release(queue)
 
 
 # -- timing ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pyopencl.array as cla
 import pytest
 
 import fusec
-from fusec.runtime.memory import HUGE_PAGE, AdvisedPool
+from fusec.runtime.memory import HUGE_PAGE, AdvisedPool, host_address
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux")
@@ -41,14 +41,6 @@ def vm_flags(address: int) -> list[str]:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-def host_address(queue, buf, nbytes: int) -> int:
-    host, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, (nbytes,), np.uint8)
-    try:
-        return host.ctypes.data
-    finally:
-        host.base.release(queue)
-
-
 @pytest.mark.parametrize("n", [(3 << 20) + 7, 1 << 22])
 def test_a_large_output_is_advised_and_right(graph, n):
     runtime = graph.runtime
@@ -57,7 +49,7 @@ def test_a_large_output_is_advised_and_right(graph, n):
     x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
     y = graph(cla.to_device(runtime.queue, x))
     np.testing.assert_array_equal(y.get(), np.maximum(x * np.float32(0.5) + 1, 0) - 0.25)
-    start = host_address(runtime.queue, y.base_data, y.nbytes)
+    start = host_address(runtime.queue, y.base_data)
     first_huge_page = -(-start // HUGE_PAGE) * HUGE_PAGE
     assert "hg" in vm_flags(first_huge_page)
 

@@ -118,25 +118,28 @@ def pool_for(queue: cl.CommandQueue):
     return cl_tools.MemoryPool(cl_tools.ImmediateAllocator(queue))
 
 
+def host_address(queue: cl.CommandQueue, buf) -> int:
+    """Where a CPU device's buffer lies in host memory (it maps in place there)."""
+    host, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, (1,), np.uint8)
+    try:
+        return host.ctypes.data
+    finally:
+        host.base.release(queue)
+
+
 def advise_huge_pages(queue: cl.CommandQueue, buf, nbytes: int) -> bool:
     """Advise the whole huge pages inside `buf`'s host memory; False where the
     mapping or madvise failed (the buffer works as before, on small pages)."""
     try:
-        host, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ, 0, (nbytes,), np.uint8)
+        start = host_address(queue, buf)
     except cl.Error:
         return False
-    try:
-        start = host.ctypes.data
-        first = -(-start // HUGE_PAGE) * HUGE_PAGE
-        last = (start + nbytes) // HUGE_PAGE * HUGE_PAGE
-        if last <= first:
-            return False
-        return (
-            _libc().madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), MADV_HUGEPAGE)
-            == 0
-        )
-    finally:
-        host.base.release(queue)
+    first = -(-start // HUGE_PAGE) * HUGE_PAGE
+    last = (start + nbytes) // HUGE_PAGE * HUGE_PAGE
+    if last <= first:
+        return False
+    size = ctypes.c_size_t(last - first)
+    return _libc().madvise(ctypes.c_void_p(first), size, MADV_HUGEPAGE) == 0
 
 
 _LIBC: list = []
